@@ -1,0 +1,34 @@
+import { loadApiConfig, ConfigError } from './config.js';
+import { createAppDeps, closeAppDeps } from './deps.js';
+import { buildServer } from './server.js';
+import { startBackgroundTasks } from './background.js';
+
+let config;
+try {
+  config = loadApiConfig();
+} catch (error) {
+  if (error instanceof ConfigError) {
+    console.error(error.message);
+    process.exit(1);
+  }
+  throw error;
+}
+
+const deps = createAppDeps(config);
+const app = await buildServer(deps);
+const tasks = config.DISABLE_BACKGROUND ? [] : startBackgroundTasks(deps);
+await app.listen({ port: config.API_PORT, host: config.API_HOST });
+deps.logger.info({ port: config.API_PORT, google: config.googleEnabled, lemonSqueezy: config.lemonSqueezyEnabled }, 'api listening');
+
+let stopping = false;
+async function shutdown(signal: string): Promise<void> {
+  if (stopping) return;
+  stopping = true;
+  deps.logger.info({ signal }, 'api shutting down');
+  await Promise.allSettled(tasks.map((task) => task.stop()));
+  await app.close();
+  await closeAppDeps(deps);
+  process.exit(0);
+}
+process.on('SIGTERM', () => void shutdown('SIGTERM'));
+process.on('SIGINT', () => void shutdown('SIGINT'));

@@ -1,0 +1,45 @@
+import { expect } from 'vitest';
+import type postgres from 'postgres';
+
+/**
+ * The ledger's invariants (ARCHITECTURE.md, "Credits"), stated once and checked after
+ * every scenario, through the owner connection so RLS hides nothing:
+ * 1. every balance column equals the sum of its transactions' deltas;
+ * 2. nothing is ever negative;
+ * 3. held credits equal the open holds;
+ * 4. every closed hold was captured for at most what it held, and open/closed holds agree with
+ *    the jobs that own them (no terminal job keeps an open hold, no live job lost its hold).
+ */
+export async function expectLedgerInvariants(admin: postgres.Sql): Promise<void> {
+  const mismatched = await admin`
+    select b.user_id, b.subscription_credits, b.purchased_credits, b.held_credits,
+           coalesce(t.sub, 0)::int as sum_sub, coalesce(t.pur, 0)::int as sum_pur, coalesce(t.held, 0)::int as sum_held,
+           coalesce(h.open_held, 0)::int as open_held
+    from credit_balances b
+    left join (select user_id, sum(subscription_delta) sub, sum(purchased_delta) pur, sum(held_delta) held
+               from credit_transactions group by user_id) t on t.user_id = b.user_id
+    left join (select user_id, sum(subscription_amount + purchased_amount) open_held
+               from credit_holds where status = 'open' group by user_id) h on h.user_id = b.user_id
+    where b.subscription_credits <> coalesce(t.sub, 0) or b.purchased_credits <> coalesce(t.pur, 0)
+       or b.held_credits <> coalesce(t.held, 0) or b.held_credits <> coalesce(h.open_held, 0)
+       or b.subscription_credits < 0 or b.purchased_credits < 0 or b.held_credits < 0`;
+  expect(mismatched, 'balances must equal their transactions and open holds, and never be negative').toEqual([]);
+
+  const orphans = await admin`
+    select t.user_id from credit_transactions t left join credit_balances b on b.user_id = t.user_id where b.user_id is null limit 5`;
+  expect(orphans, 'every transaction belongs to a balance').toEqual([]);
+
+  const badHolds = await admin`
+    select id from credit_holds
+    where (status = 'open' and captured_amount is not null)
+       or (status <> 'open' and (captured_amount is null or closed_at is null))`;
+  expect(badHolds, 'holds are open with no capture, or closed with one').toEqual([]);
+
+  const jobHolds = await admin`
+    select j.id, j.status, h.status as hold_status from generation_jobs j join credit_holds h on h.id = j.hold_id
+    where (j.status in ('completed', 'failed', 'cancelled') and h.status = 'open')
+       or (j.status in ('pending', 'in_progress') and h.status <> 'open')
+       or (j.status = 'completed' and h.status <> 'captured')
+       or (j.status = 'failed' and h.status <> 'released')`;
+  expect(jobHolds, 'a job holds its credits exactly while it is live').toEqual([]);
+}

@@ -1,0 +1,73 @@
+import { initTRPC, TRPCError } from '@trpc/server';
+import type { TRPC_ERROR_CODE_KEY } from '@trpc/server/rpc';
+import superjson from 'superjson';
+import { DomainError, type ErrorCode } from '@pingvas/core';
+import type { Context } from './context.js';
+
+const TRPC_CODE: Record<ErrorCode, TRPC_ERROR_CODE_KEY> = {
+  PAYMENT_REQUIRED: 'PAYMENT_REQUIRED',
+  NOT_FOUND: 'NOT_FOUND',
+  BAD_REQUEST: 'BAD_REQUEST',
+  UNAUTHORIZED: 'UNAUTHORIZED',
+  FORBIDDEN: 'FORBIDDEN',
+  CONFLICT: 'CONFLICT',
+  TOO_MANY_REQUESTS: 'TOO_MANY_REQUESTS',
+  PLAN_LIMIT: 'FORBIDDEN',
+  PROVIDER_UNAVAILABLE: 'SERVICE_UNAVAILABLE',
+  LEASE_LOST: 'CONFLICT',
+};
+
+/** A DomainError thrown anywhere below a procedure becomes a tRPC error with the same code. */
+export function toTrpcError(error: unknown): unknown {
+  if (error instanceof DomainError) {
+    return new TRPCError({ code: TRPC_CODE[error.code as ErrorCode], message: error.message, cause: error });
+  }
+  return error;
+}
+
+const t = initTRPC.context<Context>().create({
+  transformer: superjson,
+  errorFormatter({ shape, error }) {
+    const domain = error.cause instanceof DomainError ? { code: error.cause.code, details: error.cause.details } : null;
+    const isInputError = error.code === 'BAD_REQUEST' && error.cause?.name === 'ZodError';
+    return {
+      ...shape,
+      // Never leak stack traces or internal messages to clients.
+      message: error.code === 'INTERNAL_SERVER_ERROR' ? 'Something went wrong on our side.' : shape.message,
+      data: {
+        code: shape.data.code,
+        httpStatus: shape.data.httpStatus,
+        path: shape.data.path,
+        domain,
+        issues: isInputError ? (error.cause as unknown as { issues: { path: PropertyKey[]; message: string }[] }).issues.map((i) => ({ path: i.path.map(String).join('.'), message: i.message })) : null,
+      },
+    };
+  },
+});
+
+const domainErrors = t.middleware(async ({ next }) => {
+  const result = await next();
+  if (!result.ok && result.error.cause instanceof DomainError) {
+    const mapped = toTrpcError(result.error.cause) as TRPCError;
+    return { ...result, error: mapped };
+  }
+  return result;
+});
+
+export const router = t.router;
+export const middleware = t.middleware;
+export const mergeRouters = t.mergeRouters;
+export const createCallerFactory = t.createCallerFactory;
+export const publicProcedure = t.procedure.use(domainErrors);
+
+/** Requires a signed-in user; ctx.user is then non-null. */
+export const protectedProcedure = publicProcedure.use(({ ctx, next }) => {
+  if (!ctx.user) throw new TRPCError({ code: 'UNAUTHORIZED', message: 'Sign in first.' });
+  return next({ ctx: { ...ctx, user: ctx.user } });
+});
+
+/** Only for GPU workers holding WORKER_TOKEN, on /internal/trpc. */
+export const workerProcedure = publicProcedure.use(({ ctx, next }) => {
+  if (!ctx.isWorker) throw new TRPCError({ code: 'UNAUTHORIZED', message: 'Worker token required.' });
+  return next();
+});

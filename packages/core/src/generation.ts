@@ -1,0 +1,52 @@
+import { z } from 'zod';
+import { MODEL_IDS } from './models.js';
+import { PLANS, type Tier } from './plans.js';
+
+export const SAMPLERS = [
+  'euler', 'euler_a', 'heun', 'dpm2', 'dpm++2s_a', 'dpm++2m', 'dpm++2mv2', 'ipndm', 'ipndm_v', 'lcm', 'ddim_trailing', 'tcd',
+] as const;
+export type Sampler = (typeof SAMPLERS)[number];
+
+export const MIN_SIDE = 256;
+export const MAX_SIDE = 2048;
+export const SIDE_STEP = 64;
+export const MAX_SEED = 2 ** 32 - 1;
+
+const side = (label: string) =>
+  z
+    .number({ error: `${label} must be a number` })
+    .int(`${label} must be a whole number`)
+    .min(MIN_SIDE, `${label} must be at least ${MIN_SIDE}`)
+    .max(MAX_SIDE, `${label} must be at most ${MAX_SIDE}`)
+    .refine((value) => value % SIDE_STEP === 0, `${label} must be a multiple of ${SIDE_STEP}`);
+
+/** The parameters of one generation, shared by the web form, the API and the worker. */
+export const generationParamsSchema = z.object({
+  prompt: z
+    .string({ error: 'prompt is required' })
+    .trim()
+    .min(1, 'prompt must not be empty')
+    .max(2000, 'prompt must be at most 2,000 characters'),
+  negativePrompt: z.string().trim().max(2000, 'negative prompt must be at most 2,000 characters').optional(),
+  model: z.enum(MODEL_IDS, { error: `model must be one of: ${MODEL_IDS.join(', ')}` }),
+  width: side('width'),
+  height: side('height'),
+  steps: z.number().int('steps must be a whole number').min(1, 'steps must be at least 1').max(150, 'steps must be at most 150'),
+  cfgScale: z.number().min(0, 'cfg scale must be at least 0').max(30, 'cfg scale must be at most 30'),
+  seed: z.number().int('seed must be a whole number').min(0, 'seed must be at least 0').max(MAX_SEED, `seed must be at most ${MAX_SEED}`).optional(),
+  sampler: z.enum(SAMPLERS, { error: `sampler must be one of: ${SAMPLERS.join(', ')}` }).optional(),
+});
+
+export type GenerationParams = z.infer<typeof generationParamsSchema>;
+
+export const DEFAULT_SAMPLER: Sampler = 'euler_a';
+
+/** The plan-dependent rule the schema cannot know: at most the plan's pixel budget. */
+export function checkPlanLimits(params: Pick<GenerationParams, 'width' | 'height'>, tier: Tier): string | null {
+  const maxPixels = PLANS[tier].maxPixels;
+  if (params.width * params.height > maxPixels) {
+    const side = Math.floor(Math.sqrt(maxPixels));
+    return `${params.width}×${params.height} is larger than the ${PLANS[tier].name} plan allows (up to ${side}×${side} pixels)`;
+  }
+  return null;
+}

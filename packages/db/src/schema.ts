@@ -1,0 +1,216 @@
+import { sql } from 'drizzle-orm';
+import {
+  bigint, boolean, customType, doublePrecision, index, integer, jsonb, pgTable, primaryKey, real, text, timestamp, uuid,
+} from 'drizzle-orm/pg-core';
+
+const id = () => uuid('id').primaryKey().defaultRandom();
+const createdAt = () => timestamp('created_at', { withTimezone: true }).notNull().defaultNow();
+const updatedAt = () => timestamp('updated_at', { withTimezone: true }).notNull().defaultNow();
+const ownerId = () => uuid('user_id').notNull().references(() => users.id, { onDelete: 'cascade' });
+
+const tsvector = customType<{ data: string }>({ dataType: () => 'tsvector' });
+
+export const users = pgTable('users', {
+  id: id(),
+  email: text('email').notNull().unique(),
+  name: text('name'),
+  avatarUrl: text('avatar_url'),
+  googleSub: text('google_sub').unique(),
+  tier: text('tier', { enum: ['free', 'starter', 'pro'] }).notNull().default('free'),
+  /** Bumped to revoke every session of the user at once. */
+  sessionVersion: integer('session_version').notNull().default(0),
+  /** Why the web shows an account banner (e.g. `subscription_cancelled`), or null. */
+  bannerReason: text('banner_reason'),
+  createdAt: createdAt(),
+  updatedAt: updatedAt(),
+});
+
+export const subscriptions = pgTable('subscriptions', {
+  id: id(),
+  userId: ownerId(),
+  providerSubscriptionId: bigint('provider_subscription_id', { mode: 'number' }).notNull().unique(),
+  providerCustomerId: bigint('provider_customer_id', { mode: 'number' }),
+  providerOrderId: bigint('provider_order_id', { mode: 'number' }),
+  variantId: bigint('variant_id', { mode: 'number' }).notNull(),
+  tier: text('tier', { enum: ['starter', 'pro'] }).notNull(),
+  status: text('status').notNull(),
+  cancelled: boolean('cancelled').notNull().default(false),
+  renewsAt: timestamp('renews_at', { withTimezone: true }),
+  endsAt: timestamp('ends_at', { withTimezone: true }),
+  paymentFailedCount: integer('payment_failed_count').notNull().default(0),
+  updatePaymentUrl: text('update_payment_url'),
+  customerPortalUrl: text('customer_portal_url'),
+  /** The provider's `updated_at` of the newest event applied: older events change nothing. */
+  providerUpdatedAt: timestamp('provider_updated_at', { withTimezone: true }),
+  createdAt: createdAt(),
+  updatedAt: updatedAt(),
+}, (t) => [index('subscriptions_user_idx').on(t.userId)]);
+
+export const creditBalances = pgTable('credit_balances', {
+  userId: uuid('user_id').primaryKey().references(() => users.id, { onDelete: 'cascade' }),
+  subscriptionCredits: integer('subscription_credits').notNull().default(0),
+  purchasedCredits: integer('purchased_credits').notNull().default(0),
+  heldCredits: integer('held_credits').notNull().default(0),
+  updatedAt: updatedAt(),
+});
+
+export const CREDIT_TRANSACTION_TYPES = [
+  'monthly_allocation', 'purchase', 'adjustment', 'refund', 'downgrade', 'hold', 'capture', 'release',
+] as const;
+
+/**
+ * One row per change of a balance. The three deltas move the three columns of
+ * credit_balances; their sums per user always equal the balance row.
+ */
+export const creditTransactions = pgTable('credit_transactions', {
+  id: id(),
+  userId: ownerId(),
+  type: text('type', { enum: CREDIT_TRANSACTION_TYPES }).notNull(),
+  idempotencyKey: text('idempotency_key').notNull().unique(),
+  subscriptionDelta: integer('subscription_delta').notNull().default(0),
+  purchasedDelta: integer('purchased_delta').notNull().default(0),
+  heldDelta: integer('held_delta').notNull().default(0),
+  /** Available balance (subscription + purchased) right after this row. */
+  balanceAfter: integer('balance_after').notNull(),
+  holdId: uuid('hold_id'),
+  reference: text('reference'),
+  description: text('description'),
+  createdAt: createdAt(),
+}, (t) => [index('credit_transactions_user_keyset_idx').on(t.userId, t.createdAt.desc(), t.id.desc())]);
+
+/** An open or closed reservation of credits for one job. */
+export const creditHolds = pgTable('credit_holds', {
+  id: id(),
+  userId: ownerId(),
+  idempotencyKey: text('idempotency_key').notNull().unique(),
+  reference: text('reference'),
+  status: text('status', { enum: ['open', 'captured', 'released'] }).notNull().default('open'),
+  subscriptionAmount: integer('subscription_amount').notNull(),
+  purchasedAmount: integer('purchased_amount').notNull(),
+  capturedAmount: integer('captured_amount'),
+  createdAt: createdAt(),
+  closedAt: timestamp('closed_at', { withTimezone: true }),
+}, (t) => [index('credit_holds_open_idx').on(t.userId).where(sql`status = 'open'`)]);
+
+export const generationJobs = pgTable('generation_jobs', {
+  id: id(),
+  userId: ownerId(),
+  status: text('status', { enum: ['pending', 'in_progress', 'completed', 'failed', 'cancelled'] }).notNull().default('pending'),
+  prompt: text('prompt').notNull(),
+  negativePrompt: text('negative_prompt'),
+  model: text('model').notNull(),
+  width: integer('width').notNull(),
+  height: integer('height').notNull(),
+  steps: integer('steps').notNull(),
+  cfgScale: real('cfg_scale').notNull(),
+  seed: bigint('seed', { mode: 'number' }).notNull(),
+  sampler: text('sampler').notNull(),
+  estimatedCredits: integer('estimated_credits').notNull(),
+  holdId: uuid('hold_id'),
+  chargedCredits: integer('charged_credits'),
+  priority: integer('priority').notNull(),
+  queueScore: doublePrecision('queue_score').notNull(),
+  retryCount: integer('retry_count').notNull().default(0),
+  leaseToken: uuid('lease_token'),
+  leaseExpiresAt: timestamp('lease_expires_at', { withTimezone: true }),
+  workerId: text('worker_id'),
+  progress: integer('progress').notNull().default(0),
+  cancelRequested: boolean('cancel_requested').notNull().default(false),
+  engineSeconds: real('engine_seconds'),
+  failureCode: text('failure_code'),
+  failureMessage: text('failure_message'),
+  createdAt: createdAt(),
+  startedAt: timestamp('started_at', { withTimezone: true }),
+  finishedAt: timestamp('finished_at', { withTimezone: true }),
+  updatedAt: updatedAt(),
+}, (t) => [
+  index('generation_jobs_user_keyset_idx').on(t.userId, t.createdAt.desc(), t.id.desc()),
+  index('generation_jobs_active_idx').on(t.status, t.leaseExpiresAt).where(sql`status in ('pending', 'in_progress')`),
+]);
+
+export const images = pgTable('images', {
+  id: id(),
+  userId: ownerId(),
+  jobId: uuid('job_id').notNull().unique().references(() => generationJobs.id, { onDelete: 'cascade' }),
+  originalKey: text('original_key').notNull(),
+  thumbKey: text('thumb_key').notNull(),
+  width: integer('width').notNull(),
+  height: integer('height').notNull(),
+  bytes: integer('bytes'),
+  prompt: text('prompt').notNull(),
+  negativePrompt: text('negative_prompt'),
+  model: text('model').notNull(),
+  steps: integer('steps').notNull(),
+  cfgScale: real('cfg_scale').notNull(),
+  seed: bigint('seed', { mode: 'number' }).notNull(),
+  sampler: text('sampler').notNull(),
+  /** Which engine made it, e.g. `reference` (labelled "reference engine — no model" in the web). */
+  engine: text('engine').notNull(),
+  starred: boolean('starred').notNull().default(false),
+  searchVector: tsvector('search_vector').generatedAlwaysAs(sql`to_tsvector('english', prompt)`),
+  createdAt: createdAt(),
+}, (t) => [
+  index('images_user_keyset_idx').on(t.userId, t.createdAt.desc(), t.id.desc()),
+  index('images_user_starred_keyset_idx').on(t.userId, t.createdAt.desc(), t.id.desc()).where(sql`starred`),
+  index('images_search_idx').using('gin', t.searchVector),
+]);
+
+export const boards = pgTable('boards', {
+  id: id(),
+  userId: ownerId(),
+  name: text('name').notNull(),
+  isPublic: boolean('is_public').notNull().default(false),
+  shareSlug: text('share_slug').unique(),
+  coverImageId: uuid('cover_image_id').references(() => images.id, { onDelete: 'set null' }),
+  createdAt: createdAt(),
+  updatedAt: updatedAt(),
+}, (t) => [index('boards_user_idx').on(t.userId, t.createdAt.desc())]);
+
+export const boardImages = pgTable('board_images', {
+  boardId: uuid('board_id').notNull().references(() => boards.id, { onDelete: 'cascade' }),
+  imageId: uuid('image_id').notNull().references(() => images.id, { onDelete: 'cascade' }),
+  userId: ownerId(),
+  addedAt: timestamp('added_at', { withTimezone: true }).notNull().defaultNow(),
+}, (t) => [
+  primaryKey({ columns: [t.boardId, t.imageId] }),
+  index('board_images_keyset_idx').on(t.boardId, t.addedAt.desc(), t.imageId.desc()),
+  index('board_images_image_idx').on(t.imageId),
+]);
+
+export const webhookEvents = pgTable('webhook_events', {
+  id: id(),
+  provider: text('provider').notNull(),
+  eventName: text('event_name').notNull(),
+  /** Identical deliveries share it (a hash of the raw body): a replay is recorded once. */
+  dedupeKey: text('dedupe_key').notNull().unique(),
+  userId: uuid('user_id'),
+  payload: jsonb('payload').notNull(),
+  outcome: text('outcome', { enum: ['applied', 'ignored', 'stale', 'unknown_user'] }).notNull(),
+  note: text('note'),
+  receivedAt: timestamp('received_at', { withTimezone: true }).notNull().defaultNow(),
+});
+
+export const emailOutbox = pgTable('email_outbox', {
+  id: id(),
+  userId: uuid('user_id'),
+  dedupeKey: text('dedupe_key').notNull().unique(),
+  toAddress: text('to_address').notNull(),
+  template: text('template').notNull(),
+  subject: text('subject').notNull(),
+  textBody: text('text_body').notNull(),
+  htmlBody: text('html_body').notNull(),
+  status: text('status', { enum: ['pending', 'sending', 'sent', 'failed'] }).notNull().default('pending'),
+  attempts: integer('attempts').notNull().default(0),
+  nextAttemptAt: timestamp('next_attempt_at', { withTimezone: true }).notNull().defaultNow(),
+  lockedUntil: timestamp('locked_until', { withTimezone: true }),
+  lastError: text('last_error'),
+  sentAt: timestamp('sent_at', { withTimezone: true }),
+  createdAt: createdAt(),
+}, (t) => [index('email_outbox_due_idx').on(t.nextAttemptAt).where(sql`status = 'pending'`)]);
+
+/** Tables whose rows belong to one user: RLS enabled, forced, and scoped by `user_id`. */
+export const PER_USER_TABLES = [
+  'subscriptions', 'credit_balances', 'credit_transactions', 'credit_holds', 'generation_jobs', 'images', 'boards', 'board_images',
+] as const;
+/** Tables only the system path may touch (RLS forced, no user policy). */
+export const SYSTEM_ONLY_TABLES = ['webhook_events', 'email_outbox'] as const;
