@@ -5,3 +5,4 @@ export * from './generation.js';
 export * from './jobs.js';
 export * from './errors.js';
 export * from './events.js';
+export * from './worker-protocol.js';
