@@ -1,4 +1,7 @@
+import type { CookieSerializeOptions } from '@fastify/cookie';
+import type { FastifyReply } from 'fastify';
 import { jwtVerify, SignJWT } from 'jose';
+import type { ApiConfig } from '../../config.js';
 
 const ISSUER = 'pingvas-studio';
 const AUDIENCE = 'pingvas-session';
@@ -34,4 +37,31 @@ export async function verifySession(secret: string, token: string): Promise<Sess
   } catch {
     return null;
   }
+}
+
+/** Cookies travel over TLS only when the studio is served over https. */
+export function isSecureOrigin(config: Pick<ApiConfig, 'PUBLIC_URL'>): boolean {
+  return new URL(config.PUBLIC_URL).protocol === 'https:';
+}
+
+function sessionCookieOptions(config: Pick<ApiConfig, 'PUBLIC_URL'>): CookieSerializeOptions {
+  // SameSite=Lax: sent on top-level navigations (the OAuth redirect back to us), withheld
+  // from cross-site subrequests and form POSTs; the CSRF guard covers the rest.
+  return { httpOnly: true, sameSite: 'lax', secure: isSecureOrigin(config), path: '/' };
+}
+
+/** Signs a session for the user and sets it as the `pingvas_session` cookie. */
+export async function startSession(
+  reply: FastifyReply,
+  config: Pick<ApiConfig, 'PUBLIC_URL' | 'SESSION_SECRET' | 'SESSION_TTL_HOURS'>,
+  user: { id: string; sessionVersion: number },
+): Promise<string> {
+  const ttlSeconds = config.SESSION_TTL_HOURS * 3600;
+  const token = await signSession(config.SESSION_SECRET, { userId: user.id, sessionVersion: user.sessionVersion }, ttlSeconds);
+  reply.setCookie(SESSION_COOKIE, token, { ...sessionCookieOptions(config), maxAge: Math.floor(ttlSeconds) });
+  return token;
+}
+
+export function endSession(reply: FastifyReply, config: Pick<ApiConfig, 'PUBLIC_URL'>): void {
+  reply.clearCookie(SESSION_COOKIE, sessionCookieOptions(config));
 }
