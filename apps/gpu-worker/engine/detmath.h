@@ -12,6 +12,7 @@
 #define REFENGINE_DETMATH_H
 
 #include <math.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #define R_PI 3.14159265358979323846

@@ -1,0 +1,961 @@
+/*
+ * refengine.c - Pingvas Studio's reference diffusion engine.
+ *
+ * A stand-in for stable-diffusion.cpp's `sd-cli` with the same command line,
+ * the same stdout/stderr formats and the same exit codes, but no neural
+ * network: it denoises seeded noise towards a picture made from the prompt's
+ * words (scene.c), doing real work per step proportional to width x height,
+ * and writes a PNG (png.c). Fault switches in the environment imitate GPU
+ * failures for tests. See README.md.
+ *
+ * Only libc and libm; C11 + POSIX.
+ */
+#define _POSIX_C_SOURCE 200809L
+
+#include <errno.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "detmath.h"
+#include "png.h"
+#include "scene.h"
+
+#define REFENGINE_VERSION "1.0.0"
+#define REFENGINE_LABEL "reference engine \xe2\x80\x94 no model" /* UTF-8 em dash */
+#define PNG_SOFTWARE "Pingvas reference engine - no model"
+#define IMAGE_LABEL "REFERENCE ENGINE - NO MODEL"
+
+#define MAX_SIDE 4096
+#define MAX_STEPS 1000
+#define MAX_BATCH 16
+#define SIGMA_MAX 14.6146
+#define SIGMA_MIN 0.0292
+#define VAE_TILE 256
+
+/* ------------------------------------------------------------------ */
+/* logging, in sd-cli's format                                         */
+/* ------------------------------------------------------------------ */
+
+enum { L_DEBUG, L_INFO, L_WARN, L_ERROR };
+static int g_verbose;
+
+#if defined(__GNUC__) || defined(__clang__)
+__attribute__((format(printf, 3, 4)))
+#endif
+static void log_at(int level, int line, const char *fmt, ...) {
+    static const char *names[] = {"DEBUG", "INFO", "WARN", "ERROR"};
+    if (level == L_DEBUG && !g_verbose) return;
+    char msg[8192];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    FILE *out = level == L_ERROR ? stderr : stdout; /* as sd-cli: only errors go to stderr */
+    fprintf(out, "[%-5s] refengine.c:%-4d - %s\n", names[level], line, msg);
+    fflush(out);
+}
+
+#define LOG_DEBUG(...) log_at(L_DEBUG, __LINE__, __VA_ARGS__)
+#define LOG_INFO(...) log_at(L_INFO, __LINE__, __VA_ARGS__)
+#define LOG_WARN(...) log_at(L_WARN, __LINE__, __VA_ARGS__)
+#define LOG_ERROR(...) log_at(L_ERROR, __LINE__, __VA_ARGS__)
+
+/* ------------------------------------------------------------------ */
+/* time                                                                */
+/* ------------------------------------------------------------------ */
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static void sleep_s(double s) {
+    if (!(s > 0)) return;
+    struct timespec ts;
+    ts.tv_sec = (time_t)s;
+    ts.tv_nsec = (long)((s - (double)ts.tv_sec) * 1e9);
+    if (ts.tv_nsec > 999999999L) ts.tv_nsec = 999999999L;
+    while (nanosleep(&ts, &ts) == -1 && errno == EINTR) {
+    }
+}
+
+/* ------------------------------------------------------------------ */
+/* progress bars                                                       */
+/* ------------------------------------------------------------------ */
+
+/* sd.cpp's pretty_progress: "\r  |=====>     | 5/30 - 1.23s/it\x1b[K", newline after the last */
+static void step_progress(int step, int steps, double secs) {
+    char bar[51];
+    int cur = (int)((float)step * 50.0f / (float)steps);
+    for (int i = 0; i < 50; i++) bar[i] = i > cur ? ' ' : (i == cur && i != 49) ? '>' : '=';
+    bar[50] = 0;
+    if (secs < 1e-6) secs = 1e-6;
+    if (secs > 1.0) printf("\r  |%s| %d/%d - %.2fs/it\x1b[K", bar, step, steps, secs);
+    else printf("\r  |%s| %d/%d - %.2fit/s\x1b[K", bar, step, steps, 1.0 / secs);
+    if (step == steps) printf("\n");
+    fflush(stdout);
+}
+
+/* byte progress while loading weights: "\r  |#####      | 565/1130 - 2345.67MB/s\x1b[K" */
+static void bytes_progress(int done, int total, double mb_per_s) {
+    char bar[51];
+    int cur = (int)((float)done * 50.0f / (float)total);
+    for (int i = 0; i < 50; i++) bar[i] = i < cur ? '#' : ' ';
+    bar[50] = 0;
+    printf("\r  |%s| %d/%d - %.2fMB/s\x1b[K", bar, done, total, mb_per_s);
+    if (done == total) printf("\n");
+    fflush(stdout);
+}
+
+/* ------------------------------------------------------------------ */
+/* parameters                                                          */
+/* ------------------------------------------------------------------ */
+
+enum {
+    S_EULER,
+    S_EULER_A,
+    S_HEUN,
+    S_DPM2,
+    S_DPMPP2S_A,
+    S_DPMPP2M,
+    S_DPMPP2MV2,
+    S_IPNDM,
+    S_IPNDM_V,
+    S_LCM,
+    S_DDIM_TRAILING,
+    S_TCD,
+    S_COUNT
+};
+
+static const char *SAMPLER_NAMES[S_COUNT] = {"euler",   "euler_a", "heun",    "dpm2", "dpm++2s_a",     "dpm++2m",
+                                             "dpm++2mv2", "ipndm", "ipndm_v", "lcm",  "ddim_trailing", "tcd"};
+static const char *SAMPLER_PRETTY[S_COUNT] = {"Euler",   "Euler A", "Heun",     "DPM2", "DPM++ (2s)",       "DPM++ (2M)",
+                                              "modified DPM++ (2M)", "iPNDM", "iPNDM_v", "LCM", "DDIM \"trailing\"", "TCD"};
+
+static const char *SCHEDULERS[] = {"discrete", "karras", "exponential", "ays", "gits", "sgm_uniform",
+                                   "simple", "smoothstep", "lcm", "kl_optimal", NULL};
+
+typedef struct {
+    const char *model, *diffusion_model, *vae, *clip_l, *clip_g, *t5xxl, *llm, *llm_vision;
+    const char *prompt, *negative, *output;
+    int width, height, steps, threads, batch, sampler, scheduler; /* scheduler: index in SCHEDULERS */
+    float cfg;
+    long long seed;
+} params;
+
+static void usage(const char *argv0) {
+    printf("usage: %s [arguments]\n\n"
+           "refengine " REFENGINE_VERSION " - Pingvas Studio's " REFENGINE_LABEL ".\n"
+           "Same command line and output as stable-diffusion.cpp's sd-cli; draws a picture from the\n"
+           "prompt's words instead of running a neural network.\n\n"
+           "arguments:\n"
+           "  -h, --help                         show this help message and exit\n"
+           "  --version                          print the version and exit\n"
+           "  -m, --model <file>                 model file; must exist, or 'none' (the default when no\n"
+           "                                     model flag is given: the built-in procedural model)\n"
+           "  --diffusion-model, --vae, --clip_l, --clip_g, --t5xxl, --llm, --llm_vision <file>\n"
+           "                                     split model files; each must exist (or be 'none')\n"
+           "  -p, --prompt <text>                the prompt to render (default: \"\")\n"
+           "  -n, --negative-prompt <text>       the negative prompt (default: \"\")\n"
+           "  -W, --width <n>                    image width, multiple of 8, 8..%d (default: 512)\n"
+           "  -H, --height <n>                   image height, multiple of 8, 8..%d (default: 512)\n"
+           "  --steps <n>                        number of sample steps, 1..%d (default: 20)\n"
+           "  --cfg-scale <f>                    guidance scale, 0..100 (default: 7.0)\n"
+           "  -s, --seed <n>                     RNG seed (default: 42, a negative seed picks a random one)\n"
+           "  --sampling-method <name>           euler, euler_a, heun, dpm2, dpm++2s_a, dpm++2m, dpm++2mv2,\n"
+           "                                     ipndm, ipndm_v, lcm, ddim_trailing, tcd (default: euler_a)\n"
+           "  --scheduler <name>                 discrete, karras, exponential, ays, gits, sgm_uniform,\n"
+           "                                     simple, smoothstep, lcm, kl_optimal (default: discrete)\n"
+           "  -b, --batch-count <n>              number of images, 1..%d (default: 1)\n"
+           "  -o, --output <file.png>            output path (default: output.png); with -b, image i > 1\n"
+           "                                     goes to <name>_<i>.<ext>\n"
+           "  -t, --threads <n>                  accepted for compatibility; the engine uses one thread\n"
+           "  -v, --verbose                      print extra info\n"
+           "  accepted and ignored (sd-cli flags): --type <t>, --rng <r>, --clip-skip <n>,\n"
+           "    --lora-model-dir <dir>, --embd-dir <dir>, -M/--mode img_gen, --vae-tiling, --clip-on-cpu,\n"
+           "    --vae-on-cpu, --offload-to-cpu, --diffusion-fa, --color\n\n"
+           "fault switches (environment): REFENGINE_STEP_MS, REFENGINE_LOAD_MS, REFENGINE_OOM_AT_STEP,\n"
+           "  REFENGINE_ABORT_AT_STEP, REFENGINE_HANG_AT_STEP, REFENGINE_NO_OUTPUT, REFENGINE_PRINT_FAILURE\n",
+           argv0, MAX_SIDE, MAX_SIDE, MAX_STEPS, MAX_BATCH);
+}
+
+#define ARG_ERROR(...)                                                                                                 \
+    do {                                                                                                               \
+        LOG_ERROR(__VA_ARGS__);                                                                                        \
+        exit(1);                                                                                                       \
+    } while (0)
+
+static int is(const char *arg, const char *a, const char *b) {
+    return (a && strcmp(arg, a) == 0) || (b && strcmp(arg, b) == 0);
+}
+
+static const char *value_of(int argc, char **argv, int *i) {
+    if (*i + 1 >= argc) ARG_ERROR("missing value for argument: %s", argv[*i]);
+    *i += 1;
+    return argv[*i];
+}
+
+static long long parse_ll(const char *flag, const char *v, long long lo, long long hi) {
+    char *end;
+    errno = 0;
+    long long r = strtoll(v, &end, 10);
+    if (*v == 0 || *end != 0 || errno == ERANGE) ARG_ERROR("invalid value for %s: '%s' (expected an integer)", flag, v);
+    if (r < lo || r > hi) ARG_ERROR("invalid value for %s: %s (must be between %lld and %lld)", flag, v, lo, hi);
+    return r;
+}
+
+static float parse_float(const char *flag, const char *v, double lo, double hi) {
+    char *end;
+    errno = 0;
+    double r = strtod(v, &end);
+    if (*v == 0 || *end != 0 || errno == ERANGE || r != r)
+        ARG_ERROR("invalid value for %s: '%s' (expected a number)", flag, v);
+    if (r < lo || r > hi) ARG_ERROR("invalid value for %s: %s (must be between %g and %g)", flag, v, lo, hi);
+    return (float)r;
+}
+
+static void parse_args(int argc, char **argv, params *p) {
+    memset(p, 0, sizeof(*p));
+    p->prompt = "";
+    p->negative = "";
+    p->output = "output.png";
+    p->width = p->height = 512;
+    p->steps = 20;
+    p->cfg = 7.0f;
+    p->seed = 42;
+    p->sampler = S_EULER_A;
+    p->threads = -1;
+    p->batch = 1;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (is(a, "-h", "--help")) {
+            usage(argv[0]);
+            exit(0);
+        } else if (is(a, "--version", NULL)) {
+            printf("refengine " REFENGINE_VERSION " (" REFENGINE_LABEL ")\n");
+            exit(0);
+        } else if (is(a, "-m", "--model")) p->model = value_of(argc, argv, &i);
+        else if (is(a, "--diffusion-model", NULL)) p->diffusion_model = value_of(argc, argv, &i);
+        else if (is(a, "--vae", NULL)) p->vae = value_of(argc, argv, &i);
+        else if (is(a, "--clip_l", NULL)) p->clip_l = value_of(argc, argv, &i);
+        else if (is(a, "--clip_g", NULL)) p->clip_g = value_of(argc, argv, &i);
+        else if (is(a, "--t5xxl", NULL)) p->t5xxl = value_of(argc, argv, &i);
+        else if (is(a, "--llm", NULL)) p->llm = value_of(argc, argv, &i);
+        else if (is(a, "--llm_vision", NULL)) p->llm_vision = value_of(argc, argv, &i);
+        else if (is(a, "-p", "--prompt")) p->prompt = value_of(argc, argv, &i);
+        else if (is(a, "-n", "--negative-prompt")) p->negative = value_of(argc, argv, &i);
+        else if (is(a, "-o", "--output")) p->output = value_of(argc, argv, &i);
+        else if (is(a, "-W", "--width")) p->width = (int)parse_ll(a, value_of(argc, argv, &i), INT_MIN, INT_MAX);
+        else if (is(a, "-H", "--height")) p->height = (int)parse_ll(a, value_of(argc, argv, &i), INT_MIN, INT_MAX);
+        else if (is(a, "--steps", NULL)) p->steps = (int)parse_ll(a, value_of(argc, argv, &i), 1, MAX_STEPS);
+        else if (is(a, "--cfg-scale", NULL)) p->cfg = parse_float(a, value_of(argc, argv, &i), 0, 100);
+        else if (is(a, "-s", "--seed")) p->seed = parse_ll(a, value_of(argc, argv, &i), LLONG_MIN, LLONG_MAX);
+        else if (is(a, "-t", "--threads")) p->threads = (int)parse_ll(a, value_of(argc, argv, &i), INT_MIN, INT_MAX);
+        else if (is(a, "-b", "--batch-count")) p->batch = (int)parse_ll(a, value_of(argc, argv, &i), 1, MAX_BATCH);
+        else if (is(a, "-v", "--verbose")) g_verbose = 1;
+        else if (is(a, "--sampling-method", "--sample-method")) {
+            const char *v = value_of(argc, argv, &i);
+            int found = -1;
+            for (int k = 0; k < S_COUNT; k++)
+                if (strcmp(v, SAMPLER_NAMES[k]) == 0) found = k;
+            if (found < 0)
+                ARG_ERROR("invalid sampling method: '%s' (expected one of: euler, euler_a, heun, dpm2, dpm++2s_a, "
+                          "dpm++2m, dpm++2mv2, ipndm, ipndm_v, lcm, ddim_trailing, tcd)",
+                          v);
+            p->sampler = found;
+        } else if (is(a, "--scheduler", "--schedule")) {
+            const char *v = value_of(argc, argv, &i);
+            int found = -1;
+            for (int k = 0; SCHEDULERS[k]; k++)
+                if (strcmp(v, SCHEDULERS[k]) == 0) found = k;
+            if (found < 0)
+                ARG_ERROR("invalid scheduler: '%s' (expected one of: discrete, karras, exponential, ays, gits, "
+                          "sgm_uniform, simple, smoothstep, lcm, kl_optimal)",
+                          v);
+            p->scheduler = found;
+        } else if (is(a, "-M", "--mode")) {
+            const char *v = value_of(argc, argv, &i);
+            if (strcmp(v, "img_gen") != 0 && strcmp(v, "txt2img") != 0)
+                ARG_ERROR("invalid value for %s: '%s' (the reference engine only does img_gen)", a, v);
+        } else if (is(a, "--rng", NULL)) {
+            const char *v = value_of(argc, argv, &i);
+            if (strcmp(v, "std_default") != 0 && strcmp(v, "cuda") != 0 && strcmp(v, "cpu") != 0)
+                ARG_ERROR("invalid value for --rng: '%s' (expected std_default, cuda or cpu)", v);
+        } else if (is(a, "--clip-skip", NULL)) parse_ll(a, value_of(argc, argv, &i), -1, 12);
+        else if (is(a, "--type", NULL) || is(a, "--lora-model-dir", "--embd-dir")) value_of(argc, argv, &i);
+        else if (is(a, "--vae-tiling", "--clip-on-cpu") || is(a, "--vae-on-cpu", "--offload-to-cpu") ||
+                 is(a, "--diffusion-fa", "--color")) {
+            /* accepted for compatibility, nothing to do */
+        } else ARG_ERROR("unknown argument: %s (see --help)", a);
+    }
+    if (p->width < 8 || p->width > MAX_SIDE) ARG_ERROR("the width must be between 8 and %d (got %d)", MAX_SIDE, p->width);
+    if (p->height < 8 || p->height > MAX_SIDE)
+        ARG_ERROR("the height must be between 8 and %d (got %d)", MAX_SIDE, p->height);
+    if (p->width % 8) ARG_ERROR("the width must be a multiple of 8 (got %d)", p->width);
+    if (p->height % 8) ARG_ERROR("the height must be a multiple of 8 (got %d)", p->height);
+    if (p->output[0] == 0) ARG_ERROR("the output path must not be empty");
+    if (p->seed < 0) { /* as sd-cli: a random seed, shown in the "generating image" line */
+        uint64_t r = mix64((uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32) ^ (uint64_t)(now_s() * 1e9));
+        p->seed = (long long)(r & 0x7fffffff);
+    }
+}
+
+/* ------------------------------------------------------------------ */
+/* environment switches                                                */
+/* ------------------------------------------------------------------ */
+
+static long env_long(const char *name, long dflt) {
+    const char *v = getenv(name);
+    if (!v || !*v) return dflt;
+    char *end;
+    errno = 0;
+    long r = strtol(v, &end, 10);
+    if (*end != 0 || errno == ERANGE || r < 0) {
+        LOG_WARN("ignoring %s='%s' (expected a non-negative integer)", name, v);
+        return dflt;
+    }
+    return r;
+}
+
+static int env_flag(const char *name) {
+    const char *v = getenv(name);
+    return v && *v && strcmp(v, "0") != 0 && strcmp(v, "false") != 0;
+}
+
+typedef struct {
+    long step_ms, load_ms, oom_at, abort_at, hang_at;
+    int no_output, print_failure;
+} faults_t;
+
+static faults_t g_faults;
+
+static void read_faults(void) {
+    g_faults.step_ms = env_long("REFENGINE_STEP_MS", 0);
+    g_faults.load_ms = env_long("REFENGINE_LOAD_MS", 100);
+    g_faults.oom_at = env_long("REFENGINE_OOM_AT_STEP", 0);
+    g_faults.abort_at = env_long("REFENGINE_ABORT_AT_STEP", 0);
+    g_faults.hang_at = env_long("REFENGINE_HANG_AT_STEP", 0);
+    g_faults.no_output = env_flag("REFENGINE_NO_OUTPUT");
+    g_faults.print_failure = env_flag("REFENGINE_PRINT_FAILURE");
+}
+
+static void fail_oom(int line_w, int line_h) {
+    double mib = (double)line_w * (double)line_h * 3 * 4 * 48 / (1024.0 * 1024.0) + 1536.0;
+    fprintf(stderr, "ggml_cuda_host_malloc: failed to allocate %.2f MiB of pinned memory: out of memory\n", mib);
+    fprintf(stderr, "ggml_backend_cuda_buffer_type_alloc_buffer: allocating %.2f MiB on device 0: cudaMalloc failed: out of memory\n", mib);
+    fprintf(stderr, "ggml_gallocr_reserve_n: failed to allocate CUDA0 buffer of size %.0f\n", mib * 1024 * 1024);
+    LOG_ERROR("diffusion model: failed to allocate the compute buffer");
+    LOG_ERROR("generate failed");
+    exit(1);
+}
+
+static void fail_abort(void) {
+    fflush(stdout);
+    fprintf(stderr, "CUDA error: an illegal memory access was encountered\n");
+    fprintf(stderr, "  current device: 0, in function ggml_backend_cuda_synchronize at ggml/src/ggml-cuda/ggml-cuda.cu:2628\n");
+    fprintf(stderr, "  cudaStreamSynchronize(cuda_ctx->stream())\n");
+    fprintf(stderr, "ggml/src/ggml-cuda/ggml-cuda.cu:88: CUDA error\n");
+    fflush(stderr);
+    struct rlimit no_core = {0, 0}; /* a test double should not litter core files */
+    setrlimit(RLIMIT_CORE, &no_core);
+    abort();
+}
+
+static void hang_forever(void) {
+    fflush(stdout);
+    fflush(stderr);
+    for (;;) pause(); /* default signal dispositions: SIGTERM / SIGKILL / SIGINT end it */
+}
+
+/* a real allocation failure is reported like a GPU out-of-memory */
+static void *xalloc(size_t bytes, int w, int h) {
+    void *p = malloc(bytes);
+    if (!p) {
+        fprintf(stderr, "ggml_backend_cpu_buffer_type_alloc_buffer: failed to allocate buffer of size %zu\n", bytes);
+        LOG_ERROR("diffusion model: failed to allocate the compute buffer (%dx%d)", w, h);
+        LOG_ERROR("generate failed");
+        exit(1);
+    }
+    return p;
+}
+
+/* ------------------------------------------------------------------ */
+/* model files                                                         */
+/* ------------------------------------------------------------------ */
+
+static const char *basename_of(const char *path) {
+    const char *b = path;
+    for (const char *c = path; *c; c++)
+        if (*c == '/' || *c == '\\') b = c + 1;
+    return b;
+}
+
+static const char *format_of(const char *path) {
+    size_t n = strlen(path);
+    if (n >= 12 && strcmp(path + n - 12, ".safetensors") == 0) return "safetensors";
+    if (n >= 5 && strcmp(path + n - 5, ".gguf") == 0) return "gguf";
+    if (n >= 5 && strcmp(path + n - 5, ".ckpt") == 0) return "checkpoint";
+    return "unknown";
+}
+
+/* returns the file size, or exits 1 like sd-cli when the model cannot be loaded */
+static uint64_t check_model_file(const char *what, const char *path) {
+    struct stat st;
+    int err = 0;
+    memset(&st, 0, sizeof(st));
+    if (path[0] == 0) err = ENOENT;
+    else if (stat(path, &st) != 0) err = errno;
+    else if (S_ISDIR(st.st_mode)) err = EISDIR;
+    else {
+        FILE *f = fopen(path, "rb");
+        if (!f) err = errno;
+        else fclose(f);
+    }
+    if (err) {
+        LOG_ERROR("init model loader from file failed: '%s'", path);
+        LOG_ERROR("failed to load model: %s '%s' (%s)", what, path, strerror(err));
+        exit(1);
+    }
+    return (uint64_t)st.st_size;
+}
+
+static void load_models(const params *p) {
+    struct {
+        const char *what, *path;
+    } files[] = {{"model", p->model}, {"diffusion model", p->diffusion_model}, {"vae", p->vae},
+                 {"clip_l", p->clip_l}, {"clip_g", p->clip_g}, {"t5xxl", p->t5xxl},
+                 {"llm", p->llm}, {"llm_vision", p->llm_vision}};
+    uint64_t total = 0;
+    int nfiles = 0;
+    double t0 = now_s();
+    for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+        if (!files[i].path || strcmp(files[i].path, "none") == 0) continue;
+        if (i == 0) LOG_INFO("loading model from '%s'", files[i].path);
+        else LOG_INFO("loading %s from '%s'", files[i].what, files[i].path);
+        uint64_t size = check_model_file(files[i].what, files[i].path);
+        LOG_INFO("load %s using %s format", files[i].path, format_of(files[i].path));
+        total += size;
+        nfiles++;
+    }
+    if (nfiles == 0) {
+        LOG_INFO("no model file given: using the built-in procedural model (" REFENGINE_LABEL ")");
+        total = 2048ull << 20; /* what the stand-in pretends to load */
+    }
+    LOG_INFO("Version: reference procedural model (" REFENGINE_LABEL ")");
+    LOG_INFO("Weight type: f32");
+    LOG_DEBUG("loading weights (simulated, REFENGINE_LOAD_MS=%ld)", g_faults.load_ms);
+    const int tensors = 1130, updates = 10;
+    double load_s = (double)g_faults.load_ms / 1000.0, tl = now_s();
+    for (int u = 1; u <= updates; u++) {
+        sleep_s(tl + load_s * u / updates - now_s());
+        double el = now_s() - tl;
+        double mb = (double)total * u / updates / (1024.0 * 1024.0);
+        bytes_progress(tensors * u / updates, tensors, el > 1e-6 ? mb / el : mb * 1e6);
+    }
+    LOG_INFO("loading tensors completed, taking %.2fs", now_s() - tl);
+    LOG_INFO("total params memory size = %.2fMB (no weights are used by the " REFENGINE_LABEL ")",
+             (double)total / (1024.0 * 1024.0));
+    LOG_INFO("loading model completed, taking %.2fs", now_s() - t0);
+}
+
+/* ------------------------------------------------------------------ */
+/* the "model": a denoiser that knows the target picture               */
+/* ------------------------------------------------------------------ */
+
+typedef struct {
+    int w, h;
+    size_t n;        /* w * h * 3 */
+    const float *T;  /* target picture, [-1, 1] */
+    float *tmp, *tmp2; /* scratch, n floats each */
+    float kscale;    /* how imperfect the prediction is at high noise (distilled samplers: small) */
+} model_t;
+
+/* D(x, sigma): a prediction of the clean picture. MODEL_LAYERS passes of a 3x3
+ * blur over the scaled input stand in for the network; its output leaks into
+ * the prediction in proportion to the noise level, so early steps are blurry
+ * and noisy guesses and the last ones are clean. */
+#define MODEL_LAYERS 5
+
+static void blur_h(const float *src, float *dst, int w, int h) { /* [1 2 1], unnormalised */
+    const size_t stride = (size_t)w * 3;
+    for (int y = 0; y < h; y++) {
+        const float *r = src + stride * (size_t)y;
+        float *t = dst + stride * (size_t)y;
+        for (int c = 0; c < 3; c++) {
+            t[c] = 3 * r[c] + r[3 + c];
+            t[stride - 3 + c] = r[stride - 6 + c] + 3 * r[stride - 3 + c];
+        }
+        for (size_t i = 3; i < stride - 3; i++) t[i] = r[i - 3] + 2 * r[i] + r[i + 3];
+    }
+}
+
+static void denoise(const model_t *m, const float *x, double sigma, float *out) {
+    const float cin = (float)(1.0 / sqrt(sigma * sigma + 1.0));
+    const float k = (float)(m->kscale * 0.12 * sigma / (sigma + 1.5));
+    const float keep = 1.0f - k, norm = 0.0625f; /* (1/4)^2 per layer */
+    const size_t stride = (size_t)m->w * 3;
+    const float *src = x;
+    for (int layer = 0; layer < MODEL_LAYERS; layer++) {
+        int last = layer == MODEL_LAYERS - 1;
+        float scale = norm * (layer == 0 ? cin : 1.0f);
+        blur_h(src, m->tmp, m->w, m->h);
+        for (int y = 0; y < m->h; y++) { /* vertical [1 2 1] */
+            const float *up = m->tmp + stride * (size_t)(y > 0 ? y - 1 : 0);
+            const float *mid = m->tmp + stride * (size_t)y;
+            const float *dn = m->tmp + stride * (size_t)(y < m->h - 1 ? y + 1 : y);
+            if (last) { /* mix with the target */
+                const float *T = m->T + stride * (size_t)y;
+                float *o = out + stride * (size_t)y;
+                const float kc = k * scale;
+                for (size_t i = 0; i < stride; i++) o[i] = T[i] * keep + kc * (up[i] + 2 * mid[i] + dn[i]);
+            } else {
+                float *o = m->tmp2 + stride * (size_t)y;
+                for (size_t i = 0; i < stride; i++) o[i] = scale * (up[i] + 2 * mid[i] + dn[i]);
+            }
+        }
+        src = m->tmp2;
+    }
+}
+
+/* fresh gaussian noise for ancestral samplers, scaled by amp, added to x */
+static void add_noise(float *x, size_t n, float amp, uint64_t stream) {
+    rng64 r;
+    rng_seed(&r, stream);
+    for (size_t i = 0; i < n; i++) x[i] += amp * gauss_from_bits(rng_next(&r));
+}
+
+static void make_sigmas(int sampler, int scheduler, int steps, double *sig) {
+    int trailing = sampler == S_LCM || sampler == S_DDIM_TRAILING || sampler == S_TCD;
+    double lmax = r_log(SIGMA_MAX), lmin = r_log(SIGMA_MIN);
+    if (scheduler == 1 && !trailing) { /* karras, rho = 7 */
+        double a = r_pow(SIGMA_MAX, 1.0 / 7), b = r_pow(SIGMA_MIN, 1.0 / 7);
+        for (int i = 0; i < steps; i++) {
+            double t = steps == 1 ? 0 : (double)i / (steps - 1), v = a + t * (b - a);
+            double v2 = v * v, v4 = v2 * v2;
+            sig[i] = v4 * v2 * v;
+        }
+    } else if (trailing) { /* trailing timesteps: stop one interval short of sigma_min */
+        for (int i = 0; i < steps; i++) sig[i] = r_exp(lmax + (lmin - lmax) * (double)i / steps);
+    } else { /* discrete-like: log-linear */
+        for (int i = 0; i < steps; i++) sig[i] = r_exp(lmax + (lmin - lmax) * (steps == 1 ? 0 : (double)i / (steps - 1)));
+    }
+    sig[steps] = 0;
+}
+
+/* ancestral split of a step: sigma_down (deterministic part) and sigma_up (fresh noise) */
+static void ancestral(double s, double sn, double *down, double *up) {
+    if (sn <= 0) {
+        *down = 0;
+        *up = 0;
+        return;
+    }
+    double u = sqrt(sn * sn * (s * s - sn * sn) / (s * s));
+    if (u > sn) u = sn;
+    *up = u;
+    *down = sqrt(sn * sn - u * u);
+}
+
+typedef struct {
+    float *x, *den, *aux1, *aux2, *hist[3];
+    int nhist;
+} bufs_t;
+
+/* one sampler step from sig[i] to sig[i+1] */
+static void sampler_step(int sampler, const model_t *m, bufs_t *b, const double *sig, int i, uint64_t noise_stream) {
+    const size_t n = m->n;
+    const double s = sig[i], sn = sig[i + 1];
+    float *x = b->x, *den = b->den;
+    denoise(m, x, s, den);
+    switch (sampler) {
+    case S_EULER:
+    case S_DDIM_TRAILING: {
+        float r = (float)(sn / s);
+        for (size_t k = 0; k < n; k++) x[k] = den[k] + (x[k] - den[k]) * r;
+        break;
+    }
+    case S_EULER_A: {
+        double down, up;
+        ancestral(s, sn, &down, &up);
+        float r = (float)(down / s);
+        for (size_t k = 0; k < n; k++) x[k] = den[k] + (x[k] - den[k]) * r;
+        if (up > 0) add_noise(x, n, (float)up, noise_stream);
+        break;
+    }
+    case S_HEUN:
+    case S_DPM2: {
+        if (sn <= 0) {
+            memcpy(x, den, n * sizeof(float));
+            break;
+        }
+        double s2 = sampler == S_HEUN ? sn : sqrt(s * sn); /* dpm2: midpoint in log sigma */
+        float *x2 = b->aux1, *den2 = b->aux2;
+        float r = (float)(s2 / s);
+        for (size_t k = 0; k < n; k++) x2[k] = den[k] + (x[k] - den[k]) * r;
+        denoise(m, x2, s2, den2);
+        float inv_s = (float)(1.0 / s), inv_s2 = (float)(1.0 / s2), dt = (float)(sn - s);
+        if (sampler == S_HEUN) {
+            for (size_t k = 0; k < n; k++) {
+                float d1 = (x[k] - den[k]) * inv_s, d2 = (x2[k] - den2[k]) * inv_s2;
+                x[k] += (d1 + d2) * 0.5f * dt;
+            }
+        } else {
+            for (size_t k = 0; k < n; k++) x[k] += (x2[k] - den2[k]) * inv_s2 * dt;
+        }
+        break;
+    }
+    case S_DPMPP2S_A: {
+        double down, up;
+        ancestral(s, sn, &down, &up);
+        if (down <= 0) {
+            memcpy(x, den, n * sizeof(float));
+        } else {
+            double ss = sqrt(s * down); /* sigma at the log-space midpoint */
+            float *x2 = b->aux1, *den2 = b->aux2;
+            float rs = (float)(ss / s), rd = (float)(down / s);
+            for (size_t k = 0; k < n; k++) x2[k] = den[k] + (x[k] - den[k]) * rs;
+            denoise(m, x2, ss, den2);
+            for (size_t k = 0; k < n; k++) x[k] = den2[k] + (x[k] - den2[k]) * rd;
+        }
+        if (up > 0) add_noise(x, n, (float)up, noise_stream);
+        break;
+    }
+    case S_DPMPP2M:
+    case S_DPMPP2MV2: {
+        float *old = b->aux1;
+        float a = (float)(sn / s);
+        if (i == 0 || sn <= 0) {
+            for (size_t k = 0; k < n; k++) x[k] = den[k] + (x[k] - den[k]) * a;
+        } else {
+            double t = -r_log(s), tn = -r_log(sn), tp = -r_log(sig[i - 1]);
+            double h = tn - t, hl = t - tp, bcoef;
+            double r;
+            if (sampler == S_DPMPP2M) {
+                r = hl / h;
+                bcoef = sn / s - 1.0; /* expm1(-h) */
+            } else {
+                double hmin = hl < h ? hl : h, hmax = hl < h ? h : hl;
+                r = hmax / hmin;
+                bcoef = r_exp(-(hmax + hmin) / 2) - 1.0;
+            }
+            float c1 = (float)(1 + 1 / (2 * r)), c2 = (float)(1 / (2 * r)), bf = (float)bcoef;
+            for (size_t k = 0; k < n; k++) {
+                float dd = c1 * den[k] - c2 * old[k];
+                x[k] = a * x[k] - bf * dd;
+            }
+        }
+        memcpy(old, den, n * sizeof(float));
+        break;
+    }
+    case S_IPNDM:
+    case S_IPNDM_V: {
+        float dt = (float)(sn - s), inv_s = (float)(1.0 / s);
+        float *d = b->aux1; /* current derivative */
+        for (size_t k = 0; k < n; k++) d[k] = (x[k] - den[k]) * inv_s;
+        int order = b->nhist + 1;
+        if (sampler == S_IPNDM_V && order > 2) order = 2;
+        float *h1 = b->hist[0], *h2 = b->hist[1], *h3 = b->hist[2];
+        if (order == 1) {
+            for (size_t k = 0; k < n; k++) x[k] += dt * d[k];
+        } else if (order == 2) {
+            float c0 = 1.5f, c1 = -0.5f;
+            if (sampler == S_IPNDM_V) { /* variable step Adams-Bashforth 2 */
+                float dtp = (float)(s - sig[i - 1]), q = dt / (2 * dtp);
+                c0 = 1 + q;
+                c1 = -q;
+            }
+            for (size_t k = 0; k < n; k++) x[k] += dt * (c0 * d[k] + c1 * h1[k]);
+        } else if (order == 3) {
+            for (size_t k = 0; k < n; k++) x[k] += dt * (23 * d[k] - 16 * h1[k] + 5 * h2[k]) * (1.0f / 12);
+        } else {
+            for (size_t k = 0; k < n; k++) x[k] += dt * (55 * d[k] - 59 * h1[k] + 37 * h2[k] - 9 * h3[k]) * (1.0f / 24);
+        }
+        /* rotate history: h3 <- h2 <- h1 <- d (ipndm_v keeps h1 only) */
+        if (sampler == S_IPNDM) {
+            float *t3 = b->hist[2];
+            b->hist[2] = b->hist[1];
+            b->hist[1] = b->hist[0];
+            b->hist[0] = b->aux1;
+            b->aux1 = t3;
+            if (b->nhist < 3) b->nhist++;
+        } else {
+            float *t1 = b->hist[0];
+            b->hist[0] = b->aux1;
+            b->aux1 = t1;
+            b->nhist = 1;
+        }
+        break;
+    }
+    case S_LCM:
+    case S_TCD: {
+        if (sampler == S_LCM || sn <= 0) {
+            memcpy(x, den, n * sizeof(float));
+            if (sn > 0) add_noise(x, n, (float)sn, noise_stream);
+        } else {
+            double ss = 0.7 * sn; /* gamma = 0.3 */
+            float r = (float)(ss / s);
+            for (size_t k = 0; k < n; k++) x[k] = den[k] + (x[k] - den[k]) * r;
+            add_noise(x, n, (float)sqrt(sn * sn - ss * ss), noise_stream);
+        }
+        break;
+    }
+    default: break;
+    }
+}
+
+/* ------------------------------------------------------------------ */
+/* generation                                                          */
+/* ------------------------------------------------------------------ */
+
+/* samples one image; returns the final latent (w*h*3 floats in [-1, 1]) */
+static float *sample_image(const params *p, int index, long long seed) {
+    const int w = p->width, h = p->height, steps = p->steps;
+    const size_t n = (size_t)w * (size_t)h * 3, bytes = n * sizeof(float);
+    LOG_INFO("generating image: %d/%d - seed %lld", index + 1, p->batch, seed);
+
+    /* the "conditioning": the picture the prompt asks for */
+    scene sc;
+    scene_build(&sc, p->prompt, p->negative, (int64_t)seed, p->cfg);
+    if (g_verbose) {
+        char desc[2048];
+        scene_summary(&sc, desc, sizeof(desc));
+        LOG_DEBUG("scene: %s", desc);
+    }
+    float *T = (float *)xalloc(bytes, w, h);
+    scene_render(&sc, T, w, h);
+
+    bufs_t b;
+    memset(&b, 0, sizeof(b));
+    b.x = (float *)xalloc(bytes, w, h);
+    b.den = (float *)xalloc(bytes, w, h);
+    int s = p->sampler;
+    if (s == S_HEUN || s == S_DPM2 || s == S_DPMPP2S_A) {
+        b.aux1 = (float *)xalloc(bytes, w, h);
+        b.aux2 = (float *)xalloc(bytes, w, h);
+    } else if (s == S_DPMPP2M || s == S_DPMPP2MV2) {
+        b.aux1 = (float *)xalloc(bytes, w, h);
+    } else if (s == S_IPNDM || s == S_IPNDM_V) {
+        b.aux1 = (float *)xalloc(bytes, w, h);
+        int nh = s == S_IPNDM ? 3 : 1;
+        for (int k = 0; k < nh; k++) b.hist[k] = (float *)xalloc(bytes, w, h);
+    }
+    model_t m = {w, h, n, T, NULL, NULL, (s == S_LCM || s == S_TCD) ? 0.1f : 1.0f};
+    m.tmp = (float *)xalloc(bytes, w, h);
+    m.tmp2 = (float *)xalloc(bytes, w, h);
+
+    double *sig = (double *)xalloc(sizeof(double) * (size_t)(steps + 1), w, h);
+    make_sigmas(s, p->scheduler, steps, sig);
+    if (g_verbose) {
+        char line[256];
+        int at = 0;
+        for (int k = 0; k <= steps && at < 200; k++) at += snprintf(line + at, sizeof(line) - (size_t)at, "%s%.4f", k ? ", " : "", sig[k]);
+        LOG_DEBUG("sigmas: %s%s", line, at >= 200 ? ", ..." : "");
+    }
+
+    /* initial latent: seeded noise at sigma_max */
+    uint64_t useed = mix64((uint64_t)seed);
+    {
+        rng64 r;
+        rng_seed(&r, useed ^ 0x1f83d9abfb41bd6bULL);
+        float amp = (float)sig[0];
+        for (size_t k = 0; k < n; k++) b.x[k] = amp * gauss_from_bits(rng_next(&r));
+    }
+
+    double t0 = now_s();
+    for (int i = 0; i < steps; i++) {
+        int step = i + 1;
+        double ts = now_s();
+        if (g_faults.oom_at == step) fail_oom(w, h);
+        if (g_faults.abort_at == step) fail_abort();
+        if (g_faults.hang_at == step) hang_forever();
+        sampler_step(s, &m, &b, sig, i, mix64(useed + (uint64_t)step * 0x9e3779b97f4a7c15ULL));
+        if (g_faults.step_ms > 0) sleep_s(ts + (double)g_faults.step_ms / 1000.0 - now_s());
+        step_progress(step, steps, now_s() - ts);
+    }
+    LOG_INFO("sampling completed, taking %.2fs", now_s() - t0);
+
+    float *x = b.x;
+    free(T);
+    free(b.den);
+    free(b.aux1);
+    free(b.aux2);
+    for (int k = 0; k < 3; k++) free(b.hist[k]);
+    free(m.tmp);
+    free(m.tmp2);
+    free(sig);
+    return x;
+}
+
+/* "VAE decode": latent -> 8-bit RGB in tiles, with the reference label burnt in */
+static uint8_t *decode_latent(const params *p, const float *x) {
+    const int w = p->width, h = p->height;
+    uint8_t *rgb = (uint8_t *)xalloc((size_t)w * (size_t)h * 3, w, h);
+    int tx = (w + VAE_TILE - 1) / VAE_TILE, ty = (h + VAE_TILE - 1) / VAE_TILE, tiles = tx * ty;
+    LOG_DEBUG("tiled VAE decode: %d x %d tiles of %dx%d", tx, ty, VAE_TILE, VAE_TILE);
+    int done = 0;
+    for (int j = 0; j < ty; j++)
+        for (int i = 0; i < tx; i++) {
+            double ts = now_s();
+            int x0 = i * VAE_TILE, y0 = j * VAE_TILE;
+            int x1 = x0 + VAE_TILE < w ? x0 + VAE_TILE : w, y1 = y0 + VAE_TILE < h ? y0 + VAE_TILE : h;
+            for (int y = y0; y < y1; y++) {
+                const float *src = x + ((size_t)y * (size_t)w + (size_t)x0) * 3;
+                uint8_t *dst = rgb + ((size_t)y * (size_t)w + (size_t)x0) * 3;
+                for (int k = 0; k < (x1 - x0) * 3; k++) {
+                    float v = clampf((src[k] + 1.0f) * 0.5f, 0, 1);
+                    dst[k] = (uint8_t)(v * 255.0f + 0.5f);
+                }
+            }
+            step_progress(++done, tiles, now_s() - ts);
+        }
+    label_draw(rgb, w, h, IMAGE_LABEL);
+    return rgb;
+}
+
+static char *output_path_for(const char *out, int index) {
+    size_t n = strlen(out);
+    char *path = (char *)malloc(n + 16);
+    if (!path) return NULL;
+    if (index == 0) {
+        memcpy(path, out, n + 1);
+        return path;
+    }
+    const char *base = basename_of(out), *dot = strrchr(base, '.');
+    size_t stem = dot && dot != base ? (size_t)(dot - out) : n;
+    memcpy(path, out, stem);
+    sprintf(path + stem, "_%d%s", index + 1, out + stem);
+    return path;
+}
+
+static char *params_text(const params *p, long long seed) {
+    const char *model = p->model ? p->model : p->diffusion_model;
+    size_t cap = strlen(p->prompt) + strlen(p->negative) + (model ? strlen(model) : 0) + 512;
+    char *t = (char *)malloc(cap);
+    if (!t) return NULL;
+    int at = snprintf(t, cap, "%s\n", p->prompt);
+    if (p->negative[0]) at += snprintf(t + at, cap - (size_t)at, "Negative prompt: %s\n", p->negative);
+    snprintf(t + at, cap - (size_t)at,
+             "Steps: %d, Sampler: %s, Schedule type: %s, CFG scale: %g, Seed: %lld, Size: %dx%d, Model: %s, "
+             "Version: refengine " REFENGINE_VERSION ", Engine: reference engine - no model",
+             p->steps, SAMPLER_NAMES[p->sampler], SCHEDULERS[p->scheduler], (double)p->cfg, seed, p->width, p->height,
+             model && strcmp(model, "none") != 0 ? basename_of(model) : "none");
+    return t;
+}
+
+/* writes the PNG; returns 1 on success */
+static int save_png(const params *p, const uint8_t *rgb, long long seed, const char *path) {
+    char *ptext = params_text(p, seed);
+    png_text texts[2] = {{"Software", PNG_SOFTWARE}, {"parameters", ptext ? ptext : ""}};
+    uint8_t *png = NULL;
+    size_t len = 0;
+    int ok = png_encode_rgb(rgb, p->width, p->height, texts, 2, &png, &len) == 0;
+    free(ptext);
+    if (!ok) {
+        LOG_ERROR("failed to encode '%s': out of memory", path);
+        return 0;
+    }
+    FILE *f = fopen(path, "wb");
+    if (!f) {
+        LOG_ERROR("failed to open '%s' for writing: %s", path, strerror(errno));
+        free(png);
+        return 0;
+    }
+    size_t wrote = fwrite(png, 1, len, f);
+    int err = wrote == len ? 0 : errno;
+    if (fclose(f) != 0 && !err) err = errno;
+    free(png);
+    if (wrote != len || err) {
+        LOG_ERROR("failed to write '%s': %s", path, strerror(err ? err : EIO));
+        remove(path);
+        return 0;
+    }
+    LOG_DEBUG("wrote %zu bytes to '%s'", len, path);
+    return 1;
+}
+
+/* image i of a batch uses seed + i (as sd-cli), wrapping instead of overflowing */
+static long long seed_of(const params *p, int i) {
+    unsigned long long u = (unsigned long long)p->seed + (unsigned long long)i;
+    return u > (unsigned long long)LLONG_MAX ? -(long long)(~u) - 1 : (long long)u;
+}
+
+int main(int argc, char **argv) {
+    params p;
+    parse_args(argc, argv, &p);
+    read_faults();
+    double t_start = now_s();
+
+    if (g_verbose) {
+        printf("Option: \n");
+        printf("    n_threads:         %d (the reference engine uses 1)\n", p.threads);
+        printf("    mode:              img_gen\n");
+        printf("    model_path:        %s\n", p.model ? p.model : "(none: " REFENGINE_LABEL ")");
+        printf("    output_path:       %s\n", p.output);
+        printf("    prompt:            %s\n", p.prompt);
+        printf("    negative_prompt:   %s\n", p.negative);
+        printf("    cfg_scale:         %.2f\n", (double)p.cfg);
+        printf("    width:             %d\n", p.width);
+        printf("    height:            %d\n", p.height);
+        printf("    sample_method:     %s\n", SAMPLER_NAMES[p.sampler]);
+        printf("    scheduler:         %s\n", SCHEDULERS[p.scheduler]);
+        printf("    sample_steps:      %d\n", p.steps);
+        printf("    seed:              %lld\n", p.seed);
+        printf("    batch_count:       %d\n", p.batch);
+        fflush(stdout);
+        LOG_DEBUG("refengine " REFENGINE_VERSION " (" REFENGINE_LABEL "), CPU, 1 thread");
+    }
+
+    load_models(&p);
+
+    double tc = now_s();
+    {
+        scene probe; /* tokenizing the prompts stands in for the text encoders */
+        scene_build(&probe, p.prompt, p.negative, (int64_t)p.seed, p.cfg);
+    }
+    LOG_INFO("get_learned_condition completed, taking %.0f ms", (now_s() - tc) * 1000.0);
+    LOG_INFO("sampling using %s method", SAMPLER_PRETTY[p.sampler]);
+
+    float **latents = (float **)xalloc(sizeof(float *) * (size_t)p.batch, p.width, p.height);
+    double tg = now_s();
+    for (int i = 0; i < p.batch; i++) latents[i] = sample_image(&p, i, seed_of(&p, i));
+    LOG_INFO("generating %d latent images completed, taking %.2fs", p.batch, now_s() - tg);
+
+    LOG_INFO("decoding %d latents", p.batch);
+    uint8_t **images = (uint8_t **)xalloc(sizeof(uint8_t *) * (size_t)p.batch, p.width, p.height);
+    double td = now_s();
+    for (int i = 0; i < p.batch; i++) {
+        double tl = now_s();
+        images[i] = decode_latent(&p, latents[i]);
+        free(latents[i]);
+        LOG_INFO("latent %d decoded, taking %.2fs", i + 1, now_s() - tl);
+    }
+    free(latents);
+    LOG_INFO("decode_first_stage completed, taking %.2fs", now_s() - td);
+    LOG_INFO("txt2img completed in %.2fs", now_s() - t_start);
+
+    for (int i = 0; i < p.batch; i++) {
+        char *path = output_path_for(p.output, i);
+        if (!path) {
+            LOG_ERROR("out of memory");
+            return 1;
+        }
+        int ok;
+        if (g_faults.print_failure) ok = 0; /* switch: claim the save failed, write nothing */
+        else if (g_faults.no_output) ok = 1; /* switch: claim success, write nothing */
+        else ok = save_png(&p, images[i], seed_of(&p, i), path);
+        LOG_INFO("save result image %d to '%s' (%s)", i, path, ok ? "success" : "failure");
+        free(path);
+        free(images[i]);
+    }
+    free(images);
+    return 0; /* as sd-cli: a failed save still exits 0, the save line says "(failure)" */
+}
