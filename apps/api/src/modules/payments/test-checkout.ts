@@ -1,0 +1,261 @@
+import { randomInt, randomUUID } from 'node:crypto';
+import type { AddressInfo } from 'node:net';
+import { desc, eq } from 'drizzle-orm';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { z } from 'zod';
+import { schema, withUser } from '@pingvas/db';
+import { CREDIT_PACKS, PLANS } from '@pingvas/core';
+import type { AppDeps } from '../../deps.js';
+import { sessionTokenFrom, userFromSessionToken } from '../../context.js';
+import { productName, productPriceCents, variantFor, type Product } from './catalog.js';
+import { signWebhookBody } from './signature.js';
+
+/**
+ * The development stand-in for Lemon Squeezy (no API key, never in production): a checkout
+ * page served by the API whose "Pay (test)" button sends the provider's webhooks, correctly
+ * signed, over HTTP to the real webhook route — so development exercises exactly the code
+ * production runs. Payload shapes follow lemonsqueezy.md.
+ */
+
+const INTENT_TTL_SECONDS = 3600;
+const DEV_STORE_ID = 1;
+/** `meta.webhook_id` names the store's webhook configuration, the same on every delivery. */
+const DEV_WEBHOOK_ID = '00000000-0000-4000-8000-00000000d3b0';
+
+const intentSchema = z.object({
+  id: z.string(),
+  userId: z.string(),
+  email: z.string(),
+  product: z.union([
+    z.object({ kind: z.literal('subscription'), tier: z.enum(['starter', 'pro']) }),
+    z.object({ kind: z.literal('credits'), pack: z.union([z.literal(1000), z.literal(5000), z.literal(10000)]) }),
+  ]),
+});
+type Intent = z.infer<typeof intentSchema>;
+
+export async function createTestCheckout(
+  deps: AppDeps,
+  input: { userId: string; email: string; product: Product },
+  apiOrigin: string,
+): Promise<{ url: string }> {
+  const intent: Intent = { id: randomUUID(), ...input };
+  await deps.redis.set(deps.keys.testCheckout(intent.id), JSON.stringify(intent), 'EX', INTENT_TTL_SECONDS);
+  return { url: `${apiOrigin}/api/v1/test-checkout/${intent.id}` };
+}
+
+/** The provider's timestamp format: `2025-11-19T11:04:54.000000Z`. */
+const providerTime = (d: Date) => d.toISOString().replace(/\.(\d{3})Z$/, '.$1000Z');
+const providerId = () => randomInt(10_000_000, 2_000_000_000);
+const plusMonth = (d: Date) => new Date(d.getTime() + 30 * 24 * 3600 * 1000);
+
+interface SubscriptionShape {
+  id: number; customerId: number; orderId: number; variantId: number; email: string;
+  status: string; cancelled: boolean; renewsAt: Date | null; endsAt: Date | null; createdAt: Date; updatedAt: Date;
+  updatePaymentUrl: string;
+}
+
+function subscriptionObject(s: SubscriptionShape, tierName: string) {
+  return {
+    type: 'subscriptions',
+    id: String(s.id),
+    attributes: {
+      store_id: DEV_STORE_ID, customer_id: s.customerId, order_id: s.orderId, order_item_id: s.orderId + 1,
+      product_id: s.variantId - 1, variant_id: s.variantId, product_name: `Pingvas ${tierName}`, variant_name: 'Monthly',
+      user_name: s.email.split('@')[0], user_email: s.email, status: s.status, status_formatted: s.status[0]!.toUpperCase() + s.status.slice(1),
+      card_brand: 'visa', card_last_four: '4242', pause: null, cancelled: s.cancelled, trial_ends_at: null,
+      billing_anchor: s.createdAt.getUTCDate(),
+      urls: { update_payment_method: s.updatePaymentUrl, customer_portal: s.updatePaymentUrl, customer_portal_update_subscription: s.updatePaymentUrl },
+      renews_at: s.renewsAt && providerTime(s.renewsAt), ends_at: s.endsAt && providerTime(s.endsAt),
+      created_at: providerTime(s.createdAt), updated_at: providerTime(s.updatedAt), test_mode: true,
+    },
+  };
+}
+
+function orderObject(o: { id: number; customerId: number; variantId: number; email: string; totalCents: number; name: string; at: Date }) {
+  return {
+    type: 'orders',
+    id: String(o.id),
+    attributes: {
+      store_id: DEV_STORE_ID, customer_id: o.customerId, identifier: randomUUID(), order_number: o.id % 100_000,
+      user_name: o.email.split('@')[0], user_email: o.email, currency: 'USD', currency_rate: '1.0000',
+      subtotal: o.totalCents, discount_total: 0, tax: 0, total: o.totalCents, subtotal_usd: o.totalCents, total_usd: o.totalCents,
+      status: 'paid', status_formatted: 'Paid', refunded: false, refunded_at: null,
+      first_order_item: {
+        id: o.id + 1, order_id: o.id, product_id: o.variantId - 1, variant_id: o.variantId, product_name: o.name,
+        variant_name: 'Default', price: o.totalCents, quantity: 1, created_at: providerTime(o.at), updated_at: providerTime(o.at), test_mode: true,
+      },
+      urls: { receipt: 'https://example.invalid/receipt' },
+      created_at: providerTime(o.at), updated_at: providerTime(o.at), test_mode: true,
+    },
+  };
+}
+
+function invoiceObject(i: { id: number; subscriptionId: number; customerId: number; email: string; billingReason: string; status: string; totalCents: number; at: Date }) {
+  return {
+    type: 'subscription-invoices',
+    id: String(i.id),
+    attributes: {
+      store_id: DEV_STORE_ID, subscription_id: i.subscriptionId, customer_id: i.customerId, user_name: i.email.split('@')[0], user_email: i.email,
+      billing_reason: i.billingReason, card_brand: 'visa', card_last_four: '4242', currency: 'USD', currency_rate: '1.0000',
+      status: i.status, status_formatted: i.status[0]!.toUpperCase() + i.status.slice(1), refunded: false, refunded_at: null,
+      subtotal: i.totalCents, discount_total: 0, tax: 0, total: i.totalCents, subtotal_usd: i.totalCents, total_usd: i.totalCents,
+      urls: { invoice_url: 'https://example.invalid/invoice' },
+      created_at: providerTime(i.at), updated_at: providerTime(i.at), test_mode: true,
+    },
+  };
+}
+
+type WebhookEvent = { name: string; custom?: Record<string, unknown>; data: { type: string; id: string; attributes: Record<string, unknown> } };
+
+/** Posts one signed event to this very server's webhook route, as the provider would. */
+async function deliver(app: FastifyInstance, secret: string, event: WebhookEvent): Promise<void> {
+  const body = JSON.stringify({
+    meta: { event_name: event.name, test_mode: true, webhook_id: DEV_WEBHOOK_ID, ...(event.custom ? { custom_data: event.custom } : {}) },
+    data: event.data,
+  });
+  const address = app.server.address() as AddressInfo;
+  const host = ['0.0.0.0', '::'].includes(address.address) ? '127.0.0.1' : address.family === 'IPv6' ? `[${address.address}]` : address.address;
+  const response = await fetch(`http://${host}:${address.port}/api/v1/webhooks/lemon-squeezy`, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json', 'X-Event-Name': event.name, 'X-Signature': signWebhookBody(secret, body) },
+    body,
+  });
+  if (response.status !== 200) throw new Error(`${event.name} answered ${response.status}: ${await response.text()}`);
+}
+
+/** What the provider sends when this intent is paid. */
+function eventsForPayment(deps: AppDeps, intent: Intent): WebhookEvent[] {
+  const now = new Date();
+  const variantId = variantFor(deps.config, intent.product)!;
+  const customerId = providerId();
+  const orderId = providerId();
+  const priceCents = productPriceCents(intent.product);
+  const order = orderObject({ id: orderId, customerId, variantId, email: intent.email, totalCents: priceCents, name: productName(intent.product), at: now });
+  if (intent.product.kind === 'credits') {
+    return [{ name: 'order_created', custom: { user_id: intent.userId, kind: 'credits', pack: String(intent.product.pack) }, data: order }];
+  }
+  const custom = { user_id: intent.userId, kind: 'subscription', tier: intent.product.tier };
+  const subscriptionId = providerId();
+  const subscription = subscriptionObject({
+    id: subscriptionId, customerId, orderId, variantId, email: intent.email, status: 'active', cancelled: false,
+    renewsAt: plusMonth(now), endsAt: null, createdAt: now, updatedAt: now, updatePaymentUrl: `${deps.config.PUBLIC_URL.replace(/\/$/, '')}/billing`,
+  }, PLANS[intent.product.tier].name);
+  const invoice = invoiceObject({ id: providerId(), subscriptionId, customerId, email: intent.email, billingReason: 'initial', status: 'paid', totalCents: priceCents, at: now });
+  return [
+    { name: 'subscription_created', custom, data: subscription },
+    { name: 'order_created', custom, data: order },
+    { name: 'subscription_payment_success', custom, data: invoice },
+  ];
+}
+
+const SIMULATED = ['subscription_payment_failed', 'subscription_payment_recovered', 'subscription_cancelled', 'subscription_expired'] as const;
+
+/** The events the dev-only simulate route sends for the signed-in user's latest subscription. */
+function simulatedEvent(deps: AppDeps, name: (typeof SIMULATED)[number], sub: typeof schema.subscriptions.$inferSelect, email: string): WebhookEvent {
+  const now = new Date();
+  const custom = { user_id: sub.userId, kind: 'subscription', tier: sub.tier };
+  if (name === 'subscription_payment_failed' || name === 'subscription_payment_recovered') {
+    // One renewal invoice per period, as the provider has: its retries fail and finally recover under one id.
+    const period = Math.floor((sub.renewsAt ?? sub.createdAt).getTime() / 86_400_000);
+    return {
+      name,
+      data: invoiceObject({
+        id: (sub.providerSubscriptionId * 31 + period) % 2_000_000_000, subscriptionId: sub.providerSubscriptionId, customerId: sub.providerCustomerId ?? providerId(), email,
+        billingReason: 'renewal', status: name === 'subscription_payment_failed' ? 'void' : 'paid', totalCents: PLANS[sub.tier].priceUsdCents, at: now,
+      }),
+    };
+  }
+  const expired = name === 'subscription_expired';
+  return {
+    name,
+    custom,
+    data: subscriptionObject({
+      id: sub.providerSubscriptionId, customerId: sub.providerCustomerId ?? providerId(), orderId: sub.providerOrderId ?? providerId(),
+      variantId: sub.variantId, email, status: expired ? 'expired' : 'cancelled', cancelled: true,
+      renewsAt: sub.renewsAt, endsAt: expired ? now : (sub.renewsAt ?? plusMonth(now)), createdAt: sub.createdAt, updatedAt: now,
+      updatePaymentUrl: sub.updatePaymentUrl ?? `${deps.config.PUBLIC_URL.replace(/\/$/, '')}/billing`,
+    }, PLANS[sub.tier].name),
+  };
+}
+
+const escapeHtml = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
+
+function page(title: string, body: string): string {
+  return `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>${escapeHtml(title)}</title>
+<style>body{font-family:system-ui,sans-serif;max-width:28rem;margin:4rem auto;padding:0 1rem;color:#222}
+.card{border:1px solid #ddd;border-radius:12px;padding:1.5rem}.price{font-size:2rem;font-weight:600}
+button{font-size:1rem;padding:.7rem 1.4rem;border:0;border-radius:8px;background:#5b3df5;color:#fff;cursor:pointer}
+.note{color:#777;font-size:.85rem}</style></head><body>${body}</body></html>`;
+}
+
+function checkoutPage(deps: AppDeps, intent: Intent): string {
+  const price = `$${(productPriceCents(intent.product) / 100).toFixed(2)}`;
+  const detail = intent.product.kind === 'subscription'
+    ? `${PLANS[intent.product.tier].monthlyCredits.toLocaleString('en-US')} credits every month`
+    : `${CREDIT_PACKS[intent.product.pack].credits.toLocaleString('en-US')} credits that never expire`;
+  return page('Test checkout', `<div class="card">
+<p class="note">Test checkout — a development stand-in for Lemon Squeezy. No money moves.</p>
+<h1>${escapeHtml(productName(intent.product))}</h1>
+<p class="price">${price}${intent.product.kind === 'subscription' ? ' <small>/ month</small>' : ''}</p>
+<p>${escapeHtml(detail)}</p>
+<p>Billed to ${escapeHtml(intent.email)}</p>
+<form id="pay" method="post" action="/api/v1/test-checkout/${intent.id}/pay"><button type="submit">Pay (test)</button></form>
+<script>
+// Same request with the CSRF header the API asks of cookie-carrying posts; the plain form is the no-JS fallback.
+document.getElementById('pay').addEventListener('submit', async (e) => {
+  e.preventDefault();
+  const r = await fetch(e.target.action, { method: 'POST', headers: { 'x-pingvas-csrf': '1', accept: 'application/json' } });
+  if (r.ok) location.href = (await r.json()).redirect; else document.body.innerHTML = await r.text();
+});
+</script>
+<p><a href="${escapeHtml(deps.config.PUBLIC_URL.replace(/\/$/, ''))}/billing">Cancel</a></p>
+</div>`);
+}
+
+async function sessionUser(deps: AppDeps, req: FastifyRequest) {
+  const cookies = (req as FastifyRequest & { cookies?: Record<string, string | undefined> }).cookies;
+  return userFromSessionToken(deps, sessionTokenFrom(req.headers, cookies));
+}
+
+/** Registered only without a Lemon Squeezy API key and outside production. */
+export async function testCheckoutRoutes(app: FastifyInstance, deps: AppDeps): Promise<void> {
+  const secret = deps.config.LEMONSQUEEZY_WEBHOOK_SECRET!;
+  const loadIntent = async (id: string) => {
+    const raw = await deps.redis.get(deps.keys.testCheckout(id));
+    return raw ? intentSchema.parse(JSON.parse(raw)) : null;
+  };
+  const gone = page('Checkout expired', '<div class="card"><h1>This checkout has expired or was already paid.</h1></div>');
+
+  app.get<{ Params: { id: string } }>('/api/v1/test-checkout/:id', async (req, reply) => {
+    const intent = await loadIntent(req.params.id);
+    return reply.code(intent ? 200 : 404).type('text/html; charset=utf-8').send(intent ? checkoutPage(deps, intent) : gone);
+  });
+
+  app.post<{ Params: { id: string } }>('/api/v1/test-checkout/:id/pay', async (req, reply) => {
+    // GETDEL: a double click pays once.
+    const raw = await deps.redis.getdel(deps.keys.testCheckout(req.params.id));
+    if (!raw) return reply.code(404).type('text/html; charset=utf-8').send(gone);
+    const intent = intentSchema.parse(JSON.parse(raw));
+    try {
+      for (const event of eventsForPayment(deps, intent)) await deliver(app, secret, event);
+    } catch (err) {
+      req.log.error({ err }, 'test checkout webhook failed');
+      return reply.code(502).type('text/html; charset=utf-8')
+        .send(page('Payment failed', `<div class="card"><h1>The test payment's webhook failed.</h1><p>${escapeHtml(String(err))}</p></div>`));
+    }
+    const redirect = `${deps.config.PUBLIC_URL.replace(/\/$/, '')}/billing?paid=1`;
+    return req.headers.accept?.includes('application/json') ? reply.send({ ok: true, redirect }) : reply.redirect(redirect, 303);
+  });
+
+  app.post<{ Params: { event: string } }>('/api/v1/test-checkout/simulate/:event', async (req, reply) => {
+    const name = z.enum(SIMULATED).safeParse(req.params.event);
+    if (!name.success) return reply.code(400).send({ error: `event must be one of ${SIMULATED.join(', ')}` });
+    const user = await sessionUser(deps, req);
+    if (!user) return reply.code(401).send({ error: 'Sign in first.' });
+    const [sub] = await withUser(deps.db, user.id, (tx) =>
+      tx.select().from(schema.subscriptions).where(eq(schema.subscriptions.userId, user.id)).orderBy(desc(schema.subscriptions.createdAt)).limit(1));
+    if (!sub) return reply.code(404).send({ error: 'This account has no subscription to simulate on.' });
+    await deliver(app, secret, simulatedEvent(deps, name.data, sub, user.email));
+    return reply.send({ ok: true, event: name.data, providerSubscriptionId: sub.providerSubscriptionId });
+  });
+}
