@@ -1,0 +1,254 @@
+import { and, eq, inArray, sql, type AnyColumn, type SQL } from 'drizzle-orm';
+import { GetObjectCommand } from '@aws-sdk/client-s3';
+import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
+import { notFound } from '@pingvas/core';
+import { schema, withUser, type Tx } from '@pingvas/db';
+import type { AppDeps } from '../../deps.js';
+import type { ObjectStore } from '../../infra/object-store.js';
+import { CURSOR_TIME_FORMAT, decodeCursor, encodeCursor, type CursorKind } from './cursor.js';
+
+const { images, boards, boardImages } = schema;
+
+export const PAGE_DEFAULT = 40;
+export const PAGE_MAX = 100;
+/** Bulk actions (delete, add to board) take at most this many ids per call. */
+export const BULK_MAX = 100;
+
+export interface PageQuery {
+  cursor?: string;
+  limit: number;
+  starred?: boolean;
+  search?: string;
+}
+
+const summaryColumns = {
+  id: images.id,
+  jobId: images.jobId,
+  thumbKey: images.thumbKey,
+  originalKey: images.originalKey,
+  width: images.width,
+  height: images.height,
+  prompt: images.prompt,
+  model: images.model,
+  seed: images.seed,
+  engine: images.engine,
+  starred: images.starred,
+  createdAt: images.createdAt,
+};
+
+export interface ImageSummaryRow {
+  id: string;
+  jobId: string;
+  thumbKey: string;
+  originalKey: string;
+  width: number;
+  height: number;
+  prompt: string;
+  model: string;
+  seed: number;
+  engine: string;
+  starred: boolean;
+  createdAt: Date;
+}
+
+export interface ImagePage<Row> {
+  items: Row[];
+  /** Pass back as `cursor` for the next page; null on the last page. */
+  nextCursor: string | null;
+}
+
+const cursorTime = (column: AnyColumn) => sql<string>`to_char(${column} at time zone 'UTC', ${CURSOR_TIME_FORMAT})`;
+
+/**
+ * The keyset indexes are `DESC NULLS LAST` (drizzle's `.desc()`), while a bare `DESC` means
+ * NULLS FIRST: PostgreSQL will not walk an index in an order it does not match, NOT NULL
+ * columns or not, and would sort every row of the user instead.
+ */
+export const newestFirst = (column: AnyColumn) => sql`${column} desc nulls last`;
+
+/** Filters shared by the gallery and a board's page; both leave the image index order alone. */
+function imageFilters(q: PageQuery): SQL[] {
+  const where: SQL[] = [];
+  // A bare column (not `= true`) so the planner can match the partial index `WHERE starred`.
+  if (q.starred) where.push(sql`${images.starred}`);
+  const search = q.search?.trim();
+  if (search) where.push(sql`${images.searchVector} @@ websearch_to_tsquery('english', ${search})`);
+  return where;
+}
+
+function toPage(kind: CursorKind, rows: (ImageSummaryRow & { position: string })[], limit: number): ImagePage<ImageSummaryRow> {
+  const more = rows.length > limit;
+  const shown = more ? rows.slice(0, limit) : rows;
+  const last = shown.at(-1);
+  return {
+    items: shown.map(({ position: _position, ...row }) => row),
+    nextCursor: more && last ? encodeCursor(kind, { time: last.position, id: last.id }) : null,
+  };
+}
+
+/**
+ * Under row-level security PostgreSQL neither uses the GIN index for `@@` nor reads the
+ * column's statistics for it (ts_match_vq is not leakproof). It then guesses that 0.5% of
+ * a user's images match and fetches all of them to sort (300 ms for 10,000 images), or for
+ * a many-word query reads the whole table (2.7 s at 1,000,000 rows), rather than walk the
+ * user's keyset index newest first and stop once the page is full (0.4 ms). For this
+ * transaction only: no bitmap or sequential scans, so the walk is taken, and no JIT, whose
+ * compile time the walk's pessimistic cost estimate would otherwise trigger.
+ */
+export const SEARCH_PLAN_SETTINGS =
+  "select set_config('enable_bitmapscan', 'off', true), set_config('enable_seqscan', 'off', true), set_config('jit', 'off', true)";
+
+async function preferNewestFirstWalk(tx: Tx): Promise<void> {
+  await tx.execute(sql.raw(SEARCH_PLAN_SETTINGS));
+}
+
+/**
+ * One page of a user's images, newest first, by keyset on (created_at, id): the index
+ * images_user_keyset_idx (or its starred twin) is walked from the cursor on, so any page
+ * costs what the first costs. With `boardId` the board's own order applies instead.
+ */
+export async function queryImagePage(tx: Tx, userId: string, q: PageQuery & { boardId?: string }): Promise<ImagePage<ImageSummaryRow>> {
+  if (q.boardId) {
+    const [board] = await tx.select({ id: boards.id }).from(boards).where(and(eq(boards.id, q.boardId), eq(boards.userId, userId)));
+    if (!board) throw notFound('Board');
+    return queryBoardPage(tx, { boardId: q.boardId, ownerId: userId }, q);
+  }
+  const after = q.cursor ? decodeCursor('images', q.cursor) : null;
+  if (q.search?.trim()) await preferNewestFirstWalk(tx);
+  const where = [eq(images.userId, userId), ...imageFilters(q)];
+  if (after) where.push(sql`(${images.createdAt}, ${images.id}) < (${after.time}::timestamptz, ${after.id}::uuid)`);
+  const rows = await tx
+    .select({ ...summaryColumns, position: cursorTime(images.createdAt) })
+    .from(images)
+    .where(and(...where))
+    .orderBy(newestFirst(images.createdAt), newestFirst(images.id))
+    .limit(q.limit + 1);
+  return toPage('images', rows, q.limit);
+}
+
+/**
+ * A board's images in the board's own order: most recently added first, by keyset on
+ * (added_at, image_id) over board_images_keyset_idx. The caller has checked the board;
+ * `ownerId` pins both tables to its owner, which matters on the public (system) path.
+ */
+export async function queryBoardPage(tx: Tx, board: { boardId: string; ownerId: string }, q: PageQuery): Promise<ImagePage<ImageSummaryRow>> {
+  const after = q.cursor ? decodeCursor('board', q.cursor) : null;
+  if (q.search?.trim()) await preferNewestFirstWalk(tx);
+  const where = [eq(boardImages.boardId, board.boardId), eq(boardImages.userId, board.ownerId), eq(images.userId, board.ownerId), ...imageFilters(q)];
+  if (after) where.push(sql`(${boardImages.addedAt}, ${boardImages.imageId}) < (${after.time}::timestamptz, ${after.id}::uuid)`);
+  const rows = await tx
+    .select({ ...summaryColumns, position: cursorTime(boardImages.addedAt) })
+    .from(boardImages)
+    .innerJoin(images, eq(images.id, boardImages.imageId))
+    .where(and(...where))
+    .orderBy(newestFirst(boardImages.addedAt), newestFirst(boardImages.imageId))
+    .limit(q.limit + 1);
+  return toPage('board', rows, q.limit);
+}
+
+export async function imageUrls(store: ObjectStore, row: { thumbKey: string; originalKey: string }): Promise<{ thumbUrl: string; originalUrl: string }> {
+  const [thumbUrl, originalUrl] = await Promise.all([store.readUrl(row.thumbKey), store.readUrl(row.originalKey)]);
+  return { thumbUrl, originalUrl };
+}
+
+export async function presentImage(store: ObjectStore, row: ImageSummaryRow) {
+  const { thumbKey, originalKey, ...rest } = row;
+  return { ...rest, ...(await imageUrls(store, { thumbKey, originalKey })) };
+}
+export type GalleryImage = Awaited<ReturnType<typeof presentImage>>;
+
+export async function listGallery(deps: AppDeps, userId: string, q: PageQuery & { boardId?: string }): Promise<ImagePage<GalleryImage>> {
+  const page = await withUser(deps.db, userId, (tx) => queryImagePage(tx, userId, q));
+  return { items: await Promise.all(page.items.map((row) => presentImage(deps.store, row))), nextCursor: page.nextCursor };
+}
+
+/** Everything about one image, including the parameters the web needs to "recall" it. */
+export async function getImage(deps: AppDeps, userId: string, imageId: string) {
+  const found = await withUser(deps.db, userId, async (tx) => {
+    const [image] = await tx.select().from(images).where(and(eq(images.id, imageId), eq(images.userId, userId)));
+    if (!image) return null;
+    const onBoards = await tx
+      .select({ id: boards.id, name: boards.name })
+      .from(boardImages)
+      .innerJoin(boards, eq(boards.id, boardImages.boardId))
+      .where(eq(boardImages.imageId, imageId))
+      .orderBy(boards.name);
+    return { image, onBoards };
+  });
+  if (!found) throw notFound('Image');
+  const { image, onBoards } = found;
+  return {
+    id: image.id,
+    jobId: image.jobId,
+    ...(await imageUrls(deps.store, image)),
+    width: image.width,
+    height: image.height,
+    bytes: image.bytes,
+    prompt: image.prompt,
+    negativePrompt: image.negativePrompt,
+    model: image.model,
+    steps: image.steps,
+    cfgScale: image.cfgScale,
+    seed: image.seed,
+    sampler: image.sampler,
+    engine: image.engine,
+    starred: image.starred,
+    createdAt: image.createdAt,
+    /** The generation parameters as `generation.create` takes them. */
+    params: {
+      prompt: image.prompt,
+      ...(image.negativePrompt ? { negativePrompt: image.negativePrompt } : {}),
+      model: image.model,
+      width: image.width,
+      height: image.height,
+      steps: image.steps,
+      cfgScale: image.cfgScale,
+      seed: image.seed,
+      sampler: image.sampler,
+    },
+    boards: onBoards,
+  };
+}
+
+export async function starImage(deps: AppDeps, userId: string, imageId: string, starred: boolean) {
+  const [row] = await withUser(deps.db, userId, (tx) =>
+    tx.update(images).set({ starred }).where(and(eq(images.id, imageId), eq(images.userId, userId))).returning({ id: images.id }),
+  );
+  if (!row) throw notFound('Image');
+  return { imageId, starred };
+}
+
+/**
+ * Deletes images (rows, their board links by cascade, covers by SET NULL) and both objects
+ * of each. The objects go while the transaction is still open: if S3 refuses, the rows come
+ * back and a retry finishes the job, instead of rows vanishing over objects nobody can reach.
+ * Ids that are gone already, or are not the user's, are skipped: deleting twice is no error.
+ */
+export async function deleteImages(deps: AppDeps, userId: string, imageIds: string[]): Promise<{ deleted: string[] }> {
+  if (imageIds.length === 0) return { deleted: [] };
+  return withUser(deps.db, userId, async (tx) => {
+    const gone = await tx
+      .delete(images)
+      .where(and(inArray(images.id, imageIds), eq(images.userId, userId)))
+      .returning({ id: images.id, originalKey: images.originalKey, thumbKey: images.thumbKey });
+    await deps.store.deleteKeys(gone.flatMap((g) => [g.originalKey, g.thumbKey]));
+    return { deleted: gone.map((g) => g.id) };
+  });
+}
+
+/** A short-lived URL that makes the browser save the original rather than show it. */
+export async function downloadUrl(deps: AppDeps, userId: string, imageId: string): Promise<{ url: string; filename: string; expiresInSeconds: number }> {
+  const [row] = await withUser(deps.db, userId, (tx) =>
+    tx.select({ originalKey: images.originalKey }).from(images).where(and(eq(images.id, imageId), eq(images.userId, userId))),
+  );
+  if (!row) throw notFound('Image');
+  const filename = `pingvas-${imageId}.png`;
+  const expiresInSeconds = deps.store.config.presignSeconds;
+  // Always presigned, even with a CDN: only S3 honours the response-content-disposition override.
+  const url = await getSignedUrl(
+    deps.store.client,
+    new GetObjectCommand({ Bucket: deps.store.bucket, Key: row.originalKey, ResponseContentDisposition: `attachment; filename="${filename}"` }),
+    { expiresIn: expiresInSeconds },
+  );
+  return { url, filename, expiresInSeconds };
+}
