@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { MODEL_IDS } from './models.js';
 import { PLANS, type Tier } from './plans.js';
+import { fieldError } from './field-errors.js';
 
 export const SAMPLERS = [
   'euler', 'euler_a', 'heun', 'dpm2', 'dpm++2s_a', 'dpm++2m', 'dpm++2mv2', 'ipndm', 'ipndm_v', 'lcm', 'ddim_trailing', 'tcd',
@@ -14,27 +15,34 @@ export const MAX_SEED = 2 ** 32 - 1;
 
 const side = (label: string) =>
   z
-    .number({ error: `${label} must be a number` })
+    .number({ error: fieldError(label) })
     .int(`${label} must be a whole number`)
     .min(MIN_SIDE, `${label} must be at least ${MIN_SIDE}`)
     .max(MAX_SIDE, `${label} must be at most ${MAX_SIDE}`)
     .refine((value) => value % SIDE_STEP === 0, `${label} must be a multiple of ${SIDE_STEP}`);
 
+export const seedSchema = z
+  .number({ error: fieldError('seed') })
+  .int('seed must be a whole number')
+  .min(0, 'seed must be at least 0')
+  .max(MAX_SEED, `seed must be at most ${MAX_SEED}`);
+export const samplerSchema = z.enum(SAMPLERS, { error: `sampler must be one of: ${SAMPLERS.join(', ')}` });
+
 /** The parameters of one generation, shared by the web form, the API and the worker. */
 export const generationParamsSchema = z.object({
   prompt: z
-    .string({ error: 'prompt is required' })
+    .string({ error: fieldError('prompt') })
     .trim()
     .min(1, 'prompt must not be empty')
     .max(2000, 'prompt must be at most 2,000 characters'),
-  negativePrompt: z.string().trim().max(2000, 'negative prompt must be at most 2,000 characters').optional(),
+  negativePrompt: z.string({ error: fieldError('negative prompt') }).trim().max(2000, 'negative prompt must be at most 2,000 characters').optional(),
   model: z.enum(MODEL_IDS, { error: `model must be one of: ${MODEL_IDS.join(', ')}` }),
   width: side('width'),
   height: side('height'),
-  steps: z.number().int('steps must be a whole number').min(1, 'steps must be at least 1').max(150, 'steps must be at most 150'),
-  cfgScale: z.number().min(0, 'cfg scale must be at least 0').max(30, 'cfg scale must be at most 30'),
-  seed: z.number().int('seed must be a whole number').min(0, 'seed must be at least 0').max(MAX_SEED, `seed must be at most ${MAX_SEED}`).optional(),
-  sampler: z.enum(SAMPLERS, { error: `sampler must be one of: ${SAMPLERS.join(', ')}` }).optional(),
+  steps: z.number({ error: fieldError('steps') }).int('steps must be a whole number').min(1, 'steps must be at least 1').max(150, 'steps must be at most 150'),
+  cfgScale: z.number({ error: fieldError('cfg scale') }).min(0, 'cfg scale must be at least 0').max(30, 'cfg scale must be at most 30'),
+  seed: seedSchema.optional(),
+  sampler: samplerSchema.optional(),
 });
 
 export type GenerationParams = z.infer<typeof generationParamsSchema>;

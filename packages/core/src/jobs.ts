@@ -4,7 +4,12 @@ export const TERMINAL_JOB_STATES: readonly JobState[] = ['completed', 'failed', 
 
 export const MAX_JOB_ATTEMPTS = 3;
 
-const PRIORITY_WEIGHT = 1_000_000;
+/**
+ * Seconds one priority point outweighs. The seed's 1,000,000 let a free job that had waited
+ * 231 days (20 points × 10⁶ s) overtake a new starter job; 10¹⁰ s (over 300 years) makes the
+ * tier always decide first, while scores (≤ 5·10¹¹) still resolve enqueue times to 0.1 ms.
+ */
+const PRIORITY_WEIGHT = 10_000_000_000;
 
 /**
  * The dispatch order in Redis, lowest first: higher tiers first, FIFO inside a tier.

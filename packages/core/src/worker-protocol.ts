@@ -1,5 +1,6 @@
 import { z } from 'zod';
-import { generationParamsSchema } from './generation.js';
+import { generationParamsSchema, samplerSchema, seedSchema } from './generation.js';
+import { fieldError } from './field-errors.js';
 import { FAILURE_CODES } from './jobs.js';
 
 /**
@@ -7,20 +8,21 @@ import { FAILURE_CODES } from './jobs.js';
  * Both sides import these schemas; the worker never sees the database or Redis.
  */
 
-export const workerIdSchema = z.string().trim().min(1).max(200);
-const leaseToken = z.uuid();
-const jobId = z.uuid();
+export const workerIdSchema = z.string({ error: fieldError('workerId') }).trim().min(1).max(200);
+const leaseToken = z.uuid({ error: fieldError('leaseToken') });
+const jobId = z.uuid({ error: fieldError('jobId') });
+const engineSeconds = z.number({ error: fieldError('engineSeconds') }).min(0).max(24 * 3600);
 
 export const claimInputSchema = z.object({
   workerId: workerIdSchema,
-  engineVersion: z.string().trim().min(1).max(200),
+  engineVersion: z.string({ error: fieldError('engineVersion') }).trim().min(1).max(200),
   /** How long the API may hold the call open waiting for a job (long poll), 0 = answer at once. */
-  waitMs: z.number().int().min(0).max(20_000).default(0),
+  waitMs: z.number({ error: fieldError('waitMs') }).int().min(0).max(20_000).default(0),
 });
 export type ClaimInput = z.input<typeof claimInputSchema>;
 
 /** The parameters the engine runs with: the user's, with seed and sampler resolved. */
-export const engineParamsSchema = generationParamsSchema.required({ seed: true, sampler: true });
+export const engineParamsSchema = generationParamsSchema.extend({ seed: seedSchema, sampler: samplerSchema });
 export type EngineParams = z.infer<typeof engineParamsSchema>;
 
 export interface ClaimedJob {
@@ -34,11 +36,11 @@ export const heartbeatInputSchema = z.object({
   leaseToken,
   progress: z
     .object({
-      percent: z.number().min(0).max(100),
-      step: z.number().int().min(0),
-      totalSteps: z.number().int().min(1),
-      secondsPerStep: z.number().min(0).optional(),
-    })
+      percent: z.number({ error: fieldError('progress.percent') }).min(0).max(100),
+      step: z.number({ error: fieldError('progress.step') }).int().min(0),
+      totalSteps: z.number({ error: fieldError('progress.totalSteps') }).int().min(1),
+      secondsPerStep: z.number({ error: fieldError('progress.secondsPerStep') }).min(0).optional(),
+    }, { error: fieldError('progress') })
     .optional(),
 });
 export type HeartbeatInput = z.infer<typeof heartbeatInputSchema>;
@@ -52,10 +54,14 @@ export const completeInputSchema = z.object({
   jobId,
   leaseToken,
   /** Measured wall time of the engine process; the charge is derived from it. */
-  engineSeconds: z.number().min(0).max(24 * 3600),
-  image: z.object({ width: z.number().int().positive(), height: z.number().int().positive(), bytes: z.number().int().positive() }),
+  engineSeconds,
+  image: z.object({
+    width: z.number({ error: fieldError('image.width') }).int().positive(),
+    height: z.number({ error: fieldError('image.height') }).int().positive(),
+    bytes: z.number({ error: fieldError('image.bytes') }).int().positive(),
+  }, { error: fieldError('image') }),
   /** Which engine made the image, e.g. `reference` or `sd-cli`. */
-  engine: z.string().trim().min(1).max(100),
+  engine: z.string({ error: fieldError('engine') }).trim().min(1).max(100),
 });
 export type CompleteInput = z.infer<typeof completeInputSchema>;
 export interface CompleteResult {
@@ -67,10 +73,10 @@ export interface CompleteResult {
 export const failInputSchema = z.object({
   jobId,
   leaseToken,
-  code: z.enum(FAILURE_CODES),
-  message: z.string().max(2000),
+  code: z.enum(FAILURE_CODES, { error: fieldError('code') }),
+  message: z.string({ error: fieldError('message') }).max(2000),
   /** Engine seconds used; charged only for a user cancel of a running job. */
-  engineSeconds: z.number().min(0).max(24 * 3600).optional(),
+  engineSeconds: engineSeconds.optional(),
 });
 export type FailInput = z.infer<typeof failInputSchema>;
 export interface FailResult {

@@ -8,7 +8,11 @@ import type postgres from 'postgres';
  * 2. nothing is ever negative;
  * 3. held credits equal the open holds;
  * 4. every closed hold was captured for at most what it held, and open/closed holds agree with
- *    the jobs that own them (no terminal job keeps an open hold, no live job lost its hold).
+ *    the jobs that own them (no terminal job keeps an open hold, no live job lost its hold);
+ * 5. every hold has exactly one `hold` entry and, once closed, exactly one closing entry of
+ *    its kind, and its entries net out to what it says: an open hold still holds its total,
+ *    a captured one cost exactly its captured amount, a released one cost nothing. A double
+ *    capture or release would keep 1-3 true (balance and entries move together); this catches it.
  */
 export async function expectLedgerInvariants(admin: postgres.Sql): Promise<void> {
   const mismatched = await admin`
@@ -34,6 +38,32 @@ export async function expectLedgerInvariants(admin: postgres.Sql): Promise<void>
     where (status = 'open' and captured_amount is not null)
        or (status <> 'open' and (captured_amount is null or closed_at is null))`;
   expect(badHolds, 'holds are open with no capture, or closed with one').toEqual([]);
+
+  const holdEntries = await admin`
+    select h.id, h.status, h.total, h.captured_amount, e.holds, e.captures, e.releases, e.spent, e.held, e.same_user
+    from (select id, user_id, status, subscription_amount + purchased_amount as total, captured_amount from credit_holds) h
+    left join lateral (
+      select count(*) filter (where t.type = 'hold')::int as holds,
+             count(*) filter (where t.type = 'capture')::int as captures,
+             count(*) filter (where t.type = 'release')::int as releases,
+             coalesce(sum(t.subscription_delta + t.purchased_delta), 0)::int as spent,
+             coalesce(sum(t.held_delta), 0)::int as held,
+             coalesce(bool_and(t.user_id = h.user_id), true) as same_user
+      from credit_transactions t where t.hold_id = h.id) e on true
+    where e.holds <> 1 or not e.same_user
+       or (h.status = 'open' and (e.captures + e.releases <> 0 or e.held <> h.total or e.spent <> -h.total))
+       or (h.status = 'captured' and (e.captures <> 1 or e.releases <> 0 or e.held <> 0 or e.spent <> -h.captured_amount))
+       or (h.status = 'released' and (e.releases <> 1 or e.captures <> 0 or e.held <> 0 or e.spent <> 0))
+    limit 5`;
+  expect(holdEntries, 'each hold has one hold entry, at most one closing entry, and entries that net to its outcome').toEqual([]);
+
+  const strayEntries = await admin`
+    select t.id, t.type from credit_transactions t left join credit_holds h on h.id = t.hold_id
+    where (t.type in ('hold', 'capture', 'release') and h.id is null)
+       or (t.type not in ('hold', 'capture', 'release') and (t.hold_id is not null or t.held_delta <> 0))
+       or t.balance_after < 0
+    limit 5`;
+  expect(strayEntries, 'hold entries name their hold; other entries never touch held credits').toEqual([]);
 
   const jobHolds = await admin`
     select j.id, j.status, h.status as hold_status from generation_jobs j join credit_holds h on h.id = j.hold_id

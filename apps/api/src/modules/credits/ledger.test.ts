@@ -29,8 +29,8 @@ describe('ledger', () => {
     const error = await sys((tx) => hold(tx, { userId: user.id, key: `hold:${user.id}:x`, amount: 11 })).catch((e) => e);
     expect(error).toBeInstanceOf(DomainError);
     expect(error.details).toEqual({ balance: 10, needed: 11 });
-    const [{ count }] = await app.database.admin`select count(*)::int as count from credit_holds where user_id = ${user.id}`;
-    expect(count).toBe(0);
+    const rows = await app.database.admin`select count(*)::int as count from credit_holds where user_id = ${user.id}`;
+    expect(rows[0]!.count).toBe(0);
   });
 
   it('a release after a capture changes nothing, and a capture after a release conflicts', async () => {

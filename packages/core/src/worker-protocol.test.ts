@@ -1,0 +1,124 @@
+import { describe, expect, it } from 'vitest';
+import type { z } from 'zod';
+import {
+  claimInputSchema, completeInputSchema, engineParamsSchema, failInputSchema, heartbeatInputSchema, releaseInputSchema, workerIdSchema,
+} from './worker-protocol.js';
+
+const jobId = '3f1b7a52-8c1e-4d7a-9b0a-2e5c6d7f8a90';
+const leaseToken = '9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d';
+
+function messagesAt(schema: z.ZodType, input: unknown, path: string): string[] {
+  const result = schema.safeParse(input);
+  if (result.success) return [];
+  return result.error.issues.filter((i) => i.path.join('.') === path).map((i) => i.message);
+}
+
+/** Sets `path` (dotted) in a copy of `base`; undefined deletes it. */
+function withField(base: Record<string, unknown>, path: string, value: unknown): Record<string, unknown> {
+  const copy = structuredClone(base);
+  const keys = path.split('.');
+  let target = copy as Record<string, unknown>;
+  for (const key of keys.slice(0, -1)) target = target[key] as Record<string, unknown>;
+  if (value === undefined) delete target[keys.at(-1)!];
+  else target[keys.at(-1)!] = value;
+  return copy;
+}
+
+type Case = [path: string, value: unknown, message: string];
+
+function rejectsEachBadField(name: string, schema: z.ZodType, valid: Record<string, unknown>, cases: Case[]) {
+  describe(name, () => {
+    it('accepts a valid input', () => {
+      expect(schema.safeParse(valid).success).toBe(true);
+    });
+    it.each(cases)('%s = %j → "%s"', (path, value, message) => {
+      expect(messagesAt(schema, withField(valid, path, value), path)).toContain(message);
+    });
+  });
+}
+
+const validParams = { prompt: 'p', model: 'sd15', width: 512, height: 512, steps: 20, cfgScale: 7, seed: 1, sampler: 'euler_a' };
+
+rejectsEachBadField('claimInputSchema', claimInputSchema, { workerId: 'gpu-1', engineVersion: 'ref-1', waitMs: 1000 }, [
+  ['workerId', undefined, 'workerId is required'],
+  ['workerId', '  ', 'workerId must not be empty'],
+  ['workerId', 'w'.repeat(201), 'workerId must be at most 200 characters'],
+  ['engineVersion', undefined, 'engineVersion is required'],
+  ['engineVersion', 3, 'engineVersion must be a string'],
+  ['engineVersion', '', 'engineVersion must not be empty'],
+  ['waitMs', -1, 'waitMs must be at least 0'],
+  ['waitMs', 20_001, 'waitMs must be at most 20,000'],
+  ['waitMs', 1.5, 'waitMs must be a whole number'],
+  ['waitMs', 'soon', 'waitMs must be a number'],
+]);
+
+rejectsEachBadField('heartbeatInputSchema', heartbeatInputSchema, {
+  jobId, leaseToken, progress: { percent: 50, step: 10, totalSteps: 20, secondsPerStep: 0.5 },
+}, [
+  ['jobId', 'job-1', 'jobId must be a UUID'],
+  ['jobId', undefined, 'jobId is required'],
+  ['leaseToken', 'nope', 'leaseToken must be a UUID'],
+  ['leaseToken', undefined, 'leaseToken is required'],
+  ['progress', 'half', 'progress must be an object'],
+  ['progress.percent', 101, 'progress.percent must be at most 100'],
+  ['progress.percent', -1, 'progress.percent must be at least 0'],
+  ['progress.percent', undefined, 'progress.percent is required'],
+  ['progress.step', -1, 'progress.step must be at least 0'],
+  ['progress.step', 1.5, 'progress.step must be a whole number'],
+  ['progress.totalSteps', 0, 'progress.totalSteps must be at least 1'],
+  ['progress.secondsPerStep', -0.1, 'progress.secondsPerStep must be at least 0'],
+]);
+
+rejectsEachBadField('completeInputSchema', completeInputSchema, {
+  jobId, leaseToken, engineSeconds: 45, image: { width: 1024, height: 1024, bytes: 123_456 }, engine: 'reference',
+}, [
+  ['jobId', 'x', 'jobId must be a UUID'],
+  ['leaseToken', 'x', 'leaseToken must be a UUID'],
+  ['engineSeconds', -1, 'engineSeconds must be at least 0'],
+  ['engineSeconds', 86_401, 'engineSeconds must be at most 86,400'],
+  ['engineSeconds', undefined, 'engineSeconds is required'],
+  ['image', undefined, 'image is required'],
+  ['image.width', 0, 'image.width must be more than 0'],
+  ['image.height', 1.5, 'image.height must be a whole number'],
+  ['image.bytes', '12', 'image.bytes must be a number'],
+  ['engine', '', 'engine must not be empty'],
+  ['engine', 'e'.repeat(101), 'engine must be at most 100 characters'],
+]);
+
+rejectsEachBadField('failInputSchema', failInputSchema, {
+  jobId, leaseToken, code: 'OOM', message: 'CUDA out of memory', engineSeconds: 3,
+}, [
+  ['jobId', 'x', 'jobId must be a UUID'],
+  ['leaseToken', undefined, 'leaseToken is required'],
+  ['code', 'EXPLODED', 'code must be one of: OOM, CRASH, TIMEOUT, BAD_OUTPUT, LEASE_EXPIRED, ENGINE_ERROR, CANCELLED'],
+  ['message', 5, 'message must be a string'],
+  ['message', 'm'.repeat(2001), 'message must be at most 2,000 characters'],
+  ['engineSeconds', -5, 'engineSeconds must be at least 0'],
+]);
+
+rejectsEachBadField('releaseInputSchema', releaseInputSchema, { jobId, leaseToken }, [
+  ['jobId', undefined, 'jobId is required'],
+  ['jobId', 'x', 'jobId must be a UUID'],
+  ['leaseToken', 'x', 'leaseToken must be a UUID'],
+]);
+
+rejectsEachBadField('engineParamsSchema', engineParamsSchema, validParams, [
+  ['seed', undefined, 'seed is required'],
+  ['seed', -1, 'seed must be at least 0'],
+  ['sampler', undefined, 'sampler must be one of: euler, euler_a, heun, dpm2, dpm++2s_a, dpm++2m, dpm++2mv2, ipndm, ipndm_v, lcm, ddim_trailing, tcd'],
+  ['steps', 0, 'steps must be at least 1'],
+  ['width', 500, 'width must be a multiple of 64'],
+]);
+
+describe('workerIdSchema', () => {
+  it('trims and names itself', () => {
+    expect(workerIdSchema.parse('  gpu-1 ')).toBe('gpu-1');
+    expect(workerIdSchema.safeParse('').error?.issues[0]?.message).toBe('workerId must not be empty');
+  });
+});
+
+describe('claimInputSchema defaults', () => {
+  it('answers at once unless asked to wait', () => {
+    expect(claimInputSchema.parse({ workerId: 'w', engineVersion: 'v' }).waitMs).toBe(0);
+  });
+});
