@@ -2,7 +2,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sql } from 'drizzle-orm';
 import postgres from 'postgres';
-import { createTestDatabase, type TestDatabase } from '@pingvas/testkit';
+import { createTestDatabase, type TestDatabase } from './testing.js';
 import { migrateDatabase, schema, withSystem, withUser, type Tx } from './index.js';
 
 /**

@@ -1,3 +1,6 @@
-export * from './database.js';
+export * from '@pingvas/db/testing';
 export * from './redis.js';
 export * from './s3.js';
+export * from './fake-google.js';
+export * from './fake-lemonsqueezy.js';
+export * from './smtp-sink.js';

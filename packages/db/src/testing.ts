@@ -2,11 +2,12 @@ import { createHash, randomBytes } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import postgres from 'postgres';
-import { createDbClient, migrateDatabase, type DbClient } from '@pingvas/db';
+import { createDbClient, type DbClient } from './client.js';
+import { migrateDatabase } from './migrate.js';
 
 const SERVER_URL = process.env.TEST_DATABASE_SERVER_URL ?? 'postgres://postgres@127.0.0.1:5432';
 const RUNTIME_ROLE = 'pingvas_test_app';
-const MIGRATIONS = fileURLToPath(new URL('../../db/migrations', import.meta.url));
+const MIGRATIONS = fileURLToPath(new URL('../migrations', import.meta.url));
 
 function urlFor(database: string, user: string): string {
   const url = new URL(SERVER_URL);
