@@ -1,4 +1,7 @@
 import type { AppDeps } from './deps.js';
+import { startEmailSender } from './modules/email/sender.js';
+import { startSubscriptionEndCheck } from './modules/payments/subscriptions.js';
+import { startReconciler } from './modules/generation/reconciler.js';
 
 export interface BackgroundTask {
   name: string;
@@ -6,6 +9,6 @@ export interface BackgroundTask {
 }
 
 /** Loops the API process runs beside serving requests (reconciler, e-mail sender). */
-export function startBackgroundTasks(_deps: AppDeps): BackgroundTask[] {
-  return [];
+export function startBackgroundTasks(deps: AppDeps): BackgroundTask[] {
+  return [startEmailSender(deps), startSubscriptionEndCheck(deps), startReconciler(deps)];
 }

@@ -1,11 +1,42 @@
+import { isIP } from 'node:net';
 import { z } from 'zod';
 
 const bool = z.enum(['true', 'false', '1', '0']).transform((v) => v === 'true' || v === '1');
 const optionalString = z.string().trim().optional().transform((v) => (v ? v : undefined));
 const optionalInt = z.coerce.number().int().positive().optional();
 
+/** proxy-addr's names for address ranges, which fastify's trustProxy accepts besides IPs and CIDRs. */
+const PROXY_RANGE_NAMES = new Set(['loopback', 'linklocal', 'uniquelocal']);
+const isProxyAddress = (entry: string) => {
+  if (PROXY_RANGE_NAMES.has(entry)) return true;
+  const [ip = '', bits, ...rest] = entry.split('/');
+  const family = isIP(ip);
+  if (!family || rest.length > 0) return false;
+  return bits === undefined || (/^\d{1,3}$/.test(bits) && Number(bits) <= (family === 4 ? 32 : 128));
+};
+/**
+ * fastify's trustProxy: true/false, or a comma list of proxy IPs, CIDRs and range names. Not a
+ * hop count: fastify 5 no longer honours one (a number trusts nobody, since counting hops
+ * cannot tell a proxy from a client that sent enough X-Forwarded-For entries itself).
+ */
+const trustProxy = z.string().trim().transform((v, ctx): boolean | string[] => {
+  if (v === '' || v === 'true' || v === 'false') return v === 'true';
+  if (/^\d+$/.test(v)) {
+    ctx.addIssue({ code: 'custom', message: 'hop counts are not supported: list the proxies\' IPs or CIDRs (or true behind a proxy that overwrites X-Forwarded-For)' });
+    return z.NEVER;
+  }
+  const entries = v.split(',').map((e) => e.trim()).filter(Boolean);
+  const bad = entries.find((e) => !isProxyAddress(e));
+  if (entries.length === 0 || bad !== undefined) {
+    ctx.addIssue({ code: 'custom', message: `must be true, false or a comma list of IPs/CIDRs${bad ? ` (not "${bad}")` : ''}` });
+    return z.NEVER;
+  }
+  return entries;
+});
+
 const DEV_SESSION_SECRET = 'dev-only-session-secret-change-me-0123456789';
 const DEV_WORKER_TOKEN = 'dev-only-worker-token';
+const DEV_LEMONSQUEEZY_WEBHOOK_SECRET = 'dev-only-lemonsqueezy-webhook-secret';
 
 /** Every variable the API reads. `.env.example` documents each one. */
 const apiEnvSchema = z
@@ -24,6 +55,15 @@ const apiEnvSchema = z
     WORKER_TOKEN: optionalString,
     GOOGLE_CLIENT_ID: optionalString,
     GOOGLE_CLIENT_SECRET: optionalString,
+    /** Google's OAuth endpoints; tests point them at a fake provider on loopback. */
+    GOOGLE_AUTH_URL: z.url().default('https://accounts.google.com/o/oauth2/v2/auth'),
+    GOOGLE_TOKEN_URL: z.url().default('https://oauth2.googleapis.com/token'),
+    GOOGLE_JWKS_URL: z.url().default('https://www.googleapis.com/oauth2/v3/certs'),
+    /** The `iss` an ID token must carry. */
+    GOOGLE_ISSUER: z.string().default('https://accounts.google.com'),
+    /** Sign-in requests (Google login, callback, dev login) allowed per client IP and route per window. */
+    SIGNIN_RATE_LIMIT: z.coerce.number().int().positive().default(20),
+    SIGNIN_RATE_WINDOW_SECONDS: z.coerce.number().int().positive().default(60),
     LEMONSQUEEZY_API_URL: z.url().default('https://api.lemonsqueezy.com'),
     LEMONSQUEEZY_API_KEY: optionalString,
     LEMONSQUEEZY_STORE_ID: optionalString,
@@ -33,6 +73,8 @@ const apiEnvSchema = z
     LEMONSQUEEZY_VARIANT_PACK_1000: optionalInt,
     LEMONSQUEEZY_VARIANT_PACK_5000: optionalInt,
     LEMONSQUEEZY_VARIANT_PACK_10000: optionalInt,
+    /** How long a call to the Lemon Squeezy API may take before the user is told it is unavailable. */
+    LEMONSQUEEZY_TIMEOUT_MS: z.coerce.number().int().positive().default(10_000),
     S3_ENDPOINT: optionalString,
     S3_REGION: z.string().default('us-east-1'),
     S3_BUCKET: z.string().default('pingvas'),
@@ -48,12 +90,31 @@ const apiEnvSchema = z
     LEASE_SECONDS: z.coerce.number().int().positive().default(30),
     JOB_MAX_RUN_SECONDS: z.coerce.number().int().positive().default(300),
     RECONCILE_INTERVAL_MS: z.coerce.number().int().positive().default(5000),
+    /** generation.create calls allowed per user per window (a burst guard; the pending-jobs cap is per plan). */
+    GENERATION_RATE_LIMIT: z.coerce.number().int().positive().default(60),
+    GENERATION_RATE_WINDOW_SECONDS: z.coerce.number().int().positive().default(60),
     DISABLE_BACKGROUND: bool.default(false),
+    /** How often each API replica looks for due e-mails in the outbox (and for ended subscriptions). */
+    EMAIL_POLL_INTERVAL_MS: z.coerce.number().int().positive().default(2000),
+    /** First retry delay of a failed e-mail; each later one doubles (capped at an hour). */
+    EMAIL_RETRY_BASE_SECONDS: z.coerce.number().int().min(0).default(30),
+    /** Whose X-Forwarded-For/-Proto/-Host to believe (client IP for rate limits, origin of checkout URLs): false = none. */
+    TRUST_PROXY: trustProxy.default(false),
+    /** Bearer token /metrics requires; unset = open (then keep /metrics off the public internet). */
+    METRICS_TOKEN: optionalString,
+    /** /metrics re-counts finished jobs (a full table scan) at most this often; live states are exact on every scrape. */
+    METRICS_FINISHED_JOBS_TTL_SECONDS: z.coerce.number().int().min(0).default(300),
   })
   .superRefine((env, ctx) => {
     if (env.NODE_ENV !== 'production') return;
     for (const name of ['SESSION_SECRET', 'WORKER_TOKEN', 'S3_ENDPOINT'] as const) {
       if (!env[name]) ctx.addIssue({ code: 'custom', path: [name], message: 'is required in production' });
+    }
+    if (env.LEMONSQUEEZY_API_KEY) {
+      for (const name of ['LEMONSQUEEZY_STORE_ID', 'LEMONSQUEEZY_WEBHOOK_SECRET', 'LEMONSQUEEZY_VARIANT_STARTER', 'LEMONSQUEEZY_VARIANT_PRO',
+        'LEMONSQUEEZY_VARIANT_PACK_1000', 'LEMONSQUEEZY_VARIANT_PACK_5000', 'LEMONSQUEEZY_VARIANT_PACK_10000'] as const) {
+        if (!env[name]) ctx.addIssue({ code: 'custom', path: [name], message: 'is required when LEMONSQUEEZY_API_KEY is set' });
+      }
     }
     if (env.SESSION_SECRET && env.SESSION_SECRET.length < 32) {
       ctx.addIssue({ code: 'custom', path: ['SESSION_SECRET'], message: 'must be at least 32 characters' });
@@ -85,6 +146,8 @@ export function loadApiConfig(env: NodeJS.ProcessEnv = process.env): ApiConfig {
     ...e,
     SESSION_SECRET: e.SESSION_SECRET ?? DEV_SESSION_SECRET,
     WORKER_TOKEN: e.WORKER_TOKEN ?? DEV_WORKER_TOKEN,
+    // The local test checkout signs its webhooks too, so development needs a secret; production never gets this one.
+    LEMONSQUEEZY_WEBHOOK_SECRET: e.LEMONSQUEEZY_WEBHOOK_SECRET ?? (e.NODE_ENV === 'production' ? undefined : DEV_LEMONSQUEEZY_WEBHOOK_SECRET),
     googleEnabled: Boolean(e.GOOGLE_CLIENT_ID && e.GOOGLE_CLIENT_SECRET),
     lemonSqueezyEnabled: Boolean(e.LEMONSQUEEZY_API_KEY),
   };

@@ -3,6 +3,7 @@ import type { ApiConfig } from './config.js';
 import { createLogger, type Logger } from './infra/logger.js';
 import { ObjectStore } from './infra/object-store.js';
 import { createRedis, redisKeys, type Redis, type RedisKeys } from './infra/redis.js';
+import { createMetrics, type Metrics } from './modules/metrics/metrics.js';
 
 /** The connections every module shares. Built once per process (or per test file). */
 export interface AppDeps {
@@ -13,6 +14,8 @@ export interface AppDeps {
   keys: RedisKeys;
   store: ObjectStore;
   logger: Logger;
+  /** This app's Prometheus registry and instruments (/metrics). */
+  metrics: Metrics;
 }
 
 export function createAppDeps(config: ApiConfig, logger: Logger = createLogger(config.LOG_LEVEL)): AppDeps {
@@ -34,6 +37,7 @@ export function createAppDeps(config: ApiConfig, logger: Logger = createLogger(c
       cdnBaseUrl: config.CDN_BASE_URL,
     }),
     logger,
+    metrics: createMetrics(),
   };
 }
 

@@ -6,8 +6,11 @@ import { sql } from 'drizzle-orm';
 import { timingSafeEqual } from 'node:crypto';
 import { createContext } from './context.js';
 import type { AppDeps } from './deps.js';
+import { csrfGuard } from './modules/auth/csrf.js';
 import { authRoutes } from './modules/auth/routes.js';
 import { paymentRoutes } from './modules/payments/routes.js';
+import { attachLiveEvents } from './modules/generation/live.js';
+import { metricsRoutes } from './modules/metrics/routes.js';
 import { workerRouter, type WorkerRouter } from './modules/worker/worker.router.js';
 import { appRouter, type AppRouter } from './router.js';
 
@@ -24,9 +27,12 @@ export async function buildServer(deps: AppDeps): Promise<FastifyInstance> {
     loggerInstance: deps.logger as FastifyBaseLogger,
     genReqId: (req) => (req.headers['x-request-id'] as string | undefined) ?? randomUUID(),
     maxParamLength: 5000,
-    trustProxy: true,
+    trustProxy: deps.config.TRUST_PROXY,
   });
   await app.register(fastifyCookie);
+  app.addHook('onRequest', async (req, reply) => { reply.header('x-request-id', req.id); });
+  app.addHook('onRequest', csrfGuard(deps.config));
+  metricsRoutes(app, deps);
 
   app.get('/healthz', async () => ({ ok: true }));
   app.get('/readyz', async (_req, reply) => {
@@ -66,5 +72,6 @@ export async function buildServer(deps: AppDeps): Promise<FastifyInstance> {
 
   await app.register(async (scope) => authRoutes(scope, deps));
   await app.register(async (scope) => paymentRoutes(scope, deps));
+  attachLiveEvents(app, deps);
   return app;
 }

@@ -11,12 +11,24 @@ export function redisKeys(prefix: string) {
     queue: `${prefix}generation_queue`,
     /** Hash jobId → userId for queued jobs; the claim script needs the owner to apply limits. */
     queueOwners: `${prefix}generation_queue:owners`,
-    /** Hash jobId → concurrency limit of the owner's plan at enqueue time. */
+    /** Hash userId → concurrency limit of the owner's plan, as of their latest enqueue. */
     queueLimits: `${prefix}generation_queue:limits`,
-    running: (userId: string) => `${prefix}running:${userId}`,
+    /** Sorted set jobId → claim time (ms): popped by a claim whose DB commit is not done yet. */
+    queueClaiming: `${prefix}generation_queue:claiming`,
+    /** Pub/sub channel: "the queue may have a claimable job", wakes long-polling claims. */
+    queueWakeup: `${prefix}generation_queue:wakeup`,
+    /** Hash jobId → userId of running jobs, and userId → how many: the claim-time concurrency gate. */
+    runningJobs: `${prefix}running:jobs`,
+    runningCounts: `${prefix}running:counts`,
+    /** Capped list of recent engine seconds, for wait estimates. */
+    recentDurations: `${prefix}generation:recent_durations`,
+    /** Sorted set workerId → last seen (ms): the active worker count for wait estimates. */
+    workersSeen: `${prefix}generation:workers`,
     jobChannel: (jobId: string) => `${prefix}job:${jobId}`,
     rateLimit: (scope: string, subject: string) => `${prefix}ratelimit:${scope}:${subject}`,
     lock: (name: string) => `${prefix}lock:${name}`,
+    /** A development checkout intent (no Lemon Squeezy account), kept for an hour. */
+    testCheckout: (id: string) => `${prefix}test_checkout:${id}`,
     prefix,
   };
 }

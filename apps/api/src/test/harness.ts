@@ -10,6 +10,8 @@ import { createCallerFactory } from '../trpc.js';
 import { appRouter } from '../router.js';
 import { workerRouter } from '../modules/worker/worker.router.js';
 import type { Tier } from '@pingvas/core';
+import { eq } from 'drizzle-orm';
+import { upsertUser } from '../modules/auth/auth.service.js';
 
 export interface TestApp {
   deps: AppDeps;
@@ -57,11 +59,13 @@ export async function createTestApp(env: Record<string, string> = {}): Promise<T
     workerCaller: () => createWorkerCaller(ctx(null, true)),
     async createUser(options = {}) {
       const email = options.email ?? `user-${randomUUID()}@example.test`;
-      return withSystem(deps.db, async (tx) => {
-        const [user] = await tx.insert(schema.users).values({ email, tier: options.tier ?? 'free' }).returning();
-        await tx.insert(schema.creditBalances).values({ userId: user!.id });
-        return { id: user!.id, email: user!.email, tier: user!.tier, sessionVersion: user!.sessionVersion };
-      });
+      // The same path as sign-in; a paid tier is then set as a subscription would set it.
+      const user = await upsertUser(deps.db, { email });
+      const tier = options.tier ?? 'free';
+      if (tier !== user.tier) {
+        await withSystem(deps.db, (tx) => tx.update(schema.users).set({ tier }).where(eq(schema.users.id, user.id)));
+      }
+      return { id: user.id, email: user.email, tier, sessionVersion: user.sessionVersion };
     },
     async close() {
       await closeAppDeps(deps);

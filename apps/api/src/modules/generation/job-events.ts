@@ -1,0 +1,90 @@
+import { eq } from 'drizzle-orm';
+import { schema, withUser } from '@pingvas/db';
+import { FAILURE_CODES, FAILURE_MESSAGES, notFound, TERMINAL_JOB_STATES, type FailureCode, type JobEvent, type JobState } from '@pingvas/core';
+import type { AppDeps } from '../../deps.js';
+import { busFor, type JobEnvelope } from './bus.js';
+import { availableBalance } from './generation.service.js';
+import { jobVersion } from './jobs.js';
+import { standing } from './queue.js';
+
+const jobs = schema.generationJobs;
+const TERMINAL_EVENTS = new Set<JobEvent['type']>(['completed', 'failed', 'cancelled']);
+
+/** The job as it is now: the `snapshot` event, plus the terminal event if it has ended. */
+async function snapshot(deps: AppDeps, userId: string, jobId: string): Promise<{ version: number; status: JobState; events: JobEvent[] }> {
+  const [row] = await withUser(deps.db, userId, (tx) =>
+    tx.select({ job: jobs, version: jobVersion, image: { id: schema.images.id, width: schema.images.width, height: schema.images.height } })
+      .from(jobs).leftJoin(schema.images, eq(schema.images.jobId, jobs.id)).where(eq(jobs.id, jobId)),
+  );
+  // Row-level security hides other users' jobs: theirs and missing ones look the same.
+  if (!row) throw notFound('Job');
+  const { job } = row;
+  const where = job.status === 'pending' ? await standing(deps, jobId) : null;
+  const events: JobEvent[] = [{
+    type: 'snapshot', jobId, status: job.status, progress: job.progress,
+    queuePosition: where?.position ?? null, estimatedWaitSeconds: where?.estimatedWaitSeconds ?? null,
+  }];
+  const refunded = job.estimatedCredits - (job.chargedCredits ?? 0);
+  if (job.status === 'completed' && row.image) {
+    events.push({ type: 'completed', jobId, image: row.image, creditsCharged: job.chargedCredits ?? 0, balance: await availableBalance(deps, userId) });
+  } else if (job.status === 'failed') {
+    const code = (FAILURE_CODES as readonly string[]).includes(job.failureCode ?? '') ? (job.failureCode as FailureCode) : 'ENGINE_ERROR';
+    events.push({ type: 'failed', jobId, code, message: FAILURE_MESSAGES[code], refunded });
+  } else if (job.status === 'cancelled') {
+    events.push({ type: 'cancelled', jobId, refunded });
+  }
+  return { version: Number(row.version), status: job.status, events };
+}
+
+/**
+ * The live events of one of the user's jobs: a snapshot first, then what happens, ending
+ * after a terminal event. It listens before it reads the snapshot, so nothing falls in
+ * between; buffered events the snapshot already contains (version ≤ the snapshot's) are
+ * dropped. `queued` carries no DB change (the row's version stays), so one with the
+ * snapshot's version still passes: it is where the job landed in the queue. If the
+ * process's subscriber connection drops, events may be lost: a fresh snapshot follows.
+ */
+export async function* jobEvents(deps: AppDeps, userId: string, jobId: string, signal?: AbortSignal): AsyncGenerator<JobEvent> {
+  const buffer: (JobEnvelope | 'resync')[] = [];
+  let wake: (() => void) | null = null;
+  const stop = await busFor(deps).listen(deps.keys.jobChannel(jobId), (message) => {
+    try {
+      buffer.push(message === null ? 'resync' : (JSON.parse(message) as JobEnvelope));
+    } catch {
+      return;
+    }
+    wake?.();
+  });
+  const onAbort = () => wake?.();
+  signal?.addEventListener('abort', onAbort);
+  try {
+    const snap = await snapshot(deps, userId, jobId);
+    for (const event of snap.events) yield event;
+    if (TERMINAL_JOB_STATES.includes(snap.status)) return;
+    let last = snap.version;
+    while (!signal?.aborted) {
+      const envelope = buffer.shift();
+      if (!envelope) {
+        await new Promise<void>((resolve) => { wake = resolve; });
+        wake = null;
+        continue;
+      }
+      if (envelope === 'resync') {
+        // The subscriber reconnected and may have missed events: send the state afresh if it moved.
+        const fresh = await snapshot(deps, userId, jobId);
+        if (fresh.version <= last) continue;
+        last = fresh.version;
+        for (const event of fresh.events) yield event;
+        if (TERMINAL_JOB_STATES.includes(fresh.status)) return;
+        continue;
+      }
+      if (envelope.v < last || (envelope.v === last && envelope.e.type !== 'queued')) continue;
+      last = envelope.v;
+      yield envelope.e;
+      if (TERMINAL_EVENTS.has(envelope.e.type)) return;
+    }
+  } finally {
+    signal?.removeEventListener('abort', onAbort);
+    await stop();
+  }
+}

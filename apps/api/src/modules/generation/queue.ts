@@ -1,0 +1,163 @@
+import { readFileSync } from 'node:fs';
+import type { AppDeps } from '../../deps.js';
+import type { Redis } from '../../infra/redis.js';
+
+/**
+ * The dispatch queue in Redis. PostgreSQL holds the truth of every job; this is only the
+ * order in which workers get them, plus the running counts the claim gate needs. Every
+ * multi-key change is one Lua script (./lua/*.lua, one per file, loaded by name with
+ * defineCommand), so the TypeScript here only names keys and arguments.
+ */
+
+/** Claims read the queue in batches of this many entries… */
+export const CLAIM_SCAN_BATCH = 100;
+/**
+ * …and give up after this many: with every owner near the head at their concurrency limit,
+ * a job further back waits until a slot frees (its owner's queued jobs are at most
+ * PLANS[tier].maxPendingJobs, so this takes about ten busy pro users' full queues).
+ */
+export const CLAIM_SCAN_LIMIT = 1000;
+/** A claim popped from Redis whose DB commit has not landed after this long has died. */
+export const STALE_CLAIM_MS = 30_000;
+/** Wait estimates average this many recent engine runs. */
+const RECENT_DURATIONS = 50;
+/** Without history, a job is assumed to take this long. */
+const DEFAULT_JOB_SECONDS = 30;
+/** A worker seen (claim or heartbeat) within this window counts as active. */
+const WORKER_ACTIVE_MS = 60_000;
+
+const SCRIPTS = {
+  enqueue: 4,
+  claim: 6,
+  dequeue: 2,
+  finish: 4,
+  requeue_missing: 4,
+  sync_running: 4,
+} as const;
+type ScriptName = keyof typeof SCRIPTS;
+
+type Scripted = Redis & Record<ScriptName, (...args: (string | number)[]) => Promise<unknown>>;
+
+const loaded = new WeakSet<Redis>();
+
+function scripted(redis: Redis): Scripted {
+  if (!loaded.has(redis)) {
+    for (const [name, numberOfKeys] of Object.entries(SCRIPTS)) {
+      const lua = readFileSync(new URL(`./lua/${name}.lua`, import.meta.url), 'utf8');
+      redis.defineCommand(name, { numberOfKeys, lua });
+    }
+    loaded.add(redis);
+  }
+  return redis as Scripted;
+}
+
+export interface QueueEntry {
+  jobId: string;
+  userId: string;
+  score: number;
+  /** The owner's plan limit on running jobs. */
+  concurrency: number;
+}
+
+/** Adds the job (again) and wakes idle claimers; returns how many jobs are ahead of it. */
+export async function enqueue(deps: AppDeps, entry: QueueEntry): Promise<number> {
+  const { keys } = deps;
+  const rank = await scripted(deps.redis).enqueue(
+    keys.queue, keys.queueOwners, keys.queueLimits, keys.queueClaiming,
+    entry.jobId, entry.score, entry.userId, entry.concurrency, keys.queueWakeup,
+  );
+  return Number(rank);
+}
+
+/** Pops the best eligible job (see claim.lua), or null. */
+export async function popEligible(deps: AppDeps): Promise<{ jobId: string; userId: string } | null> {
+  const { keys } = deps;
+  const result = (await scripted(deps.redis).claim(
+    keys.queue, keys.queueOwners, keys.queueLimits, keys.queueClaiming, keys.runningJobs, keys.runningCounts,
+    Date.now(), CLAIM_SCAN_BATCH, CLAIM_SCAN_LIMIT,
+  )) as [string, string] | null;
+  return result ? { jobId: result[0], userId: result[1] } : null;
+}
+
+/** The claim's DB commit is done (either way): the job is no longer "being claimed". */
+export async function claimSettled(deps: AppDeps, jobId: string): Promise<void> {
+  await deps.redis.zrem(deps.keys.queueClaiming, jobId);
+}
+
+/** Removes a queued job; true if it was there. */
+export async function dequeue(deps: AppDeps, jobId: string): Promise<boolean> {
+  const removed = await scripted(deps.redis).dequeue(deps.keys.queue, deps.keys.queueOwners, jobId);
+  return Number(removed) === 1;
+}
+
+/** A running job stopped: frees its owner's slot and wakes claimers (idempotent). */
+export async function finishRunning(deps: AppDeps, jobId: string): Promise<void> {
+  const { keys } = deps;
+  await scripted(deps.redis).finish(keys.runningJobs, keys.runningCounts, keys.queue, keys.queueClaiming, jobId, keys.queueWakeup);
+}
+
+/** Re-adds the pending jobs that are neither queued nor being claimed; returns how many. */
+export async function requeueMissing(deps: AppDeps, pending: QueueEntry[], now = Date.now()): Promise<number> {
+  if (pending.length === 0) return 0;
+  const { keys } = deps;
+  const args = pending.flatMap((e) => [e.jobId, e.score, e.userId, e.concurrency]);
+  const added = await scripted(deps.redis).requeue_missing(
+    keys.queue, keys.queueOwners, keys.queueLimits, keys.queueClaiming,
+    now - STALE_CLAIM_MS, keys.queueWakeup, ...args,
+  );
+  return Number(added);
+}
+
+/** Rebuilds the running set and counts from PostgreSQL's in_progress jobs. */
+export async function syncRunning(deps: AppDeps, running: { jobId: string; userId: string }[], now = Date.now()): Promise<number> {
+  const { keys } = deps;
+  const count = await scripted(deps.redis).sync_running(
+    keys.runningJobs, keys.runningCounts, keys.queueClaiming, keys.queue,
+    now - STALE_CLAIM_MS, keys.queueWakeup, ...running.flatMap((r) => [r.jobId, r.userId]),
+  );
+  return Number(count);
+}
+
+export async function runningCount(deps: AppDeps, userId: string): Promise<number> {
+  return Number((await deps.redis.hget(deps.keys.runningCounts, userId)) ?? 0);
+}
+
+/** Records that a worker is alive; the wait estimate divides by the active ones. */
+export async function workerSeen(deps: AppDeps, workerId: string): Promise<void> {
+  await deps.redis.zadd(deps.keys.workersSeen, Date.now(), workerId);
+}
+
+export async function recordDuration(deps: AppDeps, engineSeconds: number): Promise<void> {
+  await deps.redis.multi()
+    .lpush(deps.keys.recentDurations, engineSeconds.toFixed(3))
+    .ltrim(deps.keys.recentDurations, 0, RECENT_DURATIONS - 1)
+    .exec();
+}
+
+export interface Standing {
+  /** Jobs ahead of this one (0 = next). */
+  position: number;
+  estimatedWaitSeconds: number;
+}
+
+/**
+ * Where a queued job stands. The wait is an estimate of the time until it starts:
+ * jobs ahead × mean of the last 50 engine runs (30 s without history) ÷ workers seen in
+ * the last minute (at least 1). It ignores per-user limits and the jobs running now.
+ */
+export async function standing(deps: AppDeps, jobId: string, rank?: Promise<number | null>): Promise<Standing | null> {
+  const { keys } = deps;
+  const now = Date.now();
+  const [ahead, durations, workers] = await Promise.all([
+    rank ?? deps.redis.zrank(keys.queue, jobId),
+    deps.redis.lrange(keys.recentDurations, 0, -1),
+    deps.redis.zcount(keys.workersSeen, now - WORKER_ACTIVE_MS, '+inf'),
+  ]);
+  if (ahead === null) return null;
+  return { position: ahead, estimatedWaitSeconds: estimateWait(ahead, durations.map(Number), workers) };
+}
+
+export function estimateWait(ahead: number, recentSeconds: number[], activeWorkers: number): number {
+  const mean = recentSeconds.length > 0 ? recentSeconds.reduce((a, b) => a + b, 0) / recentSeconds.length : DEFAULT_JOB_SECONDS;
+  return Math.ceil((ahead * mean) / Math.max(1, activeWorkers));
+}

@@ -1,0 +1,234 @@
+import { randomUUID } from 'node:crypto';
+import { HeadObjectCommand } from '@aws-sdk/client-s3';
+import { and, eq, getTableColumns, gt, sql } from 'drizzle-orm';
+import { schema, withSystem } from '@pingvas/db';
+import {
+  chargeCredits, DomainError, type ClaimedJob, type ClaimInput, type CompleteInput, type CompleteResult, type EngineParams,
+  type FailInput, type FailResult, type HeartbeatInput, type HeartbeatResult, type ReleaseInput,
+} from '@pingvas/core';
+import type { AppDeps } from '../../deps.js';
+import { imageKeys } from '../../infra/object-store.js';
+import { capture, getBalance } from '../credits/ledger.js';
+import { busFor, publishJobEvent } from '../generation/bus.js';
+import { afterStop, handBack, jobVersion, lockJob, nextVersion, stopRun, type JobRow } from '../generation/jobs.js';
+import { claimSettled, finishRunning, popEligible, recordDuration, workerSeen } from '../generation/queue.js';
+import { observeJobCompleted } from '../metrics/metrics.js';
+
+/**
+ * The API side of the worker protocol (packages/core/src/worker-protocol.ts). Every call
+ * after claim is fenced by the lease token the claim handed out: a worker whose lease was
+ * taken over (expired and retried by the reconciler, or re-claimed) is refused LEASE_LOST.
+ */
+
+const jobs = schema.generationJobs;
+
+function leaseLost(jobId: string): DomainError<'LEASE_LOST'> {
+  return new DomainError('LEASE_LOST', 'This job is no longer leased to you; drop it.', { jobId });
+}
+
+function engineParams(job: JobRow): EngineParams {
+  return {
+    prompt: job.prompt,
+    ...(job.negativePrompt ? { negativePrompt: job.negativePrompt } : {}),
+    model: job.model as EngineParams['model'],
+    width: job.width,
+    height: job.height,
+    steps: job.steps,
+    cfgScale: job.cfgScale,
+    seed: job.seed,
+    sampler: job.sampler as EngineParams['sampler'],
+  };
+}
+
+/** One pop from Redis, made real by the DB; skips popped jobs that are no longer pending. */
+async function claimOnce(deps: AppDeps, input: ClaimInput): Promise<ClaimedJob | null> {
+  for (;;) {
+    const popped = await popEligible(deps);
+    if (!popped) return null;
+    const token = randomUUID();
+    const keys = imageKeys(popped.userId, popped.jobId);
+    // Presigning is local CPU work: it overlaps the DB round trips.
+    const upload = Promise.all([deps.store.presignPut(keys.original, 'image/png'), deps.store.presignPut(keys.thumb, 'image/webp')]);
+    upload.catch(() => undefined);
+    let claimed: (JobRow & { version: string }) | undefined;
+    try {
+      [claimed] = await withSystem(deps.db, (tx) =>
+        tx.update(jobs).set({
+          status: 'in_progress', startedAt: sql`now()`, leaseToken: token, workerId: input.workerId, progress: 0,
+          leaseExpiresAt: sql`now() + make_interval(secs => ${deps.config.LEASE_SECONDS})`, updatedAt: nextVersion,
+        }).where(and(eq(jobs.id, popped.jobId), eq(jobs.status, 'pending'))).returning({ ...getTableColumns(jobs), version: jobVersion }),
+      );
+    } catch (err) {
+      // PostgreSQL failed us: the job is still pending there. Freed from `claiming`, the
+      // reconciler's next pass sees it missing from the queue and puts it back.
+      await finishRunning(deps, popped.jobId).catch(() => undefined);
+      throw err;
+    }
+    if (!claimed) {
+      // Cancelled (or otherwise settled) since it was queued; a job another claim runs keeps its slot.
+      const [current] = await withSystem(deps.db, (tx) => tx.select({ status: jobs.status }).from(jobs).where(eq(jobs.id, popped.jobId)));
+      if (current?.status === 'in_progress') await claimSettled(deps, popped.jobId);
+      else await finishRunning(deps, popped.jobId);
+      continue;
+    }
+    const { version, ...job } = claimed;
+    deps.logger.info({ jobId: job.id, workerId: input.workerId, attempt: job.retryCount + 1 }, 'job claimed');
+    const [[originalUrl, thumbUrl]] = await Promise.all([
+      upload,
+      claimSettled(deps, job.id),
+      publishJobEvent(deps, Number(version), { type: 'started', jobId: job.id }),
+    ]);
+    return {
+      job: { id: job.id, userId: job.userId, params: engineParams(job), attempt: job.retryCount + 1 },
+      lease: {
+        token,
+        expiresAt: job.leaseExpiresAt!,
+        heartbeatIntervalMs: Math.floor((deps.config.LEASE_SECONDS * 1000) / 3),
+      },
+      upload: { originalUrl, thumbUrl },
+    };
+  }
+}
+
+/**
+ * Claims the best eligible job. With waitMs > 0 an empty queue is a long poll: the call
+ * sleeps on the process's pub/sub wake-up channel (published by every enqueue and every
+ * freed running slot), so a new job reaches an idle worker within one Redis round trip
+ * instead of a polling interval. The wake-up counter is read before each attempt, so a
+ * wake-up that lands during the attempt is not lost. If the worker hung up meanwhile, a
+ * job claimed for it is handed straight back (not counted as an attempt).
+ */
+export async function claimJob(deps: AppDeps, input: ClaimInput, signal?: AbortSignal): Promise<ClaimedJob | null> {
+  const waitMs = input.waitMs ?? 0;
+  const deadline = Date.now() + waitMs;
+  const bus = busFor(deps);
+  await workerSeen(deps, input.workerId);
+  for (;;) {
+    const seen = waitMs > 0 ? await bus.wakeupCounter() : 0;
+    const claimed = await claimOnce(deps, input);
+    if (claimed) {
+      if (signal?.aborted) {
+        await releaseJob(deps, { jobId: claimed.job.id, leaseToken: claimed.lease.token });
+        return null;
+      }
+      return claimed;
+    }
+    const left = deadline - Date.now();
+    if (left <= 0 || signal?.aborted || bus.isClosed) return null;
+    await bus.waitForWakeup(seen, left, signal);
+  }
+}
+
+/** Extends the lease and records progress; the answer says whether the user cancelled. */
+export async function heartbeat(deps: AppDeps, input: HeartbeatInput): Promise<HeartbeatResult> {
+  const [row] = await withSystem(deps.db, (tx) =>
+    tx.update(jobs).set({
+      leaseExpiresAt: sql`now() + make_interval(secs => ${deps.config.LEASE_SECONDS})`,
+      progress: input.progress ? Math.round(input.progress.percent) : undefined,
+      updatedAt: nextVersion,
+    }).where(and(
+      eq(jobs.id, input.jobId), eq(jobs.status, 'in_progress'), eq(jobs.leaseToken, input.leaseToken), gt(jobs.leaseExpiresAt, sql`now()`),
+    )).returning({ cancel: jobs.cancelRequested, leaseExpiresAt: jobs.leaseExpiresAt, workerId: jobs.workerId, version: jobVersion }),
+  );
+  if (!row) throw leaseLost(input.jobId);
+  if (row.workerId) await workerSeen(deps, row.workerId);
+  if (input.progress) {
+    const { percent, step, totalSteps } = input.progress;
+    await publishJobEvent(deps, Number(row.version), { type: 'progress', jobId: input.jobId, percent, step, totalSteps });
+  }
+  return { cancel: row.cancel, leaseExpiresAt: row.leaseExpiresAt! };
+}
+
+async function objectExists(deps: AppDeps, key: string): Promise<boolean> {
+  try {
+    await deps.store.client.send(new HeadObjectCommand({ Bucket: deps.store.bucket, Key: key }));
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * The image is uploaded: one transaction marks the job completed, inserts the image row and
+ * captures the charge for the engine seconds. A replay by the same lease returns the first
+ * result (one image, one charge); any other lease is refused.
+ */
+export async function completeJob(deps: AppDeps, input: CompleteInput): Promise<CompleteResult> {
+  const [current] = await withSystem(deps.db, (tx) => tx.select().from(jobs).where(eq(jobs.id, input.jobId)));
+  if (!current || current.leaseToken !== input.leaseToken) throw leaseLost(input.jobId);
+  if (current.status === 'completed') return { creditsCharged: current.chargedCredits ?? 0, replayed: true };
+  if (current.status !== 'in_progress') throw leaseLost(input.jobId);
+  const keys = imageKeys(current.userId, current.id);
+  const uploaded = await Promise.all([objectExists(deps, keys.original), objectExists(deps, keys.thumb)]);
+  if (!uploaded.every(Boolean)) {
+    throw new DomainError('BAD_REQUEST', 'Upload the original and the thumbnail before completing the job.', { missing: keys });
+  }
+
+  const done = await withSystem(deps.db, async (tx) => {
+    const job = await lockJob(tx, input.jobId);
+    if (!job || job.leaseToken !== input.leaseToken) throw leaseLost(input.jobId);
+    if (job.status === 'completed') return { replayed: true as const, charged: job.chargedCredits ?? 0 };
+    if (job.status !== 'in_progress') throw leaseLost(input.jobId);
+    const charged = chargeCredits(input.engineSeconds, job.estimatedCredits);
+    const [updated] = await tx.update(jobs).set({
+      status: 'completed', finishedAt: sql`now()`, engineSeconds: input.engineSeconds, chargedCredits: charged,
+      progress: 100, leaseExpiresAt: null, updatedAt: nextVersion,
+    }).where(eq(jobs.id, job.id)).returning({ version: jobVersion });
+    const [image] = await tx.insert(schema.images).values({
+      userId: job.userId, jobId: job.id, originalKey: keys.original, thumbKey: keys.thumb,
+      width: input.image.width, height: input.image.height, bytes: input.image.bytes,
+      prompt: job.prompt, negativePrompt: job.negativePrompt, model: job.model, steps: job.steps, cfgScale: job.cfgScale,
+      seed: job.seed, sampler: job.sampler, engine: input.engine,
+    }).returning({ id: schema.images.id, width: schema.images.width, height: schema.images.height });
+    await capture(tx, { userId: job.userId, holdId: job.holdId!, amount: charged });
+    const balance = await getBalance(tx, job.userId);
+    return { replayed: false as const, charged, version: Number(updated!.version), image: image!, balance: balance.available };
+  });
+  if (done.replayed) return { creditsCharged: done.charged, replayed: true };
+  observeJobCompleted(deps.metrics, { createdAt: current.createdAt, engineSeconds: input.engineSeconds });
+  deps.logger.info({ jobId: input.jobId, engineSeconds: input.engineSeconds, creditsCharged: done.charged }, 'job completed');
+
+  await finishRunning(deps, input.jobId);
+  await recordDuration(deps, input.engineSeconds);
+  await publishJobEvent(deps, done.version, {
+    type: 'completed', jobId: input.jobId, image: done.image, creditsCharged: done.charged, balance: done.balance,
+  });
+  return { creditsCharged: done.charged, replayed: false };
+}
+
+const OUTCOME_OF_STATUS = { pending: 'retrying', failed: 'failed', cancelled: 'cancelled' } as const;
+
+/**
+ * The run failed: retried (pending, retry_count + 1, re-queued), or failed for good after
+ * MAX_JOB_ATTEMPTS with the hold released, or — after a user cancel — cancelled and
+ * charged only for the engine seconds used. A replay by the same lease answers the same.
+ */
+export async function failJob(deps: AppDeps, input: FailInput): Promise<FailResult> {
+  const stopped = await withSystem(deps.db, async (tx) => {
+    const job = await lockJob(tx, input.jobId);
+    if (!job || job.leaseToken !== input.leaseToken || job.status === 'completed') throw leaseLost(input.jobId);
+    if (job.status !== 'in_progress') return { replay: OUTCOME_OF_STATUS[job.status] };
+    return stopRun(tx, job, { code: input.code, message: input.message, engineSeconds: input.engineSeconds });
+  });
+  if ('replay' in stopped) return { outcome: stopped.replay };
+  deps.logger.info({ jobId: input.jobId, code: input.code, outcome: stopped.outcome }, 'job run failed');
+  await afterStop(deps, stopped);
+  return { outcome: stopped.outcome === 'requeued' ? 'retrying' : stopped.outcome };
+}
+
+export interface ReleaseResult {
+  /** requeued: back in the queue at its old place; cancelled: the user had cancelled it meanwhile. */
+  outcome: 'requeued' | 'cancelled';
+}
+
+/** The worker hands the job back unfinished (shutdown); not counted as an attempt. */
+export async function releaseJob(deps: AppDeps, input: ReleaseInput): Promise<ReleaseResult> {
+  const stopped = await withSystem(deps.db, async (tx) => {
+    const job = await lockJob(tx, input.jobId);
+    if (!job || job.leaseToken !== input.leaseToken || job.status !== 'in_progress') throw leaseLost(input.jobId);
+    return handBack(tx, job);
+  });
+  deps.logger.info({ jobId: input.jobId, outcome: stopped.outcome }, 'job handed back');
+  await afterStop(deps, stopped);
+  return { outcome: stopped.outcome === 'cancelled' ? 'cancelled' : 'requeued' };
+}
