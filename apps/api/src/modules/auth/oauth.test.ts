@@ -234,7 +234,8 @@ describe('GET /api/v1/oauth/google/callback', () => {
   });
 
   it('rate-limits login and callback per IP: 429 with a page that says so', async () => {
-    const limited = await buildServer({ ...app.deps, config: { ...app.config, SIGNIN_RATE_LIMIT: 2 } });
+    // Behind a trusted proxy: X-Forwarded-For names the client.
+    const limited = await buildServer({ ...app.deps, config: { ...app.config, SIGNIN_RATE_LIMIT: 2, TRUST_PROXY: true } });
     try {
       const headers = { 'x-forwarded-for': '198.51.100.9' };
       const logins = [];

@@ -97,7 +97,8 @@ describe('dev sign-in', () => {
   });
 
   it('is rate-limited per IP: past the limit → 429 with a clear message; other IPs unaffected', async () => {
-    const limited = await buildServer({ ...app.deps, config: { ...app.config, SIGNIN_RATE_LIMIT: 3 } });
+    // Behind a trusted proxy: X-Forwarded-For names the client.
+    const limited = await buildServer({ ...app.deps, config: { ...app.config, SIGNIN_RATE_LIMIT: 3, TRUST_PROXY: true } });
     try {
       const from = (ip: string) => limited.inject({ method: 'POST', url: '/api/v1/auth/dev-login', payload: { email: 'rl@example.test' }, headers: { 'x-forwarded-for': ip } });
       for (let i = 0; i < 3; i++) expect((await from('203.0.113.7')).statusCode).toBe(200);
