@@ -1,0 +1,161 @@
+import { hostname } from 'node:os';
+import { basename } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { z } from 'zod';
+
+const DEV_WORKER_TOKEN = 'dev-only-worker-token';
+
+/** The reference engine as `npm run build -w @pingvas/gpu-worker` leaves it. */
+export const REFERENCE_ENGINE_BIN = fileURLToPath(new URL('../engine/bin/refengine', import.meta.url));
+
+/**
+ * One entry of the model registry: the engine flags that select a model's files.
+ * `files` is the readable form for stable-diffusion.cpp; `args` is passed as is, after them.
+ */
+const modelEntrySchema = z
+  .object({
+    files: z
+      .object({
+        model: z.string().min(1),
+        diffusionModel: z.string().min(1),
+        vae: z.string().min(1),
+        clipL: z.string().min(1),
+        clipG: z.string().min(1),
+        t5xxl: z.string().min(1),
+      })
+      .partial()
+      .strict()
+      .default({}),
+    args: z.array(z.string()).default([]),
+  })
+  .strict();
+
+const FILE_FLAGS = {
+  model: '-m',
+  diffusionModel: '--diffusion-model',
+  vae: '--vae',
+  clipL: '--clip_l',
+  clipG: '--clip_g',
+  t5xxl: '--t5xxl',
+} as const;
+
+export type ModelRegistry = Record<string, { args: string[] }>;
+
+const modelsSchema = z
+  .string()
+  .transform((text, ctx) => {
+    try {
+      return JSON.parse(text) as unknown;
+    } catch {
+      ctx.addIssue({ code: 'custom', message: 'must be JSON, e.g. {"sdxl":{"files":{"model":"/models/sdxl.safetensors"}}}' });
+      return z.NEVER;
+    }
+  })
+  .pipe(z.record(z.string().min(1), modelEntrySchema))
+  .transform((entries): ModelRegistry =>
+    Object.fromEntries(
+      Object.entries(entries).map(([id, entry]) => [
+        id,
+        {
+          args: [
+            ...Object.entries(entry.files).flatMap(([name, file]) => [FILE_FLAGS[name as keyof typeof FILE_FLAGS], file]),
+            ...entry.args,
+          ],
+        },
+      ]),
+    ),
+  );
+
+/** The reference engine needs no model files: every model id runs it with no extra flags. */
+const REFERENCE_MODELS = '{"sdxl":{},"sd15":{}}';
+
+const optionalString = z.string().trim().optional().transform((v) => (v ? v : undefined));
+
+const workerEnvSchema = z
+  .object({
+    NODE_ENV: z.enum(['development', 'test', 'production']).default('development'),
+    LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+    API_URL: z.url().default('http://127.0.0.1:3000'),
+    WORKER_TOKEN: optionalString,
+    ENGINE_BIN: z.string().trim().min(1).default(REFERENCE_ENGINE_BIN),
+    /** Recorded on each image; derived from ENGINE_BIN when unset (`refengine` → `reference`). */
+    ENGINE_NAME: optionalString,
+    ENGINE_MODELS: optionalString,
+    ENGINE_TIMEOUT_SECONDS: z.coerce.number().positive().default(300),
+    WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(1),
+    WORKER_GRACE_SECONDS: z.coerce.number().min(0).default(30),
+    WORKER_ID: optionalString,
+    /** The status endpoint's port; 0 lets the system pick one (it is logged). */
+    WORKER_STATUS_PORT: z.coerce.number().int().min(0).max(65535).default(9090),
+    WORKER_STATUS_HOST: z.string().default('127.0.0.1'),
+    /** How long one `worker.claim` may wait for a job on the API (long poll). */
+    WORKER_CLAIM_WAIT_MS: z.coerce.number().int().min(0).max(20_000).default(10_000),
+  })
+  .superRefine((env, ctx) => {
+    if (env.NODE_ENV !== 'production') return;
+    for (const name of ['WORKER_TOKEN', 'ENGINE_MODELS'] as const) {
+      if (!env[name]) ctx.addIssue({ code: 'custom', path: [name], message: 'is required in production' });
+    }
+  });
+
+export interface WorkerConfig {
+  nodeEnv: 'development' | 'test' | 'production';
+  logLevel: string;
+  apiUrl: string;
+  workerToken: string;
+  engineBin: string;
+  engineName: string;
+  engineModels: ModelRegistry;
+  engineTimeoutMs: number;
+  concurrency: number;
+  graceMs: number;
+  workerId: string;
+  statusPort: number;
+  statusHost: string;
+  claimWaitMs: number;
+}
+
+export class ConfigError extends Error {}
+
+function engineNameFor(bin: string): string {
+  const name = basename(bin);
+  return name === 'refengine' ? 'reference' : name;
+}
+
+/** Parses the environment; a bad or missing variable throws one line naming it. */
+export function loadWorkerConfig(env: NodeJS.ProcessEnv = process.env): WorkerConfig {
+  const parsed = workerEnvSchema.safeParse(env);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    throw new ConfigError(`config: ${issue.path.join('.')} ${issue.message}`);
+  }
+  const e = parsed.data;
+  const models = modelsSchema.safeParse(e.ENGINE_MODELS ?? REFERENCE_MODELS);
+  if (!models.success) {
+    const issue = models.error.issues[0]!;
+    const where = issue.path.length ? ` (at ${issue.path.join('.')})` : '';
+    throw new ConfigError(`config: ENGINE_MODELS ${issue.message}${where}`);
+  }
+  return {
+    nodeEnv: e.NODE_ENV,
+    logLevel: e.LOG_LEVEL,
+    apiUrl: e.API_URL.replace(/\/$/, ''),
+    workerToken: e.WORKER_TOKEN ?? DEV_WORKER_TOKEN,
+    engineBin: e.ENGINE_BIN,
+    engineName: e.ENGINE_NAME ?? engineNameFor(e.ENGINE_BIN),
+    engineModels: models.data,
+    engineTimeoutMs: Math.round(e.ENGINE_TIMEOUT_SECONDS * 1000),
+    concurrency: e.WORKER_CONCURRENCY,
+    graceMs: Math.round(e.WORKER_GRACE_SECONDS * 1000),
+    workerId: e.WORKER_ID ?? `${hostname()}-${process.pid}`,
+    statusPort: e.WORKER_STATUS_PORT,
+    statusHost: e.WORKER_STATUS_HOST,
+    claimWaitMs: e.WORKER_CLAIM_WAIT_MS,
+  };
+}
+
+/** The config as it is safe to log: the token never leaves the process. */
+export function describeConfig(config: WorkerConfig): Record<string, unknown> {
+  const { workerToken: _token, ...rest } = config;
+  return rest;
+}

@@ -1,0 +1,182 @@
+import { execFile, spawn } from 'node:child_process';
+import { open } from 'node:fs/promises';
+import { promisify } from 'node:util';
+import type { EngineParams } from '@pingvas/core';
+import type { ModelRegistry } from '../config.js';
+import { engineFailure, type Engine, type EngineOutcome, type EngineRunOptions } from './engine.js';
+import { ProgressParser, ProgressThrottle } from './progress.js';
+import { releaseGroup, trackGroup, killGroup } from './process-groups.js';
+
+const OOM = /out of memory|failed to allocate the compute buffer/i;
+const SAVE_FAILED = /save result image .* \(failure\)/;
+const ERROR_LINE = /^\[ERROR\s*\].*$/m;
+const CRASH_SIGNALS = new Set(['SIGABRT', 'SIGSEGV', 'SIGBUS', 'SIGILL', 'SIGFPE']);
+const PNG_SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
+/** Enough of each stream to classify a failure and show its cause, without growing forever. */
+const OUTPUT_KEEP = 16 * 1024;
+
+export interface CliEngineOptions {
+  bin: string;
+  name: string;
+  models: ModelRegistry;
+  /** Added to the worker's environment for the engine (tests pass fault switches here). */
+  env?: Record<string, string>;
+  progressIntervalMs?: number;
+}
+
+/** stable-diffusion.cpp's `sd-cli` contract (engine.md): one process per image. */
+export class CliEngine implements Engine {
+  readonly name: string;
+
+  constructor(private readonly options: CliEngineOptions) {
+    this.name = options.name;
+  }
+
+  async version(): Promise<string> {
+    const { stdout, stderr } = await promisify(execFile)(this.options.bin, ['--version'], { timeout: 10_000, env: this.env() });
+    const line = `${stdout}\n${stderr}`.split('\n').map((l) => l.trim()).find(Boolean);
+    if (!line) throw new Error(`${this.options.bin} --version printed nothing`);
+    return line.slice(0, 200);
+  }
+
+  /** The command line for one job: the model's registry flags, then the job's parameters. */
+  argsFor(params: EngineParams, outputPath: string): string[] | null {
+    const model = this.options.models[params.model];
+    if (!model) return null;
+    return [
+      ...model.args,
+      '-p', params.prompt,
+      ...(params.negativePrompt ? ['-n', params.negativePrompt] : []),
+      '-W', String(params.width),
+      '-H', String(params.height),
+      '--steps', String(params.steps),
+      '--cfg-scale', String(params.cfgScale),
+      '-s', String(params.seed),
+      '--sampling-method', params.sampler,
+      '-o', outputPath,
+    ];
+  }
+
+  run(params: EngineParams, options: EngineRunOptions): Promise<EngineOutcome> {
+    const args = this.argsFor(params, options.outputPath);
+    if (!args) {
+      const known = Object.keys(this.options.models).join(', ') || 'none';
+      return Promise.resolve(engineFailure('ENGINE_ERROR', `model ${params.model} is not installed on this worker (it has: ${known})`, 0));
+    }
+    if (options.signal?.aborted) return Promise.resolve(engineFailure('CANCELLED', 'stopped before the engine started', 0));
+
+    return new Promise((resolve) => {
+      const startedAt = performance.now();
+      let exitedAt: number | null = null;
+      let stoppedBy: 'timeout' | 'abort' | null = null;
+      let stdout = '';
+      let stderr = '';
+      const parser = new ProgressParser();
+      const throttle = new ProgressThrottle((p) => options.onProgress?.(p), this.options.progressIntervalMs);
+
+      const child = spawn(this.options.bin, args, { detached: true, stdio: ['ignore', 'pipe', 'pipe'], env: this.env() });
+      const pgid = child.pid;
+      if (pgid !== undefined) trackGroup(pgid);
+      const seconds = () => ((exitedAt ?? performance.now()) - startedAt) / 1000;
+
+      const stop = (why: 'timeout' | 'abort') => {
+        if (stoppedBy || exitedAt !== null || pgid === undefined) return;
+        stoppedBy = why;
+        killGroup(pgid);
+      };
+      const timer = setTimeout(() => stop('timeout'), options.timeoutMs);
+      const onAbort = () => stop('abort');
+      options.signal?.addEventListener('abort', onAbort, { once: true });
+
+      child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
+        stdout = (stdout + chunk).slice(-OUTPUT_KEEP);
+        for (const progress of parser.push(chunk)) throttle.push(progress);
+      });
+      child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
+        stderr = (stderr + chunk).slice(-OUTPUT_KEEP);
+      });
+      child.on('exit', () => {
+        exitedAt = performance.now();
+        // Whatever the engine left running would hold its pipes open, and 'close' with them.
+        if (pgid !== undefined) killGroup(pgid);
+      });
+
+      let settled = false;
+      const finish = (outcome: EngineOutcome | Promise<EngineOutcome>) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        options.signal?.removeEventListener('abort', onAbort);
+        throttle.stop();
+        if (pgid !== undefined) releaseGroup(pgid);
+        resolve(outcome);
+      };
+
+      child.on('error', (error) => finish(engineFailure('ENGINE_ERROR', `could not run ${this.options.bin}: ${error.message}`, seconds())));
+      child.on('close', (code, signal) => {
+        const engineSeconds = seconds();
+        if (stoppedBy === 'timeout') return finish(engineFailure('TIMEOUT', `no result after ${options.timeoutMs / 1000} s`, engineSeconds));
+        if (stoppedBy === 'abort') return finish(engineFailure('CANCELLED', 'stopped by the worker', engineSeconds));
+        if (OOM.test(stderr) || OOM.test(stdout)) {
+          return finish(engineFailure('OOM', lastLines(`${stderr}\n${stdout}`, OOM) ?? 'out of memory', engineSeconds));
+        }
+        if (signal) {
+          const kind = CRASH_SIGNALS.has(signal) ? 'crashed' : 'was killed';
+          return finish(engineFailure('CRASH', `engine ${kind} (${signal})${tail(stderr)}`, engineSeconds));
+        }
+        if (code !== 0) {
+          const cause = ERROR_LINE.exec(stderr)?.[0] ?? ERROR_LINE.exec(stdout)?.[0] ?? lastLines(stderr) ?? 'no message';
+          return finish(engineFailure('ENGINE_ERROR', `engine exited with ${code}: ${cause}`, engineSeconds));
+        }
+        if (SAVE_FAILED.test(stdout)) return finish(engineFailure('BAD_OUTPUT', 'the engine could not save the image', engineSeconds));
+        finish(checkPng(options.outputPath, params).then((image) =>
+          typeof image === 'string'
+            ? engineFailure('BAD_OUTPUT', image, engineSeconds)
+            : { ok: true as const, outputPath: options.outputPath, engineSeconds, ...image }));
+      });
+    });
+  }
+
+  /** The worker's environment without its API token: the engine has no business with it. */
+  private env(): NodeJS.ProcessEnv {
+    const { WORKER_TOKEN: _token, ...env } = process.env;
+    return { ...env, ...this.options.env };
+  }
+}
+
+/** Reads the PNG's signature and header: a missing, truncated or foreign file is no image. */
+async function checkPng(path: string, params: EngineParams): Promise<{ width: number; height: number; bytes: number } | string> {
+  let file;
+  try {
+    file = await open(path, 'r');
+  } catch {
+    return 'the engine exited successfully but wrote no image';
+  }
+  try {
+    const { size } = await file.stat();
+    const head = Buffer.alloc(24);
+    const { bytesRead } = await file.read(head, 0, 24, 0);
+    if (bytesRead < 24 || !head.subarray(0, 8).equals(PNG_SIGNATURE) || head.toString('latin1', 12, 16) !== 'IHDR') {
+      return 'the engine wrote a file that is not a PNG image';
+    }
+    const width = head.readUInt32BE(16);
+    const height = head.readUInt32BE(20);
+    if (width !== params.width || height !== params.height) {
+      return `the engine wrote a ${width}×${height} image, ${params.width}×${params.height} was asked for`;
+    }
+    return { width, height, bytes: size };
+  } finally {
+    await file.close();
+  }
+}
+
+function lastLines(text: string, matching?: RegExp): string | null {
+  const lines = text.split('\n').map((l) => l.trim()).filter(Boolean);
+  const picked = matching ? lines.filter((l) => matching.test(l)) : lines.slice(-2);
+  return picked.length ? picked.slice(-2).join(' | ').slice(0, 500) : null;
+}
+
+function tail(stderr: string): string {
+  const last = lastLines(stderr);
+  return last ? `: ${last}` : '';
+}

@@ -1,0 +1,349 @@
+import { randomUUID } from 'node:crypto';
+import { readdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { createServer, type AddressInfo } from 'node:net';
+import pino from 'pino';
+import sharp from 'sharp';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { withSystem } from '@pingvas/db';
+import { chargeCredits, type GenerationParams } from '@pingvas/core';
+import { createTestApp, type TestApp } from '../../api/src/test/harness.js';
+import { expectLedgerInvariants } from '../../api/src/test/invariants.js';
+import { buildServer } from '../../api/src/server.js';
+import { grant, getBalance } from '../../api/src/modules/credits/ledger.js';
+import { reconcileOnce } from '../../api/src/modules/generation/reconciler.js';
+import { imageKeys } from '../../api/src/infra/object-store.js';
+import type { SessionUser } from '../../api/src/context.js';
+import { createWorkerApi } from './api-client.js';
+import { CliEngine } from './engine/cli-engine.js';
+import { startStatusServer } from './status-server.js';
+import { processesMentioning, referenceEngine } from './test/reference-engine.js';
+import { spawnWorker, type WorkerProcess } from './test/worker-process.js';
+import { Worker, type JobRecord, type WorkerStatus } from './worker.js';
+
+/**
+ * The worker against the real API (fastify on a loopback port), PostgreSQL, Redis and the
+ * embedded S3 server. The reconciler's background loop is off in the harness; tests that
+ * need a lease to expire run its pass themselves.
+ */
+
+const LEASE_SECONDS = 6;
+const CREDITS = 1000;
+
+let app: TestApp;
+let server: Awaited<ReturnType<typeof buildServer>>;
+let apiUrl: string;
+let engineBin: string;
+const children: WorkerProcess[] = [];
+const stops: (() => Promise<void>)[] = [];
+
+beforeAll(async () => {
+  engineBin = referenceEngine();
+  app = await createTestApp({ LEASE_SECONDS: String(LEASE_SECONDS), GENERATION_RATE_LIMIT: '1000' });
+  server = await buildServer(app.deps);
+  await server.listen({ port: 0, host: '127.0.0.1' });
+  apiUrl = `http://127.0.0.1:${(server.server.address() as AddressInfo).port}`;
+});
+
+afterEach(async () => {
+  for (const worker of children.splice(0)) {
+    worker.child.kill('SIGKILL');
+    await worker.exited;
+  }
+  for (const stop of stops.splice(0)) await stop();
+  await expectLedgerInvariants(app.database.admin);
+});
+
+afterAll(async () => {
+  if (server) {
+    // Long-poll claims that stopped workers hung up on must not hold the test's teardown.
+    const closing = server.close();
+    server.server.closeAllConnections();
+    await closing;
+  }
+  await app?.close();
+});
+
+async function payingUser(): Promise<SessionUser> {
+  const user = await app.createUser({ tier: 'pro' });
+  await withSystem(app.deps.db, (tx) =>
+    grant(tx, { userId: user.id, key: `test:${randomUUID()}`, type: 'purchase', bucket: 'purchased', amount: CREDITS }),
+  );
+  return user;
+}
+
+async function createJob(user: SessionUser, over: Partial<GenerationParams> = {}): Promise<{ jobId: string; prompt: string }> {
+  // A unique prompt finds the job's engine among the machine's processes.
+  const prompt = over.prompt ?? `a lighthouse ${randomUUID()}`;
+  const { jobId } = await app.callerFor(user).generation.create({
+    prompt, model: 'sd15', width: 256, height: 256, steps: 10, cfgScale: 7, seed: 42, ...over,
+  });
+  return { jobId, prompt };
+}
+
+interface JobRow {
+  status: string;
+  retry_count: number;
+  progress: number;
+  engine_seconds: number | null;
+  estimated_credits: number;
+  charged_credits: number | null;
+  failure_code: string | null;
+  worker_id: string | null;
+}
+
+async function job(jobId: string): Promise<JobRow> {
+  const [row] = await app.database.admin<JobRow[]>`
+    select status, retry_count, progress, engine_seconds, estimated_credits, charged_credits, failure_code, worker_id
+    from generation_jobs where id = ${jobId}`;
+  return row!;
+}
+
+const untilJob = (jobId: string, timeout = 45_000) => expect.poll(() => job(jobId), { timeout, interval: 200 });
+
+async function balance(user: SessionUser) {
+  return withSystem(app.deps.db, (tx) => getBalance(tx, user.id));
+}
+
+async function countRows(table: 'images' | 'captures', user: SessionUser, jobId: string): Promise<number> {
+  const [row] = table === 'images'
+    ? await app.database.admin<{ n: number }[]>`select count(*)::int as n from images where job_id = ${jobId}`
+    : await app.database.admin<{ n: number }[]>`select count(*)::int as n from credit_transactions where user_id = ${user.id} and type = 'capture'`;
+  return row!.n;
+}
+
+/** A worker in this process, to watch its records, status and log. */
+async function inProcessWorker(engineEnv: Record<string, string> = {}, options: { concurrency?: number; apiUrl?: string } = {}) {
+  const engine = new CliEngine({ bin: engineBin, name: 'reference', models: { sd15: { args: [] }, sdxl: { args: [] } }, env: engineEnv });
+  const records: JobRecord[] = [];
+  const logs: Record<string, unknown>[] = [];
+  const workerId = `test-worker-${randomUUID()}`;
+  const worker = new Worker({
+    api: createWorkerApi({ apiUrl: options.apiUrl ?? apiUrl, workerToken: app.config.WORKER_TOKEN }),
+    engine,
+    engineVersion: await engine.version(),
+    workerId,
+    concurrency: options.concurrency ?? 1,
+    engineTimeoutMs: 60_000,
+    claimWaitMs: 1_000,
+    logger: pino({ level: 'info' }, { write: (line: string) => void logs.push(JSON.parse(line) as Record<string, unknown>) }),
+    onJobSettled: (record) => records.push(record),
+  });
+  worker.start();
+  stops.push(() => worker.stop(0));
+  return { worker, records, logs, workerId };
+}
+
+function childWorker(id: string, env: Record<string, string> = {}): WorkerProcess {
+  const worker = spawnWorker({ API_URL: apiUrl, WORKER_TOKEN: app.config.WORKER_TOKEN, WORKER_ID: id, WORKER_CLAIM_WAIT_MS: '1000', ...env });
+  children.push(worker);
+  return worker;
+}
+
+describe('GPU worker against the real API', () => {
+  it('takes a job from create to completed: both objects stored, the image recorded, the engine seconds charged', async () => {
+    const user = await payingUser();
+    const foldersBefore = jobFolders();
+    const { worker, records } = await inProcessWorker({ REFENGINE_STEP_MS: '150' });
+    const status = await startStatusServer({ port: 0, host: '127.0.0.1', status: () => worker.status() });
+    stops.push(async () => void status.server.close());
+    const { jobId } = await createJob(user, { width: 512, height: 384 });
+
+    const readStatus = async () => (await (await fetch(`http://127.0.0.1:${status.port}/status`)).json()) as WorkerStatus;
+    await expect.poll(async () => (await readStatus()).currentJobs.find((j) => j.jobId === jobId)?.step ?? 0, { timeout: 30_000 }).toBeGreaterThan(0);
+    const during = await readStatus();
+    expect(during.currentJobs[0]).toMatchObject({ jobId, totalSteps: 10 });
+    expect(during.engineVersion).toMatch(/^refengine /);
+    expect((await fetch(`http://127.0.0.1:${status.port}/healthz`)).status).toBe(200);
+
+    await untilJob(jobId).toMatchObject({ status: 'completed', retry_count: 0 });
+    const row = await job(jobId);
+    const keys = imageKeys(user.id, jobId);
+    const original = Buffer.from(await app.deps.store.getBytes(keys.original));
+    const thumb = Buffer.from(await app.deps.store.getBytes(keys.thumb));
+    expect(await sharp(original).metadata()).toMatchObject({ format: 'png', width: 512, height: 384 });
+    expect(await sharp(thumb).metadata()).toMatchObject({ format: 'webp', width: 256, height: 192 });
+
+    const [image] = await app.database.admin<{ width: number; height: number; bytes: number; engine: string }[]>`
+      select width, height, bytes, engine from images where job_id = ${jobId}`;
+    expect(image).toEqual({ width: 512, height: 384, bytes: original.length, engine: 'reference' });
+    expect(row.engine_seconds).toBeGreaterThanOrEqual(10 * 0.15);
+    expect(row.charged_credits).toBe(chargeCredits(row.engine_seconds!, row.estimated_credits));
+    expect(await balance(user)).toMatchObject({ available: CREDITS - row.charged_credits!, held: 0 });
+    expect(await countRows('captures', user, jobId)).toBe(1);
+
+    await expect.poll(() => records.length).toBe(1);
+    expect(records[0]).toMatchObject({ jobId, result: 'completed' });
+    // The job's folder (the engine's PNG) is gone once the job is delivered.
+    expect(jobFolders().filter((name) => !foldersBefore.includes(name))).toEqual([]);
+    expect((await readStatus())).toMatchObject({ currentJobs: [], jobsDone: 1, jobsFailed: 0 });
+  });
+
+  it('stops the engine when the user cancels a running job, and charges only the engine seconds used', async () => {
+    const user = await payingUser();
+    const { records } = await inProcessWorker({ REFENGINE_STEP_MS: '300' });
+    const { jobId, prompt } = await createJob(user, { steps: 40 });
+    await untilJob(jobId).toMatchObject({ status: 'in_progress', progress: expect.any(Number) });
+    await expect.poll(async () => (await job(jobId)).progress, { timeout: 30_000 }).toBeGreaterThan(0);
+    await app.callerFor(user).generation.cancel({ jobId });
+
+    await untilJob(jobId).toMatchObject({ status: 'cancelled' });
+    const row = await job(jobId);
+    expect(row.engine_seconds).toBeGreaterThan(0);
+    expect(row.engine_seconds).toBeLessThan(40 * 0.3);
+    expect(row.charged_credits).toBe(chargeCredits(row.engine_seconds!, row.estimated_credits));
+    expect(await balance(user)).toMatchObject({ available: CREDITS - row.charged_credits!, held: 0 });
+    expect(processesMentioning(prompt)).toEqual([]);
+    await expect.poll(() => records.map((r) => r.result)).toEqual(['cancelled']);
+  });
+
+  it('finishes a job whose worker was SIGKILLed mid-run on another worker after the lease expires: one image, one charge', async () => {
+    const user = await payingUser();
+    const doomed = childWorker('doomed', { REFENGINE_STEP_MS: '500' });
+    const { jobId, prompt } = await createJob(user);
+    await untilJob(jobId).toMatchObject({ status: 'in_progress', worker_id: 'doomed' });
+    await expect.poll(async () => (await job(jobId)).progress, { timeout: 30_000 }).toBeGreaterThan(0);
+    doomed.child.kill('SIGKILL');
+    await doomed.exited;
+
+    const rescuer = childWorker('rescuer');
+    // The reconciler (its loop is off here) retries the run once its lease has run out.
+    await expect.poll(async () => {
+      await reconcileOnce(app.deps);
+      return (await job(jobId)).status;
+    }, { timeout: 45_000, interval: 500 }).toBe('completed');
+    const row = await job(jobId);
+    expect(row).toMatchObject({ retry_count: 1, worker_id: 'rescuer' });
+    expect(await countRows('images', user, jobId)).toBe(1);
+    expect(await countRows('captures', user, jobId)).toBe(1);
+    expect(await balance(user)).toMatchObject({ available: CREDITS - row.charged_credits!, held: 0 });
+    // The dead worker's engine went with it: it dies of SIGPIPE on its next progress line.
+    await expect.poll(() => processesMentioning(prompt), { timeout: 15_000 }).toEqual([]);
+    await expect.poll(() => rescuer.logs.some((l) => l.msg === 'job completed' && l.jobId === jobId)).toBe(true);
+  });
+
+  it('fails a job whose engine runs out of memory three times, releasing every credit held', async () => {
+    const user = await payingUser();
+    const worker = childWorker('tiny-gpu', { REFENGINE_OOM_AT_STEP: '2' });
+    const { jobId } = await createJob(user);
+    await untilJob(jobId).toMatchObject({ status: 'failed', retry_count: 3, failure_code: 'OOM', charged_credits: 0 });
+    expect(await balance(user)).toMatchObject({ available: CREDITS, held: 0 });
+    expect(await countRows('images', user, jobId)).toBe(0);
+    expect(worker.logs.filter((l) => l.msg === 'engine failed' && l.jobId === jobId && l.code === 'OOM')).toHaveLength(3);
+  });
+
+  it('on SIGTERM hands back a job it cannot finish within the grace period, not counted as an attempt', async () => {
+    const user = await payingUser();
+    const leaving = childWorker('spot-instance', { REFENGINE_STEP_MS: '800', WORKER_GRACE_SECONDS: '1' });
+    const { jobId, prompt } = await createJob(user);
+    await untilJob(jobId).toMatchObject({ status: 'in_progress', worker_id: 'spot-instance' });
+    await expect.poll(async () => (await job(jobId)).progress, { timeout: 30_000 }).toBeGreaterThan(0);
+    leaving.child.kill('SIGTERM');
+    expect(await leaving.exited).toEqual({ code: 0, signal: null });
+    expect(processesMentioning(prompt)).toEqual([]);
+    expect(await job(jobId)).toMatchObject({ status: 'pending', retry_count: 0 });
+    expect(leaving.logs.some((l) => l.msg === 'job released' && l.jobId === jobId)).toBe(true);
+
+    childWorker('next-one');
+    await untilJob(jobId).toMatchObject({ status: 'completed', retry_count: 0, worker_id: 'next-one' });
+    expect(await countRows('images', user, jobId)).toBe(1);
+    expect(await countRows('captures', user, jobId)).toBe(1);
+  });
+
+  it('on SIGTERM finishes the running job when it fits in the grace period, then exits', async () => {
+    const user = await payingUser();
+    const leaving = childWorker('graceful', { REFENGINE_STEP_MS: '200', WORKER_GRACE_SECONDS: '30' });
+    const { jobId } = await createJob(user);
+    const second = await createJob(user);
+    await untilJob(jobId).toMatchObject({ status: 'in_progress', worker_id: 'graceful' });
+    leaving.child.kill('SIGTERM');
+    expect(await leaving.exited).toEqual({ code: 0, signal: null });
+    expect(await job(jobId)).toMatchObject({ status: 'completed', retry_count: 0 });
+    // Stopping means no new claims: the next job is still waiting.
+    expect(await job(second.jobId)).toMatchObject({ status: 'pending', retry_count: 0 });
+    await app.callerFor(user).generation.cancel({ jobId: second.jobId });
+  });
+
+  it('runs WORKER_CONCURRENCY jobs at once', async () => {
+    const user = await payingUser();
+    const { workerId, records } = await inProcessWorker({ REFENGINE_STEP_MS: '300' }, { concurrency: 2 });
+    const a = await createJob(user);
+    const b = await createJob(user);
+    await expect.poll(async () => [(await job(a.jobId)).worker_id, (await job(b.jobId)).worker_id].join(), { timeout: 30_000 })
+      .toBe(`${workerId},${workerId}`);
+    expect((await job(a.jobId)).status).toBe('in_progress');
+    expect((await job(b.jobId)).status).toBe('in_progress');
+    await untilJob(a.jobId).toMatchObject({ status: 'completed' });
+    await untilJob(b.jobId).toMatchObject({ status: 'completed' });
+    await expect.poll(() => records.filter((r) => r.result === 'completed').length).toBe(2);
+  });
+
+  it('claims the next job while the engine ends the current one, and hands both back when stopped at once', async () => {
+    const user = await payingUser();
+    const { worker, workerId, records } = await inProcessWorker({ REFENGINE_STEP_MS: '300' });
+    const first = await createJob(user);
+    const second = await createJob(user);
+    await untilJob(first.jobId).toMatchObject({ status: 'in_progress', worker_id: workerId });
+    // Claimed ahead: in progress on this worker while the first job's engine is still running.
+    await untilJob(second.jobId).toMatchObject({ status: 'in_progress', worker_id: workerId });
+    await worker.stop(0);
+    expect(await job(first.jobId)).toMatchObject({ retry_count: 0 });
+    expect(await job(second.jobId)).toMatchObject({ status: 'pending', retry_count: 0 });
+    expect(records.find((r) => r.jobId === second.jobId)).toMatchObject({ result: 'released' });
+    expect(processesMentioning(second.prompt)).toEqual([]);
+    for (const { jobId } of [first, second]) {
+      if ((await job(jobId)).status === 'pending') await app.callerFor(user).generation.cancel({ jobId });
+    }
+  });
+
+  it('kills the engine and drops the job when a heartbeat finds the lease lost', async () => {
+    const user = await payingUser();
+    const { records, logs } = await inProcessWorker({ REFENGINE_STEP_MS: '400' });
+    const { jobId } = await createJob(user);
+    await expect.poll(async () => (await job(jobId)).progress, { timeout: 30_000 }).toBeGreaterThan(0);
+    // As if the worker had gone quiet past its lease: the reconciler hands the run on.
+    await app.database.admin`update generation_jobs set lease_expires_at = now() - interval '1 second' where id = ${jobId}`;
+    await reconcileOnce(app.deps);
+    expect(await job(jobId)).toMatchObject({ retry_count: 1 });
+
+    await expect.poll(() => records[0]?.result, { timeout: 30_000 }).toBe('dropped');
+    expect(records[0]!.engineSeconds).toBeLessThan(10 * 0.4);
+    expect(logs.some((l) => l.msg === 'lease lost: dropping the job')).toBe(true);
+    // The job went back to the queue; the worker takes it again under a new lease and finishes it.
+    await untilJob(jobId).toMatchObject({ status: 'completed', retry_count: 1 });
+    expect(await countRows('images', user, jobId)).toBe(1);
+    expect(await countRows('captures', user, jobId)).toBe(1);
+  });
+
+  it('backs off while the API is unreachable, then picks up work when it answers', async () => {
+    const port = await freePort();
+    const { logs, records } = await inProcessWorker({}, { apiUrl: `http://127.0.0.1:${port}` });
+    await new Promise((resolve) => setTimeout(resolve, 3_000));
+    const failures = logs.filter((l) => l.msg === 'claim failed');
+    // Exponential backoff from 250 ms: a handful of tries in 3 s, not a spin.
+    expect(failures.length).toBeGreaterThanOrEqual(2);
+    expect(failures.length).toBeLessThanOrEqual(8);
+    const delays = failures.map((l) => l.retryInMs as number);
+    expect(Math.max(...delays)).toBeGreaterThan(delays[0]!);
+
+    const late = await buildServer(app.deps);
+    await late.listen({ port, host: '127.0.0.1' });
+    stops.push(() => late.close());
+    const user = await payingUser();
+    const { jobId } = await createJob(user);
+    await untilJob(jobId).toMatchObject({ status: 'completed' });
+    await expect.poll(() => records.map((r) => r.result)).toEqual(['completed']);
+  });
+});
+
+function jobFolders(): string[] {
+  return readdirSync(tmpdir()).filter((name) => name.startsWith('pingvas-job-'));
+}
+
+async function freePort(): Promise<number> {
+  const probe = createServer();
+  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
+  const { port } = probe.address() as AddressInfo;
+  await new Promise((resolve) => probe.close(resolve));
+  return port;
+}
