@@ -20,13 +20,17 @@ const tasks = config.DISABLE_BACKGROUND ? [] : startBackgroundTasks(deps);
 await app.listen({ port: config.API_PORT, host: config.API_HOST });
 deps.logger.info({ port: config.API_PORT, google: config.googleEnabled, lemonSqueezy: config.lemonSqueezyEnabled }, 'api listening');
 
+const SHUTDOWN_GRACE_MS = 5000;
 let stopping = false;
 async function shutdown(signal: string): Promise<void> {
   if (stopping) return;
   stopping = true;
   deps.logger.info({ signal }, 'api shutting down');
   await Promise.allSettled(tasks.map((task) => task.stop()));
+  // Long-polling claims and WebSockets would hold close() open; give requests a moment, then cut.
+  const cut = setTimeout(() => app.server.closeAllConnections(), SHUTDOWN_GRACE_MS);
   await app.close();
+  clearTimeout(cut);
   await closeAppDeps(deps);
   process.exit(0);
 }
