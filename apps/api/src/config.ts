@@ -122,6 +122,8 @@ const apiEnvSchema = z
   });
 
 export type ApiEnv = z.infer<typeof apiEnvSchema>;
+/** Every variable name the API reads (`.env.example` must document each: a test checks). */
+export const API_ENV_VARIABLES = Object.keys(apiEnvSchema.shape);
 
 export interface ApiConfig extends Omit<ApiEnv, 'SESSION_SECRET' | 'WORKER_TOKEN'> {
   SESSION_SECRET: string;

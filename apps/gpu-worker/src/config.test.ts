@@ -1,8 +1,16 @@
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { spawnWorker } from './test/worker-process.js';
-import { ConfigError, describeConfig, loadWorkerConfig, REFERENCE_ENGINE_BIN } from './config.js';
+import { ConfigError, describeConfig, loadWorkerConfig, REFERENCE_ENGINE_BIN, WORKER_ENV_VARIABLES } from './config.js';
 
 describe('worker config', () => {
+  it('.env.example documents every variable the worker reads', () => {
+    const example = readFileSync(new URL('../../../.env.example', import.meta.url), 'utf8');
+    const documented = new Set([...example.matchAll(/^([A-Z][A-Z0-9_]*)=/gm)].map((m) => m[1]));
+    expect(WORKER_ENV_VARIABLES.length).toBeGreaterThan(10);
+    expect(WORKER_ENV_VARIABLES.filter((name) => !documented.has(name))).toEqual([]);
+  });
+
   it('has working development defaults: the reference engine for every model, the dev token', () => {
     const config = loadWorkerConfig({});
     expect(config).toMatchObject({

@@ -98,6 +98,9 @@ const workerEnvSchema = z
     }
   });
 
+/** Every variable name the worker reads (`.env.example` must document each: a test checks). */
+export const WORKER_ENV_VARIABLES = Object.keys(workerEnvSchema.shape);
+
 export interface WorkerConfig {
   nodeEnv: 'development' | 'test' | 'production';
   logLevel: string;

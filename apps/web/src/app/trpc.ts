@@ -1,0 +1,40 @@
+import { createTRPCClient, createWSClient, httpBatchLink, splitLink, wsLink } from '@trpc/client';
+import { createTRPCContext } from '@trpc/tanstack-react-query';
+import type { inferRouterInputs, inferRouterOutputs } from '@trpc/server';
+import superjson from 'superjson';
+import type { AppRouter } from '@pingvas/api/router';
+
+export const { TRPCProvider, useTRPC, useTRPCClient } = createTRPCContext<AppRouter>();
+
+export type RouterOutputs = inferRouterOutputs<AppRouter>;
+export type RouterInputs = inferRouterInputs<AppRouter>;
+
+/** Sent on every request: the API refuses cookie-authenticated mutations without it (CSRF). */
+export const CSRF_HEADERS = { 'x-pingvas-csrf': '1' } as const;
+
+function sameOriginWsUrl(): string {
+  const { protocol, host } = window.location;
+  return `${protocol === 'https:' ? 'wss' : 'ws'}://${host}/trpc`;
+}
+
+/**
+ * Subscriptions (live job events) go over one lazily opened WebSocket, authenticated by the
+ * session cookie on upgrade; everything else is batched HTTP. Both are same-origin: the web
+ * server proxies /trpc to the API.
+ */
+export function createClient() {
+  const wsClient = createWSClient({
+    url: sameOriginWsUrl,
+    lazy: { enabled: true, closeMs: 10_000 },
+    keepAlive: { enabled: true, intervalMs: 15_000, pongTimeoutMs: 5_000 },
+  });
+  return createTRPCClient<AppRouter>({
+    links: [
+      splitLink({
+        condition: (op) => op.type === 'subscription',
+        true: wsLink({ client: wsClient, transformer: superjson }),
+        false: httpBatchLink({ url: '/trpc', transformer: superjson, headers: () => CSRF_HEADERS }),
+      }),
+    ],
+  });
+}

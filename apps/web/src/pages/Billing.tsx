@@ -1,0 +1,138 @@
+import { useInfiniteQuery, useMutation, useQueryClient } from '@tanstack/react-query';
+import { useEffect, useRef } from 'react';
+import { useLocation, useNavigate, useSearchParams } from 'react-router';
+import { PLANS, type CreditPackSize, type PaidTier } from '@pingvas/core';
+import { useMe } from '../app/session.js';
+import { useTRPC } from '../app/trpc.js';
+import { ErrorPanel, Skeleton, Spinner } from '../components/Feedback.js';
+import { PackCards, PlanCards } from '../components/Pricing.js';
+import { useToast } from '../components/Toasts.js';
+import { formatCredits, formatDelta, transactionLabel } from '../lib/credits.js';
+import { flattenPages, nextCursorOf } from '../lib/pagination.js';
+
+function History() {
+  const trpc = useTRPC();
+  const history = useInfiniteQuery(trpc.credits.transactions.infiniteQueryOptions({ limit: 20 }, { getNextPageParam: nextCursorOf }));
+  const items = flattenPages(history.data?.pages);
+  if (history.isPending) return <div className="stack">{[0, 1, 2, 3].map((i) => <Skeleton key={i} className="row-skeleton" />)}</div>;
+  if (history.isError) return <ErrorPanel error={history.error} onRetry={() => void history.refetch()} />;
+  if (items.length === 0) return <p className="muted">No credit movements yet.</p>;
+  return (
+    <>
+      <div className="table-wrap">
+        <table className="history" data-testid="transactions">
+          <thead>
+            <tr><th>Date</th><th>What</th><th className="num">Change</th><th className="num">Balance</th></tr>
+          </thead>
+          <tbody>
+            {items.map((row) => (
+              <tr key={row.id}>
+                <td className="nowrap muted">{new Date(row.createdAt).toLocaleString(undefined, { dateStyle: 'medium', timeStyle: 'short' })}</td>
+                <td>
+                  {transactionLabel(row.type)}
+                  {row.description && <span className="muted small"> · {row.description}</span>}
+                </td>
+                <td className={`num ${row.amount > 0 ? 'plus' : row.amount < 0 ? 'minus' : ''}`}>{formatDelta(row.amount)}</td>
+                <td className="num">{formatCredits(row.balanceAfter)}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      </div>
+      {history.hasNextPage && (
+        <button type="button" className="button ghost load-more" disabled={history.isFetchingNextPage} onClick={() => void history.fetchNextPage()}>
+          {history.isFetchingNextPage ? <Spinner label="Loading" /> : 'Show older'}
+        </button>
+      )}
+    </>
+  );
+}
+
+export function BillingPage() {
+  const trpc = useTRPC();
+  const queryClient = useQueryClient();
+  const toast = useToast();
+  const me = useMe();
+  const location = useLocation();
+  const navigate = useNavigate();
+  const [params] = useSearchParams();
+
+  // Back from a paid checkout: the webhook has landed by now, show the new balance (once).
+  const thanked = useRef(false);
+  useEffect(() => {
+    if (params.get('paid') !== '1' || thanked.current) return;
+    thanked.current = true;
+    void queryClient.invalidateQueries(trpc.user.me.queryFilter());
+    void queryClient.invalidateQueries(trpc.credits.pathFilter());
+    toast.show('success', 'Payment received', 'Thank you! Your credits are ready to use.');
+    void navigate('/billing', { replace: true });
+  }, [params, queryClient, trpc, toast, navigate]);
+
+  useEffect(() => {
+    if (!location.hash) return;
+    const target = document.getElementById(location.hash.slice(1));
+    target?.scrollIntoView({ behavior: 'smooth', block: 'start' });
+  }, [location.hash, me.data]);
+
+  const toCheckout = { onSuccess: ({ url }: { url: string }) => { window.location.assign(url); }, onError: (error: unknown) => toast.error(error) };
+  const subscribe = useMutation(trpc.payments.createCheckout.mutationOptions(toCheckout));
+  const buyPack = useMutation(trpc.payments.createCreditCheckout.mutationOptions(toCheckout));
+  const busy = subscribe.isPending || buyPack.isPending;
+
+  const tierButton = (tier: PaidTier) => {
+    const current = me.data?.tier;
+    const upgrade = !current || PLANS[tier].priceUsdCents > PLANS[current].priceUsdCents;
+    return (
+      <button type="button" className={`button ${tier === 'pro' ? 'primary' : ''}`} disabled={busy} onClick={() => subscribe.mutate({ tier })} data-testid={`subscribe-${tier}`}>
+        {subscribe.isPending && subscribe.variables?.tier === tier ? 'Opening checkout…' : `${upgrade ? 'Upgrade to' : 'Switch to'} ${PLANS[tier].name}`}
+      </button>
+    );
+  };
+  const packButton = (pack: CreditPackSize) => (
+    <button type="button" className="button" disabled={busy} onClick={() => buyPack.mutate({ pack })} data-testid={`buy-${pack}`}>
+      {buyPack.isPending && buyPack.variables?.pack === pack ? 'Opening checkout…' : 'Buy'}
+    </button>
+  );
+
+  const data = me.data;
+  return (
+    <div className="page billing">
+      <div className="page-head"><h1>Plan &amp; billing</h1></div>
+
+      <section className="summary-cards">
+        <article className="summary-card">
+          <span className="label">Current plan</span>
+          {data ? <strong className="big" data-testid="current-plan">{PLANS[data.tier].name}</strong> : <Skeleton className="text-skeleton" />}
+          {data && <span className="muted small">{data.tier === 'free' ? 'No subscription' : `${formatCredits(PLANS[data.tier].monthlyCredits)} credits each billing period`}</span>}
+        </article>
+        <article className="summary-card">
+          <span className="label">Available credits</span>
+          {data ? <strong className="big" data-testid="billing-balance">{formatCredits(data.balance.available)}</strong> : <Skeleton className="text-skeleton" />}
+          {data && (
+            <span className="muted small">
+              {formatCredits(data.balance.subscription)} plan · {formatCredits(data.balance.purchased)} purchased
+              {data.balance.held > 0 && ` · ${formatCredits(data.balance.held)} reserved by running jobs`}
+            </span>
+          )}
+        </article>
+      </section>
+
+      <section id="plans" className="billing-section">
+        <h2>Plans</h2>
+        <p className="muted">Plan credits refresh every billing period and do not roll over. Higher plans queue first and run more jobs at once.</p>
+        <PlanCards currentTier={data?.tier} action={tierButton} />
+      </section>
+
+      <section id="packs" className="billing-section">
+        <h2>Credit packs</h2>
+        <p className="muted">Purchased credits never expire and stay with you if you change or cancel your plan. Plan credits are spent first.</p>
+        <PackCards action={packButton} />
+      </section>
+
+      <section className="billing-section">
+        <h2>Credit history</h2>
+        <History />
+      </section>
+    </div>
+  );
+}

@@ -1,0 +1,273 @@
+import { useMutation, useQueryClient } from '@tanstack/react-query';
+import { useEffect, useId, useMemo, useRef, useState, type FormEvent, type ReactNode } from 'react';
+import { Link, useLocation, useNavigate } from 'react-router';
+import { checkPlanLimits, MAX_SEED, MAX_SIDE, MIN_SIDE, MODEL_IDS, MODELS, SAMPLERS, SIDE_STEP } from '@pingvas/core';
+import { jobsStore, useJobs } from '../app/jobsStore.js';
+import { useMe } from '../app/session.js';
+import { useTRPC } from '../app/trpc.js';
+import { EmptyState } from '../components/Feedback.js';
+import { InsufficientCreditsModal } from '../components/InsufficientCreditsModal.js';
+import { JobCard } from '../components/JobCard.js';
+import { useToast } from '../components/Toasts.js';
+import { affordability, checkParams, formatCredits } from '../lib/credits.js';
+import { describeError } from '../lib/errors.js';
+import { initialJobCard } from '../lib/jobCard.js';
+import { ASPECT_RATIOS, presetsFor, type AspectRatio } from '../lib/sizes.js';
+import { formFromParams, loadSavedForm, randomSeed, saveForm, toRequest, withModel, withPreset, type StudioForm } from '../lib/studioForm.js';
+
+const isMac = typeof navigator !== 'undefined' && /Mac|iPhone|iPad/.test(navigator.platform);
+
+function Field({ label, htmlFor, error, hint, children, aside }: { label: string; htmlFor?: string; error?: string; hint?: ReactNode; children: ReactNode; aside?: ReactNode }) {
+  return (
+    <div className={`field${error ? ' has-error' : ''}`}>
+      <div className="field-label">
+        <label htmlFor={htmlFor}>{label}</label>
+        {aside}
+      </div>
+      {children}
+      {error ? <p className="field-error" role="alert" data-testid={`error-${label.toLowerCase().replace(/\s+/g, '-')}`}>{error}</p> : hint && <p className="field-hint">{hint}</p>}
+    </div>
+  );
+}
+
+function RatioIcon({ ratio }: { ratio: AspectRatio | 'custom' }) {
+  if (ratio === 'custom') return <span className="ratio-icon custom" aria-hidden="true" />;
+  const [w, h] = ratio.split(':').map(Number) as [number, number];
+  const scale = 14 / Math.max(w, h);
+  return <span className="ratio-icon" aria-hidden="true" style={{ width: w * scale, height: h * scale }} />;
+}
+
+export function StudioPage() {
+  const trpc = useTRPC();
+  const queryClient = useQueryClient();
+  const toast = useToast();
+  const me = useMe();
+  const jobs = useJobs();
+  const location = useLocation();
+  const navigate = useNavigate();
+  const ids = { prompt: useId(), negative: useId(), steps: useId(), cfg: useId(), seed: useId(), sampler: useId(), width: useId(), height: useId() };
+
+  const [form, setForm] = useState<StudioForm>(() => loadSavedForm(window.localStorage));
+  const [showErrors, setShowErrors] = useState(false);
+  const [serverErrors, setServerErrors] = useState<Record<string, string>>({});
+  const [showNegative, setShowNegative] = useState(() => form.negativePrompt !== '');
+  const [shortfall, setShortfall] = useState<{ balance: number; needed: number } | null>(null);
+  const promptRef = useRef<HTMLTextAreaElement>(null);
+
+  // "Use these settings" from the gallery arrives as router state, once.
+  useEffect(() => {
+    const recalled = (location.state as { recall?: Parameters<typeof formFromParams>[0] } | null)?.recall;
+    if (!recalled) return;
+    const next = formFromParams(recalled);
+    setForm(next);
+    setShowNegative(next.negativePrompt !== '');
+    void navigate(location.pathname, { replace: true, state: null });
+    toast.show('info', 'Settings loaded', 'The prompt and every parameter are in the form, with the same seed.');
+    promptRef.current?.focus();
+  }, [location.state, location.pathname, navigate, toast]);
+
+  const check = useMemo(() => checkParams(toRequest(form)), [form]);
+  // The plan's pixel budget is known here too: say so before the server has to.
+  const planError = check.ok && me.data ? checkPlanLimits(check.params, me.data.tier) : null;
+  const errors: Record<string, string | undefined> = { ...(showErrors && !check.ok ? check.fieldErrors : {}), ...(planError ? { width: planError } : {}), ...serverErrors };
+  const balance = me.data?.balance.available;
+  const afford = check.estimate !== null ? affordability(check.estimate, balance) : null;
+
+  const update = (patch: Partial<StudioForm>) => {
+    setForm((f) => ({ ...f, ...patch }));
+    setServerErrors({});
+  };
+
+  const create = useMutation(trpc.generation.create.mutationOptions({
+    onSuccess: (result, params) => {
+      jobsStore.add({
+        card: initialJobCard({ jobId: result.jobId, status: result.status, queuePosition: result.queuePosition, estimatedWaitSeconds: result.estimatedWaitSeconds, totalSteps: params.steps }),
+        prompt: params.prompt,
+        model: params.model,
+        width: params.width,
+        height: params.height,
+        estimatedCredits: result.estimatedCredits,
+        createdAt: Date.now(),
+      });
+      void queryClient.invalidateQueries(trpc.user.me.queryFilter());
+      void queryClient.invalidateQueries(trpc.credits.pathFilter());
+    },
+    onError: (error) => {
+      const described = describeError(error);
+      if (described.kind === 'payment_required') {
+        setShortfall(described.credits ?? { balance: balance ?? 0, needed: check.estimate ?? 0 });
+      } else if (described.kind === 'invalid' && described.fieldErrors && Object.keys(described.fieldErrors).length > 0) {
+        setServerErrors(described.fieldErrors);
+      } else {
+        toast.error(error);
+      }
+    },
+  }));
+
+  function submit(event?: FormEvent) {
+    event?.preventDefault();
+    setShowErrors(true);
+    if (!check.ok) {
+      const first = Object.keys(check.fieldErrors)[0];
+      document.querySelector<HTMLElement>(`[data-field="${first}"]`)?.focus();
+      return;
+    }
+    if (planError) return;
+    if (create.isPending) return;
+    saveForm(window.localStorage, form);
+    create.mutate(check.params);
+  }
+
+  // Ctrl/Cmd+Enter generates from anywhere on the page.
+  const submitRef = useRef(submit);
+  submitRef.current = submit;
+  useEffect(() => {
+    const onKey = (event: KeyboardEvent) => {
+      if (event.key === 'Enter' && (event.metaKey || event.ctrlKey) && !document.body.classList.contains('modal-open')) {
+        event.preventDefault();
+        submitRef.current();
+      }
+    };
+    document.addEventListener('keydown', onKey);
+    return () => document.removeEventListener('keydown', onKey);
+  }, []);
+
+  const presets = presetsFor(form.model);
+  const running = jobs.filter((j) => j.card.status === 'pending' || j.card.status === 'in_progress').length;
+
+  return (
+    <div className="studio">
+      <form className="studio-panel" onSubmit={submit} noValidate aria-label="Generation settings">
+        <Field label="Prompt" htmlFor={ids.prompt} error={errors.prompt} aside={<span className="muted small">{form.prompt.length}/2000</span>}>
+          <textarea
+            id={ids.prompt}
+            ref={promptRef}
+            data-field="prompt"
+            data-testid="prompt"
+            rows={4}
+            autoFocus
+            placeholder="A futuristic city at dusk, glass towers, soft volumetric light…"
+            value={form.prompt}
+            onChange={(e) => update({ prompt: e.target.value })}
+          />
+        </Field>
+
+        {showNegative ? (
+          <Field label="Negative prompt" htmlFor={ids.negative} error={errors.negativePrompt} aside={<button type="button" className="link-button small" onClick={() => { update({ negativePrompt: '' }); setShowNegative(false); }}>Remove</button>}>
+            <textarea id={ids.negative} data-field="negativePrompt" rows={2} placeholder="blurry, low contrast, text, watermark" value={form.negativePrompt} onChange={(e) => update({ negativePrompt: e.target.value })} />
+          </Field>
+        ) : (
+          <button type="button" className="link-button add-negative" onClick={() => setShowNegative(true)}>+ Negative prompt</button>
+        )}
+
+        <Field label="Model" error={errors.model}>
+          <div className="segmented" role="radiogroup" aria-label="Model">
+            {MODEL_IDS.map((id) => (
+              <button key={id} type="button" role="radio" aria-checked={form.model === id} className={form.model === id ? 'on' : ''} onClick={() => setForm((f) => withModel(f, id))} data-testid={`model-${id}`}>
+                <strong>{id === 'sdxl' ? 'SDXL' : 'SD 1.5'}</strong>
+                <span>{MODELS[id].defaultSize} px · ×{MODELS[id].priceFactor} credits</span>
+              </button>
+            ))}
+          </div>
+        </Field>
+
+        <Field label="Size" error={errors.width ?? errors.height} aside={<span className="muted small" data-testid="size-readout">{form.width} × {form.height}</span>}>
+          <div className="ratio-chips" role="radiogroup" aria-label="Aspect ratio">
+            {ASPECT_RATIOS.map((ratio) => (
+              <button key={ratio} type="button" role="radio" aria-checked={form.size === ratio} className={form.size === ratio ? 'on' : ''} title={`${presets[ratio].width}×${presets[ratio].height}`} onClick={() => setForm((f) => withPreset(f, ratio))} data-testid={`ratio-${ratio}`}>
+                <RatioIcon ratio={ratio} />
+                {ratio}
+              </button>
+            ))}
+            <button type="button" role="radio" aria-checked={form.size === 'custom'} className={form.size === 'custom' ? 'on' : ''} onClick={() => update({ size: 'custom' })} data-testid="ratio-custom">
+              <RatioIcon ratio="custom" />
+              Custom
+            </button>
+          </div>
+          {form.size === 'custom' && (
+            <div className="custom-size">
+              <label htmlFor={ids.width} className="sr-only">Width</label>
+              <input id={ids.width} data-field="width" type="number" inputMode="numeric" min={MIN_SIDE} max={MAX_SIDE} step={SIDE_STEP} value={Number.isNaN(form.width) ? '' : form.width} onChange={(e) => update({ width: e.target.value === '' ? Number.NaN : Number(e.target.value) })} aria-label="Width" />
+              <span aria-hidden="true">×</span>
+              <label htmlFor={ids.height} className="sr-only">Height</label>
+              <input id={ids.height} data-field="height" type="number" inputMode="numeric" min={MIN_SIDE} max={MAX_SIDE} step={SIDE_STEP} value={Number.isNaN(form.height) ? '' : form.height} onChange={(e) => update({ height: e.target.value === '' ? Number.NaN : Number(e.target.value) })} aria-label="Height" />
+              <span className="muted small">multiples of {SIDE_STEP}, {MIN_SIDE}–{MAX_SIDE}</span>
+            </div>
+          )}
+        </Field>
+
+        <div className="field-row">
+          <Field label="Steps" htmlFor={ids.steps} error={errors.steps} aside={<span className="value-readout">{Number.isNaN(form.steps) ? '–' : form.steps}</span>}>
+            <input id={ids.steps} data-field="steps" data-testid="steps" type="range" min={1} max={150} value={Number.isNaN(form.steps) ? 30 : form.steps} onChange={(e) => update({ steps: Number(e.target.value) })} />
+          </Field>
+          <Field label="CFG scale" htmlFor={ids.cfg} error={errors.cfgScale} aside={<span className="value-readout">{form.cfgScale.toFixed(1)}</span>}>
+            <input id={ids.cfg} data-field="cfgScale" type="range" min={0} max={30} step={0.5} value={form.cfgScale} onChange={(e) => update({ cfgScale: Number(e.target.value) })} />
+          </Field>
+        </div>
+
+        <div className="field-row">
+          <Field label="Seed" htmlFor={ids.seed} error={errors.seed}>
+            <div className="seed-control">
+              <div className="segmented compact" role="radiogroup" aria-label="Seed mode">
+                <button type="button" role="radio" aria-checked={form.seedMode === 'random'} className={form.seedMode === 'random' ? 'on' : ''} onClick={() => update({ seedMode: 'random' })}>Random</button>
+                <button type="button" role="radio" aria-checked={form.seedMode === 'fixed'} className={form.seedMode === 'fixed' ? 'on' : ''} onClick={() => update({ seedMode: 'fixed', seed: form.seed || String(randomSeed()) })}>Fixed</button>
+              </div>
+              {form.seedMode === 'fixed' && (
+                <>
+                  <input id={ids.seed} data-field="seed" type="text" inputMode="numeric" value={form.seed} maxLength={String(MAX_SEED).length} onChange={(e) => update({ seed: e.target.value.replace(/[^\d]/g, '') })} aria-label="Seed value" />
+                  <button type="button" className="icon-button" title="New random seed" aria-label="New random seed" onClick={() => update({ seed: String(randomSeed()) })}>⟳</button>
+                </>
+              )}
+            </div>
+          </Field>
+          <Field label="Sampler" htmlFor={ids.sampler} error={errors.sampler}>
+            <select id={ids.sampler} data-field="sampler" value={form.sampler} onChange={(e) => update({ sampler: e.target.value as StudioForm['sampler'] })}>
+              {SAMPLERS.map((s) => <option key={s} value={s}>{s}</option>)}
+            </select>
+          </Field>
+        </div>
+
+        <div className="generate-bar">
+          <div className="generate-row">
+            <div className="estimate" aria-live="polite">
+              <span className="muted small">Estimated cost</span>
+              <strong data-testid="estimate">{check.estimate !== null ? `${formatCredits(check.estimate)} credits` : '—'}</strong>
+              {afford && !afford.affordable && balance !== undefined && (
+                <span className="short small" data-testid="estimate-short">You have {formatCredits(balance)}</span>
+              )}
+              {afford?.affordable && balance !== undefined && check.estimate !== null && (
+                <span className="muted small">{formatCredits(balance - check.estimate)} left after</span>
+              )}
+            </div>
+            <button type="submit" className="button primary large generate" disabled={create.isPending} data-testid="generate">
+              {create.isPending ? 'Queuing…' : 'Generate'}
+              <kbd>{isMac ? '⌘' : 'Ctrl'} ↵</kbd>
+            </button>
+          </div>
+          <p className="fine-print">Charged by engine time, never more than the estimate. Unused credits return when the job ends.</p>
+        </div>
+      </form>
+
+      <section className="studio-results" aria-label="Generations">
+        <div className="results-head">
+          <h2>Generations {running > 0 && <span className="count-badge">{running} running</span>}</h2>
+          {jobs.some((j) => j.card.status !== 'pending' && j.card.status !== 'in_progress') && (
+            <button type="button" className="link-button small" onClick={() => jobsStore.clearFinished()}>Clear finished</button>
+          )}
+        </div>
+        {jobs.length === 0 ? (
+          <EmptyState title="Your images will appear here" action={<Link to="/gallery" className="button ghost">Open the gallery</Link>}>
+            Describe what you want to see, pick a size, and press Generate ({isMac ? '⌘' : 'Ctrl'}+Enter). You will see your place in the queue, then every step.
+          </EmptyState>
+        ) : (
+          <div className="job-grid">
+            {jobs.map((entry) => <JobCard key={entry.card.jobId} entry={entry} />)}
+          </div>
+        )}
+      </section>
+
+      {shortfall && <InsufficientCreditsModal balance={shortfall.balance} needed={shortfall.needed} onClose={() => setShortfall(null)} />}
+    </div>
+  );
+}
+
