@@ -12,11 +12,11 @@
  *   npm run bench:dispatch     (BENCH_JOBS=1000, BENCH_WORKERS=4, BENCH_CREATES=1000, BENCH_CONCURRENCY=16)
  */
 import { spawn } from 'node:child_process';
-import { createServer, type AddressInfo } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { createTRPCClient, httpLink } from '@trpc/client';
 import superjson from 'superjson';
 import type { ClaimedJob } from '@pingvas/core';
+import { freePort } from '@pingvas/testkit';
 import type { SessionUser } from '../apps/api/src/context.js';
 import type { AppRouter } from '../apps/api/src/router.js';
 import type { WorkerRouter } from '../apps/api/src/modules/worker/worker.router.js';
@@ -43,13 +43,6 @@ async function userClient(app: TestApp, base: string, user: SessionUser) {
   });
 }
 
-async function freePort(): Promise<number> {
-  const probe = createServer();
-  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
-  const { port } = probe.address() as AddressInfo;
-  await new Promise((resolve) => probe.close(resolve));
-  return port;
-}
 
 /** The API as production runs it (main.ts), in its own process, on the test app's services. */
 async function startApi(app: TestApp) {

@@ -1,10 +1,9 @@
 import { execFileSync } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { dirname, resolve } from 'node:path';
 import { migrateDatabase, databaseUrlsFromEnv } from '@pingvas/db';
-import { startEmbeddedS3, type EmbeddedS3 } from '@pingvas/testkit';
+import { freePort, startEmbeddedS3, type EmbeddedS3 } from '@pingvas/testkit';
 import { ensurePostgres, ensureRedis, type StartedService } from './studio/services.js';
 import { startProcess, waitForHttp, type ManagedProcess } from './studio/processes.js';
 
@@ -29,16 +28,6 @@ export interface Studio {
   stop(): Promise<void>;
 }
 
-async function freePort(): Promise<number> {
-  return new Promise((resolvePort, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolvePort(port));
-    });
-  });
-}
 
 /**
  * Brings up the whole studio: PostgreSQL and Redis (found or started), migrations, the

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { createServer, type AddressInfo } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import pino from 'pino';
 import sharp from 'sharp';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -14,6 +14,7 @@ import { grant, getBalance } from '../../api/src/modules/credits/ledger.js';
 import { reconcileOnce } from '../../api/src/modules/generation/reconciler.js';
 import { imageKeys } from '../../api/src/infra/object-store.js';
 import type { SessionUser } from '../../api/src/context.js';
+import { freePort } from '@pingvas/testkit';
 import { createWorkerApi } from './api-client.js';
 import { CliEngine } from './engine/cli-engine.js';
 import { startStatusServer } from './status-server.js';
@@ -340,10 +341,3 @@ function jobFolders(): string[] {
   return readdirSync(tmpdir()).filter((name) => name.startsWith('pingvas-job-'));
 }
 
-async function freePort(): Promise<number> {
-  const probe = createServer();
-  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
-  const { port } = probe.address() as AddressInfo;
-  await new Promise((resolve) => probe.close(resolve));
-  return port;
-}

@@ -4,3 +4,4 @@ export * from './s3.js';
 export * from './fake-google.js';
 export * from './fake-lemonsqueezy.js';
 export * from './smtp-sink.js';
+export * from './ports.js';
