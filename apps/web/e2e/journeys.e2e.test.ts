@@ -139,6 +139,12 @@ describe('the studio in a browser', () => {
     await payTestCheckout();
     await expectBalance(10_000);
     expect(await page.getByTestId('current-plan').textContent()).toBe('Pro');
+    await page.getByTestId('plan-term').filter({ hasText: /^Renews on / }).waitFor();
+    // The test checkout renews 30 days after the payment, made moments ago (maybe just before midnight).
+    const renewals = await page.evaluate(() => [-300_000, 0].map((back) =>
+      `Renews on ${new Date(Date.now() + back + 30 * 86_400_000).toLocaleDateString(undefined, { dateStyle: 'long' })}`));
+    expect(renewals).toContain(await page.getByTestId('plan-term').textContent());
+    expect(await page.getByTestId('manage-subscription').getAttribute('href')).toBeTruthy();
     await shot('04-billing-pro');
   });
 
@@ -211,6 +217,7 @@ describe('the studio in a browser', () => {
     await view.getByTestId('public-board-title').waitFor();
     expect(await view.getByTestId('public-board-title').textContent()).toBe('My Favorite Landscapes');
     await view.getByTestId('image-tile').first().waitFor();
+    expect(await view.getByTestId('image-tile').first().textContent()).toContain('reference engine — no model');
     await shot('10-public-board', view);
     await stranger.close();
   });
@@ -350,6 +357,10 @@ describe('the studio in a browser', () => {
 
     // A cancelled subscription runs to the end of its period; the banner comes when it expires.
     expect(await simulate('subscription_cancelled')).toBe(200);
+    await page.goto('/billing');
+    await page.getByTestId('plan-term').filter({ hasText: /^Ends on .* — access and credits stay until then$/ }).waitFor();
+    expect(await page.getByTestId('current-plan').textContent()).toBe('Pro');
+    await shot('13b-billing-cancelled');
     expect(await simulate('subscription_expired')).toBe(200);
     await page.goto('/billing');
     await page.getByTestId('account-banner').first().waitFor();

@@ -18,6 +18,8 @@ interface ImageTileProps {
   selected?: boolean;
   selecting?: boolean;
   onSelect?: (event: MouseEvent) => void;
+  /** Shows the image in place (a lightbox) where it has no page of its own to link to. */
+  onOpen?: () => void;
   onStar?: () => void;
   onAddToBoard?: () => void;
   onDownload?: () => void;
@@ -26,7 +28,7 @@ interface ImageTileProps {
 }
 
 /** One thumbnail with hover actions; in select mode a click selects instead of opening. */
-export function ImageTile({ image, href, selected, selecting, onSelect, onStar, onAddToBoard, onDownload, onDelete, onRemove }: ImageTileProps) {
+export function ImageTile({ image, href, selected, selecting, onSelect, onOpen, onStar, onAddToBoard, onDownload, onDelete, onRemove }: ImageTileProps) {
   const picture = (
     <>
       <img src={image.thumbUrl} alt={image.prompt} loading="lazy" width={image.width} height={image.height} />
@@ -35,10 +37,12 @@ export function ImageTile({ image, href, selected, selecting, onSelect, onStar, 
   );
   return (
     <figure className={`tile${selected ? ' selected' : ''}${selecting ? ' selecting' : ''}`} data-testid="image-tile" data-image-id={image.id}>
-      {selecting || !href ? (
-        <button type="button" className="tile-picture" onClick={onSelect} aria-pressed={selected} aria-label={`Select: ${image.prompt}`}>{picture}</button>
-      ) : (
+      {!selecting && href ? (
         <Link to={href} className="tile-picture" title={image.prompt}>{picture}</Link>
+      ) : !selecting && onOpen ? (
+        <button type="button" className="tile-picture" onClick={onOpen} aria-label={`View: ${image.prompt}`}>{picture}</button>
+      ) : (
+        <button type="button" className="tile-picture" onClick={onSelect} aria-pressed={selected} aria-label={`Select: ${image.prompt}`}>{picture}</button>
       )}
       {onSelect && (
         <button type="button" className={`tile-check${selected ? ' on' : ''}`} aria-label={selected ? 'Deselect' : 'Select'} aria-pressed={selected} onClick={onSelect} data-testid="tile-select">

@@ -1,4 +1,4 @@
-import { useInfiniteQuery, useMutation, useQueryClient } from '@tanstack/react-query';
+import { useInfiniteQuery, useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
 import { useEffect, useRef } from 'react';
 import { useLocation, useNavigate, useSearchParams } from 'react-router';
 import { PLANS, type CreditPackSize, type PaidTier } from '@pingvas/core';
@@ -48,6 +48,27 @@ function History() {
   );
 }
 
+const longDate = (date: Date) => date.toLocaleDateString(undefined, { dateStyle: 'long' });
+
+/** When the plan renews or ends, and the way to the provider's portal to change or cancel it. */
+function PlanTerm() {
+  const trpc = useTRPC();
+  const { data: sub } = useQuery(trpc.payments.subscription.queryOptions());
+  if (!sub) return null;
+  // Past due or paused, the next charge is no date to promise (a failed payment has the account banner).
+  const term = sub.cancelled
+    ? sub.endsAt && sub.endsAt.getTime() > Date.now() && `Ends on ${longDate(sub.endsAt)} — access and credits stay until then`
+    : (sub.status === 'active' || sub.status === 'on_trial') && sub.renewsAt && `Renews on ${longDate(sub.renewsAt)}`;
+  return (
+    <>
+      {term && <span className="muted small" data-testid="plan-term">{term}</span>}
+      {sub.customerPortalUrl && (
+        <div><a className="button small ghost" href={sub.customerPortalUrl} target="_blank" rel="noreferrer" data-testid="manage-subscription">Manage subscription</a></div>
+      )}
+    </>
+  );
+}
+
 export function BillingPage() {
   const trpc = useTRPC();
   const queryClient = useQueryClient();
@@ -64,6 +85,7 @@ export function BillingPage() {
     thanked.current = true;
     void queryClient.invalidateQueries(trpc.user.me.queryFilter());
     void queryClient.invalidateQueries(trpc.credits.pathFilter());
+    void queryClient.invalidateQueries(trpc.payments.subscription.queryFilter());
     toast.show('success', 'Payment received', 'Thank you! Your credits are ready to use.');
     void navigate('/billing', { replace: true });
   }, [params, queryClient, trpc, toast, navigate]);
@@ -104,6 +126,7 @@ export function BillingPage() {
           <span className="label">Current plan</span>
           {data ? <strong className="big" data-testid="current-plan">{PLANS[data.tier].name}</strong> : <Skeleton className="text-skeleton" />}
           {data && <span className="muted small">{data.tier === 'free' ? 'No subscription' : `${formatCredits(PLANS[data.tier].monthlyCredits)} credits each billing period`}</span>}
+          {data && <PlanTerm />}
         </article>
         <article className="summary-card">
           <span className="label">Available credits</span>

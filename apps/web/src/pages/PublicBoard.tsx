@@ -4,6 +4,7 @@ import { Link, useParams } from 'react-router';
 import { useTRPC } from '../app/trpc.js';
 import { Brand } from '../components/Brand.js';
 import { EmptyState, SkeletonGrid, Spinner } from '../components/Feedback.js';
+import { ImageTile } from '../components/ImageTile.js';
 import { Modal } from '../components/Modal.js';
 import { useInfiniteScroll } from '../components/useInfiniteScroll.js';
 import { describeError } from '../lib/errors.js';
@@ -56,14 +57,7 @@ export function PublicBoardPage() {
               <EmptyState title="Nothing here yet">The owner has not added any images.</EmptyState>
             ) : (
               <div className="image-grid" data-testid="public-board-images">
-                {items.map((image) => (
-                  <figure key={image.id} className="tile" data-testid="image-tile">
-                    <button type="button" className="tile-picture" onClick={() => setOpen(image)} aria-label={`View: ${image.prompt}`}>
-                      <img src={image.thumbUrl} alt={image.prompt} loading="lazy" width={image.width} height={image.height} />
-                    </button>
-                    <figcaption className="tile-caption">{image.prompt}</figcaption>
-                  </figure>
-                ))}
+                {items.map((image) => <ImageTile key={image.id} image={image} onOpen={() => setOpen(image)} />)}
               </div>
             )}
             <div ref={sentinel} className="sentinel">{view.isFetchingNextPage && <Spinner label="Loading more" />}</div>

@@ -173,6 +173,8 @@ export interface PublicImage {
   prompt: string;
   width: number;
   height: number;
+  /** Which engine drew it: the page labels the reference engine's images, as the gallery does. */
+  engine: string;
 }
 
 /**
@@ -210,6 +212,7 @@ export async function publicBoardView(
         prompt: row.prompt,
         width: row.width,
         height: row.height,
+        engine: row.engine,
       })),
     ),
     nextCursor: page.nextCursor,

@@ -167,9 +167,10 @@ describe('public share links', () => {
     const view = await anonymous.boards.publicView({ slug });
     expect(view.board).toMatchObject({ name: 'Portfolio', imageCount: 2 });
     expect(view.items.map((i) => Object.keys(i).sort())).toEqual([
-      ['height', 'id', 'originalUrl', 'prompt', 'thumbUrl', 'width'],
-      ['height', 'id', 'originalUrl', 'prompt', 'thumbUrl', 'width'],
+      ['engine', 'height', 'id', 'originalUrl', 'prompt', 'thumbUrl', 'width'],
+      ['engine', 'height', 'id', 'originalUrl', 'prompt', 'thumbUrl', 'width'],
     ]);
+    expect(view.items.map((i) => i.engine)).toEqual(['reference', 'reference']);
     expect(view.items.map((i) => i.prompt)).toEqual(['shared prompt 1', 'shared prompt 0']);
     expect((await fetch(view.items[0]!.thumbUrl)).status).toBe(200);
     const text = JSON.stringify(view);

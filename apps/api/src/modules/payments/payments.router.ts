@@ -4,6 +4,7 @@ import { protectedProcedure, publicProcedure, router } from '../../trpc.js';
 import type { Context } from '../../context.js';
 import { publicCatalog } from './catalog.js';
 import { startCheckout } from './checkout.service.js';
+import { currentSubscription } from './subscription.service.js';
 
 /** Where the caller reached the API (trustProxy honours X-Forwarded-*); PUBLIC_URL outside HTTP. */
 function apiOrigin(ctx: Context): string {
@@ -12,6 +13,9 @@ function apiOrigin(ctx: Context): string {
 
 export const paymentsRouter = router({
   plans: publicProcedure.query(() => publicCatalog()),
+
+  /** The caller's plan subscription for the billing page (renewal or end date, portal link); null if never subscribed. */
+  subscription: protectedProcedure.query(({ ctx }) => currentSubscription(ctx.deps, ctx.user.id)),
 
   createCheckout: protectedProcedure
     .input(z.object({ tier: z.enum(PAID_TIERS) }))
