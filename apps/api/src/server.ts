@@ -26,7 +26,7 @@ export async function buildServer(deps: AppDeps): Promise<FastifyInstance> {
   const app = Fastify({
     loggerInstance: deps.logger as FastifyBaseLogger,
     genReqId: (req) => (req.headers['x-request-id'] as string | undefined) ?? randomUUID(),
-    maxParamLength: 5000,
+    routerOptions: { maxParamLength: 5000 },
     trustProxy: deps.config.TRUST_PROXY,
   });
   await app.register(fastifyCookie);
