@@ -14,7 +14,7 @@ import { withUser, type DbClient } from '@pingvas/db';
 import { ObjectStore } from '../apps/api/src/infra/object-store.js';
 import type { AppDeps } from '../apps/api/src/deps.js';
 import { encodeCursor } from '../apps/api/src/modules/gallery/cursor.js';
-import { SEARCH_PLAN_SETTINGS, listGallery, queryImagePage, type PageQuery } from '../apps/api/src/modules/gallery/gallery.service.js';
+import { SEARCH_PLAN_SETTINGS, detectSearchStrategy, listGallery, queryImagePage, type PageQuery } from '../apps/api/src/modules/gallery/gallery.service.js';
 
 const TOTAL = Number(process.env.BENCH_IMAGES ?? 1_000_000);
 const USERS = 1000;
@@ -205,11 +205,15 @@ async function capture(client: DbClient, fn: () => Promise<unknown>): Promise<{ 
   return captured;
 }
 
-/** EXPLAIN ANALYZE of exactly what the service sends, under RLS as the runtime role (with the search plan settings, as there). */
+/**
+ * EXPLAIN ANALYZE of exactly what the service sends, under RLS as the runtime role — with the
+ * fallback plan settings only where the service would apply them (search without LEAKPROOF).
+ */
 async function explainRows(client: DbClient, userId: string, query: { text: string; params: unknown[] }, options: string) {
+  const strategy = await withUser(client.db, userId, detectSearchStrategy);
   return client.sql.begin(async (tx) => {
     await tx`select set_config('app.user_id', ${userId}, true)`;
-    if (/@@/.test(query.text)) await tx.unsafe(SEARCH_PLAN_SETTINGS);
+    if (/@@/.test(query.text) && strategy === 'newest-first-walk') await tx.unsafe(SEARCH_PLAN_SETTINGS);
     return tx.unsafe(`explain (${options}) ${query.text}`, query.params as never[]);
   });
 }

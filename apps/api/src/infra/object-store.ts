@@ -104,7 +104,7 @@ export class ObjectStore {
     const headers: [string, string][] = [['host', this.host]];
     if (extra.contentType !== undefined) headers.unshift(['content-type', extra.contentType.trim().replace(/\s+/g, ' ')]);
     const signedHeaders = headers.map(([name]) => name).join(';');
-    const query = [
+    const params: [string, string][] = [
       ['X-Amz-Algorithm', 'AWS4-HMAC-SHA256'],
       ['X-Amz-Content-Sha256', 'UNSIGNED-PAYLOAD'],
       ['X-Amz-Credential', `${this.config.accessKeyId}/${scope}`],
@@ -112,8 +112,10 @@ export class ObjectStore {
       ['X-Amz-Expires', String(this.config.presignSeconds)],
       ['X-Amz-SignedHeaders', signedHeaders],
       ...(extra.query ?? []),
-    ]
-      .map(([name, value]) => [uriEncode(name!), uriEncode(value!)] as const)
+    ];
+    // The canonical query string (sorted by encoded name) doubles as the URL's query.
+    const query = params
+      .map(([name, value]) => [uriEncode(name), uriEncode(value)] as const)
       .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
       .map(([name, value]) => `${name}=${value}`)
       .join('&');

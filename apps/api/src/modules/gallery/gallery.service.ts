@@ -1,6 +1,4 @@
 import { and, eq, inArray, sql, type AnyColumn, type SQL } from 'drizzle-orm';
-import { GetObjectCommand } from '@aws-sdk/client-s3';
-import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { notFound } from '@pingvas/core';
 import { schema, withUser, type Tx } from '@pingvas/db';
 import type { AppDeps } from '../../deps.js';
@@ -87,19 +85,55 @@ function toPage(kind: CursorKind, rows: (ImageSummaryRow & { position: string })
 }
 
 /**
- * Under row-level security PostgreSQL neither uses the GIN index for `@@` nor reads the
- * column's statistics for it (ts_match_vq is not leakproof). It then guesses that 0.5% of
- * a user's images match and fetches all of them to sort (300 ms for 10,000 images), or for
- * a many-word query reads the whole table (2.7 s at 1,000,000 rows), rather than walk the
- * user's keyset index newest first and stop once the page is full (0.4 ms). For this
- * transaction only: no bitmap or sequential scans, so the walk is taken, and no JIT, whose
- * compile time the walk's pessimistic cost estimate would otherwise trigger.
+ * How a search finds its rows under row-level security.
+ * - `planner`: `ts_match_vq`, the function behind `tsvector @@ tsquery`, is LEAKPROOF (migration
+ *   0002 marks it where the migrating role is a superuser), so the planner may use the GIN index
+ *   images_search_idx and the column's statistics, and picks between a bitmap scan of the index
+ *   (rare words) and the user's keyset index newest first (common words).
+ * - `newest-first-walk`: it is not (managed PostgreSQL without a superuser). The planner then
+ *   neither uses the GIN index for `@@` nor reads the column's statistics for it: it guesses that
+ *   0.5% of a user's images match and fetches all of them to sort (300 ms for 10,000 images), or
+ *   for a many-word query reads the whole table (2.7 s at 1,000,000 rows), rather than walk the
+ *   user's keyset index newest first and stop once the page is full (0.4 ms for a common word,
+ *   every row of the user for a word in none). SEARCH_PLAN_SETTINGS forces that walk.
+ */
+export type SearchStrategy = 'planner' | 'newest-first-walk';
+
+/**
+ * For this transaction only: no bitmap or sequential scans, so the walk is taken, and no JIT,
+ * whose compile time the walk's pessimistic cost estimate would otherwise trigger.
  */
 export const SEARCH_PLAN_SETTINGS =
   "select set_config('enable_bitmapscan', 'off', true), set_config('enable_seqscan', 'off', true), set_config('jit', 'off', true)";
 
-async function preferNewestFirstWalk(tx: Tx): Promise<void> {
-  await tx.execute(sql.raw(SEARCH_PLAN_SETTINGS));
+let detectedStrategy: Promise<SearchStrategy> | undefined;
+
+/**
+ * The strategy this database allows, asked once per process: whether ts_match_vq is LEAKPROOF
+ * only changes by a superuser's ALTER FUNCTION (or a restore without the migration's mark), and
+ * either answer gives correct results, only faster or slower.
+ */
+export function detectSearchStrategy(tx: Tx): Promise<SearchStrategy> {
+  detectedStrategy ??= tx
+    .execute<{ leakproof: boolean }>(sql`select proleakproof as leakproof from pg_proc where oid = 'ts_match_vq(tsvector, tsquery)'::regprocedure`)
+    .then(([row]) => (row?.leakproof ? 'planner' : 'newest-first-walk') satisfies SearchStrategy)
+    .catch((error: unknown) => {
+      detectedStrategy = undefined;
+      throw error;
+    });
+  return detectedStrategy;
+}
+
+/** Query options not part of the public page request. */
+export interface PageOptions {
+  /** Overrides the detected strategy (tests of the fallback, the benchmark). */
+  searchStrategy?: SearchStrategy;
+}
+
+async function prepareSearch(tx: Tx, q: PageQuery, options: PageOptions): Promise<void> {
+  if (!q.search?.trim()) return;
+  const strategy = options.searchStrategy ?? (await detectSearchStrategy(tx));
+  if (strategy === 'newest-first-walk') await tx.execute(sql.raw(SEARCH_PLAN_SETTINGS));
 }
 
 /**
@@ -107,14 +141,16 @@ async function preferNewestFirstWalk(tx: Tx): Promise<void> {
  * images_user_keyset_idx (or its starred twin) is walked from the cursor on, so any page
  * costs what the first costs. With `boardId` the board's own order applies instead.
  */
-export async function queryImagePage(tx: Tx, userId: string, q: PageQuery & { boardId?: string }): Promise<ImagePage<ImageSummaryRow>> {
+export async function queryImagePage(
+  tx: Tx, userId: string, q: PageQuery & { boardId?: string }, options: PageOptions = {},
+): Promise<ImagePage<ImageSummaryRow>> {
   if (q.boardId) {
     const [board] = await tx.select({ id: boards.id }).from(boards).where(and(eq(boards.id, q.boardId), eq(boards.userId, userId)));
     if (!board) throw notFound('Board');
-    return queryBoardPage(tx, { boardId: q.boardId, ownerId: userId }, q);
+    return queryBoardPage(tx, { boardId: q.boardId, ownerId: userId }, q, options);
   }
   const after = q.cursor ? decodeCursor('images', q.cursor) : null;
-  if (q.search?.trim()) await preferNewestFirstWalk(tx);
+  await prepareSearch(tx, q, options);
   const where = [eq(images.userId, userId), ...imageFilters(q)];
   if (after) where.push(sql`(${images.createdAt}, ${images.id}) < (${after.time}::timestamptz, ${after.id}::uuid)`);
   const rows = await tx
@@ -131,9 +167,11 @@ export async function queryImagePage(tx: Tx, userId: string, q: PageQuery & { bo
  * (added_at, image_id) over board_images_keyset_idx. The caller has checked the board;
  * `ownerId` pins both tables to its owner, which matters on the public (system) path.
  */
-export async function queryBoardPage(tx: Tx, board: { boardId: string; ownerId: string }, q: PageQuery): Promise<ImagePage<ImageSummaryRow>> {
+export async function queryBoardPage(
+  tx: Tx, board: { boardId: string; ownerId: string }, q: PageQuery, options: PageOptions = {},
+): Promise<ImagePage<ImageSummaryRow>> {
   const after = q.cursor ? decodeCursor('board', q.cursor) : null;
-  if (q.search?.trim()) await preferNewestFirstWalk(tx);
+  await prepareSearch(tx, q, options);
   const where = [eq(boardImages.boardId, board.boardId), eq(boardImages.userId, board.ownerId), eq(images.userId, board.ownerId), ...imageFilters(q)];
   if (after) where.push(sql`(${boardImages.addedAt}, ${boardImages.imageId}) < (${after.time}::timestamptz, ${after.id}::uuid)`);
   const rows = await tx
@@ -245,10 +283,6 @@ export async function downloadUrl(deps: AppDeps, userId: string, imageId: string
   const filename = `pingvas-${imageId}.png`;
   const expiresInSeconds = deps.store.config.presignSeconds;
   // Always presigned, even with a CDN: only S3 honours the response-content-disposition override.
-  const url = await getSignedUrl(
-    deps.store.client,
-    new GetObjectCommand({ Bucket: deps.store.bucket, Key: row.originalKey, ResponseContentDisposition: `attachment; filename="${filename}"` }),
-    { expiresIn: expiresInSeconds },
-  );
+  const url = await deps.store.presignGet(row.originalKey, { contentDisposition: `attachment; filename="${filename}"` });
   return { url, filename, expiresInSeconds };
 }
