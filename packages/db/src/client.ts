@@ -1,5 +1,4 @@
-import { drizzle, type PostgresJsDatabase } from 'drizzle-orm/postgres-js';
-import { sql } from 'drizzle-orm';
+import { drizzle, PostgresJsSession, type PostgresJsDatabase } from 'drizzle-orm/postgres-js';
 import postgres from 'postgres';
 import * as schema from './schema.js';
 
@@ -24,12 +23,22 @@ export function createDbClient(url: string, options: { max?: number; onnotice?: 
 }
 
 /**
+ * The postgres.js handle of a drizzle transaction (same connection, same transaction), for hot
+ * paths that want prepared statements and pipelining rather than the query builder.
+ */
+export function sqlOf(tx: Tx): postgres.TransactionSql {
+  const session = tx._.session;
+  if (!(session instanceof PostgresJsSession)) throw new Error('expected a postgres.js transaction from withUser/withSystem');
+  return session.client as postgres.TransactionSql;
+}
+
+/**
  * Runs `fn` in one transaction scoped to `userId`: row-level security then shows and
  * accepts only that user's rows, whatever the queries inside forget.
  */
 export async function withUser<T>(db: Database, userId: string, fn: (tx: Tx) => Promise<T>): Promise<T> {
   return db.transaction(async (tx) => {
-    await tx.execute(sql`select set_config('app.user_id', ${userId}, true)`);
+    await sqlOf(tx)`select set_config('app.user_id', ${userId}, true)`;
     return fn(tx);
   });
 }
@@ -40,7 +49,7 @@ export async function withUser<T>(db: Database, userId: string, fn: (tx: Tx) => 
  */
 export async function withSystem<T>(db: Database, fn: (tx: Tx) => Promise<T>): Promise<T> {
   return db.transaction(async (tx) => {
-    await tx.execute(sql`select set_config('app.system', 'on', true)`);
+    await sqlOf(tx)`select set_config('app.system', 'on', true)`;
     return fn(tx);
   });
 }

@@ -1,7 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import { PostgresJsSession } from 'drizzle-orm/postgres-js';
 import type postgres from 'postgres';
-import { schema, type Tx } from '@pingvas/db';
+import { schema, sqlOf, type Tx } from '@pingvas/db';
 import { DomainError, paymentRequired, type CreditBucket } from '@pingvas/core';
 import { countedLedgerOperation } from '../metrics/metrics.js';
 
@@ -60,13 +59,6 @@ interface BalanceRow {
   subscription: number;
   purchased: number;
   held: number;
-}
-
-/** The postgres.js handle of a drizzle transaction from withUser/withSystem (same connection, same scope). */
-function sqlOf(tx: Tx): Sql {
-  const session = tx._.session;
-  if (!(session instanceof PostgresJsSession)) throw new Error('the ledger needs a postgres.js transaction from withUser/withSystem');
-  return session.client as Sql;
 }
 
 function noBalance(): DomainError<'NOT_FOUND'> {
