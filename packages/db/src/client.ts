@@ -33,14 +33,31 @@ export function sqlOf(tx: Tx): postgres.TransactionSql {
 }
 
 /**
+ * Sends the scope statement now and runs `fn` without waiting for its answer: the statement
+ * goes first on the transaction's connection, and PostgreSQL runs a connection's statements
+ * in order, so every query of `fn` still runs under the scope, and the scope travels in the
+ * same round trip as `fn`'s first statements (one round trip less per transaction). If the
+ * scope fails, the transaction is aborted, `fn`'s statements fail with it, and the scope's
+ * error is what the caller sees.
+ */
+async function scoped<T>(tx: Tx, scope: postgres.PendingQuery<postgres.Row[]>, fn: (tx: Tx) => Promise<T>): Promise<T> {
+  const set = scope.execute();
+  try {
+    const result = await fn(tx);
+    await set;
+    return result;
+  } catch (err) {
+    await set;
+    throw err;
+  }
+}
+
+/**
  * Runs `fn` in one transaction scoped to `userId`: row-level security then shows and
  * accepts only that user's rows, whatever the queries inside forget.
  */
 export async function withUser<T>(db: Database, userId: string, fn: (tx: Tx) => Promise<T>): Promise<T> {
-  return db.transaction(async (tx) => {
-    await sqlOf(tx)`select set_config('app.user_id', ${userId}, true)`;
-    return fn(tx);
-  });
+  return db.transaction((tx) => scoped(tx, sqlOf(tx)`select set_config('app.user_id', ${userId}, true)`, fn));
 }
 
 /**
@@ -48,8 +65,5 @@ export async function withUser<T>(db: Database, userId: string, fn: (tx: Tx) => 
  * transaction that may see every user's rows. Grep for it to audit every caller.
  */
 export async function withSystem<T>(db: Database, fn: (tx: Tx) => Promise<T>): Promise<T> {
-  return db.transaction(async (tx) => {
-    await sqlOf(tx)`select set_config('app.system', 'on', true)`;
-    return fn(tx);
-  });
+  return db.transaction((tx) => scoped(tx, sqlOf(tx)`select set_config('app.system', 'on', true)`, fn));
 }
