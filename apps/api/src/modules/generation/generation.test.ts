@@ -1,16 +1,11 @@
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { PLANS } from '@pingvas/core';
 import { createTestApp, type TestApp } from '../../test/harness.js';
 import { expectLedgerInvariants } from '../../test/invariants.js';
-import { balanceOf, claim, fundedUser, jobRow, settleAll, SMALL_ESTIMATE, smallParams } from './test-support.js';
+import { balanceOf, claim, fundedUser, jobRow, settleAll, SMALL_ESTIMATE, smallParams, useGenerationTestApp } from './test-support.js';
 
 let app: TestApp;
-beforeAll(async () => { app = await createTestApp({ GENERATION_RATE_LIMIT: '1000' }); });
-afterAll(async () => { await app.close(); });
-afterEach(async () => {
-  await settleAll(app);
-  await expectLedgerInvariants(app.database.admin);
-});
+useGenerationTestApp((created) => { app = created; });
 
 async function countRows(table: 'generation_jobs' | 'credit_holds' | 'credit_transactions', userId: string): Promise<number> {
   const [row] = await app.database.admin`select count(*)::int as count from ${app.database.admin(table)} where user_id = ${userId}`;

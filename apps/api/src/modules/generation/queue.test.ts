@@ -1,16 +1,10 @@
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { createTestApp, type TestApp } from '../../test/harness.js';
-import { expectLedgerInvariants } from '../../test/invariants.js';
+import { describe, expect, it } from 'vitest';
+import type { TestApp } from '../../test/harness.js';
 import { estimateWait, runningCount } from './queue.js';
-import { claim, completeClaimed, fundedUser, settleAll, smallParams } from './test-support.js';
+import { claim, completeClaimed, fundedUser, smallParams, useGenerationTestApp } from './test-support.js';
 
 let app: TestApp;
-beforeAll(async () => { app = await createTestApp({ GENERATION_RATE_LIMIT: '1000' }); });
-afterAll(async () => { await app.close(); });
-afterEach(async () => {
-  await settleAll(app);
-  await expectLedgerInvariants(app.database.admin);
-});
+useGenerationTestApp((created) => { app = created; });
 
 describe('the dispatch queue', () => {
   it('hands out pro jobs first, then starter, then free, FIFO within a tier', async () => {

@@ -1,23 +1,17 @@
-import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { createAppDeps, closeAppDeps, type AppDeps } from '../../deps.js';
-import { createTestApp, type TestApp } from '../../test/harness.js';
-import { expectLedgerInvariants } from '../../test/invariants.js';
+import type { TestApp } from '../../test/harness.js';
 import pino from 'pino';
 import type { JobEnvelope } from './bus.js';
 import { createJob } from './generation.service.js';
 import { popEligible, runningCount } from './queue.js';
 import { reconcileOnce } from './reconciler.js';
 import {
-  balanceOf, claim, completeClaimed, expireLease, fundedUser, jobRow, settleAll, SMALL_ESTIMATE, smallParams, uploadResult,
+  balanceOf, claim, completeClaimed, expireLease, fundedUser, jobRow, SMALL_ESTIMATE, smallParams, uploadResult, useGenerationTestApp,
 } from './test-support.js';
 
 let app: TestApp;
-beforeAll(async () => { app = await createTestApp({ GENERATION_RATE_LIMIT: '1000' }); });
-afterAll(async () => { await app.close(); });
-afterEach(async () => {
-  await settleAll(app);
-  await expectLedgerInvariants(app.database.admin);
-});
+useGenerationTestApp((created) => { app = created; });
 
 /** Collects what is published on a job's channel, through a connection of its own. */
 async function listenTo(jobId: string): Promise<{ events: JobEnvelope['e'][]; stop: () => void }> {

@@ -2,7 +2,9 @@ import { eq, inArray } from 'drizzle-orm';
 import { schema, withSystem } from '@pingvas/db';
 import type { ClaimedJob, GenerationParams } from '@pingvas/core';
 import type { SessionUser } from '../../context.js';
-import type { TestApp } from '../../test/harness.js';
+import { afterAll, afterEach, beforeAll } from 'vitest';
+import { createTestApp, type TestApp } from '../../test/harness.js';
+import { expectLedgerInvariants } from '../../test/invariants.js';
 import { grant, release } from '../credits/ledger.js';
 
 /** sd15, 512², 20 steps: an estimate (and hold) of 10 credits. */
@@ -75,4 +77,21 @@ export async function settleAll(app: TestApp): Promise<void> {
   }
   const { keys } = app.deps;
   await app.deps.redis.del(keys.queue, keys.queueOwners, keys.queueLimits, keys.queueClaiming, keys.runningJobs, keys.runningCounts);
+}
+
+/**
+ * One test app per file for the queue and worker tests: created before the file, closed after
+ * it, and after every test the open jobs are settled and the ledger invariants checked.
+ */
+export function useGenerationTestApp(receive: (app: TestApp) => void): void {
+  let app: TestApp;
+  beforeAll(async () => {
+    app = await createTestApp({ GENERATION_RATE_LIMIT: '1000' });
+    receive(app);
+  });
+  afterAll(async () => { await app.close(); });
+  afterEach(async () => {
+    await settleAll(app);
+    await expectLedgerInvariants(app.database.admin);
+  });
 }

@@ -1,18 +1,13 @@
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { MAX_JOB_ATTEMPTS } from '@pingvas/core';
-import { createTestApp, type TestApp } from '../../test/harness.js';
+import type { TestApp } from '../../test/harness.js';
 import { expectLedgerInvariants } from '../../test/invariants.js';
 import {
-  balanceOf, claim, completeClaimed, fundedUser, jobRow, settleAll, smallParams, uploadResult,
+  balanceOf, claim, completeClaimed, fundedUser, jobRow, settleAll, smallParams, uploadResult, useGenerationTestApp,
 } from '../generation/test-support.js';
 
 let app: TestApp;
-beforeAll(async () => { app = await createTestApp({ GENERATION_RATE_LIMIT: '1000' }); });
-afterAll(async () => { await app.close(); });
-afterEach(async () => {
-  await settleAll(app);
-  await expectLedgerInvariants(app.database.admin);
-});
+useGenerationTestApp((created) => { app = created; });
 
 const worker = () => app.workerCaller();
 
