@@ -1,5 +1,6 @@
 import { isIP } from 'node:net';
 import { z } from 'zod';
+import { ConfigError, parseEnv } from '@pingvas/core';
 
 const bool = z.enum(['true', 'false', '1', '0']).transform((v) => v === 'true' || v === '1');
 const optionalString = z.string().trim().optional().transform((v) => (v ? v : undefined));
@@ -134,16 +135,11 @@ export interface ApiConfig extends Omit<ApiEnv, 'SESSION_SECRET' | 'WORKER_TOKEN
   lemonSqueezyEnabled: boolean;
 }
 
-export class ConfigError extends Error {}
+export { ConfigError };
 
 /** Parses the environment; a bad or missing variable throws one line naming it. */
 export function loadApiConfig(env: NodeJS.ProcessEnv = process.env): ApiConfig {
-  const parsed = apiEnvSchema.safeParse(env);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0]!;
-    throw new ConfigError(`config: ${issue.path.join('.')} ${issue.message}`);
-  }
-  const e = parsed.data;
+  const e = parseEnv(apiEnvSchema, env);
   return {
     ...e,
     SESSION_SECRET: e.SESSION_SECRET ?? DEV_SESSION_SECRET,

@@ -2,6 +2,7 @@ import { hostname } from 'node:os';
 import { basename } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
+import { ConfigError, parseEnv } from '@pingvas/core';
 
 const DEV_WORKER_TOKEN = 'dev-only-worker-token';
 
@@ -118,7 +119,7 @@ export interface WorkerConfig {
   claimWaitMs: number;
 }
 
-export class ConfigError extends Error {}
+export { ConfigError };
 
 function engineNameFor(bin: string): string {
   const name = basename(bin);
@@ -127,12 +128,7 @@ function engineNameFor(bin: string): string {
 
 /** Parses the environment; a bad or missing variable throws one line naming it. */
 export function loadWorkerConfig(env: NodeJS.ProcessEnv = process.env): WorkerConfig {
-  const parsed = workerEnvSchema.safeParse(env);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0]!;
-    throw new ConfigError(`config: ${issue.path.join('.')} ${issue.message}`);
-  }
-  const e = parsed.data;
+  const e = parseEnv(workerEnvSchema, env);
   const models = modelsSchema.safeParse(e.ENGINE_MODELS ?? REFERENCE_MODELS);
   if (!models.success) {
     const issue = models.error.issues[0]!;

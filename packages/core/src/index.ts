@@ -6,3 +6,4 @@ export * from './jobs.js';
 export * from './errors.js';
 export * from './events.js';
 export * from './worker-protocol.js';
+export * from './env.js';
