@@ -2,7 +2,13 @@ import { defineConfig } from 'vitest/config';
 
 export default defineConfig({
   test: {
-    projects: ['packages/*/vitest.config.ts', 'apps/*/vitest.config.ts', 'apps/web/vitest.e2e.config.ts'],
+    projects: [
+      'packages/*/vitest.config.ts',
+      'apps/*/vitest.config.ts',
+      'apps/web/vitest.e2e.config.ts',
+      // The repository's own tooling: the test command's prerequisites and this closing line.
+      { test: { name: 'tooling', environment: 'node', include: ['*.test.ts', 'scripts/**/*.test.ts'] } },
+    ],
     globalSetup: ['./vitest.global-setup.ts'],
     reporters: ['default', './vitest.summary-reporter.ts'],
   },
