@@ -19,8 +19,8 @@ import type { ClaimedJob } from '@pingvas/core';
 import { freePort } from '@pingvas/testkit';
 import type { SessionUser } from '../apps/api/src/context.js';
 import type { AppRouter } from '../apps/api/src/router.js';
-import type { WorkerRouter } from '../apps/api/src/modules/worker/worker.router.js';
 import { signSession } from '../apps/api/src/modules/auth/session.js';
+import { createWorkerApi } from '../apps/gpu-worker/src/api-client.js';
 import { createTestApp, type TestApp } from '../apps/api/src/test/harness.js';
 import { fundedUser, smallParams, uploadResult } from '../apps/api/src/modules/generation/test-support.js';
 
@@ -73,9 +73,8 @@ async function main() {
   const base = api.base;
   const stop = new AbortController();
   try {
-    const worker = createTRPCClient<WorkerRouter>({
-      links: [httpLink({ url: `${base}/internal/trpc`, transformer: superjson, headers: { authorization: `Bearer ${app.config.WORKER_TOKEN}` } })],
-    });
+    // The GPU worker's own client: one stop signal serves every claim without gathering listeners.
+    const worker = createWorkerApi({ apiUrl: base, workerToken: app.config.WORKER_TOKEN });
 
     // jobId → when the claim returned it, or the callback waiting for that moment.
     const claimedAt = new Map<string, number>();

@@ -1,4 +1,5 @@
-import { createTRPCClient, httpLink, TRPCClientError } from '@trpc/client';
+import { createTRPCClient, httpLink, TRPCClientError, type TRPCLink } from '@trpc/client';
+import { observable } from '@trpc/server/observable';
 import superjson from 'superjson';
 import type { WorkerRouter } from '@pingvas/api/worker-router';
 
@@ -6,6 +7,7 @@ import type { WorkerRouter } from '@pingvas/api/worker-router';
 export function createWorkerApi(options: { apiUrl: string; workerToken: string }) {
   return createTRPCClient<WorkerRouter>({
     links: [
+      signalPerCallLink,
       httpLink({
         url: `${options.apiUrl}/internal/trpc`,
         transformer: superjson,
@@ -16,6 +18,26 @@ export function createWorkerApi(options: { apiUrl: string; workerToken: string }
 }
 
 export type WorkerApi = ReturnType<typeof createWorkerApi>;
+
+/**
+ * tRPC's httpLink (11.22) ties a call to the caller's signal with an abort listener it never
+ * removes, so a signal that outlives its calls (a stop signal passed to every long-poll claim)
+ * gathers one listener per call for good. Each call gets a signal of its own instead, following
+ * the caller's, and the caller's listener goes when the call settles or is unsubscribed.
+ */
+const signalPerCallLink: TRPCLink<WorkerRouter> = () => ({ op, next }) => observable((observer) => {
+  const callerSignal = op.signal;
+  if (!callerSignal) return next(op).subscribe(observer);
+  const call = new AbortController();
+  const forward = () => call.abort(callerSignal.reason);
+  if (callerSignal.aborted) forward();
+  else callerSignal.addEventListener('abort', forward, { once: true });
+  const subscription = next({ ...op, signal: call.signal }).subscribe(observer);
+  return () => {
+    callerSignal.removeEventListener('abort', forward);
+    subscription.unsubscribe();
+  };
+});
 
 /**
  * What a failed call means for the worker:
