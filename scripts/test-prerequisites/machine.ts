@@ -52,7 +52,9 @@ async function postgresAnswers(serverUrl: string): Promise<boolean> {
 }
 
 async function redisAnswers(url: string): Promise<boolean> {
-  const client = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null, connectTimeout: 3000 });
+  const client = new Redis(url, {
+    lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null, connectTimeout: 3000,
+  });
   client.on('error', () => {});
   try {
     await client.connect();
@@ -68,7 +70,9 @@ function postgresClusters(): string[] {
   return existsSync('/etc/postgresql') ? readdirSync('/etc/postgresql').sort() : [];
 }
 
-function serviceFacts(url: string, variable: string, defaultPort: number, answers: boolean, installed: boolean): ServiceFacts {
+function serviceFacts(
+  url: string, variable: string, defaultPort: number, answers: boolean, installed: boolean,
+): ServiceFacts {
   const parsed = new URL(url);
   return {
     address: `${parsed.hostname}:${parsed.port || defaultPort}`,

@@ -74,7 +74,8 @@ describe('root on Debian', () => {
   });
 
   it('does not try to start a server on another machine', () => {
-    const plan = planPrerequisites(machine({ redis: { address: 'cache.internal:6379', local: false, answers: false } }));
+    const remote = { address: 'cache.internal:6379', local: false, answers: false };
+    const plan = planPrerequisites(machine({ redis: remote }));
     expect(plan).toEqual({
       kind: 'stop',
       line: 'npm test cannot start: Redis does not answer at cache.internal:6379'

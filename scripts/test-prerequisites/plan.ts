@@ -71,7 +71,9 @@ function needs(facts: MachineFacts): Need[] {
   }
   if (!compiler.found) {
     found.push({
-      problem: compiler.fromEnv ? `the C compiler CC=${compiler.fromEnv} does not run` : 'no C compiler (cc, gcc or clang)',
+      problem: compiler.fromEnv
+        ? `the C compiler CC=${compiler.fromEnv} does not run`
+        : 'no C compiler (cc, gcc or clang)',
       packages: ['gcc', 'libc6-dev'],
       start: null,
       startCommand: null,
