@@ -1,7 +1,7 @@
 import { createHash, createHmac, createSign, randomBytes } from 'node:crypto';
 import { isIP } from 'node:net';
 import {
-  CreateBucketCommand, DeleteObjectsCommand, GetObjectCommand, HeadBucketCommand, HeadObjectCommand, ListObjectsV2Command,
+  CreateBucketCommand, DeleteObjectsCommand, GetObjectCommand, HeadBucketCommand, HeadObjectCommand, ListObjectsCommand,
   PutObjectCommand, S3Client,
 } from '@aws-sdk/client-s3';
 
@@ -176,7 +176,7 @@ export class ObjectStore {
     return result.Body!.transformToByteArray();
   }
 
-  /** The first `length` bytes of an object (fewer if it is shorter). */
+  /** The first `length` bytes of an object; `length` must not exceed its size. */
   async getPrefixBytes(key: string, length: number): Promise<Uint8Array> {
     const result = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: key, Range: `bytes=0-${length - 1}` }));
     return result.Body!.transformToByteArray();
@@ -193,14 +193,20 @@ export class ObjectStore {
     }
   }
 
-  /** Every object under `prefix`, one listing page (≤ 1,000 keys) at a time. */
-  async *listPages(prefix: string): AsyncGenerator<StoredObject[]> {
-    let ContinuationToken: string | undefined;
-    do {
-      const page = await this.client.send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix: prefix, ContinuationToken }));
-      yield (page.Contents ?? []).map((o) => ({ key: o.Key!, lastModified: o.LastModified! }));
-      ContinuationToken = page.IsTruncated ? page.NextContinuationToken : undefined;
-    } while (ContinuationToken);
+  /**
+   * Every object under `prefix`, one listing page (≤ 1,000 keys) at a time. ListObjects (v1)
+   * paged by Marker = the last key seen: the embedded server cannot make v2 continuation
+   * tokens (it encrypts them with DES, which OpenSSL 3 no longer offers), S3 serves both.
+   */
+  async *listPages(prefix: string, options: { pageSize?: number } = {}): AsyncGenerator<StoredObject[]> {
+    let Marker: string | undefined;
+    for (;;) {
+      const page = await this.client.send(new ListObjectsCommand({ Bucket: this.bucket, Prefix: prefix, Marker, MaxKeys: options.pageSize }));
+      const objects = (page.Contents ?? []).map((o) => ({ key: o.Key!, lastModified: o.LastModified! }));
+      yield objects;
+      if (!page.IsTruncated || objects.length === 0) return;
+      Marker = objects[objects.length - 1]!.key;
+    }
   }
 
   async putBytes(key: string, body: Uint8Array, contentType: string): Promise<void> {

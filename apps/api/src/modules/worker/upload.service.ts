@@ -70,7 +70,9 @@ async function storedObject(store: ObjectStore, key: string, object: UploadObjec
     throw badUpload(`The stored ${object} is ${head.contentType ?? 'untyped'}, not ${UPLOAD_CONTENT_TYPES[object]}.`, { object });
   }
   if (head.bytes > limit) throw badUpload(`The stored ${object} is ${head.bytes} bytes, over the bound of ${limit}.`, { object, limit });
-  return { bytes: head.bytes, first: await store.getPrefixBytes(key, headBytes) };
+  // A range past the end is fine for S3 but an error for some compatible servers: ask only for what is there.
+  const first = head.bytes > 0 ? await store.getPrefixBytes(key, Math.min(headBytes, head.bytes)) : new Uint8Array();
+  return { bytes: head.bytes, first };
 }
 
 /**
