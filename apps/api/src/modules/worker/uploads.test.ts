@@ -91,7 +91,7 @@ describe('upload URLs', () => {
 
     // The zombie wakes up and uploads a different picture of the same length with its old URL.
     const forged = Buffer.from(pngOf(512, 512));
-    forged[forged.length - 20] ^= 0xff;
+    forged[forged.length - 20]! ^= 0xff;
     expect(await put(staleOriginal.url, forged, 'image/png')).toBe(200);
     expect(Buffer.from(await app.deps.store.getBytes(image!.original_key))).toEqual(finished);
     expect(new URL(staleOriginal.url).pathname).not.toContain(image!.original_key);
