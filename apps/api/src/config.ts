@@ -86,12 +86,12 @@ const apiEnvSchema = z
     S3_PRESIGN_SECONDS: z.coerce.number().int().positive().default(900),
     /** Seconds a worker's presigned PUT URL stays valid; workers ask for one right before each upload. */
     S3_UPLOAD_URL_SECONDS: z.coerce.number().int().min(10).max(900).default(120),
-    /** A CDN in front of the bucket; its URLs are signed (CloudFront canned policy), so both key variables are required. */
+    /** A CDN in front of the bucket. Its URLs are signed (CloudFront canned policy): both key variables required. */
     CDN_BASE_URL: optionalString,
     CDN_KEY_PAIR_ID: optionalString,
     /** PEM of the RSA private key whose public half the CDN trusts (`\n` escapes allowed). */
     CDN_PRIVATE_KEY: optionalString,
-    /** Seconds a signed CDN URL stays valid (rounded up to 5 minutes): how long an unpublished board's links keep working. */
+    /** Seconds a signed CDN URL stays valid (rounded up to 5 min): how long an unpublished board's links still work. */
     CDN_URL_SECONDS: z.coerce.number().int().positive().max(7 * 24 * 3600).default(3600),
     /** How often each API replica looks for objects of attempts that never completed (and deletes them). */
     ORPHAN_SWEEP_INTERVAL_SECONDS: z.coerce.number().int().positive().default(900),
@@ -119,7 +119,9 @@ const apiEnvSchema = z
   .superRefine((env, ctx) => {
     if (env.CDN_BASE_URL) {
       for (const name of ['CDN_KEY_PAIR_ID', 'CDN_PRIVATE_KEY'] as const) {
-        if (!env[name]) ctx.addIssue({ code: 'custom', path: [name], message: 'is required when CDN_BASE_URL is set (CDN URLs are signed)' });
+        if (env[name]) continue;
+        const message = 'is required when CDN_BASE_URL is set (CDN URLs are signed)';
+        ctx.addIssue({ code: 'custom', path: [name], message });
       }
     }
     if (env.NODE_ENV !== 'production') return;

@@ -32,7 +32,8 @@ export async function uploadObject(
     let failure: string;
     try {
       const target = await api.uploadUrl.mutate({ ...lease, object, bytes: body.length }, { signal });
-      const response = await fetch(target.url, { method: 'PUT', body, headers: { 'content-type': target.contentType }, signal });
+      const headers = { 'content-type': target.contentType };
+      const response = await fetch(target.url, { method: 'PUT', body, headers, signal });
       if (response.ok) {
         await response.body?.cancel();
         return;

@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import type { z } from 'zod';
 import {
-  claimInputSchema, completeInputSchema, engineParamsSchema, failInputSchema, heartbeatInputSchema, MAX_ORIGINAL_BYTES, maxUploadBytes,
-  releaseInputSchema, uploadUrlInputSchema, workerIdSchema,
+  claimInputSchema, completeInputSchema, engineParamsSchema, failInputSchema, heartbeatInputSchema, MAX_ORIGINAL_BYTES,
+  maxUploadBytes, releaseInputSchema, uploadUrlInputSchema, workerIdSchema,
 } from './worker-protocol.js';
 
 const jobId = '3f1b7a52-8c1e-4d7a-9b0a-2e5c6d7f8a90';
@@ -90,7 +90,8 @@ rejectsEachBadField('completeInputSchema', completeInputSchema, {
   ['engine', 'e'.repeat(101), 'engine must be at most 100 characters'],
 ]);
 
-rejectsEachBadField('uploadUrlInputSchema', uploadUrlInputSchema, { jobId, leaseToken, object: 'original', bytes: 1000 }, [
+const validUpload = { jobId, leaseToken, object: 'original', bytes: 1000 };
+rejectsEachBadField('uploadUrlInputSchema', uploadUrlInputSchema, validUpload, [
   ['jobId', 'x', 'jobId must be a UUID'],
   ['leaseToken', undefined, 'leaseToken is required'],
   ['object', 'other', 'object must be one of: original, thumb'],

@@ -6,7 +6,8 @@ ALTER TABLE generation_jobs ADD COLUMN attempt_prefix text;
 --> statement-breakpoint
 -- The orphan sweep asks, per listed object, "is this the prefix of a running attempt?" and
 -- "does an image row point at this key?"; both must stay index lookups on large tables.
-CREATE UNIQUE INDEX generation_jobs_attempt_prefix_idx ON generation_jobs (attempt_prefix) WHERE attempt_prefix IS NOT NULL;
+CREATE UNIQUE INDEX generation_jobs_attempt_prefix_idx ON generation_jobs (attempt_prefix)
+  WHERE attempt_prefix IS NOT NULL;
 --> statement-breakpoint
 CREATE INDEX images_original_key_idx ON images (original_key);
 --> statement-breakpoint

@@ -100,7 +100,11 @@ export class ObjectStore {
    * A URL to PUT the object with. The upload must send exactly this Content-Type and, when
    * given, exactly `contentLength` bytes: both are signed headers, so S3 refuses anything else.
    */
-  presignPut(key: string, contentType: string, options: { contentLength?: number; expiresSeconds?: number } = {}): Promise<string> {
+  presignPut(
+    key: string,
+    contentType: string,
+    options: { contentLength?: number; expiresSeconds?: number } = {},
+  ): Promise<string> {
     return Promise.resolve(this.presign('PUT', key, { contentType, ...options }));
   }
 
@@ -178,7 +182,8 @@ export class ObjectStore {
 
   /** The first `length` bytes of an object; `length` must not exceed its size. */
   async getPrefixBytes(key: string, length: number): Promise<Uint8Array> {
-    const result = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: key, Range: `bytes=0-${length - 1}` }));
+    const range = `bytes=0-${length - 1}`;
+    const result = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: key, Range: range }));
     return result.Body!.transformToByteArray();
   }
 
@@ -201,7 +206,9 @@ export class ObjectStore {
   async *listPages(prefix: string, options: { pageSize?: number } = {}): AsyncGenerator<StoredObject[]> {
     let Marker: string | undefined;
     for (;;) {
-      const page = await this.client.send(new ListObjectsCommand({ Bucket: this.bucket, Prefix: prefix, Marker, MaxKeys: options.pageSize }));
+      const page = await this.client.send(
+        new ListObjectsCommand({ Bucket: this.bucket, Prefix: prefix, Marker, MaxKeys: options.pageSize }),
+      );
       const objects = (page.Contents ?? []).map((o) => ({ key: o.Key!, lastModified: o.LastModified! }));
       yield objects;
       if (!page.IsTruncated || objects.length === 0) return;
@@ -221,13 +228,15 @@ export class ObjectStore {
 }
 
 /** CloudFront's URL-safe base64: + → -, = → _, / → ~. */
-const cloudFrontBase64 = (bytes: Buffer) => bytes.toString('base64').replace(/\+/g, '-').replace(/=/g, '_').replace(/\//g, '~');
+const cloudFrontBase64 = (bytes: Buffer) =>
+  bytes.toString('base64').replace(/\+/g, '-').replace(/=/g, '_').replace(/\//g, '~');
 
 /** A CloudFront canned-policy signed URL for `key`, valid until a rounded-up expiry. */
 export function signCdnUrl(cdn: SignedCdnConfig, key: string, nowMs: number): string {
   const url = `${cdn.baseUrl.replace(/\/$/, '')}/${key.split('/').map(uriEncode).join('/')}`;
   const expires = Math.ceil((nowMs / 1000 + cdn.urlSeconds) / CDN_EXPIRY_STEP_SECONDS) * CDN_EXPIRY_STEP_SECONDS;
-  const policy = JSON.stringify({ Statement: [{ Resource: url, Condition: { DateLessThan: { 'AWS:EpochTime': expires } } }] });
+  const condition = { DateLessThan: { 'AWS:EpochTime': expires } };
+  const policy = JSON.stringify({ Statement: [{ Resource: url, Condition: condition }] });
   const signature = cloudFrontBase64(createSign('RSA-SHA1').update(policy).sign(cdn.privateKey));
   return `${url}?Expires=${expires}&Signature=${signature}&Key-Pair-Id=${encodeURIComponent(cdn.keyPairId)}`;
 }

@@ -133,7 +133,9 @@ describe('gallery.get, star, download', () => {
   it('uses the CDN base for image URLs when one is configured, signed and expiring', async () => {
     const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
     const pem = (privateKey.export({ type: 'pkcs1', format: 'pem' }) as string).replace(/\n/g, '\\n');
-    const cdnApp = await createTestApp({ CDN_BASE_URL: 'https://cdn.example.test/', CDN_KEY_PAIR_ID: 'KTEST', CDN_PRIVATE_KEY: pem });
+    const cdnApp = await createTestApp({
+      CDN_BASE_URL: 'https://cdn.example.test/', CDN_KEY_PAIR_ID: 'KTEST', CDN_PRIVATE_KEY: pem,
+    });
     try {
       const user = await cdnApp.createUser();
       const [image] = await seedImages(cdnApp, user, 1);

@@ -44,7 +44,8 @@ export async function uploadResult(app: TestApp, claimed: ClaimedJob): Promise<v
     const response = await fetch(target.url, { method: 'PUT', body, headers: { 'content-type': target.contentType } });
     if (!response.ok) throw new Error(`upload failed: ${response.status} ${await response.text()}`);
   };
-  await Promise.all([put('original', pngOf(claimed.job.params.width, claimed.job.params.height)), put('thumb', TINY_WEBP)]);
+  const { width, height } = claimed.job.params;
+  await Promise.all([put('original', pngOf(width, height)), put('thumb', TINY_WEBP)]);
 }
 
 export async function completeClaimed(app: TestApp, claimed: ClaimedJob, engineSeconds = 4.2) {

@@ -34,14 +34,17 @@ export interface OrphanSweepReport {
 
 /** The objects among `keys` that no image row points at and no running attempt owns. */
 async function unreferenced(deps: Pick<AppDeps, 'db'>, keys: string[]): Promise<string[]> {
-  const rows = await withSystem(deps.db, (tx) => sqlOf(tx)<{ key: string }[]>`
+  const rows = await withSystem(
+    deps.db,
+    (tx) => sqlOf(tx)<{ key: string }[]>`
     select k.key from unnest(${keys}::text[]) as k(key)
     where not exists (select 1 from images i where i.original_key = k.key)
       and not exists (select 1 from images i where i.thumb_key = k.key)
       and not exists (
         select 1 from generation_jobs j
         where j.attempt_prefix = regexp_replace(k.key, '/[^/]*$', '') and j.status = 'in_progress'
-      )`);
+      )`,
+  );
   return rows.map((row) => row.key);
 }
 

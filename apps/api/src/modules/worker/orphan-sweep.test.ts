@@ -5,12 +5,22 @@ import { attemptKeys } from '../../infra/object-store.js';
 import { seedImages } from '../gallery/test-fixtures.js';
 import { reconcileOnce } from '../generation/reconciler.js';
 import {
-  claim, completeClaimed, expireLease, fundedUser, jobRow, reportComplete, smallParams, uploadResult, useGenerationTestApp,
+  claim,
+  completeClaimed,
+  expireLease,
+  fundedUser,
+  jobRow,
+  reportComplete,
+  smallParams,
+  uploadResult,
+  useGenerationTestApp,
 } from '../generation/test-support.js';
 import { sweepOrphanObjects } from './orphan-sweep.task.js';
 
 let app: TestApp;
-useGenerationTestApp((created) => { app = created; });
+useGenerationTestApp((created) => {
+  app = created;
+});
 
 /** As at the end of a chaos run: every object counts as old enough. */
 const sweepNow = () => sweepOrphanObjects(app.deps, { olderThanSeconds: 0 });
@@ -51,12 +61,14 @@ async function completedAttempt(): Promise<string[]> {
 async function failedAttempt(): Promise<string[]> {
   const claimed = await claimedJob();
   await uploadResult(app, claimed);
-  await app.workerCaller().fail({ jobId: claimed.job.id, leaseToken: claimed.lease.token, code: 'CRASH', message: 'segfault' });
+  await app
+    .workerCaller()
+    .fail({ jobId: claimed.job.id, leaseToken: claimed.lease.token, code: 'CRASH', message: 'segfault' });
   return bothKeys(await prefixOf(claimed));
 }
 
 describe('orphan sweep', () => {
-  it('deletes the objects of attempts that never completed, and nothing an image row or a running attempt owns', async () => {
+  it('deletes objects of attempts that never completed, nothing an image row or a running attempt owns', async () => {
     const completed = await completedAttempt();
     const failed = await failedAttempt();
 
@@ -73,8 +85,13 @@ describe('orphan sweep', () => {
     // An image stored under the layout of earlier releases (user id and job id in the key).
     const user = await fundedUser(app);
     const [legacy] = await seedImages(app, user, 1);
-    const legacyKeys = [`images/${user.id}/${legacy!.jobId}/original.png`, `images/${user.id}/${legacy!.jobId}/thumb.webp`];
-    await app.database.admin`update images set original_key = ${legacyKeys[0]!}, thumb_key = ${legacyKeys[1]!} where id = ${legacy!.id}`;
+    const legacyKeys = [
+      `images/${user.id}/${legacy!.jobId}/original.png`,
+      `images/${user.id}/${legacy!.jobId}/thumb.webp`,
+    ];
+    const [legacyOriginal, legacyThumb] = legacyKeys as [string, string];
+    await app.database.admin`
+      update images set original_key = ${legacyOriginal}, thumb_key = ${legacyThumb} where id = ${legacy!.id}`;
     for (const key of legacyKeys) await app.deps.store.putBytes(key, new Uint8Array([1]), 'image/png');
     const stray = 'images/0123456789abcdef0123456789abcdef/original.png';
     await app.deps.store.putBytes(stray, new Uint8Array([1]), 'image/png');
@@ -104,13 +121,15 @@ describe('orphan sweep', () => {
       const keys = bothKeys(await prefixOf(claimed));
       const sweeps = () => [sweepNow(), sweepNow(), sweepNow()];
       // Half the rounds start the sweeps first, half the completion: both orders of listing and committing.
-      const results = round % 2 === 0
-        ? await Promise.all([...sweeps(), reportComplete(app, claimed, 1)])
-        : await Promise.all([reportComplete(app, claimed, 1), ...sweeps()]);
+      const results =
+        round % 2 === 0
+          ? await Promise.all([...sweeps(), reportComplete(app, claimed, 1)])
+          : await Promise.all([reportComplete(app, claimed, 1), ...sweeps()]);
       expect(results.find((r) => 'replayed' in r)).toEqual({ creditsCharged: 1, replayed: false });
       const stored = await storedNow();
       for (const key of keys) expect(stored.has(key), `round ${round}: ${key}`).toBe(true);
-      const [image] = await app.database.admin`select original_key, thumb_key from images where job_id = ${claimed.job.id}`;
+      const [image] = await app.database
+        .admin`select original_key, thumb_key from images where job_id = ${claimed.job.id}`;
       expect([image!.original_key, image!.thumb_key]).toEqual(keys);
     }
     expect((await sweepNow()).deleted).toBe(0);

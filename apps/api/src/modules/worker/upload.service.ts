@@ -1,7 +1,13 @@
 import { and, eq, gt, sql } from 'drizzle-orm';
 import { schema, withSystem } from '@pingvas/db';
 import {
-  DomainError, maxUploadBytes, UPLOAD_CONTENT_TYPES, type CompleteInput, type UploadObject, type UploadUrl, type UploadUrlInput,
+  DomainError,
+  maxUploadBytes,
+  UPLOAD_CONTENT_TYPES,
+  type CompleteInput,
+  type UploadObject,
+  type UploadUrl,
+  type UploadUrlInput,
 } from '@pingvas/core';
 import type { AppDeps } from '../../deps.js';
 import { attemptKeys, type ObjectStore } from '../../infra/object-store.js';
@@ -27,21 +33,33 @@ export function uploadUrlSeconds(store: ObjectStore): number {
 /** A short-lived PUT URL for one object of the caller's current attempt; LEASE_LOST if the lease is not theirs. */
 export async function issueUploadUrl(deps: AppDeps, input: UploadUrlInput): Promise<UploadUrl> {
   const [job] = await withSystem(deps.db, (tx) =>
-    tx.select({ width: jobs.width, height: jobs.height, prefix: jobs.attemptPrefix }).from(jobs).where(and(
-      eq(jobs.id, input.jobId), eq(jobs.status, 'in_progress'), eq(jobs.leaseToken, input.leaseToken), gt(jobs.leaseExpiresAt, sql`now()`),
-    )),
+    tx
+      .select({ width: jobs.width, height: jobs.height, prefix: jobs.attemptPrefix })
+      .from(jobs)
+      .where(
+        and(
+          eq(jobs.id, input.jobId),
+          eq(jobs.status, 'in_progress'),
+          eq(jobs.leaseToken, input.leaseToken),
+          gt(jobs.leaseExpiresAt, sql`now()`),
+        ),
+      ),
   );
-  if (!job?.prefix) throw new DomainError('LEASE_LOST', 'This job is no longer leased to you; drop it.', { jobId: input.jobId });
+  if (!job?.prefix)
+    throw new DomainError('LEASE_LOST', 'This job is no longer leased to you; drop it.', { jobId: input.jobId });
   const limit = maxUploadBytes(input.object, job);
   if (input.bytes > limit) {
     throw badUpload(`The ${input.object} may be at most ${limit} bytes for a ${job.width}×${job.height} job.`, {
-      object: input.object, bytes: input.bytes, limit,
+      object: input.object,
+      bytes: input.bytes,
+      limit,
     });
   }
   const seconds = uploadUrlSeconds(deps.store);
   const contentType = UPLOAD_CONTENT_TYPES[input.object];
   const url = await deps.store.presignPut(attemptKeys(job.prefix)[input.object], contentType, {
-    contentLength: input.bytes, expiresSeconds: seconds,
+    contentLength: input.bytes,
+    expiresSeconds: seconds,
   });
   return { url, contentType, expiresAt: new Date(Date.now() + seconds * 1000) };
 }
@@ -67,9 +85,12 @@ async function storedObject(store: ObjectStore, key: string, object: UploadObjec
   const head = await store.head(key);
   if (!head) throw badUpload('Upload the original and the thumbnail before completing the job.', { missing: object });
   if (head.contentType !== UPLOAD_CONTENT_TYPES[object]) {
-    throw badUpload(`The stored ${object} is ${head.contentType ?? 'untyped'}, not ${UPLOAD_CONTENT_TYPES[object]}.`, { object });
+    throw badUpload(`The stored ${object} is ${head.contentType ?? 'untyped'}, not ${UPLOAD_CONTENT_TYPES[object]}.`, {
+      object,
+    });
   }
-  if (head.bytes > limit) throw badUpload(`The stored ${object} is ${head.bytes} bytes, over the bound of ${limit}.`, { object, limit });
+  if (head.bytes > limit)
+    throw badUpload(`The stored ${object} is ${head.bytes} bytes, over the bound of ${limit}.`, { object, limit });
   // A range past the end is fine for S3 but an error for some compatible servers: ask only for what is there.
   const first = head.bytes > 0 ? await store.getPrefixBytes(key, Math.min(headBytes, head.bytes)) : new Uint8Array();
   return { bytes: head.bytes, first };
@@ -87,12 +108,15 @@ export async function checkUploadedImage(
 ): Promise<void> {
   if (image.width !== job.width || image.height !== job.height) {
     throw badUpload(`The image is ${image.width}×${image.height}, but the job asked for ${job.width}×${job.height}.`, {
-      width: image.width, height: image.height,
+      width: image.width,
+      height: image.height,
     });
   }
   const originalLimit = maxUploadBytes('original', job);
   if (image.bytes > originalLimit) {
-    throw badUpload(`The image is ${image.bytes} bytes, over the bound of ${originalLimit} for its size.`, { bytes: image.bytes });
+    throw badUpload(`The image is ${image.bytes} bytes, over the bound of ${originalLimit} for its size.`, {
+      bytes: image.bytes,
+    });
   }
   const keys = attemptKeys(job.attemptPrefix);
   const [original, thumb] = await Promise.all([
@@ -100,12 +124,17 @@ export async function checkUploadedImage(
     storedObject(store, keys.thumb, 'thumb', maxUploadBytes('thumb', job), WEBP_HEADER_BYTES),
   ]);
   if (original.bytes !== image.bytes) {
-    throw badUpload(`The stored original is ${original.bytes} bytes, not the ${image.bytes} reported.`, { bytes: original.bytes });
+    throw badUpload(`The stored original is ${original.bytes} bytes, not the ${image.bytes} reported.`, {
+      bytes: original.bytes,
+    });
   }
   const size = pngSize(original.first);
   if (!size) throw badUpload('The stored original is not a PNG.', { object: 'original' });
   if (size.width !== job.width || size.height !== job.height) {
-    throw badUpload(`The stored original is ${size.width}×${size.height}, but the job asked for ${job.width}×${job.height}.`, size);
+    throw badUpload(
+      `The stored original is ${size.width}×${size.height}, but the job asked for ${job.width}×${job.height}.`,
+      size,
+    );
   }
   if (!isWebp(thumb.first)) throw badUpload('The stored thumbnail is not a WebP.', { object: 'thumb' });
 }

@@ -3,12 +3,23 @@ import { maxUploadBytes, MAX_ORIGINAL_BYTES, type ClaimedJob } from '@pingvas/co
 import type { TestApp } from '../../test/harness.js';
 import { reconcileOnce } from '../generation/reconciler.js';
 import {
-  balanceOf, claim, completeClaimed, expireLease, fundedUser, jobRow, reportComplete, smallParams, uploadResult, useGenerationTestApp,
+  balanceOf,
+  claim,
+  completeClaimed,
+  expireLease,
+  fundedUser,
+  jobRow,
+  reportComplete,
+  smallParams,
+  uploadResult,
+  useGenerationTestApp,
 } from '../generation/test-support.js';
 import { pngOf, TINY_WEBP } from './images.test-support.js';
 
 let app: TestApp;
-useGenerationTestApp((created) => { app = created; });
+useGenerationTestApp((created) => {
+  app = created;
+});
 
 const worker = () => app.workerCaller();
 const leaseOf = (claimed: ClaimedJob) => ({ jobId: claimed.job.id, leaseToken: claimed.lease.token });
@@ -60,20 +71,33 @@ describe('upload URLs', () => {
     expect(after).not.toBe(before);
   });
 
-  it('refuses a byte count over the bound of the job’s size, a zero or huge one, and a caller without the lease', async () => {
+  it('refuses a byte count over the job’s bound, a zero or huge one, and a caller without the lease', async () => {
     const claimed = await claimedJob(512, 512);
     const limit = maxUploadBytes('original', { width: 512, height: 512 });
-    await expect(worker().uploadUrl({ ...leaseOf(claimed), object: 'original', bytes: limit + 1 })).rejects.toMatchObject({
-      code: 'BAD_REQUEST', message: expect.stringContaining(`at most ${limit} bytes`),
+    await expect(
+      worker().uploadUrl({ ...leaseOf(claimed), object: 'original', bytes: limit + 1 }),
+    ).rejects.toMatchObject({
+      code: 'BAD_REQUEST',
+      message: expect.stringContaining(`at most ${limit} bytes`),
     });
-    await expect(worker().uploadUrl({ ...leaseOf(claimed), object: 'thumb', bytes: maxUploadBytes('thumb', claimed.job.params) + 1 }))
-      .rejects.toMatchObject({ code: 'BAD_REQUEST' });
+    await expect(
+      worker().uploadUrl({
+        ...leaseOf(claimed),
+        object: 'thumb',
+        bytes: maxUploadBytes('thumb', claimed.job.params) + 1,
+      }),
+    ).rejects.toMatchObject({ code: 'BAD_REQUEST' });
     for (const bytes of [0, -1, 1.5, MAX_ORIGINAL_BYTES + 1, 2 ** 53, Number.MAX_VALUE]) {
-      await expect(worker().uploadUrl({ ...leaseOf(claimed), object: 'original', bytes })).rejects.toMatchObject({ code: 'BAD_REQUEST' });
+      await expect(worker().uploadUrl({ ...leaseOf(claimed), object: 'original', bytes })).rejects.toMatchObject({
+        code: 'BAD_REQUEST',
+      });
     }
-    await expect(worker().uploadUrl({ jobId: claimed.job.id, leaseToken: crypto.randomUUID(), object: 'original', bytes: 10 }))
-      .rejects.toMatchObject({ cause: { code: 'LEASE_LOST' } });
-    await expect(worker().uploadUrl({ ...leaseOf(claimed), object: 'original', bytes: limit })).resolves.toMatchObject({ contentType: 'image/png' });
+    await expect(
+      worker().uploadUrl({ jobId: claimed.job.id, leaseToken: crypto.randomUUID(), object: 'original', bytes: 10 }),
+    ).rejects.toMatchObject({ cause: { code: 'LEASE_LOST' } });
+    await expect(worker().uploadUrl({ ...leaseOf(claimed), object: 'original', bytes: limit })).resolves.toMatchObject({
+      contentType: 'image/png',
+    });
   });
 
   it('a worker that lost its lease cannot overwrite the finished image, nor get new URLs, nor complete', async () => {
@@ -81,12 +105,18 @@ describe('upload URLs', () => {
     const { jobId } = await app.callerFor(user).generation.create(smallParams());
     const stale = (await claim(app))!;
     // While it still held the lease, the stale worker got URLs (valid for minutes yet).
-    const staleOriginal = await worker().uploadUrl({ ...leaseOf(stale), object: 'original', bytes: pngOf(512, 512).length });
+    const staleOriginal = await worker().uploadUrl({
+      ...leaseOf(stale),
+      object: 'original',
+      bytes: pngOf(512, 512).length,
+    });
     await expireLease(app, jobId);
     await reconcileOnce(app.deps);
     const fresh = (await claim(app))!;
     expect(await completeClaimed(app, fresh, 3)).toEqual({ creditsCharged: 3, replayed: false });
-    const [image] = await app.database.admin<{ original_key: string }[]>`select original_key from images where job_id = ${jobId}`;
+    const [image] = await app.database.admin<
+      { original_key: string }[]
+    >`select original_key from images where job_id = ${jobId}`;
     const finished = Buffer.from(await app.deps.store.getBytes(image!.original_key));
 
     // The zombie wakes up and uploads a different picture of the same length with its old URL.
@@ -96,7 +126,9 @@ describe('upload URLs', () => {
     expect(Buffer.from(await app.deps.store.getBytes(image!.original_key))).toEqual(finished);
     expect(new URL(staleOriginal.url).pathname).not.toContain(image!.original_key);
 
-    await expect(worker().uploadUrl({ ...leaseOf(stale), object: 'original', bytes: 10 })).rejects.toMatchObject({ cause: { code: 'LEASE_LOST' } });
+    await expect(worker().uploadUrl({ ...leaseOf(stale), object: 'original', bytes: 10 })).rejects.toMatchObject({
+      cause: { code: 'LEASE_LOST' },
+    });
     await expect(reportComplete(app, stale, 3)).rejects.toMatchObject({ cause: { code: 'LEASE_LOST' } });
     expect(await balanceOf(app, user.id)).toEqual({ available: 97, held: 0 });
   });
@@ -118,29 +150,42 @@ describe('worker.complete checks the report and the stored objects', () => {
       { width: 512.5, height: 384, bytes },
     ];
     for (const image of attempts) {
-      await expect(worker().complete({ ...leaseOf(claimed), engineSeconds: 1, image, engine: 'reference' })).rejects.toMatchObject({
+      await expect(
+        worker().complete({ ...leaseOf(claimed), engineSeconds: 1, image, engine: 'reference' }),
+      ).rejects.toMatchObject({
         code: 'BAD_REQUEST',
       });
     }
-    await expect(worker().complete({ ...leaseOf(claimed), engineSeconds: 1, image: { width: 384, height: 512, bytes }, engine: 'reference' }))
-      .rejects.toThrow('The image is 384×512, but the job asked for 512×384.');
+    await expect(
+      worker().complete({
+        ...leaseOf(claimed),
+        engineSeconds: 1,
+        image: { width: 384, height: 512, bytes },
+        engine: 'reference',
+      }),
+    ).rejects.toThrow('The image is 384×512, but the job asked for 512×384.');
     await expectUnchanged(claimed);
     expect(await reportComplete(app, claimed, 1)).toEqual({ creditsCharged: 1, replayed: false });
   });
 
-  it('refuses stored objects that are not what was reported: wrong dimensions, not a PNG, wrong type, too long', async () => {
+  it('refuses stored objects unlike the report: wrong dimensions, not a PNG, wrong type, too long', async () => {
     const claimed = await claimedJob(512, 512);
     const lease = leaseOf(claimed);
-    const report = (bytes: number) => worker().complete({ ...lease, engineSeconds: 1, image: { width: 512, height: 512, bytes }, engine: 'reference' });
+    const report = (bytes: number) =>
+      worker().complete({ ...lease, engineSeconds: 1, image: { width: 512, height: 512, bytes }, engine: 'reference' });
     const store = async (object: 'original' | 'thumb', body: Buffer) => {
       const target = await worker().uploadUrl({ ...lease, object, bytes: body.length });
       expect(await put(target.url, body, target.contentType)).toBe(200);
     };
     await store('thumb', TINY_WEBP);
 
-    await expect(report(pngOf(512, 512).length)).rejects.toThrow('Upload the original and the thumbnail before completing the job.');
+    await expect(report(pngOf(512, 512).length)).rejects.toThrow(
+      'Upload the original and the thumbnail before completing the job.',
+    );
     await store('original', pngOf(256, 512));
-    await expect(report(pngOf(256, 512).length)).rejects.toThrow('The stored original is 256×512, but the job asked for 512×512.');
+    await expect(report(pngOf(256, 512).length)).rejects.toThrow(
+      'The stored original is 256×512, but the job asked for 512×512.',
+    );
     const notPng = Buffer.alloc(pngOf(512, 512).length, 7);
     await store('original', notPng);
     await expect(report(notPng.length)).rejects.toThrow('The stored original is not a PNG.');
@@ -150,7 +195,9 @@ describe('worker.complete checks the report and the stored objects', () => {
     const signedFor = pngOf(512, 512).length;
     const target = await worker().uploadUrl({ ...lease, object: 'original', bytes: signedFor });
     expect(await put(target.url, Buffer.concat([pngOf(512, 512), Buffer.alloc(1000)]), 'image/png')).toBe(200);
-    await expect(report(signedFor)).rejects.toThrow(`The stored original is ${signedFor + 1000} bytes, not the ${signedFor} reported.`);
+    await expect(report(signedFor)).rejects.toThrow(
+      `The stored original is ${signedFor + 1000} bytes, not the ${signedFor} reported.`,
+    );
 
     const { attempt_prefix: prefix } = await jobRow(app, claimed.job.id);
     await app.deps.store.putBytes(`${prefix}/original.png`, pngOf(512, 512), 'text/plain');

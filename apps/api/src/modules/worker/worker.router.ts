@@ -1,5 +1,6 @@
 import {
-  claimInputSchema, completeInputSchema, failInputSchema, heartbeatInputSchema, releaseInputSchema, uploadUrlInputSchema,
+  claimInputSchema, completeInputSchema, failInputSchema, heartbeatInputSchema, releaseInputSchema,
+  uploadUrlInputSchema,
 } from '@pingvas/core';
 import { router, workerProcedure } from '../../trpc.js';
 import { claimJob, completeJob, failJob, heartbeat, releaseJob } from './worker.service.js';

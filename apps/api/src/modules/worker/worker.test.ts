@@ -3,7 +3,8 @@ import { MAX_JOB_ATTEMPTS } from '@pingvas/core';
 import type { TestApp } from '../../test/harness.js';
 import { expectLedgerInvariants } from '../../test/invariants.js';
 import {
-  balanceOf, claim, completeClaimed, fundedUser, jobRow, reportComplete, settleAll, smallParams, uploadResult, useGenerationTestApp,
+  balanceOf, claim, completeClaimed, fundedUser, jobRow, reportComplete, settleAll, smallParams, uploadResult,
+  useGenerationTestApp,
 } from '../generation/test-support.js';
 
 let app: TestApp;
@@ -19,7 +20,8 @@ describe('worker protocol', () => {
     expect(claimed.job).toMatchObject({ id: jobId, userId: user.id, attempt: 1, params: { seed: 42, sampler: 'euler', width: 512 } });
     expect(claimed.lease.heartbeatIntervalMs).toBe(10_000);
     expect(await jobRow(app, jobId)).toMatchObject({
-      status: 'in_progress', worker_id: 'test-worker', lease_token: claimed.lease.token, attempt_prefix: expect.stringMatching(/^images\/[0-9a-f]{32}$/),
+      status: 'in_progress', worker_id: 'test-worker', lease_token: claimed.lease.token,
+      attempt_prefix: expect.stringMatching(/^images\/[0-9a-f]{32}$/),
     });
 
     const beat = await worker().heartbeat({ jobId, leaseToken: claimed.lease.token, progress: { percent: 40, step: 8, totalSteps: 20 } });
