@@ -84,6 +84,7 @@ function isWebp(head: Uint8Array): boolean {
 async function storedObject(store: ObjectStore, key: string, object: UploadObject, limit: number, headBytes: number) {
   const head = await store.head(key);
   if (!head) throw badUpload('Upload the original and the thumbnail before completing the job.', { missing: object });
+  if (head.bytes === 0) throw badUpload(`The stored ${object} is empty.`, { object });
   if (head.contentType !== UPLOAD_CONTENT_TYPES[object]) {
     throw badUpload(`The stored ${object} is ${head.contentType ?? 'untyped'}, not ${UPLOAD_CONTENT_TYPES[object]}.`, {
       object,
@@ -91,9 +92,9 @@ async function storedObject(store: ObjectStore, key: string, object: UploadObjec
   }
   if (head.bytes > limit)
     throw badUpload(`The stored ${object} is ${head.bytes} bytes, over the bound of ${limit}.`, { object, limit });
-  // A range past the end is fine for S3 but an error for some compatible servers: ask only for what is there.
-  const first = head.bytes > 0 ? await store.getPrefixBytes(key, Math.min(headBytes, head.bytes)) : new Uint8Array();
-  return { bytes: head.bytes, first };
+  // A HEAD first, then a ranged GET of what is there: the embedded S3 server drops the connection
+  // on a range request for an empty object instead of answering 416, so the size is known first.
+  return { bytes: head.bytes, first: await store.getPrefixBytes(key, Math.min(headBytes, head.bytes)) };
 }
 
 /**

@@ -200,6 +200,8 @@ describe('worker.complete checks the report and the stored objects', () => {
     );
 
     const { attempt_prefix: prefix } = await jobRow(app, claimed.job.id);
+    await app.deps.store.putBytes(`${prefix}/original.png`, new Uint8Array(), 'image/png');
+    await expect(report(signedFor)).rejects.toThrow('The stored original is empty.');
     await app.deps.store.putBytes(`${prefix}/original.png`, pngOf(512, 512), 'text/plain');
     await expect(report(signedFor)).rejects.toThrow('The stored original is text/plain, not image/png.');
     await app.deps.store.putBytes(`${prefix}/thumb.webp`, pngOf(16, 16), 'image/webp');
