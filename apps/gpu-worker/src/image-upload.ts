@@ -5,6 +5,8 @@ import { Backoff, sleep } from './backoff.js';
 
 export const THUMB_SIZE = THUMB_SIDE;
 const UPLOAD_ATTEMPTS = 3;
+/** An API that does not answer within this is treated like a network error: the try is repeated. */
+const URL_REQUEST_TIMEOUT_MS = 15_000;
 
 /** The gallery's thumbnail: the whole picture, fitted inside 256×256, as WebP. */
 export function makeThumbnail(png: Buffer): Promise<Buffer> {
@@ -31,7 +33,8 @@ export async function uploadObject(
   for (let attempt = 1; ; attempt++) {
     let failure: string;
     try {
-      const target = await api.uploadUrl.mutate({ ...lease, object, bytes: body.length }, { signal });
+      const urlSignal = AbortSignal.any([signal, AbortSignal.timeout(URL_REQUEST_TIMEOUT_MS)]);
+      const target = await api.uploadUrl.mutate({ ...lease, object, bytes: body.length }, { signal: urlSignal });
       const headers = { 'content-type': target.contentType };
       const response = await fetch(target.url, { method: 'PUT', body, headers, signal });
       if (response.ok) {
