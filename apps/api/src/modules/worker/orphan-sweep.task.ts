@@ -59,10 +59,9 @@ export async function sweepOrphanObjects(
 ): Promise<OrphanSweepReport> {
   const olderThanSeconds = options.olderThanSeconds ?? uploadUrlSeconds(deps.store) + CLOCK_SKEW_MARGIN_SECONDS;
   const report: OrphanSweepReport = { listed: 0, deleted: 0 };
+  const cutoff = Date.now() - olderThanSeconds * 1000;
   for await (const page of deps.store.listPages('images/')) {
     report.listed += page.length;
-    // Taken per page, after the listing: an object counts as old only against a clock read later than its listing.
-    const cutoff = Date.now() - olderThanSeconds * 1000;
     const old = page.filter((object) => object.lastModified.getTime() <= cutoff).map((object) => object.key);
     if (old.length === 0) continue;
     const orphans = await unreferenced(deps, old);
