@@ -23,6 +23,7 @@ import { signSession } from '../apps/api/src/modules/auth/session.js';
 import { createWorkerApi } from '../apps/gpu-worker/src/api-client.js';
 import { createTestApp, type TestApp } from '../apps/api/src/test/harness.js';
 import { fundedUser, smallParams, uploadResult } from '../apps/api/src/modules/generation/test-support.js';
+import { pngOf } from '../apps/api/src/modules/worker/images.test-support.js';
 
 const JOBS = Number(process.env.BENCH_JOBS ?? 1000);
 const WORKERS = Number(process.env.BENCH_WORKERS ?? 4);
@@ -93,10 +94,10 @@ async function main() {
         const waiter = waiting.get(claimed.job.id);
         if (waiter) waiter(at);
         else claimedAt.set(claimed.job.id, at);
-        await uploadResult(claimed);
+        await uploadResult(app, claimed);
         await worker.complete.mutate({
           jobId: claimed.job.id, leaseToken: claimed.lease.token, engineSeconds: 1,
-          image: { width: 512, height: 512, bytes: 4 }, engine: 'bench',
+          image: { width: 512, height: 512, bytes: pngOf(512, 512).length }, engine: 'bench',
         });
       }
     })());

@@ -16,6 +16,15 @@ describe('API config', () => {
     expect(() => loadApiConfig({ DATABASE_URL: 'not a url' })).toThrow(/^config: DATABASE_URL /);
   });
 
+  it('refuses a CDN without its signing key pair, and upload URLs that live too long', () => {
+    expect(() => loadApiConfig({ CDN_BASE_URL: 'https://cdn.example.test' })).toThrow(
+      /^config: CDN_KEY_PAIR_ID is required when CDN_BASE_URL is set \(CDN URLs are signed\)$/,
+    );
+    expect(() => loadApiConfig({ CDN_BASE_URL: 'https://cdn.example.test', CDN_KEY_PAIR_ID: 'K1' }))
+      .toThrow(/^config: CDN_PRIVATE_KEY /);
+    expect(() => loadApiConfig({ S3_UPLOAD_URL_SECONDS: '3600' })).toThrow(/^config: S3_UPLOAD_URL_SECONDS /);
+  });
+
   it('refuses to start in production without real secrets', () => {
     expect(() => loadApiConfig({ NODE_ENV: 'production' })).toThrow(/^config: SESSION_SECRET is required in production$/);
     expect(() =>

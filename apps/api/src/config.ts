@@ -82,9 +82,19 @@ const apiEnvSchema = z
     S3_ACCESS_KEY_ID: z.string().default('S3RVER'),
     S3_SECRET_ACCESS_KEY: z.string().default('S3RVER'),
     S3_FORCE_PATH_STYLE: bool.default(true),
-    /** Seconds a presigned GET or PUT URL stays valid. */
+    /** Seconds a presigned GET URL (gallery, download) stays valid. */
     S3_PRESIGN_SECONDS: z.coerce.number().int().positive().default(900),
+    /** Seconds a worker's presigned PUT URL stays valid; workers ask for one right before each upload. */
+    S3_UPLOAD_URL_SECONDS: z.coerce.number().int().min(10).max(900).default(120),
+    /** A CDN in front of the bucket. Its URLs are signed (CloudFront canned policy): both key variables required. */
     CDN_BASE_URL: optionalString,
+    CDN_KEY_PAIR_ID: optionalString,
+    /** PEM of the RSA private key whose public half the CDN trusts (`\n` escapes allowed). */
+    CDN_PRIVATE_KEY: optionalString,
+    /** Seconds a signed CDN URL stays valid (rounded up to 5 min): how long an unpublished board's links still work. */
+    CDN_URL_SECONDS: z.coerce.number().int().positive().max(7 * 24 * 3600).default(3600),
+    /** How often each API replica looks for objects of attempts that never completed (and deletes them). */
+    ORPHAN_SWEEP_INTERVAL_SECONDS: z.coerce.number().int().positive().default(900),
     SMTP_URL: optionalString,
     MAIL_FROM: z.string().default('Pingvas Studio <studio@pingvas.local>'),
     MAIL_DIR: z.string().default('.data/mail'),
@@ -107,6 +117,13 @@ const apiEnvSchema = z
     METRICS_FINISHED_JOBS_TTL_SECONDS: z.coerce.number().int().min(0).default(300),
   })
   .superRefine((env, ctx) => {
+    if (env.CDN_BASE_URL) {
+      for (const name of ['CDN_KEY_PAIR_ID', 'CDN_PRIVATE_KEY'] as const) {
+        if (env[name]) continue;
+        const message = 'is required when CDN_BASE_URL is set (CDN URLs are signed)';
+        ctx.addIssue({ code: 'custom', path: [name], message });
+      }
+    }
     if (env.NODE_ENV !== 'production') return;
     for (const name of ['SESSION_SECRET', 'WORKER_TOKEN', 'S3_ENDPOINT'] as const) {
       if (!env[name]) ctx.addIssue({ code: 'custom', path: [name], message: 'is required in production' });

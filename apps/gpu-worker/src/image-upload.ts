@@ -1,8 +1,12 @@
 import sharp from 'sharp';
+import { THUMB_SIDE, type UploadObject } from '@pingvas/core';
+import { apiErrorKind, type WorkerApi } from './api-client.js';
 import { Backoff, sleep } from './backoff.js';
 
-export const THUMB_SIZE = 256;
+export const THUMB_SIZE = THUMB_SIDE;
 const UPLOAD_ATTEMPTS = 3;
+/** An API that does not answer within this is treated like a network error: the try is repeated. */
+const URL_REQUEST_TIMEOUT_MS = 15_000;
 
 /** The gallery's thumbnail: the whole picture, fitted inside 256×256, as WebP. */
 export function makeThumbnail(png: Buffer): Promise<Buffer> {
@@ -12,15 +16,27 @@ export function makeThumbnail(png: Buffer): Promise<Buffer> {
 export class UploadError extends Error {}
 
 /**
- * PUTs bytes to a presigned URL. The Content-Type must be the one the URL was signed for.
- * A network error or a 5xx is retried a few times; a 4xx (expired or wrong signature) is not.
+ * Stores one object of the current attempt: asks the API for a PUT URL (bound to this lease,
+ * this object, its Content-Type and its exact size; valid for minutes), then PUTs the bytes.
+ * Every try asks for a fresh URL, so a slow retry never meets an expired one. A network error
+ * or a 5xx is retried a few times; a refused URL request or a 4xx from the store is not (the
+ * API's refusal, e.g. LEASE_LOST, is rethrown as it came).
  */
-export async function uploadTo(url: string, body: Buffer, contentType: string, signal: AbortSignal): Promise<void> {
+export async function uploadObject(
+  api: WorkerApi,
+  lease: { jobId: string; leaseToken: string },
+  object: UploadObject,
+  body: Buffer,
+  signal: AbortSignal,
+): Promise<void> {
   const backoff = new Backoff(200, 2_000);
   for (let attempt = 1; ; attempt++) {
     let failure: string;
     try {
-      const response = await fetch(url, { method: 'PUT', body, headers: { 'content-type': contentType }, signal });
+      const urlSignal = AbortSignal.any([signal, AbortSignal.timeout(URL_REQUEST_TIMEOUT_MS)]);
+      const target = await api.uploadUrl.mutate({ ...lease, object, bytes: body.length }, { signal: urlSignal });
+      const headers = { 'content-type': target.contentType };
+      const response = await fetch(target.url, { method: 'PUT', body, headers, signal });
       if (response.ok) {
         await response.body?.cancel();
         return;
@@ -28,7 +44,7 @@ export async function uploadTo(url: string, body: Buffer, contentType: string, s
       failure = `HTTP ${response.status} ${(await response.text()).slice(0, 200)}`;
       if (response.status < 500) throw new UploadError(`upload refused: ${failure}`);
     } catch (error) {
-      if (error instanceof UploadError || signal.aborted) throw error;
+      if (error instanceof UploadError || signal.aborted || apiErrorKind(error) !== 'unreachable') throw error;
       failure = (error as Error).message;
     }
     if (attempt >= UPLOAD_ATTEMPTS) throw new UploadError(`upload failed after ${attempt} attempts: ${failure}`);

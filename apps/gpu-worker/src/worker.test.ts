@@ -12,7 +12,6 @@ import { expectLedgerInvariants } from '../../api/src/test/invariants.js';
 import { buildServer } from '../../api/src/server.js';
 import { grant, getBalance } from '../../api/src/modules/credits/ledger.js';
 import { reconcileOnce } from '../../api/src/modules/generation/reconciler.js';
-import { imageKeys } from '../../api/src/infra/object-store.js';
 import type { SessionUser } from '../../api/src/context.js';
 import { freePort } from '@pingvas/testkit';
 import { createWorkerApi } from './api-client.js';
@@ -159,9 +158,11 @@ describe('GPU worker against the real API', () => {
 
     await untilJob(jobId).toMatchObject({ status: 'completed', retry_count: 0 });
     const row = await job(jobId);
-    const keys = imageKeys(user.id, jobId);
-    const original = Buffer.from(await app.deps.store.getBytes(keys.original));
-    const thumb = Buffer.from(await app.deps.store.getBytes(keys.thumb));
+    const [keys] = await app.database.admin<{ original: string; thumb: string }[]>`
+      select original_key as original, thumb_key as thumb from images where job_id = ${jobId}`;
+    expect(keys!.original).toMatch(/^images\/[0-9a-f]{32}\/original\.png$/);
+    const original = Buffer.from(await app.deps.store.getBytes(keys!.original));
+    const thumb = Buffer.from(await app.deps.store.getBytes(keys!.thumb));
     expect(await sharp(original).metadata()).toMatchObject({ format: 'png', width: 512, height: 384 });
     expect(await sharp(thumb).metadata()).toMatchObject({ format: 'webp', width: 256, height: 192 });
 

@@ -6,7 +6,7 @@ import type { ClaimedJob, FailureCode } from '@pingvas/core';
 import { apiErrorKind, type WorkerApi } from './api-client.js';
 import { Backoff, sleep } from './backoff.js';
 import { engineFailure, failureMessage, type Engine, type EngineFailure, type EngineImage, type EngineOutcome, type EngineProgress } from './engine/engine.js';
-import { makeThumbnail, uploadTo } from './image-upload.js';
+import { makeThumbnail, uploadObject } from './image-upload.js';
 
 /** Why a job stopped before its natural end. */
 type StopReason = 'cancel' | 'lease-lost' | 'shutdown';
@@ -340,9 +340,9 @@ export class Worker {
     } catch (error) {
       return this.fail(job, engineFailure('BAD_OUTPUT', `the image could not be read: ${(error as Error).message}`, outcome.engineSeconds));
     }
-    const { upload } = job.claimed;
+    const lease = { jobId: job.id, leaseToken: job.claimed.lease.token };
     // The original goes up while the thumbnail is made: the two overlap instead of queueing.
-    const original = uploadTo(upload.originalUrl, png, 'image/png', job.stopper.signal);
+    const original = uploadObject(this.options.api, lease, 'original', png, job.stopper.signal);
     original.catch(() => {});
     let thumb: Buffer;
     try {
@@ -352,10 +352,10 @@ export class Worker {
       return this.fail(job, engineFailure('BAD_OUTPUT', `the image could not be read: ${(error as Error).message}`, outcome.engineSeconds));
     }
     try {
-      await Promise.all([original, uploadTo(upload.thumbUrl, thumb, 'image/webp', job.stopper.signal)]);
+      await Promise.all([original, uploadObject(this.options.api, lease, 'thumb', thumb, job.stopper.signal)]);
     } catch (error) {
       const late = job.stopReason;
-      if (late === 'lease-lost') return { result: 'dropped' };
+      if (late === 'lease-lost' || apiErrorKind(error) === 'lease-lost') return { result: 'dropped' };
       if (late === 'shutdown') return this.release(job);
       // Storage trouble is not the job's fault, but retrying it forever is worse: the attempt counts.
       return this.fail(job, engineFailure('ENGINE_ERROR', `the image could not be stored: ${(error as Error).message}`, outcome.engineSeconds));

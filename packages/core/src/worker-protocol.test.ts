@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import type { z } from 'zod';
 import {
-  claimInputSchema, completeInputSchema, engineParamsSchema, failInputSchema, heartbeatInputSchema, releaseInputSchema, workerIdSchema,
+  claimInputSchema, completeInputSchema, engineParamsSchema, failInputSchema, heartbeatInputSchema, MAX_ORIGINAL_BYTES,
+  maxUploadBytes, releaseInputSchema, uploadUrlInputSchema, workerIdSchema,
 } from './worker-protocol.js';
 
 const jobId = '3f1b7a52-8c1e-4d7a-9b0a-2e5c6d7f8a90';
@@ -78,12 +79,35 @@ rejectsEachBadField('completeInputSchema', completeInputSchema, {
   ['engineSeconds', 86_401, 'engineSeconds must be at most 86,400'],
   ['engineSeconds', undefined, 'engineSeconds is required'],
   ['image', undefined, 'image is required'],
-  ['image.width', 0, 'image.width must be more than 0'],
+  ['image.width', 0, 'image.width must be at least 1'],
+  ['image.width', 2049, 'image.width must be at most 2,048'],
   ['image.height', 1.5, 'image.height must be a whole number'],
+  ['image.height', 2 ** 53, 'image.height must be at most 2,048'],
   ['image.bytes', '12', 'image.bytes must be a number'],
+  ['image.bytes', 0, 'image.bytes must be at least 1'],
+  ['image.bytes', MAX_ORIGINAL_BYTES + 1, `image.bytes must be at most ${MAX_ORIGINAL_BYTES.toLocaleString('en-US')}`],
   ['engine', '', 'engine must not be empty'],
   ['engine', 'e'.repeat(101), 'engine must be at most 100 characters'],
 ]);
+
+const validUpload = { jobId, leaseToken, object: 'original', bytes: 1000 };
+rejectsEachBadField('uploadUrlInputSchema', uploadUrlInputSchema, validUpload, [
+  ['jobId', 'x', 'jobId must be a UUID'],
+  ['leaseToken', undefined, 'leaseToken is required'],
+  ['object', 'other', 'object must be one of: original, thumb'],
+  ['bytes', 0, 'bytes must be at least 1'],
+  ['bytes', 1.5, 'bytes must be a whole number'],
+  ['bytes', MAX_ORIGINAL_BYTES + 1, `bytes must be at most ${MAX_ORIGINAL_BYTES.toLocaleString('en-US')}`],
+]);
+
+describe('maxUploadBytes', () => {
+  it('bounds the original by the job\'s raw RGBA size plus framing, the thumbnail by 256²', () => {
+    expect(maxUploadBytes('original', { width: 512, height: 384 })).toBe(512 * 384 * 4 + 384 + 65_536);
+    expect(maxUploadBytes('thumb', { width: 2048, height: 2048 })).toBe(256 * 256 * 4 + 256 + 65_536);
+    expect(MAX_ORIGINAL_BYTES).toBe(maxUploadBytes('original', { width: 2048, height: 2048 }));
+    expect(MAX_ORIGINAL_BYTES).toBeLessThan(2 ** 31);
+  });
+});
 
 rejectsEachBadField('failInputSchema', failInputSchema, {
   jobId, leaseToken, code: 'OOM', message: 'CUDA out of memory', engineSeconds: 3,

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { generationParamsSchema, samplerSchema, seedSchema } from './generation.js';
+import { generationParamsSchema, MAX_SIDE, samplerSchema, seedSchema } from './generation.js';
 import { fieldError } from './field-errors.js';
 import { FAILURE_CODES } from './jobs.js';
 
@@ -28,7 +28,42 @@ export type EngineParams = z.infer<typeof engineParamsSchema>;
 export interface ClaimedJob {
   job: { id: string; userId: string; params: EngineParams; attempt: number };
   lease: { token: string; expiresAt: Date; heartbeatIntervalMs: number };
-  upload: { originalUrl: string; thumbUrl: string };
+}
+
+/** The two objects a finished attempt uploads, and the Content-Type each must be stored with. */
+export const UPLOAD_CONTENT_TYPES = { original: 'image/png', thumb: 'image/webp' } as const;
+export type UploadObject = keyof typeof UPLOAD_CONTENT_TYPES;
+
+/** The gallery thumbnail fits inside this square. */
+export const THUMB_SIDE = 256;
+/**
+ * Upper bounds on what a worker may store. A PNG of w×h pixels is at most its raw RGBA
+ * scanlines (4 bytes a pixel, 1 filter byte a row) plus deflate's and the chunks' framing;
+ * 64 KiB of slack covers that and any metadata chunk an engine adds.
+ */
+const FRAMING_SLACK_BYTES = 64 * 1024;
+export function maxUploadBytes(object: UploadObject, job: { width: number; height: number }): number {
+  const [width, height] = object === 'original' ? [job.width, job.height] : [THUMB_SIDE, THUMB_SIDE];
+  return width * height * 4 + height + FRAMING_SLACK_BYTES;
+}
+export const MAX_ORIGINAL_BYTES = maxUploadBytes('original', { width: MAX_SIDE, height: MAX_SIDE });
+
+/**
+ * Asks for a URL to PUT one object of the current attempt. The URL binds the key, the
+ * Content-Type and the exact byte count, and lives only minutes: ask again for a retry.
+ */
+export const uploadUrlInputSchema = z.object({
+  jobId,
+  leaseToken,
+  object: z.enum(['original', 'thumb'], { error: fieldError('object') }),
+  bytes: z.number({ error: fieldError('bytes') }).int().min(1).max(MAX_ORIGINAL_BYTES),
+});
+export type UploadUrlInput = z.infer<typeof uploadUrlInputSchema>;
+export interface UploadUrl {
+  url: string;
+  /** Send exactly this Content-Type, and exactly the bytes announced (the signature covers both). */
+  contentType: string;
+  expiresAt: Date;
 }
 
 export const heartbeatInputSchema = z.object({
@@ -55,10 +90,11 @@ export const completeInputSchema = z.object({
   leaseToken,
   /** Measured wall time of the engine process; the charge is derived from it. */
   engineSeconds,
+  /** What the worker made; the API checks it against the job and against the stored objects. */
   image: z.object({
-    width: z.number({ error: fieldError('image.width') }).int().positive(),
-    height: z.number({ error: fieldError('image.height') }).int().positive(),
-    bytes: z.number({ error: fieldError('image.bytes') }).int().positive(),
+    width: z.number({ error: fieldError('image.width') }).int().min(1).max(MAX_SIDE),
+    height: z.number({ error: fieldError('image.height') }).int().min(1).max(MAX_SIDE),
+    bytes: z.number({ error: fieldError('image.bytes') }).int().min(1).max(MAX_ORIGINAL_BYTES),
   }, { error: fieldError('image') }),
   /** Which engine made the image, e.g. `reference` or `sd-cli`. */
   engine: z.string({ error: fieldError('engine') }).trim().min(1).max(100),

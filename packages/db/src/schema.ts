@@ -1,6 +1,7 @@
 import { sql } from 'drizzle-orm';
 import {
-  bigint, boolean, customType, doublePrecision, index, integer, jsonb, pgTable, primaryKey, real, text, timestamp, uuid,
+  bigint, boolean, customType, doublePrecision, index, integer, jsonb, pgTable, primaryKey, real, text, timestamp,
+  uniqueIndex, uuid,
 } from 'drizzle-orm/pg-core';
 
 const id = () => uuid('id').primaryKey().defaultRandom();
@@ -114,6 +115,8 @@ export const generationJobs = pgTable('generation_jobs', {
   leaseToken: uuid('lease_token'),
   leaseExpiresAt: timestamp('lease_expires_at', { withTimezone: true }),
   workerId: text('worker_id'),
+  /** The current (or last) claim's object prefix, `images/<random>`: the only place its worker may upload. */
+  attemptPrefix: text('attempt_prefix'),
   progress: integer('progress').notNull().default(0),
   cancelRequested: boolean('cancel_requested').notNull().default(false),
   engineSeconds: real('engine_seconds'),
@@ -126,6 +129,7 @@ export const generationJobs = pgTable('generation_jobs', {
 }, (t) => [
   index('generation_jobs_user_keyset_idx').on(t.userId, t.createdAt.desc(), t.id.desc()),
   index('generation_jobs_active_idx').on(t.status, t.leaseExpiresAt).where(sql`status in ('pending', 'in_progress')`),
+  uniqueIndex('generation_jobs_attempt_prefix_idx').on(t.attemptPrefix).where(sql`attempt_prefix is not null`),
 ]);
 
 export const images = pgTable('images', {
@@ -153,6 +157,8 @@ export const images = pgTable('images', {
   index('images_user_keyset_idx').on(t.userId, t.createdAt.desc(), t.id.desc()),
   index('images_user_starred_keyset_idx').on(t.userId, t.createdAt.desc(), t.id.desc()).where(sql`starred`),
   index('images_search_idx').using('gin', t.searchVector),
+  index('images_original_key_idx').on(t.originalKey),
+  index('images_thumb_key_idx').on(t.thumbKey),
 ]);
 
 export const boards = pgTable('boards', {

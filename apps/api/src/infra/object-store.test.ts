@@ -1,8 +1,9 @@
+import { generateKeyPairSync, verify } from 'node:crypto';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { GetObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { startEmbeddedS3, type EmbeddedS3 } from '@pingvas/testkit';
-import { ObjectStore, type ObjectStoreConfig } from './object-store.js';
+import { attemptKeys, newAttemptPrefix, ObjectStore, signCdnUrl, type ObjectStoreConfig } from './object-store.js';
 
 let s3: EmbeddedS3;
 let store: ObjectStore;
@@ -76,17 +77,28 @@ describe('ObjectStore presigning', () => {
       for (const at of [new Date('2026-11-26T23:59:59.250Z'), new Date('2026-11-27T00:00:01Z')]) {
         for (const key of keys) {
           const expiresIn = config.presignSeconds;
-          const [get, put, download] = await signedAt(at, () => Promise.all([
+          const [get, put, download, sizedPut] = await signedAt(at, () => Promise.all([
             ours.readUrl(key), ours.presignPut(key, 'image/webp'), ours.presignGet(key, { contentDisposition: 'attachment; filename="pingvas-1.png"' }),
+            ours.presignPut(key, 'image/png', { contentLength: 123_456, expiresSeconds: 120 }),
           ]));
-          const [refGet, refPut, refDownload] = await signedAt(at, () => Promise.all([
+          const [refGet, refPut, refDownload, refSizedPut] = await signedAt(at, () => Promise.all([
             getSignedUrl(reference, new GetObjectCommand({ Bucket: config.bucket, Key: key }), { expiresIn }),
             // The SDK leaves Content-Type unsigned unless asked; we always bind it.
             getSignedUrl(reference, new PutObjectCommand({ Bucket: config.bucket, Key: key, ContentType: 'image/webp' }), {
               expiresIn, signableHeaders: new Set(['content-type']),
             }),
             getSignedUrl(reference, new GetObjectCommand({ Bucket: config.bucket, Key: key, ResponseContentDisposition: 'attachment; filename="pingvas-1.png"' }), { expiresIn }),
+            // A worker's upload URL binds the exact length too: S3 refuses a body of any other size.
+            getSignedUrl(
+              reference,
+              new PutObjectCommand({
+                Bucket: config.bucket, Key: key, ContentType: 'image/png', ContentLength: 123_456,
+              }),
+              { expiresIn: 120, signableHeaders: new Set(['content-type', 'content-length']) },
+            ),
           ]));
+          expect(normalized(sizedPut)).toBe(normalized(refSizedPut));
+          expect(new URL(sizedPut).searchParams.get('X-Amz-SignedHeaders')).toBe('content-length;content-type;host');
           expect(normalized(get)).toBe(normalized(refGet));
           expect(normalized(put)).toBe(normalized(refPut));
           expect(normalized(download)).toBe(normalized(refDownload));
@@ -150,5 +162,83 @@ describe('ObjectStore presigned URLs against the embedded S3', () => {
     expect(forgedResponse.status).toBe(403);
     expect(await forgedResponse.text()).toContain('InvalidAccessKeyId');
     expect(await store.getBytes(key)).toEqual(new Uint8Array([7]));
+  });
+});
+
+describe('ObjectStore listing, heads and first bytes against the embedded S3', () => {
+  it('lists every object under a prefix page by page, heads one, reads its first bytes', async () => {
+    const prefix = newAttemptPrefix();
+    expect(prefix).toMatch(/^images\/[0-9a-f]{32}$/);
+    expect(attemptKeys(prefix)).toEqual({ original: `${prefix}/original.png`, thumb: `${prefix}/thumb.webp` });
+    const keys = Array.from({ length: 25 }, (_, i) => `listing/${String(i).padStart(4, '0')}`);
+    await Promise.all(keys.map((key) => store.putBytes(key, new Uint8Array([1, 2, 3, 4, 5]), 'image/png')));
+    await store.putBytes('other/0000', new Uint8Array([1]), 'image/png');
+    const pages: number[] = [];
+    const listed: string[] = [];
+    for await (const page of store.listPages('listing/', { pageSize: 10 })) {
+      pages.push(page.length);
+      listed.push(...page.map((o) => o.key));
+      for (const object of page) expect(object.lastModified.getTime()).toBeGreaterThan(Date.now() - 600_000);
+    }
+    expect(pages).toEqual([10, 10, 5]);
+    expect(listed.sort()).toEqual(keys);
+    expect(await store.head(keys[0]!)).toEqual({ bytes: 5, contentType: 'image/png' });
+    expect(await store.head('listing/missing')).toBeNull();
+    expect(await store.getPrefixBytes(keys[0]!, 3)).toEqual(new Uint8Array([1, 2, 3]));
+    expect(await store.getPrefixBytes(keys[0]!, 5)).toEqual(new Uint8Array([1, 2, 3, 4, 5]));
+    await store.deleteKeys(keys);
+    expect(await store.head(keys[0]!)).toBeNull();
+  });
+});
+
+describe('signed CDN URLs (CloudFront canned policy)', () => {
+  const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+  const cdn = {
+    baseUrl: 'https://cdn.example.test/',
+    keyPairId: 'K2JCJMDEHXQW5F',
+    privateKey: privateKey.export({ type: 'pkcs1', format: 'pem' }) as string,
+    urlSeconds: 3600,
+  };
+
+  /** What the CDN does with a request: rebuild the canned policy from the URL and check the RSA-SHA1 signature. */
+  function cdnAccepts(url: string, nowSeconds: number): boolean {
+    const parsed = new URL(url);
+    const expires = Number(parsed.searchParams.get('Expires'));
+    const resource = `${parsed.origin}${parsed.pathname}`;
+    const condition = { DateLessThan: { 'AWS:EpochTime': expires } };
+    const policy = JSON.stringify({ Statement: [{ Resource: resource, Condition: condition }] });
+    const encoded = parsed.searchParams.get('Signature')!.replace(/-/g, '+').replace(/_/g, '=').replace(/~/g, '/');
+    const signature = Buffer.from(encoded, 'base64');
+    return parsed.searchParams.get('Key-Pair-Id') === cdn.keyPairId
+      && nowSeconds < expires
+      && verify('RSA-SHA1', Buffer.from(policy), publicKey, signature);
+  }
+
+  it('signs the URL and an expiry, rounded up to 5 minutes so reloads reuse (and cache) the same URL', () => {
+    const now = Date.UTC(2026, 10, 28, 12, 0, 10);
+    const url = signCdnUrl(cdn, 'images/0123abcd/thumb.webp', now);
+    const [resource, query] = url.split('?');
+    expect(resource).toBe('https://cdn.example.test/images/0123abcd/thumb.webp');
+    expect(query).toMatch(/^Expires=\d+&Signature=[A-Za-z0-9~_-]+&Key-Pair-Id=K2JCJMDEHXQW5F$/);
+    const expires = Number(new URL(url).searchParams.get('Expires'));
+    expect(expires % 300).toBe(0);
+    expect(expires - now / 1000).toBeGreaterThanOrEqual(3600);
+    expect(expires - now / 1000).toBeLessThan(3600 + 300);
+    expect(signCdnUrl(cdn, 'images/0123abcd/thumb.webp', now + 60_000)).toBe(url);
+    expect(cdnAccepts(url, now / 1000)).toBe(true);
+    expect(cdnAccepts(url, expires)).toBe(false);
+    expect(cdnAccepts(url.replace('thumb.webp', 'original.png'), now / 1000)).toBe(false);
+    expect(cdnAccepts(url.replace(/Expires=\d+/, `Expires=${expires + 86_400}`), now / 1000)).toBe(false);
+  });
+
+  it('is what readUrl gives when a CDN is configured', async () => {
+    const cdnStore = new ObjectStore({ ...s3, forcePathStyle: true, presignSeconds: 900, cdn });
+    try {
+      const url = await cdnStore.readUrl('images/0123abcd/original.png');
+      expect(url.startsWith('https://cdn.example.test/images/0123abcd/original.png?Expires=')).toBe(true);
+      expect(cdnAccepts(url, Date.now() / 1000)).toBe(true);
+    } finally {
+      cdnStore.client.destroy();
+    }
   });
 });

@@ -1,8 +1,23 @@
-import { createHash, createHmac } from 'node:crypto';
+import { createHash, createHmac, createSign, randomBytes } from 'node:crypto';
 import { isIP } from 'node:net';
 import {
-  CreateBucketCommand, DeleteObjectsCommand, GetObjectCommand, HeadBucketCommand, PutObjectCommand, S3Client,
+  CreateBucketCommand, DeleteObjectsCommand, GetObjectCommand, HeadBucketCommand, HeadObjectCommand, ListObjectsCommand,
+  PutObjectCommand, S3Client,
 } from '@aws-sdk/client-s3';
+
+/**
+ * A CDN in front of the bucket that only serves URLs signed with a CloudFront key pair
+ * (canned policy: the URL and an expiry). Nothing the API hands out is permanent: a URL
+ * stops working at its expiry, so unpublishing a board or deleting an image revokes it
+ * within `urlSeconds` (plus the rounding below).
+ */
+export interface SignedCdnConfig {
+  baseUrl: string;
+  keyPairId: string;
+  /** PEM, RSA: the private half of the public key registered with the CDN's key group. */
+  privateKey: string;
+  urlSeconds: number;
+}
 
 export interface ObjectStoreConfig {
   endpoint?: string;
@@ -11,8 +26,19 @@ export interface ObjectStoreConfig {
   accessKeyId: string;
   secretAccessKey: string;
   forcePathStyle: boolean;
+  /** Lifetime of presigned GET URLs (gallery, downloads). */
   presignSeconds: number;
-  cdnBaseUrl?: string;
+  /** Lifetime of presigned PUT URLs; workers ask for them right before each upload. */
+  uploadUrlSeconds?: number;
+  cdn?: SignedCdnConfig;
+}
+
+/** Expiries are rounded up to this step, so a page reloaded within it gets the same (cacheable) URLs. */
+const CDN_EXPIRY_STEP_SECONDS = 300;
+
+export interface StoredObject {
+  key: string;
+  lastModified: Date;
 }
 
 /** Lower-case letters, digits and inner hyphens: a bucket name that can be a host label. */
@@ -70,9 +96,16 @@ export class ObjectStore {
     }
   }
 
-  /** A URL to PUT the object with; the upload must send exactly this Content-Type, which the signature covers. */
-  presignPut(key: string, contentType: string): Promise<string> {
-    return Promise.resolve(this.presign('PUT', key, { contentType }));
+  /**
+   * A URL to PUT the object with. The upload must send exactly this Content-Type and, when
+   * given, exactly `contentLength` bytes: both are signed headers, so S3 refuses anything else.
+   */
+  presignPut(
+    key: string,
+    contentType: string,
+    options: { contentLength?: number; expiresSeconds?: number } = {},
+  ): Promise<string> {
+    return Promise.resolve(this.presign('PUT', key, { contentType, ...options }));
   }
 
   /**
@@ -84,9 +117,9 @@ export class ObjectStore {
     return Promise.resolve(this.presign('GET', key, { query }));
   }
 
-  /** A URL a browser may GET: the CDN's when one is configured, else a presigned one. */
+  /** A URL a browser may GET: the CDN's, signed, when one is configured, else a presigned one. */
   readUrl(key: string): Promise<string> {
-    if (this.config.cdnBaseUrl) return Promise.resolve(`${this.config.cdnBaseUrl.replace(/\/$/, '')}/${key}`);
+    if (this.config.cdn) return Promise.resolve(signCdnUrl(this.config.cdn, key, Date.now()));
     return this.presignGet(key);
   }
 
@@ -97,19 +130,25 @@ export class ObjectStore {
    * and a gallery page needs 40 URLs; this is one SHA-256 and one HMAC, the derived key being
    * reused all day.
    */
-  private presign(method: 'GET' | 'PUT', key: string, extra: { contentType?: string; query?: [string, string][] }): string {
+  private presign(
+    method: 'GET' | 'PUT',
+    key: string,
+    extra: { contentType?: string; contentLength?: number; expiresSeconds?: number; query?: [string, string][] },
+  ): string {
     const amzDate = new Date().toISOString().replace(/[-:]|\.\d{3}/g, '');
     const day = amzDate.slice(0, 8);
     const scope = `${day}/${this.config.region}/s3/aws4_request`;
+    // Signed headers, sorted by name.
     const headers: [string, string][] = [['host', this.host]];
     if (extra.contentType !== undefined) headers.unshift(['content-type', extra.contentType.trim().replace(/\s+/g, ' ')]);
+    if (extra.contentLength !== undefined) headers.unshift(['content-length', String(extra.contentLength)]);
     const signedHeaders = headers.map(([name]) => name).join(';');
     const params: [string, string][] = [
       ['X-Amz-Algorithm', 'AWS4-HMAC-SHA256'],
       ['X-Amz-Content-Sha256', 'UNSIGNED-PAYLOAD'],
       ['X-Amz-Credential', `${this.config.accessKeyId}/${scope}`],
       ['X-Amz-Date', amzDate],
-      ['X-Amz-Expires', String(this.config.presignSeconds)],
+      ['X-Amz-Expires', String(extra.expiresSeconds ?? this.config.presignSeconds)],
       ['X-Amz-SignedHeaders', signedHeaders],
       ...(extra.query ?? []),
     ];
@@ -141,6 +180,42 @@ export class ObjectStore {
     return result.Body!.transformToByteArray();
   }
 
+  /** The first `length` bytes of an object; `length` must not exceed its size. */
+  async getPrefixBytes(key: string, length: number): Promise<Uint8Array> {
+    const range = `bytes=0-${length - 1}`;
+    const result = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: key, Range: range }));
+    return result.Body!.transformToByteArray();
+  }
+
+  /** Size and Content-Type as stored, or null when there is no such object. */
+  async head(key: string): Promise<{ bytes: number; contentType: string | undefined } | null> {
+    try {
+      const result = await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: key }));
+      return { bytes: result.ContentLength ?? 0, contentType: result.ContentType };
+    } catch (err) {
+      if ((err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode === 404) return null;
+      throw err;
+    }
+  }
+
+  /**
+   * Every object under `prefix`, one listing page (≤ 1,000 keys) at a time. ListObjects (v1)
+   * paged by Marker = the last key seen: the embedded server cannot make v2 continuation
+   * tokens (it encrypts them with DES, which OpenSSL 3 no longer offers), S3 serves both.
+   */
+  async *listPages(prefix: string, options: { pageSize?: number } = {}): AsyncGenerator<StoredObject[]> {
+    let Marker: string | undefined;
+    for (;;) {
+      const page = await this.client.send(
+        new ListObjectsCommand({ Bucket: this.bucket, Prefix: prefix, Marker, MaxKeys: options.pageSize }),
+      );
+      const objects = (page.Contents ?? []).map((o) => ({ key: o.Key!, lastModified: o.LastModified! }));
+      yield objects;
+      if (!page.IsTruncated || objects.length === 0) return;
+      Marker = objects[objects.length - 1]!.key;
+    }
+  }
+
   async putBytes(key: string, body: Uint8Array, contentType: string): Promise<void> {
     await this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key: key, Body: body, ContentType: contentType }));
   }
@@ -152,6 +227,29 @@ export class ObjectStore {
   }
 }
 
-export function imageKeys(userId: string, jobId: string): { original: string; thumb: string } {
-  return { original: `images/${userId}/${jobId}/original.png`, thumb: `images/${userId}/${jobId}/thumb.webp` };
+/** CloudFront's URL-safe base64: + → -, = → _, / → ~. */
+const cloudFrontBase64 = (bytes: Buffer) =>
+  bytes.toString('base64').replace(/\+/g, '-').replace(/=/g, '_').replace(/\//g, '~');
+
+/** A CloudFront canned-policy signed URL for `key`, valid until a rounded-up expiry. */
+export function signCdnUrl(cdn: SignedCdnConfig, key: string, nowMs: number): string {
+  const url = `${cdn.baseUrl.replace(/\/$/, '')}/${key.split('/').map(uriEncode).join('/')}`;
+  const expires = Math.ceil((nowMs / 1000 + cdn.urlSeconds) / CDN_EXPIRY_STEP_SECONDS) * CDN_EXPIRY_STEP_SECONDS;
+  const condition = { DateLessThan: { 'AWS:EpochTime': expires } };
+  const policy = JSON.stringify({ Statement: [{ Resource: url, Condition: condition }] });
+  const signature = cloudFrontBase64(createSign('RSA-SHA1').update(policy).sign(cdn.privateKey));
+  return `${url}?Expires=${expires}&Signature=${signature}&Key-Pair-Id=${encodeURIComponent(cdn.keyPairId)}`;
+}
+
+/**
+ * Where one claim of a job may store its image: `images/<128 random bits>`. A fresh prefix per
+ * attempt means a worker that lost its lease can only ever write where nobody reads, and keys
+ * say nothing about who owns them.
+ */
+export function newAttemptPrefix(): string {
+  return `images/${randomBytes(16).toString('hex')}`;
+}
+
+export function attemptKeys(prefix: string): { original: string; thumb: string } {
+  return { original: `${prefix}/original.png`, thumb: `${prefix}/thumb.webp` };
 }

@@ -1,3 +1,4 @@
+import { generateKeyPairSync } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestApp, type TestApp } from '../../test/harness.js';
 import type { SessionUser } from '../../context.js';
@@ -129,14 +130,21 @@ describe('gallery.get, star, download', () => {
     expect(new Uint8Array(await response.arrayBuffer())).toEqual(new Uint8Array([0x89, 0x50, 0x4e, 0x47]));
   });
 
-  it('uses the CDN base for image URLs when one is configured', async () => {
-    const cdnApp = await createTestApp({ CDN_BASE_URL: 'https://cdn.example.test/' });
+  it('uses the CDN base for image URLs when one is configured, signed and expiring', async () => {
+    const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+    const pem = (privateKey.export({ type: 'pkcs1', format: 'pem' }) as string).replace(/\n/g, '\\n');
+    const cdnApp = await createTestApp({
+      CDN_BASE_URL: 'https://cdn.example.test/', CDN_KEY_PAIR_ID: 'KTEST', CDN_PRIVATE_KEY: pem,
+    });
     try {
       const user = await cdnApp.createUser();
       const [image] = await seedImages(cdnApp, user, 1);
       const [item] = (await cdnApp.callerFor(user).gallery.list({})).items;
-      expect(item!.thumbUrl).toBe(`https://cdn.example.test/${image!.thumbKey}`);
-      expect(item!.originalUrl).toBe(`https://cdn.example.test/${image!.originalKey}`);
+      const signed = /\?Expires=\d+&Signature=[A-Za-z0-9~_-]+&Key-Pair-Id=KTEST$/;
+      expect(item!.thumbUrl.startsWith(`https://cdn.example.test/${image!.thumbKey}?`)).toBe(true);
+      expect(item!.originalUrl.startsWith(`https://cdn.example.test/${image!.originalKey}?`)).toBe(true);
+      expect(item!.thumbUrl).toMatch(signed);
+      expect(item!.originalUrl).toMatch(signed);
     } finally {
       await cdnApp.close();
     }

@@ -1,5 +1,5 @@
 import { schema, withSystem } from '@pingvas/db';
-import { imageKeys } from '../../infra/object-store.js';
+import { attemptKeys, newAttemptPrefix } from '../../infra/object-store.js';
 import type { SessionUser } from '../../context.js';
 import type { TestApp } from '../../test/harness.js';
 
@@ -40,7 +40,7 @@ export async function seedImages(app: TestApp, user: Pick<SessionUser, 'id'>, n:
       .insert(schema.images)
       .values(
         jobs.map((job, i) => {
-          const keys = imageKeys(user.id, job.id);
+          const keys = attemptKeys(newAttemptPrefix());
           return {
             userId: user.id, jobId: job.id, originalKey: keys.original, thumbKey: keys.thumb, width: 512, height: 512, bytes: 4,
             prompt: prompt(i), negativePrompt: 'blurry', model: 'sd15', steps: 20, cfgScale: 7, seed: 1000 + i, sampler: 'euler_a',

@@ -55,7 +55,8 @@ describe('reconciler', () => {
     await reconcileOnce(app.deps);
     const fresh = (await claim(app))!;
     expect(fresh.job.attempt).toBe(2);
-    await uploadResult(stale);
+    // It can no longer get an upload URL, nor complete.
+    await expect(uploadResult(app, stale)).rejects.toMatchObject({ cause: { code: 'LEASE_LOST' } });
     await expect(completeClaimed(app, stale, 3)).rejects.toMatchObject({ cause: { code: 'LEASE_LOST' } });
     await expect(app.workerCaller().heartbeat({ jobId, leaseToken: stale.lease.token })).rejects.toMatchObject({ cause: { code: 'LEASE_LOST' } });
     expect(await completeClaimed(app, fresh, 3)).toEqual({ creditsCharged: 3, replayed: false });

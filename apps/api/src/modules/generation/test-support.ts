@@ -6,6 +6,7 @@ import { afterAll, afterEach, beforeAll } from 'vitest';
 import { createTestApp, type TestApp } from '../../test/harness.js';
 import { expectLedgerInvariants } from '../../test/invariants.js';
 import { grant, release } from '../credits/ledger.js';
+import { pngOf, TINY_WEBP } from '../worker/images.test-support.js';
 
 /** sd15, 512², 20 steps: an estimate (and hold) of 10 credits. */
 export function smallParams(overrides: Partial<GenerationParams> = {}): GenerationParams {
@@ -35,20 +36,29 @@ export async function jobRow(app: TestApp, jobId: string) {
   return row!;
 }
 
-/** What a GPU worker does before `complete`: PUT both files to the presigned URLs. */
-export async function uploadResult(claimed: ClaimedJob): Promise<void> {
-  const put = async (url: string, type: string) => {
-    const response = await fetch(url, { method: 'PUT', body: new Uint8Array([1, 2, 3, 4]), headers: { 'content-type': type } });
+/** What a GPU worker does before `complete`: asks for an upload URL per file and PUTs a real PNG and WebP. */
+export async function uploadResult(app: TestApp, claimed: ClaimedJob): Promise<void> {
+  const lease = { jobId: claimed.job.id, leaseToken: claimed.lease.token };
+  const put = async (object: 'original' | 'thumb', body: Buffer) => {
+    const target = await app.workerCaller().uploadUrl({ ...lease, object, bytes: body.length });
+    const response = await fetch(target.url, { method: 'PUT', body, headers: { 'content-type': target.contentType } });
     if (!response.ok) throw new Error(`upload failed: ${response.status} ${await response.text()}`);
   };
-  await Promise.all([put(claimed.upload.originalUrl, 'image/png'), put(claimed.upload.thumbUrl, 'image/webp')]);
+  const { width, height } = claimed.job.params;
+  await Promise.all([put('original', pngOf(width, height)), put('thumb', TINY_WEBP)]);
 }
 
 export async function completeClaimed(app: TestApp, claimed: ClaimedJob, engineSeconds = 4.2) {
-  await uploadResult(claimed);
+  await uploadResult(app, claimed);
+  return reportComplete(app, claimed, engineSeconds);
+}
+
+/** `worker.complete` alone, for what `uploadResult` stored. */
+export async function reportComplete(app: TestApp, claimed: ClaimedJob, engineSeconds = 4.2) {
+  const { width, height } = claimed.job.params;
   return app.workerCaller().complete({
     jobId: claimed.job.id, leaseToken: claimed.lease.token, engineSeconds,
-    image: { width: claimed.job.params.width, height: claimed.job.params.height, bytes: 4 }, engine: 'reference',
+    image: { width, height, bytes: pngOf(width, height).length }, engine: 'reference',
   });
 }
 

@@ -1,5 +1,4 @@
 import { randomUUID } from 'node:crypto';
-import { HeadObjectCommand } from '@aws-sdk/client-s3';
 import { and, eq, getTableColumns, gt, sql } from 'drizzle-orm';
 import { schema, withSystem } from '@pingvas/db';
 import {
@@ -7,12 +6,13 @@ import {
   type FailInput, type FailResult, type HeartbeatInput, type HeartbeatResult, type ReleaseInput,
 } from '@pingvas/core';
 import type { AppDeps } from '../../deps.js';
-import { imageKeys } from '../../infra/object-store.js';
+import { attemptKeys, newAttemptPrefix } from '../../infra/object-store.js';
 import { capture, getBalance } from '../credits/ledger.js';
 import { busFor, publishJobEvent } from '../generation/bus.js';
 import { afterStop, handBack, jobVersion, lockJob, nextVersion, stopRun, type JobRow } from '../generation/jobs.js';
 import { claimSettled, finishRunning, popEligible, recordDuration, workerSeen } from '../generation/queue.js';
 import { observeJobCompleted } from '../metrics/metrics.js';
+import { checkUploadedImage } from './upload.service.js';
 
 /**
  * The API side of the worker protocol (packages/core/src/worker-protocol.ts). Every call
@@ -46,15 +46,12 @@ async function claimOnce(deps: AppDeps, input: ClaimInput): Promise<ClaimedJob |
     const popped = await popEligible(deps);
     if (!popped) return null;
     const token = randomUUID();
-    const keys = imageKeys(popped.userId, popped.jobId);
-    // Presigning is local CPU work: it overlaps the DB round trips.
-    const upload = Promise.all([deps.store.presignPut(keys.original, 'image/png'), deps.store.presignPut(keys.thumb, 'image/webp')]);
-    upload.catch(() => undefined);
     let claimed: (JobRow & { version: string }) | undefined;
     try {
       [claimed] = await withSystem(deps.db, (tx) =>
         tx.update(jobs).set({
           status: 'in_progress', startedAt: sql`now()`, leaseToken: token, workerId: input.workerId, progress: 0,
+          attemptPrefix: newAttemptPrefix(),
           leaseExpiresAt: sql`now() + make_interval(secs => ${deps.config.LEASE_SECONDS})`, updatedAt: nextVersion,
         }).where(and(eq(jobs.id, popped.jobId), eq(jobs.status, 'pending'))).returning({ ...getTableColumns(jobs), version: jobVersion }),
       );
@@ -73,8 +70,7 @@ async function claimOnce(deps: AppDeps, input: ClaimInput): Promise<ClaimedJob |
     }
     const { version, ...job } = claimed;
     deps.logger.info({ jobId: job.id, workerId: input.workerId, attempt: job.retryCount + 1 }, 'job claimed');
-    const [[originalUrl, thumbUrl]] = await Promise.all([
-      upload,
+    await Promise.all([
       claimSettled(deps, job.id),
       publishJobEvent(deps, Number(version), { type: 'started', jobId: job.id }),
     ]);
@@ -85,7 +81,6 @@ async function claimOnce(deps: AppDeps, input: ClaimInput): Promise<ClaimedJob |
         expiresAt: job.leaseExpiresAt!,
         heartbeatIntervalMs: Math.floor((deps.config.LEASE_SECONDS * 1000) / 3),
       },
-      upload: { originalUrl, thumbUrl },
     };
   }
 }
@@ -139,17 +134,9 @@ export async function heartbeat(deps: AppDeps, input: HeartbeatInput): Promise<H
   return { cancel: row.cancel, leaseExpiresAt: row.leaseExpiresAt! };
 }
 
-async function objectExists(deps: AppDeps, key: string): Promise<boolean> {
-  try {
-    await deps.store.client.send(new HeadObjectCommand({ Bucket: deps.store.bucket, Key: key }));
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 /**
- * The image is uploaded: one transaction marks the job completed, inserts the image row and
+ * The image is uploaded: after checking the report and the stored objects, one transaction
+ * marks the job completed, inserts the image row (pointing at this attempt's keys) and
  * captures the charge for the engine seconds. A replay by the same lease returns the first
  * result (one image, one charge); any other lease is refused.
  */
@@ -157,18 +144,19 @@ export async function completeJob(deps: AppDeps, input: CompleteInput): Promise<
   const [current] = await withSystem(deps.db, (tx) => tx.select().from(jobs).where(eq(jobs.id, input.jobId)));
   if (!current || current.leaseToken !== input.leaseToken) throw leaseLost(input.jobId);
   if (current.status === 'completed') return { creditsCharged: current.chargedCredits ?? 0, replayed: true };
-  if (current.status !== 'in_progress') throw leaseLost(input.jobId);
-  const keys = imageKeys(current.userId, current.id);
-  const uploaded = await Promise.all([objectExists(deps, keys.original), objectExists(deps, keys.thumb)]);
-  if (!uploaded.every(Boolean)) {
-    throw new DomainError('BAD_REQUEST', 'Upload the original and the thumbnail before completing the job.', { missing: keys });
-  }
+  // A job claimed before attempt prefixes existed has nowhere checked to upload: it is retried.
+  if (current.status !== 'in_progress' || !current.attemptPrefix) throw leaseLost(input.jobId);
+  const attemptPrefix = current.attemptPrefix;
+  await checkUploadedImage(deps.store, { width: current.width, height: current.height, attemptPrefix }, input.image);
+  const keys = attemptKeys(attemptPrefix);
 
   const done = await withSystem(deps.db, async (tx) => {
     const job = await lockJob(tx, input.jobId);
     if (!job || job.leaseToken !== input.leaseToken) throw leaseLost(input.jobId);
     if (job.status === 'completed') return { replayed: true as const, charged: job.chargedCredits ?? 0 };
-    if (job.status !== 'in_progress') throw leaseLost(input.jobId);
+    // The prefix is fixed for the lease's life; checked under the lock all the same, since the
+    // orphan sweep relies on no image ever pointing at a prefix that is not this running attempt's.
+    if (job.status !== 'in_progress' || job.attemptPrefix !== attemptPrefix) throw leaseLost(input.jobId);
     const charged = chargeCredits(input.engineSeconds, job.estimatedCredits);
     const [updated] = await tx.update(jobs).set({
       status: 'completed', finishedAt: sql`now()`, engineSeconds: input.engineSeconds, chargedCredits: charged,

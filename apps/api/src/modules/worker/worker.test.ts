@@ -3,7 +3,8 @@ import { MAX_JOB_ATTEMPTS } from '@pingvas/core';
 import type { TestApp } from '../../test/harness.js';
 import { expectLedgerInvariants } from '../../test/invariants.js';
 import {
-  balanceOf, claim, completeClaimed, fundedUser, jobRow, settleAll, smallParams, uploadResult, useGenerationTestApp,
+  balanceOf, claim, completeClaimed, fundedUser, jobRow, reportComplete, settleAll, smallParams, uploadResult,
+  useGenerationTestApp,
 } from '../generation/test-support.js';
 
 let app: TestApp;
@@ -18,8 +19,10 @@ describe('worker protocol', () => {
     const claimed = (await claim(app))!;
     expect(claimed.job).toMatchObject({ id: jobId, userId: user.id, attempt: 1, params: { seed: 42, sampler: 'euler', width: 512 } });
     expect(claimed.lease.heartbeatIntervalMs).toBe(10_000);
-    expect(claimed.upload.originalUrl).toContain(`images/${user.id}/${jobId}/original.png`);
-    expect(await jobRow(app, jobId)).toMatchObject({ status: 'in_progress', worker_id: 'test-worker', lease_token: claimed.lease.token });
+    expect(await jobRow(app, jobId)).toMatchObject({
+      status: 'in_progress', worker_id: 'test-worker', lease_token: claimed.lease.token,
+      attempt_prefix: expect.stringMatching(/^images\/[0-9a-f]{32}$/),
+    });
 
     const beat = await worker().heartbeat({ jobId, leaseToken: claimed.lease.token, progress: { percent: 40, step: 8, totalSteps: 20 } });
     expect(beat.cancel).toBe(false);
@@ -32,6 +35,10 @@ describe('worker protocol', () => {
     expect(view).toMatchObject({ status: 'completed', chargedCredits: 5, progress: 100, image: { width: 512, height: 512 } });
     const [image] = await app.database.admin`select * from images where job_id = ${jobId}`;
     expect(image).toMatchObject({ engine: 'reference', seed: '42', sampler: 'euler', prompt: 'a lighthouse at dusk' });
+    // The keys are the attempt's, and say nothing about the user.
+    const { attempt_prefix: prefix } = await jobRow(app, jobId);
+    expect(image).toMatchObject({ original_key: `${prefix}/original.png`, thumb_key: `${prefix}/thumb.webp` });
+    expect(`${image!.original_key}${image!.thumb_key}`).not.toContain(user.id);
   });
 
   it('refuses complete before the files are uploaded, and a heartbeat with a wrong lease', async () => {
@@ -50,8 +57,9 @@ describe('worker protocol', () => {
     const user = await fundedUser(app, 'free', 50);
     const { jobId } = await app.callerFor(user).generation.create(smallParams());
     const claimed = (await claim(app))!;
-    const [a, b] = await Promise.all([completeClaimed(app, claimed, 3), completeClaimed(app, claimed, 3)]);
-    const c = await completeClaimed(app, claimed, 3);
+    await uploadResult(app, claimed);
+    const [a, b] = await Promise.all([reportComplete(app, claimed, 3), reportComplete(app, claimed, 3)]);
+    const c = await reportComplete(app, claimed, 3);
     expect([a, b].map((r) => r.creditsCharged)).toEqual([3, 3]);
     expect([a.replayed, b.replayed].sort()).toEqual([false, true]);
     expect(c).toEqual({ creditsCharged: 3, replayed: true });
@@ -67,7 +75,7 @@ describe('worker protocol', () => {
       const user = await fundedUser(app, 'free', 50);
       const { jobId } = await app.callerFor(user).generation.create(smallParams());
       const claimed = (await claim(app))!;
-      await uploadResult(claimed);
+      await uploadResult(app, claimed);
       const results = await Promise.allSettled([
         completeClaimed(app, claimed, 2),
         worker().fail({ jobId, leaseToken: claimed.lease.token, code: 'CRASH', message: 'segfault' }),
