@@ -1,6 +1,7 @@
 import { QueryClient, QueryClientProvider } from '@tanstack/react-query';
 import { lazy, Suspense, useState } from 'react';
 import { BrowserRouter, Route, Routes } from 'react-router';
+import { useFocusOnRouteChange } from './pageTitle.js';
 import { ErrorBoundary, Spinner } from '../components/Feedback.js';
 import { ToastProvider } from '../components/Toasts.js';
 import { describeError } from '../lib/errors.js';
@@ -31,6 +32,11 @@ function makeQueryClient(): QueryClient {
   });
 }
 
+function RouteFocus() {
+  useFocusOnRouteChange();
+  return null;
+}
+
 function Loading() {
   return <div className="page-center"><Spinner /></div>;
 }
@@ -44,6 +50,7 @@ export function App() {
         <TRPCProvider trpcClient={trpcClient} queryClient={queryClient}>
           <ToastProvider>
             <BrowserRouter>
+              <RouteFocus />
               <Suspense fallback={<Loading />}>
                 <Routes>
                   <Route path="/" element={<LandingPage />} />
