@@ -47,9 +47,15 @@ export function Modal({ title, onClose, children, footer, size = 'small', testId
     };
     document.addEventListener('keydown', onKey, true);
     document.body.classList.add('modal-open');
+    // The page behind is out of reach (focus, pointer, screen readers) while the dialog is open;
+    // aria-modal alone is not honoured everywhere. The dialog is portalled outside #root.
+    const app = document.getElementById('root');
+    const appWasInert = app?.hasAttribute('inert') ?? true;
+    if (!appWasInert) app!.setAttribute('inert', '');
     return () => {
       document.removeEventListener('keydown', onKey, true);
       document.body.classList.remove('modal-open');
+      if (!appWasInert) app!.removeAttribute('inert');
       returnFocus(opener);
     };
   }, []);
