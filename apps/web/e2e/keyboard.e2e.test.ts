@@ -228,6 +228,7 @@ describe('the studio by keyboard alone', () => {
     expect(tile).toContain(PROMPT);
     expect(await page.title()).toBe('Gallery — Pingvas Studio');
     await shot('kb-05-gallery-tile-focus');
+    await page.getByTestId('image-tile').first().screenshot({ path: join(ARTIFACTS, 'kb-05b-tile-picture-focus.png') });
 
     // One tab stop per tile; the arrow keys reach its actions, each named after the image.
     await page.keyboard.press('ArrowRight');
@@ -236,6 +237,7 @@ describe('the studio by keyboard alone', () => {
     expect(await focused()).toMatchObject({ testId: 'tile-star', name: `Star “${PROMPT}”` });
     expect(await page.getByTestId('tile-star').first().getAttribute('aria-pressed')).toBe('true');
     await shot('kb-06-tile-action-focus');
+    await page.getByTestId('image-tile').first().screenshot({ path: join(ARTIFACTS, 'kb-06b-tile-star-focus.png') });
     await expectAccessible(page, 'keyboard: gallery, tile action focused');
     // Tab leaves the tile from any of its actions: they are not tab stops of their own.
     await page.keyboard.press('Tab');
