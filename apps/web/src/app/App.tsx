@@ -1,12 +1,12 @@
 import { QueryClient, QueryClientProvider } from '@tanstack/react-query';
 import { lazy, Suspense, useState } from 'react';
 import { BrowserRouter, Route, Routes } from 'react-router';
-import { useFocusOnRouteChange } from './pageTitle.js';
 import { ErrorBoundary, Spinner } from '../components/Feedback.js';
 import { ToastProvider } from '../components/Toasts.js';
 import { describeError } from '../lib/errors.js';
 import { LandingPage } from '../pages/Landing.js';
 import { NotFoundPage } from '../pages/NotFound.js';
+import { useFocusOnRouteChange } from './pageTitle.js';
 import { createClient, TRPCProvider } from './trpc.js';
 
 // The landing page loads alone; the signed-in screens (and the shared schema they validate
