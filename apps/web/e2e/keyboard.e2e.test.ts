@@ -6,7 +6,7 @@ import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '@pingvas/testkit';
 import { startStudio, type Studio } from '../../../scripts/studio.js';
-import { expectAccessible, writeAxeReport } from './axe.test-support.js';
+import { axeFindings, expectAccessible, writeAxeReport } from './axe.test-support.js';
 
 /**
  * The studio with the keyboard alone, the way a screen-reader user drives it: prompt → model
@@ -243,6 +243,16 @@ describe('the studio by keyboard alone', () => {
     await page.keyboard.press('Tab');
     expect(await page.evaluate(() => Boolean(document.activeElement?.closest('[data-testid="image-tile"]')))).toBe(false);
     expect(pageErrors).toEqual([]);
+  });
+
+  it('the axe check itself fails on a serious violation, naming the rule (so a clean report means something)', async () => {
+    const probe = await browser.newPage();
+    await probe.setContent('<!doctype html><html lang="en"><head><title>Probe</title></head><body><main><h1>Probe</h1>'
+      + '<p style="color:#aaa;background:#fff">Faint text</p></main></body></html>');
+    await expect(expectAccessible(probe, 'axe self-check')).rejects.toThrow(/serious color-contrast/);
+    await probe.close();
+    // Not a finding about the studio: kept out of the report.
+    for (let i = axeFindings.length - 1; i >= 0; i--) if (axeFindings[i]!.state === 'axe self-check') axeFindings.splice(i, 1);
   });
 
   it('the account menu closes on Escape and gives focus back to its button', async () => {
