@@ -6,11 +6,13 @@ import { chromium, type Browser, type BrowserContext, type Page } from 'playwrig
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '@pingvas/testkit';
 import { startStudio, type Studio } from '../../../scripts/studio.js';
+import { expectAccessible, writeAxeReport } from './axe.test-support.js';
 
 /**
  * The seed's journeys in a real browser (Debian's Chromium) against the whole studio started
  * the way `npm start` starts it: migrations, embedded S3, API, one reference-engine worker,
- * and the built web behind `vite preview`. Screenshots go to test-artifacts/e2e/.
+ * and the built web behind `vite preview`. Screenshots go to test-artifacts/e2e/. Every screen
+ * and dialog is checked with axe in the light and the dark theme (see axe.test-support.ts).
  */
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
@@ -50,6 +52,7 @@ async function expectBalance(expected: number, target: Page = page): Promise<voi
 async function payTestCheckout(): Promise<void> {
   await page.waitForURL(/\/api\/v1\/test-checkout\//, { timeout: 20_000 });
   await shot('checkout-page');
+  await expectAccessible(page, 'test checkout');
   await page.getByRole('button', { name: 'Pay (test)' }).click();
   await page.waitForURL(/\/billing/, { timeout: 30_000 });
 }
@@ -69,6 +72,8 @@ beforeAll(async () => {
       DATABASE_ADMIN_URL: database.adminUrl,
       REDIS_PREFIX: `e2e:${process.pid}:${Date.now()}:`,
       REFENGINE_STEP_MS: process.env.REFENGINE_STEP_MS ?? '120',
+      // Another studio on this machine (npm start, a parallel run) may hold the default status port.
+      WORKER_STATUS_PORT: '0',
       LOG_LEVEL: 'warn',
     },
     log: (line) => { logs.push(line); },
@@ -85,6 +90,7 @@ beforeAll(async () => {
 }, 300_000);
 
 afterAll(async () => {
+  writeAxeReport(ARTIFACTS, 'axe-journeys');
   await browser?.close();
   await studio?.stop();
   await database?.drop();
@@ -103,6 +109,7 @@ describe('the studio in a browser', () => {
     await shot('01-landing');
     await page.getByTestId('plan-pro').scrollIntoViewIfNeeded();
     await shot('01b-landing-pricing');
+    await expectAccessible(page, 'landing');
   });
 
   it('sign up (dev sign-in) → 0 credits → Generate → the insufficient-credits modal', async () => {
@@ -120,6 +127,7 @@ describe('the studio in a browser', () => {
     await page.getByLabel('Height').fill('2048');
     expect(await page.getByTestId('error-size').textContent()).toContain('larger than the Free plan allows');
     await shot('02a-field-errors');
+    await expectAccessible(page, 'studio with field errors');
     await page.getByTestId('ratio-1:1').click();
     expect(await page.getByTestId('error-size').count()).toBe(0);
     expect(await page.getByTestId('estimate').textContent()).toBe('90 credits');
@@ -130,6 +138,7 @@ describe('the studio in a browser', () => {
     expect(await page.getByTestId('modal-remaining').textContent()).toBe('0');
     expect(await page.getByTestId('modal-needed').textContent()).toBe('90');
     await shot('03-insufficient-credits');
+    await expectAccessible(page, 'insufficient-credits dialog');
   });
 
   it('upgrade to Pro → pay on the test checkout → 10,000 credits', async () => {
@@ -146,6 +155,7 @@ describe('the studio in a browser', () => {
     expect(renewals).toContain(await page.getByTestId('plan-term').textContent());
     expect(await page.getByTestId('manage-subscription').getAttribute('href')).toBeTruthy();
     await shot('04-billing-pro');
+    await expectAccessible(page, 'billing');
   });
 
   it('generate "A futuristic city" (SDXL, 1024×1024, 30 steps): progress moves, the image shows, the balance drops by the charge', async () => {
@@ -171,6 +181,7 @@ describe('the studio in a browser', () => {
       await page.waitForTimeout(100);
     }
     expect(readings.size).toBeGreaterThan(1);
+    await expectAccessible(page, 'studio, job running', ['dark']);
 
     await card.locator('[data-testid="job-image"]').waitFor({ timeout: 60_000 });
     expect(await card.getAttribute('data-status')).toBe('completed');
@@ -181,6 +192,7 @@ describe('the studio in a browser', () => {
     await expectBalance(before - charged);
     await card.locator('[data-testid="job-image"]').evaluate((img: HTMLImageElement) => img.decode());
     await shot('06-generated');
+    await expectAccessible(page, 'studio, image ready');
   });
 
   it('gallery → board "My Favorite Landscapes" → add the image → open it → the share link works signed out', async () => {
@@ -190,7 +202,10 @@ describe('the studio in a browser', () => {
     expect(await tile.textContent()).toContain('reference engine — no model');
     await tile.hover();
     await shot('07-gallery');
+    await expectAccessible(page, 'gallery, tile hovered');
     await tile.getByTestId('tile-add-to-board').click();
+    await page.getByTestId('board-picker').waitFor();
+    await expectAccessible(page, 'board picker');
     await page.getByTestId('new-board-name').fill('My Favorite Landscapes');
     await page.getByRole('button', { name: 'Create & add' }).click();
     await page.getByTestId('board-picker').waitFor({ state: 'detached' });
@@ -200,6 +215,7 @@ describe('the studio in a browser', () => {
     await boardCard.waitFor();
     expect(await boardCard.textContent()).toContain('1 image');
     await shot('08-boards');
+    await expectAccessible(page, 'boards');
     await boardCard.click();
     await page.getByTestId('board-images').getByTestId('image-tile').first().waitFor();
     expect(await page.getByTestId('board-title').textContent()).toContain('My Favorite Landscapes');
@@ -210,6 +226,7 @@ describe('the studio in a browser', () => {
     const shareUrl = await link.inputValue();
     expect(shareUrl).toMatch(/\/b\/[A-Za-z0-9_-]{22}$/);
     await shot('09-board-public');
+    await expectAccessible(page, 'board, shared');
 
     const stranger = await browser.newContext({ viewport: { width: 1280, height: 800 } });
     const view = await stranger.newPage();
@@ -219,12 +236,18 @@ describe('the studio in a browser', () => {
     await view.getByTestId('image-tile').first().waitFor();
     expect(await view.getByTestId('image-tile').first().textContent()).toContain('reference engine — no model');
     await shot('10-public-board', view);
+    await expectAccessible(view, 'public board');
+    await view.getByTestId('image-tile').first().getByRole('button').click();
+    await view.getByRole('dialog').waitFor();
+    await expectAccessible(view, 'public board, lightbox');
     await stranger.close();
   });
 
   it('boards: create from the boards page, rename, delete', async () => {
     await page.goto('/boards');
     await page.getByTestId('new-board').click();
+    await page.getByTestId('new-board-dialog').waitFor();
+    await expectAccessible(page, 'new-board dialog');
     await page.getByTestId('board-name').fill('Scratch');
     await page.getByTestId('board-create-submit').click();
     await page.waitForURL(/\/boards\/[0-9a-f-]{36}$/);
@@ -234,6 +257,8 @@ describe('the studio in a browser', () => {
     await page.getByTestId('rename-input').press('Enter');
     await page.getByTestId('board-title').filter({ hasText: 'Scratch, renamed' }).waitFor();
     await page.getByRole('button', { name: 'Delete board' }).click();
+    await page.getByTestId('confirm-dialog').waitFor();
+    await expectAccessible(page, 'delete-board dialog');
     await page.getByTestId('confirm').click();
     await page.waitForURL(/\/boards$/);
     await page.getByTestId('board-card').first().waitFor();
@@ -248,6 +273,7 @@ describe('the studio in a browser', () => {
     expect(await page.getByTestId('detail-prompt').textContent()).toBe('A futuristic city');
     expect(await page.getByTestId('detail-boards').textContent()).toContain('My Favorite Landscapes');
     await shot('11-detail');
+    await expectAccessible(page, 'image detail');
     await page.getByTestId('use-settings').click();
     await page.waitForURL(/\/studio$/);
     expect(await page.getByTestId('prompt').inputValue()).toBe('A futuristic city');
@@ -279,6 +305,7 @@ describe('the studio in a browser', () => {
     expect(await balance()).toBeLessThanOrEqual(before);
     expect(held).toBe(89);
     await shot('11b-cancelled');
+    await expectAccessible(page, 'studio, job cancelled');
   });
 
   it('a job keeps running while the user browses: the gallery gets it and a toast says so', async () => {
@@ -322,6 +349,7 @@ describe('the studio in a browser', () => {
     await page.getByTestId('image-tile').first().getByTestId('tile-select').click();
     expect(await page.getByTestId('bulk-bar').textContent()).toContain('1 selected');
     await shot('11c-gallery-selected');
+    await expectAccessible(page, 'gallery, selecting');
     await page.keyboard.press('Escape');
     expect(await page.getByTestId('bulk-bar').count()).toBe(0);
   });
@@ -335,6 +363,7 @@ describe('the studio in a browser', () => {
     await page.getByTestId('transactions').waitFor();
     await page.getByTestId('transactions').scrollIntoViewIfNeeded();
     await shot('12-billing-history');
+    await expectAccessible(page, 'billing with history');
   });
 
   it('a failed renewal payment shows the "update your card" banner; an ended subscription shows its own', async () => {
@@ -348,6 +377,7 @@ describe('the studio in a browser', () => {
     await banner.waitFor();
     expect((await banner.textContent())?.toLowerCase()).toContain('payment failed');
     await shot('13-banner-payment-failed');
+    await expectAccessible(page, 'studio, payment-failed banner');
 
     expect(await simulate('subscription_payment_recovered')).toBe(200);
     await page.reload();
@@ -367,6 +397,7 @@ describe('the studio in a browser', () => {
     expect(await page.getByTestId('account-banner').first().textContent()).toContain('update payment method to reactivate');
     expect(await page.getByTestId('current-plan').textContent()).toBe('Free');
     await shot('14-banner-cancelled');
+    await expectAccessible(page, 'billing, subscription-ended banner');
   });
 
   it('a phone-sized studio, a 404 page, and sign-out', async () => {
@@ -375,17 +406,21 @@ describe('the studio in a browser', () => {
     await mobile.goto('/studio');
     await mobile.getByTestId('prompt').waitFor();
     await shot('15-phone-studio', mobile);
+    await expectAccessible(mobile, 'phone: studio');
     await mobile.goto('/gallery');
     await mobile.getByTestId('image-tile').first().waitFor();
     await shot('16-phone-gallery', mobile);
+    await expectAccessible(mobile, 'phone: gallery');
     await phone.close();
 
     await page.goto('/no/such/page');
     await page.getByRole('heading', { name: 'This page does not exist' }).waitFor();
     await shot('17-not-found');
+    await expectAccessible(page, 'not found');
 
     await page.goto('/studio');
     await page.getByTestId('user-menu').click();
+    await expectAccessible(page, 'account menu');
     await page.getByTestId('sign-out').click();
     await page.waitForURL((url) => url.pathname === '/');
     await page.goto('/studio');

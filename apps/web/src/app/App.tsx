@@ -6,6 +6,7 @@ import { ToastProvider } from '../components/Toasts.js';
 import { describeError } from '../lib/errors.js';
 import { LandingPage } from '../pages/Landing.js';
 import { NotFoundPage } from '../pages/NotFound.js';
+import { useFocusOnRouteChange } from './pageTitle.js';
 import { createClient, TRPCProvider } from './trpc.js';
 
 // The landing page loads alone; the signed-in screens (and the shared schema they validate
@@ -31,6 +32,11 @@ function makeQueryClient(): QueryClient {
   });
 }
 
+function RouteFocus() {
+  useFocusOnRouteChange();
+  return null;
+}
+
 function Loading() {
   return <div className="page-center"><Spinner /></div>;
 }
@@ -44,6 +50,7 @@ export function App() {
         <TRPCProvider trpcClient={trpcClient} queryClient={queryClient}>
           <ToastProvider>
             <BrowserRouter>
+              <RouteFocus />
               <Suspense fallback={<Loading />}>
                 <Routes>
                   <Route path="/" element={<LandingPage />} />

@@ -1,4 +1,4 @@
-import { Suspense, useEffect, useRef, useState } from 'react';
+import { Suspense, useEffect, useId, useRef, useState } from 'react';
 import { Link, Navigate, NavLink, Outlet, useLocation } from 'react-router';
 import { PLANS } from '@pingvas/core';
 import { logout } from '../app/auth.js';
@@ -7,6 +7,7 @@ import { formatCredits } from '../lib/credits.js';
 import { Brand } from './Brand.js';
 import { ErrorPanel, Skeleton, Spinner } from './Feedback.js';
 import { ActiveJobs } from './JobWatcher.js';
+import { SkipLink } from './SkipLink.js';
 
 const NAV = [
   { to: '/studio', label: 'Studio', key: 'g s' },
@@ -21,13 +22,20 @@ async function signOut(): Promise<void> {
   window.location.assign('/');
 }
 
+/** A disclosure (not an ARIA menu: it holds account details, not just commands); Escape gives focus back to its button. */
 function UserMenu({ me }: { me: Me }) {
   const [open, setOpen] = useState(false);
   const ref = useRef<HTMLDivElement>(null);
+  const button = useRef<HTMLButtonElement>(null);
+  const panelId = useId();
   useEffect(() => {
     if (!open) return;
     const close = (event: MouseEvent) => { if (!ref.current?.contains(event.target as Node)) setOpen(false); };
-    const onKey = (event: KeyboardEvent) => { if (event.key === 'Escape') setOpen(false); };
+    const onKey = (event: KeyboardEvent) => {
+      if (event.key !== 'Escape') return;
+      setOpen(false);
+      if (ref.current?.contains(document.activeElement) || document.activeElement === document.body) button.current?.focus();
+    };
     document.addEventListener('mousedown', close);
     document.addEventListener('keydown', onKey);
     return () => { document.removeEventListener('mousedown', close); document.removeEventListener('keydown', onKey); };
@@ -35,18 +43,19 @@ function UserMenu({ me }: { me: Me }) {
   const initial = (me.name ?? me.email).trim().charAt(0).toUpperCase();
   return (
     <div className="user-menu" ref={ref}>
-      <button type="button" className="avatar" aria-haspopup="menu" aria-expanded={open} onClick={() => setOpen((v) => !v)} data-testid="user-menu">
-        {me.avatarUrl ? <img src={me.avatarUrl} alt="" referrerPolicy="no-referrer" /> : <span>{initial}</span>}
+      <button ref={button} type="button" className="avatar" aria-expanded={open} aria-controls={panelId} onClick={() => setOpen((v) => !v)} data-testid="user-menu">
+        {me.avatarUrl ? <img src={me.avatarUrl} alt="" referrerPolicy="no-referrer" /> : <span aria-hidden="true">{initial}</span>}
+        <span className="sr-only">Account: {me.name ?? me.email}</span>
       </button>
       {open && (
-        <div className="menu" role="menu">
+        <div className="menu" id={panelId}>
           <div className="menu-head">
             <strong>{me.name ?? me.email.split('@')[0]}</strong>
             <span>{me.email}</span>
             <span className={`plan-badge plan-${me.tier}`}>{PLANS[me.tier].name} plan</span>
           </div>
-          <Link role="menuitem" to="/billing" onClick={() => setOpen(false)}>Plan &amp; billing</Link>
-          <button role="menuitem" type="button" onClick={() => void signOut()} data-testid="sign-out">Sign out</button>
+          <Link to="/billing" onClick={() => setOpen(false)}>Plan &amp; billing</Link>
+          <button type="button" onClick={() => void signOut()} data-testid="sign-out">Sign out</button>
         </div>
       )}
     </div>
@@ -97,6 +106,7 @@ export function AppShell() {
 
   return (
     <div className="shell">
+      <SkipLink />
       <header className="topbar">
         <Brand to="/studio" />
         <nav className="nav" aria-label="Main">
@@ -121,9 +131,9 @@ export function AppShell() {
           )}
         </div>
       </header>
-      {me.data?.banner && <AccountBanner banner={me.data.banner} />}
       {me.data && <ActiveJobs />}
-      <main className="main">
+      <main className="main" id="main" tabIndex={-1}>
+        {me.data?.banner && <AccountBanner banner={me.data.banner} />}
         {me.isError && !me.signedOut ? <div className="page-center"><ErrorPanel error={me.error} onRetry={() => void me.refetch()} /></div> : <Suspense fallback={<div className="page-center"><Spinner /></div>}><Outlet /></Suspense>}
       </main>
     </div>

@@ -2,7 +2,7 @@ import { Link } from 'react-router';
 
 export function Brand({ to = '/' }: { to?: string }) {
   return (
-    <Link to={to} className="brand" aria-label="Pingvas Studio home">
+    <Link to={to} className="brand">
       <svg viewBox="0 0 32 32" width="26" height="26" aria-hidden="true">
         <defs>
           <linearGradient id="brand-g" x1="0" y1="0" x2="1" y2="1">
@@ -14,7 +14,7 @@ export function Brand({ to = '/' }: { to?: string }) {
         <circle cx="16" cy="15" r="7" fill="#0d0f14" opacity=".85" />
         <circle cx="16" cy="15" r="3" fill="#fff" />
       </svg>
-      <span>Pingvas<em>Studio</em></span>
+      <span>Pingvas <em>Studio</em></span>
     </Link>
   );
 }

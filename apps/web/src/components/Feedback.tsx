@@ -22,7 +22,7 @@ export function EmptyState({ title, children, action }: { title: string; childre
   return (
     <div className="empty-state">
       <div className="empty-art" aria-hidden="true" />
-      <h3>{title}</h3>
+      <h2>{title}</h2>
       {children && <p>{children}</p>}
       {action}
     </div>
@@ -34,7 +34,7 @@ export function ErrorPanel({ error, onRetry }: { error: unknown; onRetry?: () =>
   const described = describeError(error);
   return (
     <div className="error-panel" role="alert">
-      <h3>{described.title}</h3>
+      <h2>{described.title}</h2>
       <p>{described.message}</p>
       {described.kind === 'unauthorized' ? (
         <Link className="button" to="/">Sign in</Link>
@@ -60,13 +60,13 @@ export class ErrorBoundary extends Component<{ children: ReactNode }, { failed: 
   override render() {
     if (!this.state.failed) return this.props.children;
     return (
-      <div className="page-center">
+      <main className="page-center">
         <div className="error-panel" role="alert">
           <h1>Something went wrong</h1>
           <p>This page hit an unexpected problem. Your images and credits are safe.</p>
           <button type="button" className="button primary" onClick={() => window.location.reload()}>Reload</button>
         </div>
-      </div>
+      </main>
     );
   }
 }

@@ -3,6 +3,7 @@ import { Link } from 'react-router';
 import { jobsStore, type JobEntry } from '../app/jobsStore.js';
 import { useTRPC } from '../app/trpc.js';
 import { canCancel, describeJobCard } from '../lib/jobCard.js';
+import { actionName } from './ImageTile.js';
 import { useToast } from './Toasts.js';
 
 function JobImage({ imageId, alt }: { imageId: string; alt: string }) {
@@ -55,10 +56,10 @@ export function JobCard({ entry }: { entry: JobEntry }) {
           <span className="muted small">{entry.model.toUpperCase()} · {entry.width}×{entry.height}</span>
           {canCancel(card) ? (
             <button type="button" className="button small ghost" disabled={cancel.isPending} onClick={() => cancel.mutate({ jobId: card.jobId })} data-testid="job-cancel">
-              {cancel.isPending ? 'Cancelling…' : 'Cancel'}
+              {cancel.isPending ? 'Cancelling…' : 'Cancel'}<span className="sr-only"> {actionName('', entry.prompt).trim()}</span>
             </button>
           ) : (
-            <button type="button" className="icon-button small" aria-label="Remove from this list" title="Remove from this list" onClick={() => jobsStore.remove(card.jobId)}>×</button>
+            <button type="button" className="icon-button small" aria-label={`${actionName('Remove', entry.prompt)} from this list`} title="Remove from this list" onClick={() => jobsStore.remove(card.jobId)}>×</button>
           )}
         </div>
       </div>

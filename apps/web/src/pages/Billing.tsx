@@ -2,6 +2,7 @@ import { useInfiniteQuery, useMutation, useQuery, useQueryClient } from '@tansta
 import { useEffect, useRef } from 'react';
 import { useLocation, useNavigate, useSearchParams } from 'react-router';
 import { PLANS, type CreditPackSize, type PaidTier } from '@pingvas/core';
+import { useDocumentTitle } from '../app/pageTitle.js';
 import { useMe } from '../app/session.js';
 import { useTRPC } from '../app/trpc.js';
 import { ErrorPanel, Skeleton, Spinner } from '../components/Feedback.js';
@@ -70,6 +71,7 @@ function PlanTerm() {
 }
 
 export function BillingPage() {
+  useDocumentTitle('Plan & billing');
   const trpc = useTRPC();
   const queryClient = useQueryClient();
   const toast = useToast();

@@ -1,11 +1,12 @@
 import { useInfiniteQuery, useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
 import { useMemo, useState, type FormEvent } from 'react';
 import { Link, useNavigate, useParams } from 'react-router';
+import { useDocumentTitle } from '../app/pageTitle.js';
 import { useTRPC } from '../app/trpc.js';
 import { ConfirmDialog } from '../components/ConfirmDialog.js';
 import { EmptyState, ErrorPanel, SkeletonGrid, Spinner } from '../components/Feedback.js';
 import { Icon } from '../components/Icon.js';
-import { ImageTile } from '../components/ImageTile.js';
+import { ImageTile, TileKeysHint } from '../components/ImageTile.js';
 import { useToast } from '../components/Toasts.js';
 import { useInfiniteScroll } from '../components/useInfiniteScroll.js';
 import { describeError } from '../lib/errors.js';
@@ -23,6 +24,7 @@ export function BoardPage() {
   const toast = useToast();
   const boards = useQuery(trpc.boards.list.queryOptions());
   const board = boards.data?.find((b) => b.id === boardId);
+  useDocumentTitle(board ? `${board.name} — Boards` : 'Board');
   const images = useInfiniteQuery(trpc.boards.images.infiniteQueryOptions({ boardId, limit: 40 }, { getNextPageParam: nextCursorOf }));
   const items = useMemo(() => flattenPages(images.data?.pages), [images.data]);
   const sentinel = useInfiniteScroll(images);
@@ -75,7 +77,7 @@ export function BoardPage() {
     return (
       <div className="page">
         <Link to="/boards" className="back-link"><Icon name="back" /> Boards</Link>
-        <div className="error-panel"><h3>Board not found</h3><p>It may have been deleted.</p><Link className="button" to="/boards">All boards</Link></div>
+        <div className="error-panel"><h1>Board not found</h1><p>It may have been deleted.</p><Link className="button" to="/boards">All boards</Link></div>
       </div>
     );
   }
@@ -126,6 +128,7 @@ export function BoardPage() {
         </EmptyState>
       ) : (
         <div className="image-grid" data-testid="board-images">
+          <TileKeysHint />
           {items.map((image) => (
             <ImageTile key={image.id} image={image} href={`/gallery/${image.id}`} onRemove={() => remove.mutate({ boardId, imageId: image.id })} />
           ))}

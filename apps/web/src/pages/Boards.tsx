@@ -1,6 +1,7 @@
 import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
 import { useState, type FormEvent } from 'react';
 import { Link, useNavigate } from 'react-router';
+import { useDocumentTitle } from '../app/pageTitle.js';
 import { useTRPC } from '../app/trpc.js';
 import { EmptyState, ErrorPanel, Skeleton } from '../components/Feedback.js';
 import { Icon } from '../components/Icon.js';
@@ -52,6 +53,7 @@ function NewBoardDialog({ onClose }: { onClose: () => void }) {
 }
 
 export function BoardsPage() {
+  useDocumentTitle('Boards');
   const trpc = useTRPC();
   const boards = useQuery(trpc.boards.list.queryOptions());
   const [creating, setCreating] = useState(false);

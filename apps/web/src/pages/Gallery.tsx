@@ -1,12 +1,13 @@
 import { useInfiniteQuery } from '@tanstack/react-query';
 import { useEffect, useMemo, useRef, useState, type MouseEvent } from 'react';
-import { Link, useSearchParams } from 'react-router';
+import { Link, useLocation, useSearchParams } from 'react-router';
+import { useDocumentTitle } from '../app/pageTitle.js';
 import { useTRPC } from '../app/trpc.js';
 import { BoardPicker } from '../components/BoardPicker.js';
 import { ConfirmDialog } from '../components/ConfirmDialog.js';
 import { EmptyState, ErrorPanel, SkeletonGrid, Spinner } from '../components/Feedback.js';
 import { Icon } from '../components/Icon.js';
-import { ImageTile } from '../components/ImageTile.js';
+import { ImageTile, TileKeysHint } from '../components/ImageTile.js';
 import { useImageActions } from '../components/imageActions.js';
 import { useInfiniteScroll } from '../components/useInfiniteScroll.js';
 import { flattenPages, nextCursorOf, rangeBetween } from '../lib/pagination.js';
@@ -23,6 +24,7 @@ function useDebounced<T>(value: T, ms: number): T {
 }
 
 export function GalleryPage() {
+  useDocumentTitle('Gallery');
   const trpc = useTRPC();
   const [params, setParams] = useSearchParams();
   const starred = params.get('starred') === '1';
@@ -48,6 +50,16 @@ export function GalleryPage() {
   ));
   const images = useMemo(() => flattenPages(list.data?.pages), [list.data]);
   const sentinel = useInfiniteScroll(list);
+
+  // Back from an image's page, focus returns to its tile (once: a refetch never moves focus).
+  const location = useLocation();
+  const returning = useRef((location.state as { focusImage?: string } | null)?.focusImage ?? null);
+  useEffect(() => {
+    const imageId = returning.current;
+    if (!imageId || !images.some((image) => image.id === imageId)) return;
+    returning.current = null;
+    document.querySelector<HTMLElement>(`[data-image-id="${CSS.escape(imageId)}"] .tile-picture`)?.focus();
+  }, [images]);
 
   // "/" focuses search, Escape leaves selection.
   useEffect(() => {
@@ -141,6 +153,7 @@ export function GalleryPage() {
         )
       ) : (
         <div className="image-grid" data-testid="gallery-grid">
+          <TileKeysHint />
           {images.map((image) => (
             <ImageTile
               key={image.id}

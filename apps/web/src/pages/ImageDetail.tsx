@@ -2,6 +2,7 @@ import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
 import { useEffect, useMemo, useState } from 'react';
 import { Link, useNavigate, useParams } from 'react-router';
 import { MODELS, type ModelId } from '@pingvas/core';
+import { useDocumentTitle } from '../app/pageTitle.js';
 import { useTRPC } from '../app/trpc.js';
 import { BoardPicker } from '../components/BoardPicker.js';
 import { ConfirmDialog } from '../components/ConfirmDialog.js';
@@ -26,6 +27,9 @@ export function ImageDetailPage() {
   const { star, remove, download } = useImageActions();
   const [picker, setPicker] = useState(false);
   const [confirmDelete, setConfirmDelete] = useState(false);
+  useDocumentTitle(image.data ? `Image: ${image.data.prompt.slice(0, 60)}` : 'Image');
+  // Back in the gallery, focus returns to this image's tile.
+  const backState = { focusImage: imageId };
 
   const removeFromBoard = useMutation(trpc.boards.removeImage.mutationOptions({
     onSuccess: () => Promise.all([
@@ -47,20 +51,20 @@ export function ImageDetailPage() {
   useEffect(() => {
     const onKey = (event: KeyboardEvent) => {
       if (document.body.classList.contains('modal-open') || (event.target as HTMLElement).closest('input, textarea, select')) return;
-      if (event.key === 'Escape') void navigate('/gallery');
+      if (event.key === 'Escape') void navigate('/gallery', { state: { focusImage: imageId } });
       if (event.key === 'ArrowLeft' && prev) void navigate(`/gallery/${prev}`, { replace: true });
       if (event.key === 'ArrowRight' && next) void navigate(`/gallery/${next}`, { replace: true });
     };
     document.addEventListener('keydown', onKey);
     return () => document.removeEventListener('keydown', onKey);
-  }, [navigate, prev, next]);
+  }, [navigate, prev, next, imageId]);
 
   if (image.isError) {
     return (
       <div className="page">
         <Link to="/gallery" className="back-link"><Icon name="back" /> Gallery</Link>
         {['not_found', 'invalid'].includes(describeError(image.error).kind)
-          ? <div className="error-panel"><h3>Image not found</h3><p>It may have been deleted.</p><Link className="button" to="/gallery">Back to the gallery</Link></div>
+          ? <div className="error-panel"><h1>Image not found</h1><p>It may have been deleted.</p><Link className="button" to="/gallery">Back to the gallery</Link></div>
           : <ErrorPanel error={image.error} onRetry={() => void image.refetch()} />}
       </div>
     );
@@ -69,7 +73,8 @@ export function ImageDetailPage() {
   const data = image.data;
   return (
     <div className="page detail-page">
-      <Link to="/gallery" className="back-link"><Icon name="back" /> Gallery <kbd>Esc</kbd></Link>
+      <h1 className="sr-only">Image details</h1>
+      <Link to="/gallery" state={backState} className="back-link"><Icon name="back" /> Gallery <kbd>Esc</kbd></Link>
       <div className="detail">
         <div className="detail-image">
           {data ? (

@@ -2,10 +2,12 @@ import { useQuery } from '@tanstack/react-query';
 import { useState, type FormEvent } from 'react';
 import { Link, useSearchParams } from 'react-router';
 import { devLogin, fetchAuthConfig, GOOGLE_LOGIN_URL, SignInFailed } from '../app/auth.js';
+import { useDocumentTitle } from '../app/pageTitle.js';
 import { useMe } from '../app/session.js';
 import { Brand } from '../components/Brand.js';
 import { Skeleton } from '../components/Feedback.js';
 import { PackCards, PlanCards } from '../components/Pricing.js';
+import { SkipLink } from '../components/SkipLink.js';
 
 /** Where to go after signing in: only our own paths, never an open redirect. */
 function safeNext(next: string | null): string {
@@ -80,8 +82,10 @@ const EXAMPLES = [
 export function LandingPage() {
   const me = useMe();
   const signedIn = Boolean(me.data);
+  useDocumentTitle(null);
   return (
     <div className="landing">
+      <SkipLink />
       <header className="landing-top">
         <Brand />
         <nav className="landing-nav" aria-label="Landing">
@@ -91,56 +95,59 @@ export function LandingPage() {
         </nav>
       </header>
 
-      <section className="hero">
-        <div className="hero-copy">
-          <p className="eyebrow">Image generation, calmly done</p>
-          <h1>Type a prompt. Watch it paint. Keep what you love.</h1>
-          <p className="lede">
-            Pingvas Studio runs Stable Diffusion XL and 1.5 on dedicated GPUs. See the cost before you press Generate,
-            watch every step live, and organise the results in a private gallery with shareable boards.
-          </p>
-          {signedIn ? (
-            <Link className="button primary large" to="/studio" data-testid="open-studio">Open the studio</Link>
-          ) : (
-            <SignInCard />
-          )}
-        </div>
-        <div className="hero-art" aria-label="Illustrations of the kind of pictures people make (gradient placeholders, not AI output)">
-          {EXAMPLES.map((e) => (
-            <figure key={e.caption} className={`art ${e.className}`}>
-              <figcaption>{e.caption}</figcaption>
-            </figure>
-          ))}
-          <p className="art-note">Illustrative placeholders drawn with CSS gradients — not generated images.</p>
-        </div>
-      </section>
+      <main id="main" tabIndex={-1}>
+        <section className="hero">
+          <div className="hero-copy">
+            <p className="eyebrow">Image generation, calmly done</p>
+            <h1>Type a prompt. Watch it paint. Keep what you love.</h1>
+            <p className="lede">
+              Pingvas Studio runs Stable Diffusion XL and 1.5 on dedicated GPUs. See the cost before you press Generate,
+              watch every step live, and organise the results in a private gallery with shareable boards.
+            </p>
+            {signedIn ? (
+              <Link className="button primary large" to="/studio" data-testid="open-studio">Open the studio</Link>
+            ) : (
+              <SignInCard />
+            )}
+          </div>
+          <div className="hero-art" role="group" aria-label="Illustrations of the kind of pictures people make (gradient placeholders, not AI output)">
+            {EXAMPLES.map((e) => (
+              <figure key={e.caption} className={`art ${e.className}`}>
+                <figcaption>{e.caption}</figcaption>
+              </figure>
+            ))}
+            <p className="art-note">Illustrative placeholders drawn with CSS gradients — not generated images.</p>
+          </div>
+        </section>
 
-      <section className="features" id="how">
-        <article>
-          <h3>Know the price first</h3>
-          <p>The credit estimate updates as you change size, steps and model. You are charged for the engine seconds actually used — never more than the estimate.</p>
-        </article>
-        <article>
-          <h3>Live progress</h3>
-          <p>Your place in the queue, then a progress bar step by step, then the image. Cancel any time; unused credits come straight back.</p>
-        </article>
-        <article>
-          <h3>A gallery that stays tidy</h3>
-          <p>Search by prompt, star favourites, collect images on boards and share a board with a private link.</p>
-        </article>
-        <article>
-          <h3>Nothing lost</h3>
-          <p>If a GPU fails mid-job, the job is retried automatically. If it cannot finish, every credit is refunded.</p>
-        </article>
-      </section>
+        <section className="features" id="how" aria-labelledby="how-title">
+          <h2 id="how-title" className="sr-only">How it works</h2>
+          <article>
+            <h3>Know the price first</h3>
+            <p>The credit estimate updates as you change size, steps and model. You are charged for the engine seconds actually used — never more than the estimate.</p>
+          </article>
+          <article>
+            <h3>Live progress</h3>
+            <p>Your place in the queue, then a progress bar step by step, then the image. Cancel any time; unused credits come straight back.</p>
+          </article>
+          <article>
+            <h3>A gallery that stays tidy</h3>
+            <p>Search by prompt, star favourites, collect images on boards and share a board with a private link.</p>
+          </article>
+          <article>
+            <h3>Nothing lost</h3>
+            <p>If a GPU fails mid-job, the job is retried automatically. If it cannot finish, every credit is refunded.</p>
+          </article>
+        </section>
 
-      <section className="pricing" id="pricing">
-        <h2>Plans</h2>
-        <p className="muted">Monthly credits refresh each billing period. Cancel any time.</p>
-        <PlanCards />
-        <h2 className="packs-title">Credit packs</h2>
-        <PackCards />
-      </section>
+        <section className="pricing" id="pricing">
+          <h2>Plans</h2>
+          <p className="muted">Monthly credits refresh each billing period. Cancel any time.</p>
+          <PlanCards />
+          <h2 className="packs-title">Credit packs</h2>
+          <PackCards />
+        </section>
+      </main>
 
       <footer className="landing-footer">
         <span>© 2026 Pingvas Studio</span>

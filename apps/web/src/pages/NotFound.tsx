@@ -1,9 +1,11 @@
 import { Link } from 'react-router';
+import { useDocumentTitle } from '../app/pageTitle.js';
 import { Brand } from '../components/Brand.js';
 
 export function NotFoundPage() {
+  useDocumentTitle('Page not found');
   return (
-    <div className="page-center not-found">
+    <main className="page-center not-found">
       <Brand />
       <p className="big-code" aria-hidden="true">404</p>
       <h1>This page does not exist</h1>
@@ -12,6 +14,6 @@ export function NotFoundPage() {
         <Link className="button primary" to="/studio">Go to the studio</Link>
         <Link className="button" to="/">Home</Link>
       </div>
-    </div>
+    </main>
   );
 }

@@ -1,11 +1,13 @@
 import { useInfiniteQuery } from '@tanstack/react-query';
 import { useMemo, useState } from 'react';
 import { Link, useParams } from 'react-router';
+import { useDocumentTitle } from '../app/pageTitle.js';
 import { useTRPC } from '../app/trpc.js';
 import { Brand } from '../components/Brand.js';
 import { EmptyState, SkeletonGrid, Spinner } from '../components/Feedback.js';
 import { ImageTile } from '../components/ImageTile.js';
 import { Modal } from '../components/Modal.js';
+import { SkipLink } from '../components/SkipLink.js';
 import { useInfiniteScroll } from '../components/useInfiniteScroll.js';
 import { describeError } from '../lib/errors.js';
 import { flattenPages, nextCursorOf } from '../lib/pagination.js';
@@ -19,14 +21,16 @@ export function PublicBoardPage() {
   const board = view.data?.pages[0]?.board;
   const sentinel = useInfiniteScroll(view);
   const [open, setOpen] = useState<(typeof items)[number] | null>(null);
+  useDocumentTitle(board ? `${board.name} — shared board` : 'Shared board');
 
   return (
     <div className="public-board">
+      <SkipLink />
       <header className="landing-top">
         <Brand />
         <Link className="button" to="/">Make your own</Link>
       </header>
-      <main className="page">
+      <main className="page" id="main" tabIndex={-1}>
         {view.isPending ? (
           <SkeletonGrid count={8} />
         ) : view.isError ? (

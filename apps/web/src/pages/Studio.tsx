@@ -3,11 +3,14 @@ import { useEffect, useId, useMemo, useRef, useState, type FormEvent, type React
 import { Link, useLocation, useNavigate } from 'react-router';
 import { checkPlanLimits, MAX_SEED, MAX_SIDE, MIN_SIDE, MODEL_IDS, MODELS, SAMPLERS, SIDE_STEP } from '@pingvas/core';
 import { jobsStore, useJobs } from '../app/jobsStore.js';
+import { useDocumentTitle } from '../app/pageTitle.js';
 import { useMe } from '../app/session.js';
 import { useTRPC } from '../app/trpc.js';
 import { EmptyState } from '../components/Feedback.js';
 import { InsufficientCreditsModal } from '../components/InsufficientCreditsModal.js';
 import { JobCard } from '../components/JobCard.js';
+import { RadioGroup } from '../components/RadioGroup.js';
+import { StudioStatus } from '../components/StudioStatus.js';
 import { useToast } from '../components/Toasts.js';
 import { affordability, checkParams, formatCredits } from '../lib/credits.js';
 import { describeError } from '../lib/errors.js';
@@ -45,6 +48,7 @@ export function StudioPage() {
   const jobs = useJobs();
   const location = useLocation();
   const navigate = useNavigate();
+  useDocumentTitle('Studio');
   const ids = { prompt: useId(), negative: useId(), steps: useId(), cfg: useId(), seed: useId(), sampler: useId(), width: useId(), height: useId() };
 
   const [form, setForm] = useState<StudioForm>(() => loadSavedForm(window.localStorage));
@@ -137,6 +141,8 @@ export function StudioPage() {
 
   return (
     <div className="studio">
+      <h1 className="sr-only">Studio</h1>
+      <StudioStatus jobs={jobs} />
       <form className="studio-panel" onSubmit={submit} noValidate aria-label="Generation settings">
         <Field label="Prompt" htmlFor={ids.prompt} error={errors.prompt} aside={<span className="muted small">{form.prompt.length}/2000</span>}>
           <textarea
@@ -145,7 +151,6 @@ export function StudioPage() {
             data-field="prompt"
             data-testid="prompt"
             rows={4}
-            autoFocus
             placeholder="A futuristic city at dusk, glass towers, soft volumetric light…"
             value={form.prompt}
             onChange={(e) => update({ prompt: e.target.value })}
@@ -161,29 +166,35 @@ export function StudioPage() {
         )}
 
         <Field label="Model" error={errors.model}>
-          <div className="segmented" role="radiogroup" aria-label="Model">
-            {MODEL_IDS.map((id) => (
-              <button key={id} type="button" role="radio" aria-checked={form.model === id} className={form.model === id ? 'on' : ''} onClick={() => setForm((f) => withModel(f, id))} data-testid={`model-${id}`}>
-                <strong>{id === 'sdxl' ? 'SDXL' : 'SD 1.5'}</strong>
-                <span>{MODELS[id].defaultSize} px · ×{MODELS[id].priceFactor} credits</span>
-              </button>
-            ))}
-          </div>
+          <RadioGroup
+            className="segmented"
+            label="Model"
+            value={form.model}
+            onChange={(id) => setForm((f) => withModel(f, id))}
+            options={MODEL_IDS.map((id) => ({
+              value: id,
+              testId: `model-${id}`,
+              content: <><strong>{id === 'sdxl' ? 'SDXL' : 'SD 1.5'}</strong><span>{MODELS[id].defaultSize} px · ×{MODELS[id].priceFactor} credits</span></>,
+            }))}
+          />
         </Field>
 
         <Field label="Size" error={errors.width ?? errors.height} aside={<span className="muted small" data-testid="size-readout">{form.width} × {form.height}</span>}>
-          <div className="ratio-chips" role="radiogroup" aria-label="Aspect ratio">
-            {ASPECT_RATIOS.map((ratio) => (
-              <button key={ratio} type="button" role="radio" aria-checked={form.size === ratio} className={form.size === ratio ? 'on' : ''} title={`${presets[ratio].width}×${presets[ratio].height}`} onClick={() => setForm((f) => withPreset(f, ratio))} data-testid={`ratio-${ratio}`}>
-                <RatioIcon ratio={ratio} />
-                {ratio}
-              </button>
-            ))}
-            <button type="button" role="radio" aria-checked={form.size === 'custom'} className={form.size === 'custom' ? 'on' : ''} onClick={() => update({ size: 'custom' })} data-testid="ratio-custom">
-              <RatioIcon ratio="custom" />
-              Custom
-            </button>
-          </div>
+          <RadioGroup<AspectRatio | 'custom'>
+            className="ratio-chips"
+            label="Aspect ratio"
+            value={form.size}
+            onChange={(size) => (size === 'custom' ? update({ size }) : setForm((f) => withPreset(f, size)))}
+            options={[
+              ...ASPECT_RATIOS.map((ratio) => ({
+                value: ratio,
+                testId: `ratio-${ratio}`,
+                title: `${presets[ratio].width}×${presets[ratio].height}`,
+                content: <><RatioIcon ratio={ratio} />{ratio}</>,
+              })),
+              { value: 'custom' as const, testId: 'ratio-custom', content: <><RatioIcon ratio="custom" />Custom</> },
+            ]}
+          />
           {form.size === 'custom' && (
             <div className="custom-size">
               <label htmlFor={ids.width} className="sr-only">Width</label>
@@ -208,10 +219,13 @@ export function StudioPage() {
         <div className="field-row">
           <Field label="Seed" htmlFor={ids.seed} error={errors.seed}>
             <div className="seed-control">
-              <div className="segmented compact" role="radiogroup" aria-label="Seed mode">
-                <button type="button" role="radio" aria-checked={form.seedMode === 'random'} className={form.seedMode === 'random' ? 'on' : ''} onClick={() => update({ seedMode: 'random' })}>Random</button>
-                <button type="button" role="radio" aria-checked={form.seedMode === 'fixed'} className={form.seedMode === 'fixed' ? 'on' : ''} onClick={() => update({ seedMode: 'fixed', seed: form.seed || String(randomSeed()) })}>Fixed</button>
-              </div>
+              <RadioGroup
+                className="segmented compact"
+                label="Seed mode"
+                value={form.seedMode}
+                onChange={(seedMode) => update(seedMode === 'fixed' ? { seedMode, seed: form.seed || String(randomSeed()) } : { seedMode })}
+                options={[{ value: 'random', content: 'Random' }, { value: 'fixed', content: 'Fixed' }]}
+              />
               {form.seedMode === 'fixed' && (
                 <>
                   <input id={ids.seed} data-field="seed" type="text" inputMode="numeric" value={form.seed} maxLength={String(MAX_SEED).length} onChange={(e) => update({ seed: e.target.value.replace(/[^\d]/g, '') })} aria-label="Seed value" />
@@ -229,7 +243,8 @@ export function StudioPage() {
 
         <div className="generate-bar">
           <div className="generate-row">
-            <div className="estimate" aria-live="polite">
+            {/* Not a live region: it changes with every keystroke, the status region speaks for jobs. */}
+            <div className="estimate">
               <span className="muted small">Estimated cost</span>
               <strong data-testid="estimate">{check.estimate !== null ? `${formatCredits(check.estimate)} credits` : '—'}</strong>
               {afford && !afford.affordable && balance !== undefined && (
@@ -239,7 +254,8 @@ export function StudioPage() {
                 <span className="muted small">{formatCredits(balance - check.estimate)} left after</span>
               )}
             </div>
-            <button type="submit" className="button primary large generate" disabled={create.isPending} data-testid="generate">
+            {/* aria-disabled, not disabled: a disabled button drops keyboard focus to the page. */}
+            <button type="submit" className="button primary large generate" aria-disabled={create.isPending} data-testid="generate">
               {create.isPending ? 'Queuing…' : 'Generate'}
               <kbd>{isMac ? '⌘' : 'Ctrl'} ↵</kbd>
             </button>

@@ -185,7 +185,7 @@ function page(title: string, body: string): string {
 <style>body{font-family:system-ui,sans-serif;max-width:28rem;margin:4rem auto;padding:0 1rem;color:#222}
 .card{border:1px solid #ddd;border-radius:12px;padding:1.5rem}.price{font-size:2rem;font-weight:600}
 button{font-size:1rem;padding:.7rem 1.4rem;border:0;border-radius:8px;background:#5b3df5;color:#fff;cursor:pointer}
-.note{color:#777;font-size:.85rem}</style></head><body>${body}</body></html>`;
+.note{color:#595959;font-size:.85rem}</style></head><body><main>${body}</main></body></html>`;
 }
 
 function checkoutPage(deps: AppDeps, intent: Intent): string {
