@@ -18,11 +18,11 @@ import superjson from 'superjson';
 import type { ClaimedJob } from '@pingvas/core';
 import { freePort } from '@pingvas/testkit';
 import type { SessionUser } from '../apps/api/src/context.js';
-import type { AppRouter } from '../apps/api/src/router.js';
+import type { AppRouter } from '../apps/api/src/app.router.js';
 import type { WorkerRouter } from '../apps/api/src/modules/worker/worker.router.js';
 import { signSession } from '../apps/api/src/modules/auth/session.js';
 import { createTestApp, type TestApp } from '../apps/api/src/test/harness.js';
-import { fundedUser, smallParams, uploadResult } from '../apps/api/src/modules/generation/test-support.js';
+import { fundedUser, smallParams, uploadResult } from '../apps/api/src/test/factories.js';
 
 const JOBS = Number(process.env.BENCH_JOBS ?? 1000);
 const WORKERS = Number(process.env.BENCH_WORKERS ?? 4);

@@ -7,7 +7,7 @@ import type { AppDeps } from '../deps.js';
 import { createAppDeps, closeAppDeps } from '../deps.js';
 import type { Context, SessionUser } from '../context.js';
 import { createCallerFactory } from '../trpc.js';
-import { appRouter } from '../router.js';
+import { appRouter } from '../app.router.js';
 import { workerRouter } from '../modules/worker/worker.router.js';
 import type { Tier } from '@pingvas/core';
 import { eq } from 'drizzle-orm';

@@ -1,28 +1,12 @@
 import { eq, inArray } from 'drizzle-orm';
 import { schema, withSystem } from '@pingvas/db';
-import type { ClaimedJob, GenerationParams } from '@pingvas/core';
+import type { ClaimedJob } from '@pingvas/core';
 import type { SessionUser } from '../../context.js';
 import { afterAll, afterEach, beforeAll } from 'vitest';
 import { createTestApp, type TestApp } from '../../test/harness.js';
 import { expectLedgerInvariants } from '../../test/invariants.js';
-import { grant, release } from '../credits/ledger.js';
-
-/** sd15, 512², 20 steps: an estimate (and hold) of 10 credits. */
-export function smallParams(overrides: Partial<GenerationParams> = {}): GenerationParams {
-  return { prompt: 'a lighthouse at dusk', model: 'sd15', width: 512, height: 512, steps: 20, cfgScale: 7, ...overrides };
-}
-export const SMALL_ESTIMATE = 10;
-
-export async function fund(app: TestApp, user: SessionUser, amount: number): Promise<void> {
-  await withSystem(app.deps.db, (tx) =>
-    grant(tx, { userId: user.id, key: `test-grant:${user.id}:${amount}:${Math.random()}`, type: 'purchase', bucket: 'purchased', amount }));
-}
-
-export async function fundedUser(app: TestApp, tier: SessionUser['tier'] = 'free', credits = 1000): Promise<SessionUser> {
-  const user = await app.createUser({ tier });
-  await fund(app, user, credits);
-  return user;
-}
+import { release } from '../credits/ledger.js';
+import { uploadResult } from '../../test/factories.js';
 
 export async function balanceOf(app: TestApp, userId: string): Promise<{ available: number; held: number }> {
   const [row] = await app.database.admin`
@@ -33,15 +17,6 @@ export async function balanceOf(app: TestApp, userId: string): Promise<{ availab
 export async function jobRow(app: TestApp, jobId: string) {
   const [row] = await app.database.admin`select * from generation_jobs where id = ${jobId}`;
   return row!;
-}
-
-/** What a GPU worker does before `complete`: PUT both files to the presigned URLs. */
-export async function uploadResult(claimed: ClaimedJob): Promise<void> {
-  const put = async (url: string, type: string) => {
-    const response = await fetch(url, { method: 'PUT', body: new Uint8Array([1, 2, 3, 4]), headers: { 'content-type': type } });
-    if (!response.ok) throw new Error(`upload failed: ${response.status} ${await response.text()}`);
-  };
-  await Promise.all([put(claimed.upload.originalUrl, 'image/png'), put(claimed.upload.thumbUrl, 'image/webp')]);
 }
 
 export async function completeClaimed(app: TestApp, claimed: ClaimedJob, engineSeconds = 4.2) {
