@@ -16,7 +16,7 @@ import { performance } from 'node:perf_hooks';
 import { createTRPCClient, httpLink } from '@trpc/client';
 import superjson from 'superjson';
 import type { ClaimedJob } from '@pingvas/core';
-import { freePort } from '@pingvas/testkit';
+import { freePort } from '@pingvas/local-services';
 import type { SessionUser } from '../apps/api/src/context.js';
 import type { AppRouter } from '../apps/api/src/app.router.js';
 import type { WorkerRouter } from '../apps/api/src/modules/worker/worker.router.js';

@@ -1,4 +1,5 @@
-import { createTestDatabase, createTestRedis, startEmbeddedS3, type EmbeddedS3, type TestDatabase, type TestRedis } from '@pingvas/testkit';
+import { startEmbeddedS3, type EmbeddedS3 } from '@pingvas/local-services';
+import { createTestDatabase, createTestRedis, type TestDatabase, type TestRedis } from '@pingvas/testkit';
 import { schema, withSystem } from '@pingvas/db';
 import { randomUUID } from 'node:crypto';
 import pino from 'pino';
