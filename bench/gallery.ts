@@ -15,10 +15,10 @@ import { withUser, type DbClient } from '@pingvas/db';
 import { ObjectStore } from '../apps/api/src/infra/object-store.js';
 import type { AppDeps } from '../apps/api/src/deps.js';
 import { SEARCH_PLAN_SETTINGS, detectSearchStrategy, listGallery, queryImagePage, type PageQuery } from '../apps/api/src/modules/gallery/gallery.service.js';
+import { benchCounts, benchFlag } from './settings.js';
 
-const TOTAL = Number(process.env.BENCH_IMAGES ?? 1_000_000);
+const { BENCH_IMAGES: TOTAL, BENCH_RUNS: RUNS } = benchCounts({ BENCH_IMAGES: 1_000_000, BENCH_RUNS: 200 });
 const USERS = 1000;
-const RUNS = Number(process.env.BENCH_RUNS ?? 200);
 const PAGE = 20;
 const WANTED_DEEP_PAGE = 2000;
 
@@ -180,7 +180,7 @@ async function main() {
     console.log(`\npage ${DEEP_PAGE} / page 1 at p50: db ${ratio('db')}×, server ${ratio('server')}×, api ${ratio('api')}×   (goal ≤ 1.5×, each ≤ 10 ms p50)`);
     store.client.destroy();
   } finally {
-    if (process.env.BENCH_KEEP) {
+    if (benchFlag('BENCH_KEEP')) {
       console.log(`kept database ${new URL(database.adminUrl).pathname.slice(1)} (BENCH_KEEP)`);
       await Promise.all([database.close(), database.admin.end({ timeout: 5 })]);
     } else {

@@ -1,7 +1,12 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { DomainError } from './errors.js';
-import { decodeKeysetCursor, encodeKeysetCursor, MALFORMED_CURSOR_MESSAGE, type KeysetPosition } from './keyset-cursor.js';
+import {
+  decodeKeysetCursor,
+  encodeKeysetCursor,
+  MALFORMED_CURSOR_MESSAGE,
+  type KeysetPosition,
+} from './keyset-cursor.js';
 
 const position: KeysetPosition = { time: '2026-11-26T10:00:00.123456Z', id: '3f1b7a52-8c1e-4d7a-9b0a-2e5c6d7f8a90' };
 const forge = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url');
@@ -22,9 +27,14 @@ const microsecondTime = fc
 describe('the keyset cursor codec', () => {
   it('round-trips every position of every list, to the microsecond', () => {
     fc.assert(
-      fc.property(fc.constantFrom('images', 'board', 'jobs', 'credit-history'), microsecondTime, fc.uuid(), (list, time, id) => {
-        expect(decodeKeysetCursor(list, encodeKeysetCursor(list, { time, id }))).toEqual({ time, id });
-      }),
+      fc.property(
+        fc.constantFrom('images', 'board', 'jobs', 'credit-history'),
+        microsecondTime,
+        fc.uuid(),
+        (list, time, id) => {
+          expect(decodeKeysetCursor(list, encodeKeysetCursor(list, { time, id }))).toEqual({ time, id });
+        },
+      ),
     );
   });
 
@@ -49,7 +59,11 @@ describe('the keyset cursor codec', () => {
   ])('refuses %s with a clear BAD_REQUEST on the cursor field', (_, cursor) => {
     const error = rejection('images', cursor);
     expect(error).toBeInstanceOf(DomainError);
-    expect(error).toMatchObject({ code: 'BAD_REQUEST', message: MALFORMED_CURSOR_MESSAGE, details: { field: 'cursor' } });
+    expect(error).toMatchObject({
+      code: 'BAD_REQUEST',
+      message: MALFORMED_CURSOR_MESSAGE,
+      details: { field: 'cursor' },
+    });
   });
 
   it('refuses any single-character tampering of a valid cursor, or decodes it to a valid position', () => {

@@ -14,7 +14,9 @@ export interface EmbeddedS3 {
 }
 
 /** An embedded S3-compatible server on loopback (a free port unless `port` is given), with one bucket. */
-export async function startEmbeddedS3(options: { directory?: string; port?: number; bucket?: string } = {}): Promise<EmbeddedS3> {
+export async function startEmbeddedS3(
+  options: { directory?: string; port?: number; bucket?: string } = {},
+): Promise<EmbeddedS3> {
   const directory = options.directory ?? mkdtempSync(join(tmpdir(), 'pingvas-s3-'));
   const bucket = options.bucket ?? 'pingvas';
   const server = new S3rver({

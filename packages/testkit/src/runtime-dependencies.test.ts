@@ -21,8 +21,10 @@ async function installedNames(omitDev: boolean): Promise<Set<string>> {
   const args = ['ls', '--all', '--json', ...RUNTIME_WORKSPACES.flatMap((w) => ['-w', w])];
   if (omitDev) args.push('--omit=dev');
   // npm ls exits non-zero for problems unrelated to this check (an extraneous package); the tree is still printed.
-  const stdout = await promisify(execFile)('npm', args, { cwd: ROOT, maxBuffer: 64 * 1024 * 1024 })
-    .then((result) => result.stdout, (error: { stdout?: string }) => error.stdout ?? '');
+  const stdout = await promisify(execFile)('npm', args, { cwd: ROOT, maxBuffer: 64 * 1024 * 1024 }).then(
+    (result) => result.stdout,
+    (error: { stdout?: string }) => error.stdout ?? '',
+  );
   const names = new Set<string>();
   const walk = (tree: NpmTree) => {
     for (const [name, child] of Object.entries(tree.dependencies ?? {})) {
@@ -47,8 +49,10 @@ describe('runtime dependencies', () => {
   it('no runtime workspace names one in its dependencies (npm ls hides one listed in both sections)', () => {
     for (const folder of RUNTIME_FOLDERS) {
       const manifest = JSON.parse(readFileSync(`${ROOT}/${folder}/package.json`, 'utf8')) as { dependencies?: object };
-      expect({ folder, listed: TEST_ONLY_PACKAGES.filter((name) => name in (manifest.dependencies ?? {})) })
-        .toEqual({ folder, listed: [] });
+      expect({ folder, listed: TEST_ONLY_PACKAGES.filter((name) => name in (manifest.dependencies ?? {})) }).toEqual({
+        folder,
+        listed: [],
+      });
     }
   });
 });

@@ -1,7 +1,6 @@
 import { eq, inArray } from 'drizzle-orm';
 import { schema, withSystem } from '@pingvas/db';
 import type { ClaimedJob } from '@pingvas/core';
-import type { SessionUser } from '../../context.js';
 import { afterAll, afterEach, beforeAll } from 'vitest';
 import { createTestApp, type TestApp } from '../../test/harness.js';
 import { expectLedgerInvariants } from '../../test/invariants.js';

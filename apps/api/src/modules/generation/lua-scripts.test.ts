@@ -35,9 +35,14 @@ describe('the Lua script loader', () => {
 
   it('every queue script names exactly as many keys as its file name declares, and no include is left', () => {
     const scripts = loadScripts();
-    expect(scripts.map((s) => s.name).sort()).toEqual(
-      ['claim', 'dequeue', 'enqueue', 'finish', 'requeueMissing', 'syncRunning'],
-    );
+    expect(scripts.map((s) => s.name).sort()).toEqual([
+      'claim',
+      'dequeue',
+      'enqueue',
+      'finish',
+      'requeueMissing',
+      'syncRunning',
+    ]);
     for (const script of scripts) {
       const used = [...script.lua.matchAll(/KEYS\[(\d+)\]/g)].map((m) => Number(m[1]));
       expect({ name: script.name, keys: Math.max(...used) }).toEqual({ name: script.name, keys: script.numberOfKeys });
