@@ -8,7 +8,7 @@ import { createTestDatabase, type TestDatabase } from '@pingvas/testkit';
 import { startStudio, type Studio } from '../../../scripts/studio.js';
 
 /**
- * The seed's journeys in a real browser (Debian's Chromium) against the whole studio started
+ * The product spec's user journeys in a real browser (Debian's Chromium) against the whole studio started
  * the way `npm start` starts it: migrations, embedded S3, API, one reference-engine worker,
  * and the built web behind `vite preview`. Screenshots go to test-artifacts/e2e/.
  */
