@@ -16,19 +16,22 @@ import { performance } from 'node:perf_hooks';
 import { createTRPCClient, httpLink } from '@trpc/client';
 import superjson from 'superjson';
 import type { ClaimedJob } from '@pingvas/core';
-import { freePort } from '@pingvas/testkit';
+import { freePort } from '@pingvas/local-services';
 import type { SessionUser } from '../apps/api/src/context.js';
-import type { AppRouter } from '../apps/api/src/router.js';
+import type { AppRouter } from '../apps/api/src/app.router.js';
 import { signSession } from '../apps/api/src/modules/auth/session.js';
 import { createWorkerApi } from '../apps/gpu-worker/src/api-client.js';
 import { createTestApp, type TestApp } from '../apps/api/src/test/harness.js';
-import { fundedUser, smallParams, uploadResult } from '../apps/api/src/modules/generation/test-support.js';
+import { fundedUser, smallParams, uploadResult } from '../apps/api/src/test/factories.js';
 import { pngOf } from '../apps/api/src/modules/worker/images.test-support.js';
+import { benchCounts, childEnv } from './settings.js';
 
-const JOBS = Number(process.env.BENCH_JOBS ?? 1000);
-const WORKERS = Number(process.env.BENCH_WORKERS ?? 4);
-const CREATES = Number(process.env.BENCH_CREATES ?? 1000);
-const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 16);
+const {
+  BENCH_JOBS: JOBS,
+  BENCH_WORKERS: WORKERS,
+  BENCH_CREATES: CREATES,
+  BENCH_CONCURRENCY: CONCURRENCY,
+} = benchCounts({ BENCH_JOBS: 1000, BENCH_WORKERS: 4, BENCH_CREATES: 1000, BENCH_CONCURRENCY: 16 });
 const WARMUP = 20;
 
 function stats(samples: number[]) {
@@ -49,7 +52,7 @@ async function userClient(app: TestApp, base: string, user: SessionUser) {
 async function startApi(app: TestApp) {
   const port = await freePort();
   const env = {
-    ...process.env, NODE_ENV: 'test', LOG_LEVEL: 'warn', API_PORT: String(port), API_HOST: '127.0.0.1', DISABLE_BACKGROUND: 'true',
+    ...childEnv(), NODE_ENV: 'test', LOG_LEVEL: 'warn', API_PORT: String(port), API_HOST: '127.0.0.1', DISABLE_BACKGROUND: 'true',
     DATABASE_URL: app.database.runtimeUrl, REDIS_URL: app.redis.url, REDIS_PREFIX: app.redis.prefix,
     S3_ENDPOINT: app.s3.endpoint, S3_BUCKET: app.s3.bucket, GENERATION_RATE_LIMIT: '1000000',
   };

@@ -9,16 +9,16 @@
  *   npm run bench:gallery     (BENCH_RUNS=200, BENCH_IMAGES=1000000 to change; BENCH_KEEP=1 keeps the database for EXPLAIN)
  */
 import { performance } from 'node:perf_hooks';
+import { encodeKeysetCursor } from '@pingvas/core';
 import { createTestDatabase } from '@pingvas/testkit';
 import { withUser, type DbClient } from '@pingvas/db';
 import { ObjectStore } from '../apps/api/src/infra/object-store.js';
 import type { AppDeps } from '../apps/api/src/deps.js';
-import { encodeCursor } from '../apps/api/src/modules/gallery/cursor.js';
 import { SEARCH_PLAN_SETTINGS, detectSearchStrategy, listGallery, queryImagePage, type PageQuery } from '../apps/api/src/modules/gallery/gallery.service.js';
+import { benchCounts, benchFlag } from './settings.js';
 
-const TOTAL = Number(process.env.BENCH_IMAGES ?? 1_000_000);
+const { BENCH_IMAGES: TOTAL, BENCH_RUNS: RUNS } = benchCounts({ BENCH_IMAGES: 1_000_000, BENCH_RUNS: 200 });
 const USERS = 1000;
-const RUNS = Number(process.env.BENCH_RUNS ?? 200);
 const PAGE = 20;
 const WANTED_DEEP_PAGE = 2000;
 
@@ -123,7 +123,7 @@ async function main() {
       select id, to_char(created_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') as time from images
       where user_id = ${bigUser} order by created_at desc, id desc offset ${PAGE * (DEEP_PAGE - 1) - 1} limit 1`;
     if (!row) throw new Error('the big user has too few images');
-    const deepCursor = encodeCursor('images', { time: row.time as string, id: row.id as string });
+    const deepCursor = encodeKeysetCursor('images', { time: row.time as string, id: row.id as string });
 
     const db = database.db;
     const page = (q: PageQuery) => withUser(db, bigUser, (tx) => queryImagePage(tx, bigUser, q));
@@ -180,7 +180,7 @@ async function main() {
     console.log(`\npage ${DEEP_PAGE} / page 1 at p50: db ${ratio('db')}×, server ${ratio('server')}×, api ${ratio('api')}×   (goal ≤ 1.5×, each ≤ 10 ms p50)`);
     store.client.destroy();
   } finally {
-    if (process.env.BENCH_KEEP) {
+    if (benchFlag('BENCH_KEEP')) {
       console.log(`kept database ${new URL(database.adminUrl).pathname.slice(1)} (BENCH_KEEP)`);
       await Promise.all([database.close(), database.admin.end({ timeout: 5 })]);
     } else {

@@ -25,11 +25,11 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { promisify } from 'node:util';
 import { createTestDatabase } from '@pingvas/testkit';
-import { createDbClient, withSystem, type Database } from '@pingvas/db';
+import { createDbClient, withSystem } from '@pingvas/db';
 import { capture, hold } from '../apps/api/src/modules/credits/ledger.js';
+import { benchCounts, childEnv, searchPath } from './settings.js';
 
-const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+const { BENCH_SECONDS: SECONDS, BENCH_ROUNDS: ROUNDS } = benchCounts({ BENCH_SECONDS: 10, BENCH_ROUNDS: 3 });
 const CLIENTS = 8;
 const ACCOUNTS = 1000;
 const HOLD = 10;
@@ -50,7 +50,7 @@ const accountId = (n: number) => {
 const sqlAccountId = (n: string) => `md5('bench-' || ${n})::uuid`;
 
 function findPgbench(): string | null {
-  for (const candidate of ['/usr/bin/pgbench', ...(process.env.PATH ?? '').split(':').map((dir) => join(dir, 'pgbench'))]) {
+  for (const candidate of ['/usr/bin/pgbench', ...searchPath().map((dir) => join(dir, 'pgbench'))]) {
     if (candidate && existsSync(candidate)) return candidate;
   }
   return null;
@@ -182,7 +182,7 @@ async function pgbench(bin: string, url: string, script: string, tag: string): P
       '-n', '-M', 'prepared', '-c', String(CLIENTS), '-j', '2', '-T', String(SECONDS), '-f', file,
       '-D', 'seq=0', '-D', `run=${tag}`,
       '-h', u.hostname, '-p', u.port || '5432', '-U', decodeURIComponent(u.username), decodeURIComponent(u.pathname.slice(1)),
-    ], { env: { ...process.env, PGPASSWORD: decodeURIComponent(u.password) } });
+    ], { env: childEnv({ PGPASSWORD: decodeURIComponent(u.password) }) });
     const tps = stdout.match(/tps = ([\d.]+) \(without initial connection time\)/)?.[1];
     const failed = stdout.match(/number of failed transactions: (\d+)/)?.[1];
     if (!tps) throw new Error(`could not read pgbench's tps from:\n${stdout}`);

@@ -12,8 +12,9 @@ import { createTestDatabase, createTestRedis } from '@pingvas/testkit';
 import { loadApiConfig } from '../apps/api/src/config.js';
 import { closeAppDeps, createAppDeps } from '../apps/api/src/deps.js';
 import { scrape } from '../apps/api/src/modules/metrics/collectors.js';
+import { benchCounts } from './settings.js';
 
-const JOBS = Number(process.env.BENCH_JOBS ?? 1_000_000);
+const { BENCH_JOBS: JOBS } = benchCounts({ BENCH_JOBS: 1_000_000 });
 const LIVE_JOBS = 500;
 const ROUNDS = 5;
 

@@ -10,8 +10,9 @@ import { performance } from 'node:perf_hooks';
 import { GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { ObjectStore } from '../apps/api/src/infra/object-store.js';
+import { benchCounts } from './settings.js';
 
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 300);
+const { BENCH_ROUNDS: ROUNDS } = benchCounts({ BENCH_ROUNDS: 300 });
 const URLS_PER_PAGE = 40;
 
 const store = new ObjectStore({

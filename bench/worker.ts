@@ -26,9 +26,12 @@ import { buildServer } from '../apps/api/src/server.js';
 import { grant } from '../apps/api/src/modules/credits/ledger.js';
 import type { SessionUser } from '../apps/api/src/context.js';
 import { spawnWorker, type WorkerProcess } from '../apps/gpu-worker/src/test/worker-process.js';
+import { benchCounts } from './settings.js';
 
-const FINISH_JOBS = Number(process.env.BENCH_FINISH_JOBS ?? 30);
-const BUSY_JOBS = Number(process.env.BENCH_BUSY_JOBS ?? 15);
+const { BENCH_FINISH_JOBS: FINISH_JOBS, BENCH_BUSY_JOBS: BUSY_JOBS } = benchCounts({
+  BENCH_FINISH_JOBS: 30,
+  BENCH_BUSY_JOBS: 15,
+});
 const WARMUP = 3;
 
 type LogLine = Record<string, unknown> & { msg?: string; jobId?: string; time?: number };

@@ -3,7 +3,7 @@ import { mkdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { dirname, resolve } from 'node:path';
 import { migrateDatabase, databaseUrlsFromEnv } from '@pingvas/db';
-import { freePort, startEmbeddedS3, type EmbeddedS3 } from '@pingvas/testkit';
+import { freePort, startEmbeddedS3, type EmbeddedS3 } from '@pingvas/local-services';
 import { ensurePostgres, ensureRedis, type StartedService } from './studio/services.js';
 import { startProcess, waitForHttp, type ManagedProcess } from './studio/processes.js';
 

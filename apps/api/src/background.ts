@@ -1,13 +1,9 @@
 import type { AppDeps } from './deps.js';
+import type { BackgroundTask } from './infra/loop.js';
 import { startEmailSender } from './modules/email/sender.js';
 import { startSubscriptionEndCheck } from './modules/payments/subscriptions.js';
 import { startReconciler } from './modules/generation/reconciler.js';
 import { startOrphanSweep } from './modules/worker/orphan-sweep.task.js';
-
-export interface BackgroundTask {
-  name: string;
-  stop(): Promise<void>;
-}
 
 /** Loops the API process runs beside serving requests (reconciler, e-mail sender, orphan sweep). */
 export function startBackgroundTasks(deps: AppDeps): BackgroundTask[] {

@@ -1,6 +1,7 @@
 import { isIP } from 'node:net';
 import { z } from 'zod';
 import { ConfigError, parseEnv } from '@pingvas/core';
+import { DEFAULT_DATABASE_URL } from '@pingvas/db';
 
 const bool = z.enum(['true', 'false', '1', '0']).transform((v) => v === 'true' || v === '1');
 const optionalString = z.string().trim().optional().transform((v) => (v ? v : undefined));
@@ -47,7 +48,7 @@ const apiEnvSchema = z
     API_PORT: z.coerce.number().int().min(0).max(65535).default(3000),
     API_HOST: z.string().default('127.0.0.1'),
     PUBLIC_URL: z.url().default('http://localhost:5173'),
-    DATABASE_URL: z.url().default('postgres://pingvas_app@127.0.0.1:5432/pingvas'),
+    DATABASE_URL: z.url().default(DEFAULT_DATABASE_URL),
     REDIS_URL: z.url().default('redis://127.0.0.1:6379'),
     /** Prepended to every Redis key and channel: lets tests and several studios share one Redis. */
     REDIS_PREFIX: z.string().default(''),

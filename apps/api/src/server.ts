@@ -12,7 +12,7 @@ import { paymentRoutes } from './modules/payments/routes.js';
 import { attachLiveEvents } from './modules/generation/live.js';
 import { metricsRoutes } from './modules/metrics/routes.js';
 import { workerRouter, type WorkerRouter } from './modules/worker/worker.router.js';
-import { appRouter, type AppRouter } from './router.js';
+import { appRouter, type AppRouter } from './app.router.js';
 
 /** Constant-time comparison of a presented worker token against the configured one. */
 export function isWorkerToken(presented: string | undefined, expected: string): boolean {

@@ -13,7 +13,7 @@ import { buildServer } from '../../api/src/server.js';
 import { grant, getBalance } from '../../api/src/modules/credits/ledger.js';
 import { reconcileOnce } from '../../api/src/modules/generation/reconciler.js';
 import type { SessionUser } from '../../api/src/context.js';
-import { freePort } from '@pingvas/testkit';
+import { freePort } from '@pingvas/local-services';
 import { createWorkerApi } from './api-client.js';
 import { CliEngine } from './engine/cli-engine.js';
 import { startStatusServer } from './status-server.js';

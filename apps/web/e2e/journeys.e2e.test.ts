@@ -9,7 +9,7 @@ import { startStudio, type Studio } from '../../../scripts/studio.js';
 import { expectAccessible, writeAxeReport } from './axe.test-support.js';
 
 /**
- * The seed's journeys in a real browser (Debian's Chromium) against the whole studio started
+ * The product spec's user journeys in a real browser (Debian's Chromium) against the whole studio started
  * the way `npm start` starts it: migrations, embedded S3, API, one reference-engine worker,
  * and the built web behind `vite preview`. Screenshots go to test-artifacts/e2e/. Every screen
  * and dialog is checked with axe in the light and the dark theme (see axe.test-support.ts).

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { chargeCredits, estimateCredits, splitSpend } from './credits.js';
 
 describe('estimateCredits', () => {
-  it("gives the seed's example: SDXL 1024×1024, 30 steps → 90", () => {
+  it("gives the product spec's example: SDXL 1024×1024, 30 steps → 90", () => {
     expect(estimateCredits({ model: 'sdxl', width: 1024, height: 1024, steps: 30 })).toBe(90);
   });
 
@@ -34,7 +34,7 @@ describe('estimateCredits', () => {
 });
 
 describe('chargeCredits', () => {
-  it("gives the seed's example: 45 s of engine time charges 45 of a 90 hold and refunds 45", () => {
+  it("gives the product spec's example: 45 s of engine time charges 45 of a 90 hold and refunds 45", () => {
     const held = estimateCredits({ model: 'sdxl', width: 1024, height: 1024, steps: 30 });
     const charged = chargeCredits(45, held);
     expect(charged).toBe(45);

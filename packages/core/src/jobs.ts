@@ -5,7 +5,7 @@ export const TERMINAL_JOB_STATES: readonly JobState[] = ['completed', 'failed', 
 export const MAX_JOB_ATTEMPTS = 3;
 
 /**
- * Seconds one priority point outweighs. The seed's 1,000,000 let a free job that had waited
+ * Seconds one priority point outweighs. The product spec's 1,000,000 let a free job that had waited
  * 231 days (20 points × 10⁶ s) overtake a new starter job; 10¹⁰ s (over 300 years) makes the
  * tier always decide first, while scores (≤ 5·10¹¹) still resolve enqueue times to 0.1 ms.
  */

@@ -3,7 +3,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { AddressInfo } from 'node:net';
 
 /**
- * A Lemon Squeezy stand-in on loopback, built from /work/shared/lemonsqueezy.md and stricter
+ * A Lemon Squeezy stand-in on loopback, built from docs/lemon-squeezy.md and stricter
  * than the real thing: checkout creation checks every header and the JSON:API body, and
  * answers 201 / 401 / 422 / 429 as the provider does. It also builds and signs webhooks.
  */
@@ -193,7 +193,7 @@ export async function startFakeLemonSqueezy(options: FakeLemonSqueezyOptions): P
 }
 
 // ---------------------------------------------------------------------------------------
-// Webhooks: builders for each object with the attributes lemonsqueezy.md lists.
+// Webhooks: builders for each object with the attributes docs/lemon-squeezy.md lists.
 
 /** The provider's timestamp format: `2025-11-19T11:04:54.000000Z`. */
 export const lsTime = (d: Date) => d.toISOString().replace(/\.(\d{3})Z$/, '.$1000Z');

@@ -1,7 +1,5 @@
 export * from '@pingvas/db/testing';
 export * from './redis.js';
-export * from './s3.js';
 export * from './fake-google.js';
 export * from './fake-lemonsqueezy.js';
 export * from './smtp-sink.js';
-export * from './ports.js';

@@ -1,5 +1,10 @@
-import type { BackgroundTask } from '../background.js';
 import type { Logger } from './logger.js';
+
+/** A loop the API process runs beside serving requests; `stop` waits for the work in flight. */
+export interface BackgroundTask {
+  name: string;
+  stop(): Promise<void>;
+}
 
 /**
  * Runs `tick` every `intervalMs` (measured from the end of the previous tick, so ticks never

@@ -2,7 +2,7 @@ import { generateKeyPairSync, verify } from 'node:crypto';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { GetObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
-import { startEmbeddedS3, type EmbeddedS3 } from '@pingvas/testkit';
+import { startEmbeddedS3, type EmbeddedS3 } from '@pingvas/local-services';
 import { attemptKeys, newAttemptPrefix, ObjectStore, signCdnUrl, type ObjectStoreConfig } from './object-store.js';
 
 let s3: EmbeddedS3;

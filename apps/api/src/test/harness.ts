@@ -1,4 +1,5 @@
-import { createTestDatabase, createTestRedis, startEmbeddedS3, type EmbeddedS3, type TestDatabase, type TestRedis } from '@pingvas/testkit';
+import { startEmbeddedS3, type EmbeddedS3 } from '@pingvas/local-services';
+import { createTestDatabase, createTestRedis, type TestDatabase, type TestRedis } from '@pingvas/testkit';
 import { schema, withSystem } from '@pingvas/db';
 import { randomUUID } from 'node:crypto';
 import pino from 'pino';
@@ -7,7 +8,7 @@ import type { AppDeps } from '../deps.js';
 import { createAppDeps, closeAppDeps } from '../deps.js';
 import type { Context, SessionUser } from '../context.js';
 import { createCallerFactory } from '../trpc.js';
-import { appRouter } from '../router.js';
+import { appRouter } from '../app.router.js';
 import { workerRouter } from '../modules/worker/worker.router.js';
 import type { Tier } from '@pingvas/core';
 import { eq } from 'drizzle-orm';

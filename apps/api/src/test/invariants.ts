@@ -2,7 +2,7 @@ import { expect } from 'vitest';
 import type postgres from 'postgres';
 
 /**
- * The ledger's invariants (ARCHITECTURE.md, "Credits"), stated once and checked after
+ * The ledger's invariants (docs/credits-and-jobs.md, "The ledger"), stated once and checked after
  * every scenario, through the owner connection so RLS hides nothing:
  * 1. every balance column equals the sum of its transactions' deltas;
  * 2. nothing is ever negative;

@@ -24,7 +24,7 @@ export interface CliEngineOptions {
   progressIntervalMs?: number;
 }
 
-/** stable-diffusion.cpp's `sd-cli` contract (engine.md): one process per image. */
+/** stable-diffusion.cpp's `sd-cli` contract (docs/engine.md): one process per image. */
 export class CliEngine implements Engine {
   readonly name: string;
 

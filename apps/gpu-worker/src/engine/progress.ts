@@ -6,7 +6,7 @@ const SAMPLING_STARTS = 'generating image:';
 const SAMPLING_ENDS = 'sampling completed';
 
 /**
- * Turns the engine's stdout into denoising progress (engine.md): the bar is redrawn in
+ * Turns the engine's stdout into denoising progress (docs/engine.md): the bar is redrawn in
  * place with `\r`, and the same bar is drawn for model loading and VAE decode, so only bars
  * between `generating image:` and `sampling completed` count.
  */

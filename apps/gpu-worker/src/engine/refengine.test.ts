@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { referenceEngine, runBinary } from '../test/reference-engine.js';
 
-/** engine.md's progress regex, applied as it tells the worker to. */
+/** The progress regex of docs/engine.md, applied as it tells the worker to. */
 const BAR = /(\d+)\/(\d+) - ([\d.]+)(s\/it|it\/s)/;
 
 let bin: string;
@@ -82,7 +82,7 @@ describe('reference engine', () => {
     expect((await run('-p', 'a green hill under a yellow sun', '-n', 'night', '-s', '1234')).equals(first)).toBe(false);
   });
 
-  it('draws one progress bar per step in the format of engine.md, and ends with the save line', async () => {
+  it('draws one progress bar per step in the format of docs/engine.md, and ends with the save line', async () => {
     const result = await generate(['-p', 'stripes', '-W', '256', '-H', '256', '--steps', '6']);
     expect(result.code).toBe(0);
     const bars = samplingBars(result.stdout);

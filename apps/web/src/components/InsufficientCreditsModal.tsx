@@ -2,7 +2,7 @@ import { useNavigate } from 'react-router';
 import { formatCredits } from '../lib/credits.js';
 import { Modal } from './Modal.js';
 
-/** The seed's 402 journey: what is left, what is needed, and the two ways to get there. */
+/** The product spec's 402 journey: what is left, what is needed, and the two ways to get there. */
 export function InsufficientCreditsModal({ balance, needed, onClose }: { balance: number; needed: number; onClose: () => void }) {
   const navigate = useNavigate();
   const go = (hash: string) => {

@@ -4,7 +4,7 @@ import { affordability, checkParams, formatCredits, formatDelta, formatUsd, tran
 const base = { prompt: 'A futuristic city', model: 'sdxl', width: 1024, height: 1024, steps: 30, cfgScale: 7 };
 
 describe('studio form check and estimate', () => {
-  it("prices the seed's SDXL 1024², 30 steps at 90 credits, like the server", () => {
+  it("prices the product spec's SDXL 1024², 30 steps at 90 credits, like the server", () => {
     const check = checkParams(base);
     expect(check).toMatchObject({ ok: true, estimate: 90 });
   });

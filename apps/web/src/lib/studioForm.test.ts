@@ -3,7 +3,7 @@ import { defaultForm, formFromParams, loadSavedForm, saveForm, toRequest, withMo
 import { checkParams } from './credits.js';
 
 describe('studio form', () => {
-  it("defaults to the seed's SDXL 1024², 30 steps (90 credits once a prompt is typed)", () => {
+  it("defaults to the product spec's SDXL 1024², 30 steps (90 credits once a prompt is typed)", () => {
     const form = { ...defaultForm(), prompt: 'A futuristic city' };
     expect(checkParams(toRequest(form))).toMatchObject({ ok: true, estimate: 90, params: { width: 1024, height: 1024, steps: 30, model: 'sdxl' } });
   });

@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { AnyProcedure } from '@trpc/server';
 import { createTestApp, type TestApp } from '../../test/harness.js';
 import { buildServer, isWorkerToken } from '../../server.js';
-import { appRouter } from '../../router.js';
+import { appRouter } from '../../app.router.js';
 import { createCallerFactory } from '../../trpc.js';
 import { workerRouter } from '../worker/worker.router.js';
 import { CSRF_HEADER } from './csrf.js';

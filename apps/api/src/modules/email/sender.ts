@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import nodemailer from 'nodemailer';
 import { sql } from 'drizzle-orm';
 import { withSystem } from '@pingvas/db';
-import type { BackgroundTask } from '../../background.js';
+import type { BackgroundTask } from '../../infra/loop.js';
 import type { AppDeps } from '../../deps.js';
 import { startLoop } from '../../infra/loop.js';
 

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestApp, type TestApp } from '../../test/harness.js';
-import { seedImages } from './test-fixtures.js';
+import { seedImages } from './gallery.test-support.js';
 
 let app: TestApp;
 beforeAll(async () => { app = await createTestApp(); });

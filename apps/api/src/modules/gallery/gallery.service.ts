@@ -1,9 +1,8 @@
 import { and, eq, inArray, sql, type AnyColumn, type SQL } from 'drizzle-orm';
-import { notFound } from '@pingvas/core';
+import { decodeKeysetCursor, encodeKeysetCursor, KEYSET_TIME_FORMAT, notFound } from '@pingvas/core';
 import { schema, withUser, type Tx } from '@pingvas/db';
 import type { AppDeps } from '../../deps.js';
 import type { ObjectStore } from '../../infra/object-store.js';
-import { CURSOR_TIME_FORMAT, decodeCursor, encodeCursor, type CursorKind } from './cursor.js';
 
 const { images, boards, boardImages } = schema;
 
@@ -55,7 +54,7 @@ export interface ImagePage<Row> {
   nextCursor: string | null;
 }
 
-const cursorTime = (column: AnyColumn) => sql<string>`to_char(${column} at time zone 'UTC', ${CURSOR_TIME_FORMAT})`;
+const cursorTime = (column: AnyColumn) => sql<string>`to_char(${column} at time zone 'UTC', ${KEYSET_TIME_FORMAT})`;
 
 /**
  * The keyset indexes are `DESC NULLS LAST` (drizzle's `.desc()`), while a bare `DESC` means
@@ -74,13 +73,16 @@ function imageFilters(q: PageQuery): SQL[] {
   return where;
 }
 
-function toPage(kind: CursorKind, rows: (ImageSummaryRow & { position: string })[], limit: number): ImagePage<ImageSummaryRow> {
+/** The lists whose cursors must not be replayed on each other: image time vs time added to a board. */
+type ImageList = 'images' | 'board';
+
+function toPage(list: ImageList, rows: (ImageSummaryRow & { position: string })[], limit: number): ImagePage<ImageSummaryRow> {
   const more = rows.length > limit;
   const shown = more ? rows.slice(0, limit) : rows;
   const last = shown.at(-1);
   return {
     items: shown.map(({ position: _position, ...row }) => row),
-    nextCursor: more && last ? encodeCursor(kind, { time: last.position, id: last.id }) : null,
+    nextCursor: more && last ? encodeKeysetCursor(list, { time: last.position, id: last.id }) : null,
   };
 }
 
@@ -149,7 +151,7 @@ export async function queryImagePage(
     if (!board) throw notFound('Board');
     return queryBoardPage(tx, { boardId: q.boardId, ownerId: userId }, q, options);
   }
-  const after = q.cursor ? decodeCursor('images', q.cursor) : null;
+  const after = q.cursor ? decodeKeysetCursor('images', q.cursor) : null;
   await prepareSearch(tx, q, options);
   const where = [eq(images.userId, userId), ...imageFilters(q)];
   if (after) where.push(sql`(${images.createdAt}, ${images.id}) < (${after.time}::timestamptz, ${after.id}::uuid)`);
@@ -170,7 +172,7 @@ export async function queryImagePage(
 export async function queryBoardPage(
   tx: Tx, board: { boardId: string; ownerId: string }, q: PageQuery, options: PageOptions = {},
 ): Promise<ImagePage<ImageSummaryRow>> {
-  const after = q.cursor ? decodeCursor('board', q.cursor) : null;
+  const after = q.cursor ? decodeKeysetCursor('board', q.cursor) : null;
   await prepareSearch(tx, q, options);
   const where = [eq(boardImages.boardId, board.boardId), eq(boardImages.userId, board.ownerId), eq(images.userId, board.ownerId), ...imageFilters(q)];
   if (after) where.push(sql`(${boardImages.addedAt}, ${boardImages.imageId}) < (${after.time}::timestamptz, ${after.id}::uuid)`);

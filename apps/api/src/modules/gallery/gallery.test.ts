@@ -2,7 +2,7 @@ import { generateKeyPairSync } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestApp, type TestApp } from '../../test/harness.js';
 import type { SessionUser } from '../../context.js';
-import { seedImages } from './test-fixtures.js';
+import { seedImages } from './gallery.test-support.js';
 
 let app: TestApp;
 beforeAll(async () => { app = await createTestApp(); });

@@ -3,7 +3,7 @@ import { sql } from 'drizzle-orm';
 import { withUser } from '@pingvas/db';
 import { createTestApp, type TestApp } from '../../test/harness.js';
 import type { SessionUser } from '../../context.js';
-import { seedImages, type SeededImage } from './test-fixtures.js';
+import { seedImages, type SeededImage } from './gallery.test-support.js';
 
 let app: TestApp;
 let alice: SessionUser;

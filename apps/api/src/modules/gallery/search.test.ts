@@ -4,7 +4,7 @@ import { withUser } from '@pingvas/db';
 import { createTestApp, type TestApp } from '../../test/harness.js';
 import type { SessionUser } from '../../context.js';
 import { detectSearchStrategy, queryImagePage, type PageQuery, type SearchStrategy } from './gallery.service.js';
-import { seedImages } from './test-fixtures.js';
+import { seedImages } from './gallery.test-support.js';
 
 // The fallback is forced through the `searchStrategy` option: the template database is migrated
 // by a superuser, so ts_match_vq is LEAKPROOF there, and these tests never touch the catalog.

@@ -2,8 +2,8 @@ import { randomInt, randomUUID } from 'node:crypto';
 import { and, count, desc, eq, getTableColumns, sql, type SQL } from 'drizzle-orm';
 import { schema, withUser } from '@pingvas/db';
 import {
-  checkPlanLimits, DEFAULT_SAMPLER, DomainError, estimateCredits, FAILURE_CODES, FAILURE_MESSAGES, MAX_SEED, notFound, PLANS,
-  queueScore, type FailureCode, type GenerationParams, type JobState,
+  checkPlanLimits, decodeKeysetCursor, DEFAULT_SAMPLER, DomainError, encodeKeysetCursor, estimateCredits, FAILURE_CODES,
+  FAILURE_MESSAGES, KEYSET_TIME_FORMAT, MAX_SEED, notFound, PLANS, queueScore, type FailureCode, type GenerationParams, type JobState,
 } from '@pingvas/core';
 import type { SessionUser } from '../../context.js';
 import type { AppDeps } from '../../deps.js';
@@ -189,16 +189,7 @@ export async function getJob(deps: AppDeps, userId: string, jobId: string): Prom
   };
 }
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
-
-/** The cursor is the last job shown; its (created_at, id) is read back at full precision. */
-function decodeJobCursor(cursor: string): string {
-  const id = Buffer.from(cursor, 'base64url').toString('utf8');
-  if (!UUID.test(id)) throw new DomainError('BAD_REQUEST', 'The page cursor is malformed; start again from the first page.', { field: 'cursor' });
-  return id;
-}
-
-/** The user's jobs newest first, keyset-paginated (page N costs what page 1 costs). */
+/** The user's jobs newest first, keyset-paginated on (created_at, id) (page N costs what page 1 costs). */
 export async function listJobs(
   deps: AppDeps,
   userId: string,
@@ -207,19 +198,20 @@ export async function listJobs(
   const conditions: SQL[] = [eq(jobs.userId, userId)];
   if (input.status) conditions.push(eq(jobs.status, input.status));
   if (input.cursor) {
-    const after = decodeJobCursor(input.cursor);
-    const position = sql`(select created_at, id from ${jobs} where id = ${after})`;
-    conditions.push(sql`(${jobs.createdAt}, ${jobs.id}) < ${position}`);
+    const after = decodeKeysetCursor('jobs', input.cursor);
+    conditions.push(sql`(${jobs.createdAt}, ${jobs.id}) < (${after.time}::timestamptz, ${after.id}::uuid)`);
   }
+  const position = sql<string>`to_char(${jobs.createdAt} at time zone 'UTC', ${KEYSET_TIME_FORMAT})`;
   const rows = await withUser(deps.db, userId, (tx) =>
-    tx.select({ job: jobs, image: imageColumns }).from(jobs).leftJoin(images, eq(images.jobId, jobs.id))
+    tx.select({ job: jobs, image: imageColumns, position }).from(jobs).leftJoin(images, eq(images.jobId, jobs.id))
       .where(and(...conditions)).orderBy(desc(jobs.createdAt), desc(jobs.id)).limit(input.limit + 1),
   );
   const page = rows.slice(0, input.limit);
   const last = page.at(-1);
   return {
     items: await Promise.all(page.map((r) => toView(deps, r.job, r.image))),
-    nextCursor: rows.length > input.limit && last ? Buffer.from(last.job.id).toString('base64url') : null,
+    nextCursor:
+      rows.length > input.limit && last ? encodeKeysetCursor('jobs', { time: last.position, id: last.job.id }) : null,
   };
 }
 

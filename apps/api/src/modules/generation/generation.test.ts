@@ -2,7 +2,8 @@ import { describe, expect, it } from 'vitest';
 import { PLANS } from '@pingvas/core';
 import { createTestApp, type TestApp } from '../../test/harness.js';
 import { expectLedgerInvariants } from '../../test/invariants.js';
-import { balanceOf, claim, fundedUser, jobRow, settleAll, SMALL_ESTIMATE, smallParams, useGenerationTestApp } from './test-support.js';
+import { fundedUser, SMALL_ESTIMATE, smallParams } from '../../test/factories.js';
+import { balanceOf, claim, jobRow, settleAll, useGenerationTestApp } from './generation.test-support.js';
 
 let app: TestApp;
 useGenerationTestApp((created) => { app = created; });

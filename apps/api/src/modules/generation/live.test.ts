@@ -6,14 +6,15 @@ import superjson from 'superjson';
 import WebSocket from 'ws';
 import type { JobEvent } from '@pingvas/core';
 import type { SessionUser } from '../../context.js';
-import type { AppRouter } from '../../router.js';
+import type { AppRouter } from '../../app.router.js';
 import { buildServer } from '../../server.js';
 import { signSession } from '../auth/session.js';
 import { createTestApp, type TestApp } from '../../test/harness.js';
 import { expectLedgerInvariants } from '../../test/invariants.js';
 import type { Redis } from '../../infra/redis.js';
 import { busFor } from './bus.js';
-import { claim, completeClaimed, fundedUser, settleAll, smallParams } from './test-support.js';
+import { fundedUser, smallParams } from '../../test/factories.js';
+import { claim, completeClaimed, settleAll } from './generation.test-support.js';
 
 let app: TestApp;
 let server: FastifyInstance;

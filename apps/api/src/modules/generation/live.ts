@@ -6,7 +6,7 @@ import type { FastifyInstance } from 'fastify';
 import { WebSocketServer } from 'ws';
 import { sessionTokenFrom, userFromSessionToken, type SessionUser } from '../../context.js';
 import type { AppDeps } from '../../deps.js';
-import { appRouter } from '../../router.js';
+import { appRouter } from '../../app.router.js';
 import { closeBus } from './bus.js';
 
 /** The WebSocket endpoint for tRPC subscriptions (generation.onJob): same path as HTTP tRPC. */

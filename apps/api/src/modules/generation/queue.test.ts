@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import type { TestApp } from '../../test/harness.js';
 import { estimateWait, runningCount } from './queue.js';
-import { claim, completeClaimed, fundedUser, smallParams, useGenerationTestApp } from './test-support.js';
+import { fundedUser, smallParams } from '../../test/factories.js';
+import { claim, completeClaimed, useGenerationTestApp } from './generation.test-support.js';
 
 let app: TestApp;
 useGenerationTestApp((created) => { app = created; });

@@ -1,12 +1,11 @@
-import { readFileSync } from 'node:fs';
 import type { AppDeps } from '../../deps.js';
-import type { Redis } from '../../infra/redis.js';
+import { runScript } from './lua-scripts.js';
 
 /**
  * The dispatch queue in Redis. PostgreSQL holds the truth of every job; this is only the
  * order in which workers get them, plus the running counts the claim gate needs. Every
- * multi-key change is one Lua script (./lua/*.lua, one per file, loaded by name with
- * defineCommand), so the TypeScript here only names keys and arguments.
+ * multi-key change is one Lua script (./lua/<name>-<number of keys>.lua, loaded by
+ * lua-scripts.ts), so the TypeScript here only names keys and arguments.
  */
 
 /** Claims read the queue in batches of this many entries… */
@@ -26,31 +25,6 @@ const DEFAULT_JOB_SECONDS = 30;
 /** A worker seen (claim or heartbeat) within this window counts as active. */
 const WORKER_ACTIVE_MS = 60_000;
 
-const SCRIPTS = {
-  enqueue: 4,
-  claim: 6,
-  dequeue: 2,
-  finish: 4,
-  requeue_missing: 4,
-  sync_running: 4,
-} as const;
-type ScriptName = keyof typeof SCRIPTS;
-
-type Scripted = Redis & Record<ScriptName, (...args: (string | number)[]) => Promise<unknown>>;
-
-const loaded = new WeakSet<Redis>();
-
-function scripted(redis: Redis): Scripted {
-  if (!loaded.has(redis)) {
-    for (const [name, numberOfKeys] of Object.entries(SCRIPTS)) {
-      const lua = readFileSync(new URL(`./lua/${name}.lua`, import.meta.url), 'utf8');
-      redis.defineCommand(name, { numberOfKeys, lua });
-    }
-    loaded.add(redis);
-  }
-  return redis as Scripted;
-}
-
 export interface QueueEntry {
   jobId: string;
   userId: string;
@@ -62,19 +36,23 @@ export interface QueueEntry {
 /** Adds the job (again) and wakes idle claimers; returns how many jobs are ahead of it. */
 export async function enqueue(deps: AppDeps, entry: QueueEntry): Promise<number> {
   const { keys } = deps;
-  const rank = await scripted(deps.redis).enqueue(
-    keys.queue, keys.queueOwners, keys.queueLimits, keys.queueClaiming,
-    entry.jobId, entry.score, entry.userId, entry.concurrency, keys.queueWakeup,
+  const rank = await runScript(
+    deps.redis,
+    'enqueue',
+    [keys.queue, keys.queueOwners, keys.queueLimits, keys.queueClaiming],
+    [entry.jobId, entry.score, entry.userId, entry.concurrency, keys.queueWakeup],
   );
   return Number(rank);
 }
 
-/** Pops the best eligible job (see claim.lua), or null. */
+/** Pops the best eligible job (see lua/claim-6.lua), or null. */
 export async function popEligible(deps: AppDeps): Promise<{ jobId: string; userId: string } | null> {
   const { keys } = deps;
-  const result = (await scripted(deps.redis).claim(
-    keys.queue, keys.queueOwners, keys.queueLimits, keys.queueClaiming, keys.runningJobs, keys.runningCounts,
-    Date.now(), CLAIM_SCAN_BATCH, CLAIM_SCAN_LIMIT,
+  const result = (await runScript(
+    deps.redis,
+    'claim',
+    [keys.queue, keys.queueOwners, keys.queueLimits, keys.queueClaiming, keys.runningJobs, keys.runningCounts],
+    [Date.now(), CLAIM_SCAN_BATCH, CLAIM_SCAN_LIMIT],
   )) as [string, string] | null;
   return result ? { jobId: result[0], userId: result[1] } : null;
 }
@@ -86,14 +64,19 @@ export async function claimSettled(deps: AppDeps, jobId: string): Promise<void> 
 
 /** Removes a queued job; true if it was there. */
 export async function dequeue(deps: AppDeps, jobId: string): Promise<boolean> {
-  const removed = await scripted(deps.redis).dequeue(deps.keys.queue, deps.keys.queueOwners, jobId);
+  const removed = await runScript(deps.redis, 'dequeue', [deps.keys.queue, deps.keys.queueOwners], [jobId]);
   return Number(removed) === 1;
 }
 
 /** A running job stopped: frees its owner's slot and wakes claimers (idempotent). */
 export async function finishRunning(deps: AppDeps, jobId: string): Promise<void> {
   const { keys } = deps;
-  await scripted(deps.redis).finish(keys.runningJobs, keys.runningCounts, keys.queue, keys.queueClaiming, jobId, keys.queueWakeup);
+  await runScript(
+    deps.redis,
+    'finish',
+    [keys.runningJobs, keys.runningCounts, keys.queue, keys.queueClaiming],
+    [jobId, keys.queueWakeup],
+  );
 }
 
 /** Re-adds the pending jobs that are neither queued nor being claimed; returns how many. */
@@ -101,9 +84,11 @@ export async function requeueMissing(deps: AppDeps, pending: QueueEntry[], now =
   if (pending.length === 0) return 0;
   const { keys } = deps;
   const args = pending.flatMap((e) => [e.jobId, e.score, e.userId, e.concurrency]);
-  const added = await scripted(deps.redis).requeue_missing(
-    keys.queue, keys.queueOwners, keys.queueLimits, keys.queueClaiming,
-    now - STALE_CLAIM_MS, keys.queueWakeup, ...args,
+  const added = await runScript(
+    deps.redis,
+    'requeueMissing',
+    [keys.queue, keys.queueOwners, keys.queueLimits, keys.queueClaiming],
+    [now - STALE_CLAIM_MS, keys.queueWakeup, ...args],
   );
   return Number(added);
 }
@@ -111,9 +96,11 @@ export async function requeueMissing(deps: AppDeps, pending: QueueEntry[], now =
 /** Rebuilds the running set and counts from PostgreSQL's in_progress jobs. */
 export async function syncRunning(deps: AppDeps, running: { jobId: string; userId: string }[], now = Date.now()): Promise<number> {
   const { keys } = deps;
-  const count = await scripted(deps.redis).sync_running(
-    keys.runningJobs, keys.runningCounts, keys.queueClaiming, keys.queue,
-    now - STALE_CLAIM_MS, keys.queueWakeup, ...running.flatMap((r) => [r.jobId, r.userId]),
+  const count = await runScript(
+    deps.redis,
+    'syncRunning',
+    [keys.runningJobs, keys.runningCounts, keys.queueClaiming, keys.queue],
+    [now - STALE_CLAIM_MS, keys.queueWakeup, ...running.flatMap((r) => [r.jobId, r.userId])],
   );
   return Number(count);
 }

@@ -6,9 +6,8 @@ import type { JobEnvelope } from './bus.js';
 import { createJob } from './generation.service.js';
 import { popEligible, runningCount } from './queue.js';
 import { reconcileOnce } from './reconciler.js';
-import {
-  balanceOf, claim, completeClaimed, expireLease, fundedUser, jobRow, SMALL_ESTIMATE, smallParams, uploadResult, useGenerationTestApp,
-} from './test-support.js';
+import { fundedUser, SMALL_ESTIMATE, smallParams, uploadResult } from '../../test/factories.js';
+import { balanceOf, claim, completeClaimed, expireLease, jobRow, useGenerationTestApp } from './generation.test-support.js';
 
 let app: TestApp;
 useGenerationTestApp((created) => { app = created; });

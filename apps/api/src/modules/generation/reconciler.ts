@@ -1,7 +1,7 @@
 import { and, asc, eq, gt, lt, or, sql } from 'drizzle-orm';
 import { schema, withSystem } from '@pingvas/db';
 import { PLANS } from '@pingvas/core';
-import type { BackgroundTask } from '../../background.js';
+import type { BackgroundTask } from '../../infra/loop.js';
 import type { AppDeps } from '../../deps.js';
 import { startLoop } from '../../infra/loop.js';
 import { afterStop, stopRun, type Stopped } from './jobs.js';

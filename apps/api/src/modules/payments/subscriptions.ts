@@ -3,7 +3,7 @@ import { schema, withSystem, type Tx } from '@pingvas/db';
 import { PLANS } from '@pingvas/core';
 import type { AppDeps } from '../../deps.js';
 import { startLoop } from '../../infra/loop.js';
-import type { BackgroundTask } from '../../background.js';
+import type { BackgroundTask } from '../../infra/loop.js';
 import { setSubscriptionCredits } from '../credits/ledger.js';
 import { queueEmail } from '../email/outbox.js';
 

@@ -14,7 +14,7 @@ import { signWebhookBody } from './signature.js';
  * The development stand-in for Lemon Squeezy (no API key, never in production): a checkout
  * page served by the API whose "Pay (test)" button sends the provider's webhooks, correctly
  * signed, over HTTP to the real webhook route — so development exercises exactly the code
- * production runs. Payload shapes follow lemonsqueezy.md.
+ * production runs. Payload shapes follow docs/lemon-squeezy.md.
  */
 
 const INTENT_TTL_SECONDS = 3600;

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 
 /**
- * The parts of Lemon Squeezy webhook bodies this studio reads (lemonsqueezy.md). Unknown
+ * The parts of Lemon Squeezy webhook bodies this studio reads (docs/lemon-squeezy.md). Unknown
  * fields pass; ids may come as numbers or numeric strings.
  */
 const providerId = z.union([z.number().int(), z.string().regex(/^\d+$/)]).transform(Number);

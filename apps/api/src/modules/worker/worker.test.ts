@@ -2,10 +2,10 @@ import { describe, expect, it } from 'vitest';
 import { MAX_JOB_ATTEMPTS } from '@pingvas/core';
 import type { TestApp } from '../../test/harness.js';
 import { expectLedgerInvariants } from '../../test/invariants.js';
+import { fundedUser, smallParams, uploadResult } from '../../test/factories.js';
 import {
-  balanceOf, claim, completeClaimed, fundedUser, jobRow, reportComplete, settleAll, smallParams, uploadResult,
-  useGenerationTestApp,
-} from '../generation/test-support.js';
+  balanceOf, claim, completeClaimed, jobRow, reportComplete, settleAll, useGenerationTestApp,
+} from '../generation/generation.test-support.js';
 
 let app: TestApp;
 useGenerationTestApp((created) => { app = created; });

@@ -13,8 +13,10 @@ export interface EmbeddedS3 {
   close(): Promise<void>;
 }
 
-/** The same embedded S3-compatible server `npm start` runs, on a free loopback port. */
-export async function startEmbeddedS3(options: { directory?: string; port?: number; bucket?: string } = {}): Promise<EmbeddedS3> {
+/** An embedded S3-compatible server on loopback (a free port unless `port` is given), with one bucket. */
+export async function startEmbeddedS3(
+  options: { directory?: string; port?: number; bucket?: string } = {},
+): Promise<EmbeddedS3> {
   const directory = options.directory ?? mkdtempSync(join(tmpdir(), 'pingvas-s3-'));
   const bucket = options.bucket ?? 'pingvas';
   const server = new S3rver({

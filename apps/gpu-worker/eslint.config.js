@@ -1,0 +1,3 @@
+import { lintConfig } from '@pingvas/tooling/eslint';
+
+export default lintConfig({ envModules: ['src/config.ts', 'src/test/**', '**/build.mjs'] });

@@ -1,0 +1,2 @@
+export * from './embedded-s3.js';
+export * from './free-port.js';

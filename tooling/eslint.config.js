@@ -1,0 +1,3 @@
+import { lintConfig } from './eslint.js';
+
+export default lintConfig();
