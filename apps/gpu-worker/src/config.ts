@@ -7,7 +7,7 @@ import { ConfigError, parseEnv } from '@pingvas/core';
 const DEV_WORKER_TOKEN = 'dev-only-worker-token';
 
 /** The reference engine as `npm run build -w @pingvas/gpu-worker` leaves it. */
-export const REFERENCE_ENGINE_BIN = fileURLToPath(new URL('../engine/bin/refengine', import.meta.url));
+export const REFERENCE_ENGINE_BIN = fileURLToPath(new URL('../reference-engine/bin/refengine', import.meta.url));
 
 /**
  * One entry of the model registry: the engine flags that select a model's files.

@@ -16,7 +16,7 @@ import { imageKeys } from '../../api/src/infra/object-store.js';
 import type { SessionUser } from '../../api/src/context.js';
 import { freePort } from '@pingvas/testkit';
 import { createWorkerApi } from './api-client.js';
-import { CliEngine } from './engine/cli-engine.js';
+import { CliEngine } from './engines/cli-engine.js';
 import { startStatusServer } from './status-server.js';
 import { processesMentioning, referenceEngine } from './test/reference-engine.js';
 import { spawnWorker, type WorkerProcess } from './test/worker-process.js';

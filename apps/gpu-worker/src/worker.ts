@@ -5,7 +5,7 @@ import type { Logger } from 'pino';
 import type { ClaimedJob, FailureCode } from '@pingvas/core';
 import { apiErrorKind, type WorkerApi } from './api-client.js';
 import { Backoff, sleep } from './backoff.js';
-import { engineFailure, failureMessage, type Engine, type EngineFailure, type EngineImage, type EngineOutcome, type EngineProgress } from './engine/engine.js';
+import { engineFailure, failureMessage, type Engine, type EngineFailure, type EngineImage, type EngineOutcome, type EngineProgress } from './engines/engine.js';
 import { makeThumbnail, uploadTo } from './image-upload.js';
 
 /** Why a job stopped before its natural end. */

@@ -4,7 +4,7 @@
  */
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { CliEngine } from '../engine/cli-engine.js';
+import { CliEngine } from '../engines/cli-engine.js';
 
 const [bin, outputPath] = process.argv.slice(2) as [string, string];
 mkdirSync(dirname(outputPath), { recursive: true });

@@ -3,7 +3,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { REFERENCE_ENGINE_BIN } from '../config.js';
 
-const BUILD_SCRIPT = fileURLToPath(new URL('../../engine/build.mjs', import.meta.url));
+const BUILD_SCRIPT = fileURLToPath(new URL('../../reference-engine/build.mjs', import.meta.url));
 
 /** The reference engine, built first if a source is newer (the build is atomic: test files may race). */
 export function referenceEngine(): string {

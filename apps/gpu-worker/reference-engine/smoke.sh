@@ -2,8 +2,8 @@
 # smoke.sh - quick end-to-end checks of the reference engine (a developer tool;
 # the real tests are the vitest suites). Needs bash, node and a C compiler;
 # python3, when present, decodes every PNG independently (zlib + CRC + filters).
-#   apps/gpu-worker/engine/smoke.sh            all checks, plus timings
-#   SMOKE_FAST=1 apps/gpu-worker/engine/smoke.sh   skip the 1024x1024 timing
+#   apps/gpu-worker/reference-engine/smoke.sh            all checks, plus timings
+#   SMOKE_FAST=1 apps/gpu-worker/reference-engine/smoke.sh   skip the 1024x1024 timing
 set -u
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 BIN="$HERE/bin/refengine"
