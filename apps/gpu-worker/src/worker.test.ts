@@ -16,6 +16,7 @@ import { imageKeys } from '../../api/src/infra/object-store.js';
 import type { SessionUser } from '../../api/src/context.js';
 import { freePort } from '@pingvas/testkit';
 import { createWorkerApi } from './api-client.js';
+import { REFERENCE_REGISTRY } from './config.js';
 import { CliEngine } from './engines/cli-engine.js';
 import { startStatusServer } from './status-server.js';
 import { processesMentioning, referenceEngine } from './test/reference-engine.js';
@@ -115,7 +116,7 @@ async function countRows(table: 'images' | 'captures', user: SessionUser, jobId:
 
 /** A worker in this process, to watch its records, status and log. */
 async function inProcessWorker(engineEnv: Record<string, string> = {}, options: { concurrency?: number; apiUrl?: string } = {}) {
-  const engine = new CliEngine({ bin: engineBin, name: 'reference', models: { sd15: { args: [] }, sdxl: { args: [] } }, env: engineEnv });
+  const engine = new CliEngine({ bin: engineBin, name: 'reference', models: REFERENCE_REGISTRY, env: engineEnv });
   const records: JobRecord[] = [];
   const logs: Record<string, unknown>[] = [];
   const workerId = `test-worker-${randomUUID()}`;

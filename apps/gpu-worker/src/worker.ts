@@ -32,6 +32,7 @@ export interface WorkerOptions {
   engineVersion: string;
   workerId: string;
   concurrency: number;
+  /** The worker's own cap on one engine run; each job's deadline from the claim is usually shorter. */
   engineTimeoutMs: number;
   claimWaitMs: number;
   logger: Logger;
@@ -281,7 +282,8 @@ export class Worker {
       const outcome = await this.options.engine.run(job.claimed.job.params, {
         outputPath: join(job.dir, 'original.png'),
         signal: job.stopper.signal,
-        timeoutMs: this.options.engineTimeoutMs,
+        // The job's own share from its hold (the API's jobDeadline), never above the worker's cap.
+        timeoutMs: Math.min(this.options.engineTimeoutMs, job.claimed.deadline.engineSeconds * 1000),
         onProgress: (progress) => {
           job.onProgress(progress);
           const left = (progress.totalSteps - progress.step) * (progress.secondsPerStep ?? Infinity);

@@ -113,6 +113,8 @@ export const generationJobs = pgTable('generation_jobs', {
   retryCount: integer('retry_count').notNull().default(0),
   leaseToken: uuid('lease_token'),
   leaseExpiresAt: timestamp('lease_expires_at', { withTimezone: true }),
+  /** Set at claim from the job's hold (core jobDeadline): past it the run is stopped even while it heartbeats. */
+  runDeadlineAt: timestamp('run_deadline_at', { withTimezone: true }),
   workerId: text('worker_id'),
   progress: integer('progress').notNull().default(0),
   cancelRequested: boolean('cancel_requested').notNull().default(false),
