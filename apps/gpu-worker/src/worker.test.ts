@@ -155,7 +155,7 @@ describe('GPU worker against the real API', () => {
     await expect.poll(async () => (await readStatus()).currentJobs.find((j) => j.jobId === jobId)?.step ?? 0, { timeout: 30_000 }).toBeGreaterThan(0);
     const during = await readStatus();
     expect(during.currentJobs[0]).toMatchObject({ jobId, totalSteps: 10 });
-    expect(during.engineVersion).toMatch(/^refengine /);
+    expect(during.engineVersion).toMatch(/^stable-diffusion\.cpp version refengine-/);
     expect((await fetch(`http://127.0.0.1:${status.port}/healthz`)).status).toBe(200);
 
     await untilJob(jobId).toMatchObject({ status: 'completed', retry_count: 0 });

@@ -19,9 +19,11 @@ export interface EngineExit {
 }
 
 /** Runs the engine binary to its end, capturing everything it says. */
-export function runBinary(bin: string, args: string[], env: Record<string, string> = {}, onStdout?: (chunk: string, pid: number) => void): Promise<EngineExit> {
+export function runBinary(
+  bin: string, args: string[], env: Record<string, string> = {}, onStdout?: (chunk: string, pid: number) => void, cwd?: string,
+): Promise<EngineExit> {
   return new Promise((resolve, reject) => {
-    const child = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
+    const child = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env }, cwd });
     let stdout = '';
     let stderr = '';
     child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
