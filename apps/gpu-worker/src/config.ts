@@ -85,7 +85,10 @@ export const REFERENCE_REGISTRY: ModelRegistry = {
 };
 
 /** Engine flags whose value is a file the engine loads (sd-cli's names). */
-const FILE_ARGS = new Set(['-m', '--model', '--diffusion-model', '--vae', '--clip_l', '--clip_g', '--t5xxl', '--llm', '--llm_vision', '--taesd', '--upscale-model']);
+const FILE_ARGS = new Set([
+  '-m', '--model', '--diffusion-model', '--vae', '--clip_l', '--clip_g', '--t5xxl', '--llm', '--llm_vision', '--taesd',
+  '--upscale-model',
+]);
 const MAIN_MODEL_ARGS = new Set(['-m', '--model', '--diffusion-model']);
 
 /**
@@ -98,7 +101,8 @@ const MAIN_MODEL_ARGS = new Set(['-m', '--model', '--diffusion-model']);
 export function modelRegistryProblem(registry: ModelRegistry): string | null {
   for (const [id, { args }] of Object.entries(registry)) {
     if (!args.some((arg) => MAIN_MODEL_ARGS.has(arg))) {
-      return `config: ENGINE_MODELS ${id} has no model file (give files.model or files.diffusionModel, i.e. -m or --diffusion-model)`;
+      const want = 'give files.model or files.diffusionModel, i.e. -m or --diffusion-model';
+      return `config: ENGINE_MODELS ${id} has no model file (${want})`;
     }
     for (let i = 0; i < args.length; i++) {
       if (!FILE_ARGS.has(args[i]!)) continue;

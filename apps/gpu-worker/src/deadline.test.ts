@@ -19,7 +19,12 @@ import { spawnWorker, type WorkerProcess } from './test/worker-process.js';
  * run's length is set by its own size rather than by a fixed limit, and the test stays short.
  */
 
-const POLICY: DeadlinePolicy = { secondsPerCredit: 0.5, loadAllowanceSeconds: 1, uploadAllowanceSeconds: 2, ceilingSeconds: 120 };
+const POLICY: DeadlinePolicy = {
+  secondsPerCredit: 0.5,
+  loadAllowanceSeconds: 1,
+  uploadAllowanceSeconds: 2,
+  ceilingSeconds: 120,
+};
 const CREDITS = 1000;
 /** A fixed limit as every job had before (300 s), on this test's time scale. */
 const OLD_FIXED_LIMIT_SECONDS = 3;
@@ -63,7 +68,11 @@ afterAll(async () => {
 
 function worker(env: Record<string, string>): WorkerProcess {
   const child = spawnWorker({
-    API_URL: apiUrl, WORKER_TOKEN: app.config.WORKER_TOKEN, WORKER_ID: `deadline-${randomUUID()}`, WORKER_CLAIM_WAIT_MS: '1000', ...env,
+    API_URL: apiUrl,
+    WORKER_TOKEN: app.config.WORKER_TOKEN,
+    WORKER_ID: `deadline-${randomUUID()}`,
+    WORKER_CLAIM_WAIT_MS: '1000',
+    ...env,
   });
   children.push(child);
   return child;
@@ -71,7 +80,9 @@ function worker(env: Record<string, string>): WorkerProcess {
 
 async function payingUser(): Promise<SessionUser> {
   const user = await app.createUser({ tier: 'pro' });
-  await withSystem(app.deps.db, (tx) => grant(tx, { userId: user.id, key: `test:${randomUUID()}`, type: 'purchase', bucket: 'purchased', amount: CREDITS }));
+  await withSystem(app.deps.db, (tx) =>
+    grant(tx, { userId: user.id, key: `test:${randomUUID()}`, type: 'purchase', bucket: 'purchased', amount: CREDITS }),
+  );
   return user;
 }
 
@@ -94,38 +105,70 @@ describe('per-job deadlines, worker and API together', () => {
   it('completes a job that runs longer than a fixed limit would allow but inside its own deadline, while the reconciler runs', async () => {
     const user = await payingUser();
     // 96 steps at 256×256: 12 credits → 7 s of engine time; the engine needs about 4 s.
-    const params = { prompt: 'a long lighthouse night', model: 'sd15' as const, width: 256, height: 256, steps: 96, cfgScale: 7, seed: 1 };
+    const params = {
+      prompt: 'a long lighthouse night',
+      model: 'sd15' as const,
+      width: 256,
+      height: 256,
+      steps: 96,
+      cfgScale: 7,
+      seed: 1,
+    };
     const held = estimateCredits(params);
     expect(jobDeadline(held, POLICY).engineSeconds).toBeGreaterThan(2 * OLD_FIXED_LIMIT_SECONDS);
     worker({ REFENGINE_STEP_MS: '40' });
     const { jobId } = await app.callerFor(user).generation.create(params);
 
     // The reconciler looks at the heartbeating run over and over: it must leave it alone.
-    await expect.poll(async () => {
-      await reconcileOnce(app.deps);
-      return (await row(jobId)).status;
-    }, { timeout: 60_000, interval: 300 }).toBe('completed');
+    await expect
+      .poll(
+        async () => {
+          await reconcileOnce(app.deps);
+          return (await row(jobId)).status;
+        },
+        { timeout: 60_000, interval: 300 },
+      )
+      .toBe('completed');
     const done = await row(jobId);
     expect(done).toMatchObject({ retry_count: 0, failure_code: null });
     expect(done.engine_seconds).toBeGreaterThan(OLD_FIXED_LIMIT_SECONDS);
     expect(done.charged_credits).toBe(chargeCredits(done.engine_seconds!, held));
-    expect(await withSystem(app.deps.db, (tx) => getBalance(tx, user.id))).toMatchObject({ available: CREDITS - done.charged_credits!, held: 0 });
+    expect(await withSystem(app.deps.db, (tx) => getBalance(tx, user.id))).toMatchObject({
+      available: CREDITS - done.charged_credits!,
+      held: 0,
+    });
   });
 
   it('kills a job past its deadline, retries it, and after the last attempt fails it with the whole hold released', async () => {
     const user = await payingUser();
     // 32 steps: 4 credits → 3 s of engine time; at 200 ms a step the engine would need 6.4 s.
-    const params = { prompt: 'a slow harbour', model: 'sd15' as const, width: 256, height: 256, steps: 32, cfgScale: 7, seed: 2 };
+    const params = {
+      prompt: 'a slow harbour',
+      model: 'sd15' as const,
+      width: 256,
+      height: 256,
+      steps: 32,
+      cfgScale: 7,
+      seed: 2,
+    };
     const { engineSeconds } = jobDeadline(estimateCredits(params), POLICY);
     const slow = worker({ REFENGINE_STEP_MS: '200' });
     const { jobId } = await app.callerFor(user).generation.create(params);
 
-    await expect.poll(async () => {
-      await reconcileOnce(app.deps);
-      return (await row(jobId)).status;
-    }, { timeout: 90_000, interval: 500 }).toBe('failed');
+    await expect
+      .poll(
+        async () => {
+          await reconcileOnce(app.deps);
+          return (await row(jobId)).status;
+        },
+        { timeout: 90_000, interval: 500 },
+      )
+      .toBe('failed');
     expect(await row(jobId)).toMatchObject({ retry_count: 3, failure_code: 'TIMEOUT', charged_credits: 0 });
-    expect(await withSystem(app.deps.db, (tx) => getBalance(tx, user.id))).toMatchObject({ available: CREDITS, held: 0 });
+    expect(await withSystem(app.deps.db, (tx) => getBalance(tx, user.id))).toMatchObject({
+      available: CREDITS,
+      held: 0,
+    });
     const timeouts = slow.logs.filter((l) => l.msg === 'engine failed' && l.jobId === jobId && l.code === 'TIMEOUT');
     expect(timeouts).toHaveLength(3);
     // Each attempt was stopped at the job's own engine deadline, not at a fixed limit.

@@ -1,6 +1,8 @@
 import pino from 'pino';
 import { createWorkerApi } from './api-client.js';
-import { ConfigError, describeConfig, loadWorkerConfig, modelRegistryProblem, REFERENCE_ENGINE_BIN, type WorkerConfig } from './config.js';
+import {
+  ConfigError, describeConfig, loadWorkerConfig, modelRegistryProblem, REFERENCE_ENGINE_BIN, type WorkerConfig,
+} from './config.js';
 import { CliEngine } from './engines/cli-engine.js';
 import { startStatusServer } from './status-server.js';
 import { Worker } from './worker.js';

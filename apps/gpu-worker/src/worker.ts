@@ -59,6 +59,11 @@ const CLAIM_AHEAD_SECONDS = 0.5;
 /** How long a result is retried against an unreachable API before the lease is assumed gone. */
 const REPORT_DEADLINE_MS = 60_000;
 
+/** The job's own engine share from its hold (the API's jobDeadline), never above the worker's cap. */
+function engineTimeoutMs(claimed: ClaimedJob, capMs: number): number {
+  return Math.min(capMs, claimed.deadline.engineSeconds * 1000);
+}
+
 class ActiveJob {
   readonly stopper = new AbortController();
   readonly log: Logger;
@@ -282,8 +287,7 @@ export class Worker {
       const outcome = await this.options.engine.run(job.claimed.job.params, {
         outputPath: join(job.dir, 'original.png'),
         signal: job.stopper.signal,
-        // The job's own share from its hold (the API's jobDeadline), never above the worker's cap.
-        timeoutMs: Math.min(this.options.engineTimeoutMs, job.claimed.deadline.engineSeconds * 1000),
+        timeoutMs: engineTimeoutMs(job.claimed, this.options.engineTimeoutMs),
         onProgress: (progress) => {
           job.onProgress(progress);
           const left = (progress.totalSteps - progress.step) * (progress.secondsPerStep ?? Infinity);

@@ -4,7 +4,12 @@ import { estimateCredits } from './credits.js';
 import { jobDeadline, type DeadlinePolicy } from './deadlines.js';
 import { MAX_SIDE } from './generation.js';
 
-const policy: DeadlinePolicy = { secondsPerCredit: 1, loadAllowanceSeconds: 120, uploadAllowanceSeconds: 60, ceilingSeconds: 3600 };
+const policy: DeadlinePolicy = {
+  secondsPerCredit: 1,
+  loadAllowanceSeconds: 120,
+  uploadAllowanceSeconds: 60,
+  ceilingSeconds: 3600,
+};
 
 describe('jobDeadline', () => {
   it('gives the engine the seconds its hold pays for plus the load, and the run the upload on top', () => {
@@ -27,20 +32,23 @@ describe('jobDeadline', () => {
   });
 
   it('scales engine time by seconds per credit (slower GPUs get more, tests compress time)', () => {
-    expect(jobDeadline(100, { ...policy, secondsPerCredit: 0.01, loadAllowanceSeconds: 1, uploadAllowanceSeconds: 1 }))
-      .toEqual({ engineSeconds: 2, runSeconds: 3 });
+    expect(
+      jobDeadline(100, { ...policy, secondsPerCredit: 0.01, loadAllowanceSeconds: 1, uploadAllowanceSeconds: 1 }),
+    ).toEqual({ engineSeconds: 2, runSeconds: 3 });
   });
 
   it('is monotonic in the hold and always leaves the run longer than the engine', () => {
-    fc.assert(fc.property(fc.integer({ min: 0, max: 100_000 }), fc.integer({ min: 0, max: 100_000 }), (a, b) => {
-      const [small, large] = a <= b ? [a, b] : [b, a];
-      const x = jobDeadline(small, policy);
-      const y = jobDeadline(large, policy);
-      expect(y.engineSeconds).toBeGreaterThanOrEqual(x.engineSeconds);
-      expect(y.runSeconds).toBeGreaterThanOrEqual(x.runSeconds);
-      expect(x.runSeconds).toBeGreaterThan(x.engineSeconds);
-      expect(x.runSeconds).toBeLessThanOrEqual(policy.ceilingSeconds);
-    }));
+    fc.assert(
+      fc.property(fc.integer({ min: 0, max: 100_000 }), fc.integer({ min: 0, max: 100_000 }), (a, b) => {
+        const [small, large] = a <= b ? [a, b] : [b, a];
+        const x = jobDeadline(small, policy);
+        const y = jobDeadline(large, policy);
+        expect(y.engineSeconds).toBeGreaterThanOrEqual(x.engineSeconds);
+        expect(y.runSeconds).toBeGreaterThanOrEqual(x.runSeconds);
+        expect(x.runSeconds).toBeGreaterThan(x.engineSeconds);
+        expect(x.runSeconds).toBeLessThanOrEqual(policy.ceilingSeconds);
+      }),
+    );
   });
 
   it('refuses a hold that is not a number of credits', () => {

@@ -44,7 +44,8 @@ export class CliEngine implements Engine {
   async version(): Promise<string> {
     for (const flag of ['--version', '--help']) {
       try {
-        const { stdout } = await promisify(execFile)(this.options.bin, [flag], { timeout: 10_000, env: this.env() });
+        const run = promisify(execFile);
+        const { stdout } = await run(this.options.bin, [flag], { timeout: 10_000, env: this.env() });
         const line = stdout.replace(ANSI, '').split('\n').map((l) => l.trim()).find(Boolean);
         if (line) return line.slice(0, 200);
       } catch (error) {
@@ -158,7 +159,13 @@ export class CliEngine implements Engine {
  * text about memory decides OOM only here, because a successful run may print it too (a VAE
  * out-of-memory that `--auto-fit` retried with tiling, a `-v` DEBUG line).
  */
-export function classifyFailure(code: number | null, signal: NodeJS.Signals | null, stdout: string, stderr: string, engineSeconds: number): { ok: false } & EngineFailure {
+export function classifyFailure(
+  code: number | null,
+  signal: NodeJS.Signals | null,
+  stdout: string,
+  stderr: string,
+  engineSeconds: number,
+): { ok: false } & EngineFailure {
   if (OOM.test(stderr) || OOM.test(stdout)) {
     return engineFailure('OOM', lastLines(`${stderr}\n${stdout}`, OOM) ?? 'out of memory', engineSeconds);
   }
@@ -166,7 +173,9 @@ export function classifyFailure(code: number | null, signal: NodeJS.Signals | nu
     const kind = CRASH_SIGNALS.has(signal) ? 'crashed' : 'was killed';
     return engineFailure('CRASH', `engine ${kind} (${signal})${tail(stderr)}`, engineSeconds);
   }
-  if (SAVE_FAILED.test(stdout)) return engineFailure('BAD_OUTPUT', `the engine could not save the image (exit ${code})`, engineSeconds);
+  if (SAVE_FAILED.test(stdout)) {
+    return engineFailure('BAD_OUTPUT', `the engine could not save the image (exit ${code})`, engineSeconds);
+  }
   const cause = ERROR_LINE.exec(stderr)?.[0] ?? ERROR_LINE.exec(stdout)?.[0] ?? lastLines(stderr) ?? 'no message';
   return engineFailure('ENGINE_ERROR', `engine exited with ${code}: ${cause}`, engineSeconds);
 }

@@ -42,61 +42,156 @@ interface ConformanceCase {
   files?: (paths: Paths) => { exist: string[]; absent: string[] };
 }
 
-const ARG_ERROR = /error: (unknown argument|invalid parameter for argument|invalid mode|invalid sample method|invalid scheduler)/;
+const ARG_ERROR =
+  /error: (unknown argument|invalid parameter for argument|invalid mode|invalid sample method|invalid scheduler)/;
 const small = ['-W', '64', '-H', '64', '--steps', '2', '-s', '7'];
 const error = (message: string | RegExp) =>
   new RegExp(`^\\[ERROR\\] \\S+:\\d+\\s+- ${typeof message === 'string' ? escape(message) : message.source}$`, 'm');
 const escape = (text: string) => text.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
 
 const CASES: ConformanceCase[] = [
-  { name: 'unknown flag', args: (p) => ['-m', p.model, '--bogus'], exit: 'error', stderr: [error('error: unknown argument: --bogus')] },
-  { name: '--sample-method is not a flag', args: (p) => ['-m', p.model, '--sample-method', 'euler'], exit: 'error', stderr: [error('error: unknown argument: --sample-method')] },
-  { name: '--schedule is not a flag', args: (p) => ['-m', p.model, '--schedule', 'karras'], exit: 'error', stderr: [error('error: unknown argument: --schedule')] },
   {
-    name: '-M txt2img is not a mode', args: (p) => ['-m', p.model, '-M', 'txt2img'], exit: 'error',
-    stderr: [error('error: invalid mode txt2img, must be one of [img_gen, adetailer, vid_gen, convert, upscale, metadata]')],
+    name: 'unknown flag',
+    args: (p) => ['-m', p.model, '--bogus'],
+    exit: 'error',
+    stderr: [error('error: unknown argument: --bogus')],
   },
   {
-    name: 'unknown sampler', args: (p) => ['-m', p.model, '--sampling-method', 'magic'], exit: 'error',
-    stderr: [error('error: invalid sample method magic'), error('error: invalid parameter for argument: --sampling-method')],
+    name: '--sample-method is not a flag',
+    args: (p) => ['-m', p.model, '--sample-method', 'euler'],
+    exit: 'error',
+    stderr: [error('error: unknown argument: --sample-method')],
   },
   {
-    name: 'unknown scheduler', args: (p) => ['-m', p.model, '--scheduler', 'nope'], exit: 'error',
+    name: '--schedule is not a flag',
+    args: (p) => ['-m', p.model, '--schedule', 'karras'],
+    exit: 'error',
+    stderr: [error('error: unknown argument: --schedule')],
+  },
+  {
+    name: '-M txt2img is not a mode',
+    args: (p) => ['-m', p.model, '-M', 'txt2img'],
+    exit: 'error',
+    stderr: [
+      error('error: invalid mode txt2img, must be one of [img_gen, adetailer, vid_gen, convert, upscale, metadata]'),
+    ],
+  },
+  {
+    name: 'unknown sampler',
+    args: (p) => ['-m', p.model, '--sampling-method', 'magic'],
+    exit: 'error',
+    stderr: [
+      error('error: invalid sample method magic'),
+      error('error: invalid parameter for argument: --sampling-method'),
+    ],
+  },
+  {
+    name: 'unknown scheduler',
+    args: (p) => ['-m', p.model, '--scheduler', 'nope'],
+    exit: 'error',
     stderr: [error('error: invalid scheduler nope'), error('error: invalid parameter for argument: --scheduler')],
   },
-  { name: 'a flag without its value', args: (p) => ['-m', p.model, '-W'], exit: 'error', stderr: [error('error: invalid parameter for argument: -W')] },
   {
-    name: 'no model flag', args: (p) => ['-p', 'x', '-o', p.output], exit: 'error',
+    name: 'a flag without its value',
+    args: (p) => ['-m', p.model, '-W'],
+    exit: 'error',
+    stderr: [error('error: invalid parameter for argument: -W')],
+  },
+  {
+    name: 'no model flag',
+    args: (p) => ['-p', 'x', '-o', p.output],
+    exit: 'error',
     stderr: [error('error: the following arguments are required: model_path/diffusion_model')],
   },
   {
-    name: 'upscale mode without an upscaler', args: () => ['-M', 'upscale'], exit: 'error',
+    name: 'upscale mode without an upscaler',
+    args: () => ['-M', 'upscale'],
+    exit: 'error',
     stderr: [error('error: upscale mode needs an upscaler model (--upscale-model)')],
   },
-  { name: 'a width that is not a number aborts', args: (p) => ['-m', p.model, '-W', 'abc'], exit: 'abort', stderr: [/std::invalid_argument/] },
-  { name: 'steps out of range abort', args: (p) => ['-m', p.model, '--steps', '99999999999'], exit: 'abort', stderr: [/std::out_of_range/] },
-  { name: 'a cfg scale that is not a number aborts', args: (p) => ['-m', p.model, '--cfg-scale', 'high'], exit: 'abort', stderr: [/std::invalid_argument/] },
-  { name: 'a seed that is not a number aborts', args: (p) => ['-m', p.model, '-s', 'zz'], exit: 'abort', stderr: [/std::invalid_argument/] },
   {
-    name: 'a model file that does not exist', args: (p) => ['-m', p.missing, '-o', p.output], exit: 'error',
+    name: 'a width that is not a number aborts',
+    args: (p) => ['-m', p.model, '-W', 'abc'],
+    exit: 'abort',
+    stderr: [/std::invalid_argument/],
+  },
+  {
+    name: 'steps out of range abort',
+    args: (p) => ['-m', p.model, '--steps', '99999999999'],
+    exit: 'abort',
+    stderr: [/std::out_of_range/],
+  },
+  {
+    name: 'a cfg scale that is not a number aborts',
+    args: (p) => ['-m', p.model, '--cfg-scale', 'high'],
+    exit: 'abort',
+    stderr: [/std::invalid_argument/],
+  },
+  {
+    name: 'a seed that is not a number aborts',
+    args: (p) => ['-m', p.model, '-s', 'zz'],
+    exit: 'abort',
+    stderr: [/std::invalid_argument/],
+  },
+  {
+    name: 'a model file that does not exist',
+    args: (p) => ['-m', p.missing, '-o', p.output],
+    exit: 'error',
     stderr: [/^\[ERROR\] \S+:\d+\s+- init model loader from file failed: '.*missing\.safetensors'$/m],
   },
-  { name: '--version as the first argument', args: () => ['--version'], exit: 'ok', stdout: [/^stable-diffusion\.cpp version \S+, commit \S+/] },
-  { name: '--version anywhere else', args: (p) => ['-m', p.model, '--version'], exit: 'error', stderr: [error('error: unknown argument: --version')] },
+  {
+    name: '--version as the first argument',
+    args: () => ['--version'],
+    exit: 'ok',
+    stdout: [/^stable-diffusion\.cpp version \S+, commit \S+/],
+  },
+  {
+    name: '--version anywhere else',
+    args: (p) => ['-m', p.model, '--version'],
+    exit: 'error',
+    stderr: [error('error: unknown argument: --version')],
+  },
   { name: '--help', args: () => ['--help'], exit: 'ok', stdout: [/^stable-diffusion\.cpp version .*\nUsage: /] },
   ...[
-    ['--scheduler', 'karras'], ['--scheduler', 'kl_optimal'], ['--mmap'], ['--fa'], ['--auto-fit'], ['--disable-image-metadata'],
-    ['--vae-tiling'], ['--offload-to-cpu'], ['-t', '2'], ['-M', 'img_gen'], ['-v'], ['--color'],
-    ['--sampling-method', 'res_multistep'], ['--sampling-method', 'er_sde'], ['--sampling-method', 'lms'],
+    ['--scheduler', 'karras'],
+    ['--scheduler', 'kl_optimal'],
+    ['--mmap'],
+    ['--fa'],
+    ['--auto-fit'],
+    ['--disable-image-metadata'],
+    ['--vae-tiling'],
+    ['--offload-to-cpu'],
+    ['-t', '2'],
+    ['-M', 'img_gen'],
+    ['-v'],
+    ['--color'],
+    ['--sampling-method', 'res_multistep'],
+    ['--sampling-method', 'er_sde'],
+    ['--sampling-method', 'lms'],
   ].map((flags): ConformanceCase => ({
-    name: `accepts ${flags.join(' ')}`, accepted: true, args: (p) => ['-m', p.model, '-p', 'a red house', ...small, ...flags, '-o', p.output],
+    name: `accepts ${flags.join(' ')}`,
+    accepted: true,
+    args: (p) => ['-m', p.model, '-p', 'a red house', ...small, ...flags, '-o', p.output],
   })),
   {
     name: "the worker's own command line: progress, completion and save lines",
     generates: true,
-    args: (p) => [...new CliEngine({ bin: '', name: '', models: { sd15: { args: ['-m', p.model] } } }).argsFor({
-      prompt: 'a red house by a lake', negativePrompt: 'fog', model: 'sd15', width: 64, height: 64, steps: 3, cfgScale: 7, seed: 7, sampler: 'euler_a',
-    }, p.output)!],
+    args: (p) => [
+      ...new CliEngine({ bin: '', name: '', models: { sd15: { args: ['-m', p.model] } } }).argsFor(
+        {
+          prompt: 'a red house by a lake',
+          negativePrompt: 'fog',
+          model: 'sd15',
+          width: 64,
+          height: 64,
+          steps: 3,
+          cfgScale: 7,
+          seed: 7,
+          sampler: 'euler_a',
+        },
+        p.output,
+      )!,
+    ],
     exit: 'ok',
     progress: [1, 2, 3],
     stdout: (p) => [
@@ -145,7 +240,11 @@ function exitClass(result: EngineExit): string {
 
 async function runCase(target: Target, testCase: ConformanceCase, index: number): Promise<void> {
   const dir = join(scratch, `${target.name}-${index}`);
-  const paths: Paths = { model: target.model ?? REFERENCE_MODEL_FILE, output: join(dir, 'out.png'), missing: join(dir, 'missing.safetensors') };
+  const paths: Paths = {
+    model: target.model ?? REFERENCE_MODEL_FILE,
+    output: join(dir, 'out.png'),
+    missing: join(dir, 'missing.safetensors'),
+  };
   // Every run in its own folder: a default `output.png` lands there, never in the repository.
   const result = await runBinary(target.bin, testCase.args(paths), { REFENGINE_LOAD_MS: '10' }, undefined, scratch);
   const shown = `${target.name} ${testCase.args(paths).join(' ')}\n--- stdout\n${result.stdout.slice(-3000)}\n--- stderr\n${result.stderr.slice(-3000)}`;
@@ -162,7 +261,7 @@ async function runCase(target: Target, testCase: ConformanceCase, index: number)
   }
   expect(exitClass(result), shown).toBe(testCase.exit);
   for (const pattern of testCase.stderr ?? []) expect(result.stderr, shown).toMatch(pattern);
-  const stdoutPatterns = typeof testCase.stdout === 'function' ? testCase.stdout(paths) : testCase.stdout ?? [];
+  const stdoutPatterns = typeof testCase.stdout === 'function' ? testCase.stdout(paths) : (testCase.stdout ?? []);
   for (const pattern of stdoutPatterns) expect(result.stdout, shown).toMatch(pattern);
   if (testCase.progress) {
     const steps = new ProgressParser().push(`${result.stdout}\n`).map((p) => p.step);
@@ -171,7 +270,8 @@ async function runCase(target: Target, testCase: ConformanceCase, index: number)
   }
   if (testCase.files) {
     const { exist, absent } = testCase.files(paths);
-    for (const file of exist) expect(readFileSync(file).subarray(1, 4).toString('latin1'), `${file}\n${shown}`).toBe('PNG');
+    for (const file of exist)
+      expect(readFileSync(file).subarray(1, 4).toString('latin1'), `${file}\n${shown}`).toBe('PNG');
     for (const file of absent) expect(existsSync(file), `${file}\n${shown}`).toBe(false);
   }
   if (result.code !== 0 || result.signal) {
@@ -201,7 +301,10 @@ describe('conformance: reference engine', () => {
 });
 
 const sdCli = process.env.SD_CLI_BIN;
-if (!sdCli) console.log('conformance: SD_CLI_BIN is not set, so the real sd-cli cases are skipped (set it to a built sd-cli to run them)');
+if (!sdCli)
+  console.log(
+    'conformance: SD_CLI_BIN is not set, so the real sd-cli cases are skipped (set it to a built sd-cli to run them)',
+  );
 describe.skipIf(!sdCli)(`conformance: real sd-cli (${sdCli ?? 'SD_CLI_BIN not set'})`, () => {
   conformanceSuite(() => ({ name: 'sd-cli', bin: sdCli!, model: process.env.SD_CLI_MODEL || null }));
 });

@@ -20,7 +20,11 @@ export interface EngineExit {
 
 /** Runs the engine binary to its end, capturing everything it says. */
 export function runBinary(
-  bin: string, args: string[], env: Record<string, string> = {}, onStdout?: (chunk: string, pid: number) => void, cwd?: string,
+  bin: string,
+  args: string[],
+  env: Record<string, string> = {},
+  onStdout?: (chunk: string, pid: number) => void,
+  cwd?: string,
 ): Promise<EngineExit> {
   return new Promise((resolve, reject) => {
     const child = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env }, cwd });

@@ -36,11 +36,15 @@ export interface ReconcileReport {
 }
 
 function runDeadline(deps: AppDeps) {
-  return sql`coalesce(${jobs.runDeadlineAt}, ${jobs.startedAt} + make_interval(secs => ${deps.config.JOB_MAX_RUN_SECONDS}))`;
+  const ceiling = sql`${jobs.startedAt} + make_interval(secs => ${deps.config.JOB_MAX_RUN_SECONDS})`;
+  return sql`coalesce(${jobs.runDeadlineAt}, ${ceiling})`;
 }
 
 function overdue(deps: AppDeps) {
-  return and(eq(jobs.status, 'in_progress'), or(lt(jobs.leaseExpiresAt, sql`now()`), lt(runDeadline(deps), sql`now()`)));
+  return and(
+    eq(jobs.status, 'in_progress'),
+    or(lt(jobs.leaseExpiresAt, sql`now()`), lt(runDeadline(deps), sql`now()`)),
+  );
 }
 
 async function expireRuns(deps: AppDeps, report: ReconcileReport): Promise<void> {

@@ -3,7 +3,8 @@ import { HeadObjectCommand } from '@aws-sdk/client-s3';
 import { and, eq, getTableColumns, gt, sql } from 'drizzle-orm';
 import { schema, withSystem, type Tx } from '@pingvas/db';
 import {
-  chargeCredits, DomainError, jobDeadline, type ClaimedJob, type ClaimInput, type CompleteInput, type CompleteResult, type EngineParams,
+  chargeCredits, DomainError, jobDeadline, type ClaimedJob, type ClaimInput, type CompleteInput, type CompleteResult,
+  type EngineParams,
   type FailInput, type FailResult, type HeartbeatInput, type HeartbeatResult, type ReleaseInput,
 } from '@pingvas/core';
 import type { AppDeps } from '../../deps.js';
@@ -43,8 +44,10 @@ function engineParams(job: JobRow): EngineParams {
 /** The run's deadline from the job's own hold (core jobDeadline), stored on the row it was claimed with. */
 async function withRunDeadline<T extends JobRow>(tx: Tx, deps: AppDeps, job: T): Promise<T> {
   const { runSeconds } = runDeadlineOf(deps, job);
-  const [row] = await tx.update(jobs).set({ runDeadlineAt: sql`${jobs.startedAt} + make_interval(secs => ${runSeconds})` })
-    .where(eq(jobs.id, job.id)).returning({ runDeadlineAt: jobs.runDeadlineAt });
+  const [row] = await tx.update(jobs)
+    .set({ runDeadlineAt: sql`${jobs.startedAt} + make_interval(secs => ${runSeconds})` })
+    .where(eq(jobs.id, job.id))
+    .returning({ runDeadlineAt: jobs.runDeadlineAt });
   return { ...job, runDeadlineAt: row!.runDeadlineAt };
 }
 
@@ -73,7 +76,8 @@ async function claimOnce(deps: AppDeps, input: ClaimInput): Promise<ClaimedJob |
         const rows = await tx.update(jobs).set({
           status: 'in_progress', startedAt: sql`now()`, leaseToken: token, workerId: input.workerId, progress: 0,
           leaseExpiresAt: sql`now() + make_interval(secs => ${deps.config.LEASE_SECONDS})`, updatedAt: nextVersion,
-        }).where(and(eq(jobs.id, popped.jobId), eq(jobs.status, 'pending'))).returning({ ...getTableColumns(jobs), version: jobVersion });
+        }).where(and(eq(jobs.id, popped.jobId), eq(jobs.status, 'pending')))
+          .returning({ ...getTableColumns(jobs), version: jobVersion });
         return rows[0] ? [await withRunDeadline(tx, deps, rows[0])] : [];
       });
     } catch (err) {
