@@ -544,6 +544,8 @@ static void load_models(const params *p) {
         LOG_AS(L_INFO, "stable-diffusion.cpp", 713, "loading %s from '%s'", files[i].what, files[i].path);
         int err;
         uint64_t size = model_file_size(files[i].path, &err);
+        if (err == ENOENT) LOG_AS(L_WARN, "model_loader.cpp", 254, "file %s not found", files[i].path);
+        else if (err) LOG_AS(L_WARN, "model_loader.cpp", 252, "unknown format %s", files[i].path);
         if (err && i == 0) {
             LOG_AS(L_ERROR, "stable-diffusion.cpp", 715, "init model loader from file failed: '%s'", files[i].path);
             LOG_AS(L_ERROR, "stable-diffusion.cpp", 905, "get sd version from file failed: '%s'", files[i].path);
@@ -551,7 +553,7 @@ static void load_models(const params *p) {
             exit(1);
         }
         if (err) {
-            LOG_AS(L_WARN, "stable-diffusion.cpp", 721, "loading %s from '%s' failed", files[i].what, files[i].path);
+            LOG_AS(L_WARN, "stable-diffusion.cpp", 793, "loading %s from '%s' failed", files[i].what, files[i].path);
             continue;
         }
         LOG_DEBUG("load %s using %s format", files[i].path, format_of(files[i].path));
