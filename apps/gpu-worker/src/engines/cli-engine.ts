@@ -42,9 +42,9 @@ export class CliEngine implements Engine {
    * Rejects only when the binary cannot be run at all.
    */
   async version(): Promise<string> {
+    const run = promisify(execFile);
     for (const flag of ['--version', '--help']) {
       try {
-        const run = promisify(execFile);
         const { stdout } = await run(this.options.bin, [flag], { timeout: 10_000, env: this.env() });
         const line = stdout.replace(ANSI, '').split('\n').map((l) => l.trim()).find(Boolean);
         if (line) return line.slice(0, 200);
