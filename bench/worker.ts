@@ -68,7 +68,7 @@ async function stop(worker: WorkerProcess): Promise<void> {
 }
 
 async function main() {
-  execFileSync(process.execPath, [fileURLToPath(new URL('../apps/gpu-worker/engine/build.mjs', import.meta.url)), '--quiet'], { stdio: 'inherit' });
+  execFileSync(process.execPath, [fileURLToPath(new URL('../apps/gpu-worker/reference-engine/build.mjs', import.meta.url)), '--quiet'], { stdio: 'inherit' });
   const app = await createTestApp({ GENERATION_RATE_LIMIT: '100000' });
   const server = await buildServer(app.deps);
   await server.listen({ port: 0, host: '127.0.0.1' });

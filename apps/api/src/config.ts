@@ -100,7 +100,12 @@ const apiEnvSchema = z
     MAIL_FROM: z.string().default('Pingvas Studio <studio@pingvas.local>'),
     MAIL_DIR: z.string().default('.data/mail'),
     LEASE_SECONDS: z.coerce.number().int().positive().default(30),
-    JOB_MAX_RUN_SECONDS: z.coerce.number().int().positive().default(300),
+    /** The global ceiling of one run; each job's own deadline comes from its hold (core jobDeadline). */
+    JOB_MAX_RUN_SECONDS: z.coerce.number().int().positive().default(3600),
+    /** Engine seconds one held credit allows (1 = what the hold pays for; above 1 = headroom for slower GPUs). */
+    JOB_SECONDS_PER_CREDIT: z.coerce.number().positive().default(1),
+    JOB_LOAD_ALLOWANCE_SECONDS: z.coerce.number().min(0).default(120),
+    JOB_UPLOAD_ALLOWANCE_SECONDS: z.coerce.number().min(0).default(60),
     RECONCILE_INTERVAL_MS: z.coerce.number().int().positive().default(5000),
     /** generation.create calls allowed per user per window (a burst guard; the pending-jobs cap is per plan). */
     GENERATION_RATE_LIMIT: z.coerce.number().int().positive().default(60),

@@ -1,7 +1,22 @@
-import { readFileSync } from 'node:fs';
-import { describe, expect, it } from 'vitest';
-import { spawnWorker } from './test/worker-process.js';
-import { ConfigError, describeConfig, loadWorkerConfig, REFERENCE_ENGINE_BIN, WORKER_ENV_VARIABLES } from './config.js';
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { referenceEngine } from './test/reference-engine.js';
+import { spawnWorker, type WorkerProcess } from './test/worker-process.js';
+import {
+  ConfigError, describeConfig, loadWorkerConfig, modelRegistryProblem, REFERENCE_ENGINE_BIN, REFERENCE_MODEL_FILE, REFERENCE_REGISTRY,
+  WORKER_ENV_VARIABLES,
+} from './config.js';
+
+const scratch = mkdtempSync(join(tmpdir(), 'worker-config-test-'));
+afterAll(() => rmSync(scratch, { recursive: true, force: true }));
+
+/** The one line a worker that refused to start printed on stderr. */
+async function refusal(worker: WorkerProcess): Promise<string[]> {
+  expect(await worker.exited).toMatchObject({ code: 1 });
+  return (worker.logs.find((l) => l.msg === 'stderr')?.stderr as string).trim().split('\n');
+}
 
 describe('worker config', () => {
   it('.env.example documents every variable the worker reads', () => {
@@ -18,12 +33,26 @@ describe('worker config', () => {
       workerToken: 'dev-only-worker-token',
       engineBin: REFERENCE_ENGINE_BIN,
       engineName: 'reference',
-      engineModels: { sdxl: { args: [] }, sd15: { args: [] } },
-      engineTimeoutMs: 300_000,
+      engineModels: REFERENCE_REGISTRY,
+      engineTimeoutMs: 3_600_000,
       concurrency: 1,
       statusPort: 9090,
     });
     expect(config.workerId).toMatch(new RegExp(`-${process.pid}$`));
+    expect(config.engineModels.sdxl!.args).toEqual(['-m', REFERENCE_MODEL_FILE]);
+    expect(modelRegistryProblem(config.engineModels)).toBeNull();
+  });
+
+  it('checks the registry against the disk: each model needs -m or --diffusion-model, every file must exist', () => {
+    const vae = join(scratch, 'vae.safetensors');
+    writeFileSync(vae, 'stand-in');
+    expect(modelRegistryProblem({ sdxl: { args: ['--diffusion-model', REFERENCE_MODEL_FILE, '--vae', vae] } })).toBeNull();
+    expect(modelRegistryProblem({ sdxl: { args: ['--vae', vae, '--vae-tiling'] } }))
+      .toBe('config: ENGINE_MODELS sdxl has no model file (give files.model or files.diffusionModel, i.e. -m or --diffusion-model)');
+    expect(modelRegistryProblem({ sd15: REFERENCE_REGISTRY.sd15!, sdxl: { args: ['-m', REFERENCE_MODEL_FILE, '--vae', join(scratch, 'gone.safetensors')] } }))
+      .toBe(`config: ENGINE_MODELS sdxl: --vae ${join(scratch, 'gone.safetensors')} does not exist or is not a file`);
+    expect(modelRegistryProblem({ sdxl: { args: ['-m', scratch] } })).toMatch(/-m .* is not a file$/);
+    expect(modelRegistryProblem({ sdxl: { args: ['-m'] } })).toBe('config: ENGINE_MODELS sdxl gives -m without a file');
   });
 
   it('reads the model registry: files become sd-cli flags, args follow as given', () => {
@@ -64,16 +93,48 @@ describe('worker config', () => {
   });
 
   it('stops the process with one line naming the variable', async () => {
-    const worker = spawnWorker({ WORKER_CONCURRENCY: '0' });
-    expect(await worker.exited).toMatchObject({ code: 1 });
-    const stderr = worker.logs.find((l) => l.msg === 'stderr')?.stderr as string;
-    expect(stderr.trim().split('\n')).toEqual([expect.stringMatching(/^config: WORKER_CONCURRENCY /)]);
+    expect(await refusal(spawnWorker({ WORKER_CONCURRENCY: '0' }))).toEqual([expect.stringMatching(/^config: WORKER_CONCURRENCY /)]);
+  });
+
+  it('stops at start, with one line naming it, when a registry file is missing (sd-cli would only warn about a VAE)', async () => {
+    const missingVae = join(scratch, 'sdxl-vae-missing.safetensors');
+    const worker = spawnWorker({ ENGINE_MODELS: JSON.stringify({ sdxl: { files: { model: REFERENCE_MODEL_FILE, vae: missingVae } } }) });
+    expect(await refusal(worker)).toEqual([`config: ENGINE_MODELS sdxl: --vae ${missingVae} does not exist or is not a file`]);
+  });
+
+  it('starts on a build without --version (before December 2025), naming it by the first line of --help', async () => {
+    const oldSd = join(scratch, 'sd');
+    // Such a build refuses --version as an unknown argument and prints its usage first on --help.
+    writeFileSync(oldSd, [
+      '#!/bin/sh',
+      'if [ "$1" = "--help" ]; then echo "usage: sd [arguments] (stable-diffusion.cpp master-320)"; exit 0; fi',
+      `echo "[ERROR] main.cpp:300  - error: unknown argument: $1" >&2; exit 1`,
+    ].join('\n'));
+    chmodSync(oldSd, 0o755);
+    const worker = spawnWorker({ ENGINE_BIN: oldSd, API_URL: 'http://127.0.0.1:9' });
+    try {
+      await expect.poll(() => worker.logs.find((l) => l.msg === 'worker started'), { timeout: 30_000 }).toBeDefined();
+      expect(worker.logs.find((l) => l.msg === 'worker started')).toMatchObject({ engineVersion: 'usage: sd [arguments] (stable-diffusion.cpp master-320)' });
+    } finally {
+      worker.child.kill('SIGTERM');
+      await worker.exited;
+    }
+  });
+
+  it('reports the reference engine by its --version line', async () => {
+    referenceEngine();
+    const worker = spawnWorker({ API_URL: 'http://127.0.0.1:9' });
+    try {
+      await expect.poll(() => worker.logs.find((l) => l.msg === 'worker started'), { timeout: 30_000 }).toBeDefined();
+      expect(worker.logs.find((l) => l.msg === 'worker started')?.engineVersion).toMatch(/^stable-diffusion\.cpp version refengine-\S+, commit reference \(reference engine — no model\)$/);
+    } finally {
+      worker.child.kill('SIGTERM');
+      await worker.exited;
+    }
   });
 
   it('stops with one line when the engine cannot run', async () => {
-    const worker = spawnWorker({ ENGINE_BIN: '/nonexistent/sd-cli' });
-    expect(await worker.exited).toMatchObject({ code: 1 });
-    const stderr = worker.logs.find((l) => l.msg === 'stderr')?.stderr as string;
-    expect(stderr.trim().split('\n')).toEqual([expect.stringMatching(/^config: ENGINE_BIN \/nonexistent\/sd-cli cannot run/)]);
+    expect(await refusal(spawnWorker({ ENGINE_BIN: '/nonexistent/sd-cli' })))
+      .toEqual([expect.stringMatching(/^config: ENGINE_BIN \/nonexistent\/sd-cli cannot run/)]);
   });
 });

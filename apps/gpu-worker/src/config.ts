@@ -1,3 +1,4 @@
+import { statSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { basename } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -7,7 +8,12 @@ import { ConfigError, parseEnv } from '@pingvas/core';
 const DEV_WORKER_TOKEN = 'dev-only-worker-token';
 
 /** The reference engine as `npm run build -w @pingvas/gpu-worker` leaves it. */
-export const REFERENCE_ENGINE_BIN = fileURLToPath(new URL('../engine/bin/refengine', import.meta.url));
+export const REFERENCE_ENGINE_BIN = fileURLToPath(new URL('../reference-engine/bin/refengine', import.meta.url));
+/**
+ * The reference engine's "model": a small committed file. Like sd-cli, the engine requires a
+ * model flag and checks that the file exists (it never reads it).
+ */
+export const REFERENCE_MODEL_FILE = fileURLToPath(new URL('../reference-engine/procedural-model.txt', import.meta.url));
 
 /**
  * One entry of the model registry: the engine flags that select a model's files.
@@ -67,8 +73,52 @@ const modelsSchema = z
     ),
   );
 
-/** The reference engine needs no model files: every model id runs it with no extra flags. */
-const REFERENCE_MODELS = '{"sdxl":{},"sd15":{}}';
+/** Development and tests: every model id runs the reference engine on its stand-in model file. */
+const REFERENCE_MODELS = JSON.stringify({
+  sdxl: { files: { model: REFERENCE_MODEL_FILE } },
+  sd15: { files: { model: REFERENCE_MODEL_FILE } },
+});
+/** The same registry in its parsed form, for tests that drive an engine directly. */
+export const REFERENCE_REGISTRY: ModelRegistry = {
+  sdxl: { args: ['-m', REFERENCE_MODEL_FILE] },
+  sd15: { args: ['-m', REFERENCE_MODEL_FILE] },
+};
+
+/** Engine flags whose value is a file the engine loads (sd-cli's names). */
+const FILE_ARGS = new Set([
+  '-m', '--model', '--diffusion-model', '--vae', '--clip_l', '--clip_g', '--t5xxl', '--llm', '--llm_vision', '--taesd',
+  '--upscale-model',
+]);
+const MAIN_MODEL_ARGS = new Set(['-m', '--model', '--diffusion-model']);
+
+/**
+ * Checks the registry against the disk. sd-cli refuses to run without `-m` or
+ * `--diffusion-model`, but a missing `--vae`, `--clip_l`, … is only a warning to it (a bad VAE
+ * silently falls back to the built-in one), so a wrong registry would pass unnoticed in
+ * production: the worker checks every file when it starts. Returns one line naming what is
+ * wrong, or null.
+ */
+export function modelRegistryProblem(registry: ModelRegistry): string | null {
+  for (const [id, { args }] of Object.entries(registry)) {
+    if (!args.some((arg) => MAIN_MODEL_ARGS.has(arg))) {
+      const want = 'give files.model or files.diffusionModel, i.e. -m or --diffusion-model';
+      return `config: ENGINE_MODELS ${id} has no model file (${want})`;
+    }
+    for (let i = 0; i < args.length; i++) {
+      if (!FILE_ARGS.has(args[i]!)) continue;
+      const file = args[i + 1];
+      if (file === undefined) return `config: ENGINE_MODELS ${id} gives ${args[i]} without a file`;
+      let isFile = false;
+      try {
+        isFile = statSync(file).isFile();
+      } catch {
+        // missing or unreadable: reported below
+      }
+      if (!isFile) return `config: ENGINE_MODELS ${id}: ${args[i]} ${file} does not exist or is not a file`;
+    }
+  }
+  return null;
+}
 
 const optionalString = z.string().trim().optional().transform((v) => (v ? v : undefined));
 
@@ -82,7 +132,8 @@ const workerEnvSchema = z
     /** Recorded on each image; derived from ENGINE_BIN when unset (`refengine` → `reference`). */
     ENGINE_NAME: optionalString,
     ENGINE_MODELS: optionalString,
-    ENGINE_TIMEOUT_SECONDS: z.coerce.number().positive().default(300),
+    /** The cap on one engine run; each job brings its own, shorter deadline from its hold. */
+    ENGINE_TIMEOUT_SECONDS: z.coerce.number().positive().default(3600),
     WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(1),
     WORKER_GRACE_SECONDS: z.coerce.number().min(0).default(30),
     WORKER_ID: optionalString,

@@ -1,7 +1,9 @@
 import pino from 'pino';
 import { createWorkerApi } from './api-client.js';
-import { ConfigError, describeConfig, loadWorkerConfig, REFERENCE_ENGINE_BIN, type WorkerConfig } from './config.js';
-import { CliEngine } from './engine/cli-engine.js';
+import {
+  ConfigError, describeConfig, loadWorkerConfig, modelRegistryProblem, REFERENCE_ENGINE_BIN, type WorkerConfig,
+} from './config.js';
+import { CliEngine } from './engines/cli-engine.js';
 import { startStatusServer } from './status-server.js';
 import { Worker } from './worker.js';
 
@@ -21,6 +23,9 @@ function loadConfig(): WorkerConfig {
 }
 
 const config = loadConfig();
+// Every registry file must exist now: sd-cli itself only warns about a missing VAE or text encoder.
+const registryProblem = modelRegistryProblem(config.engineModels);
+if (registryProblem) exitWith(registryProblem);
 
 const logger = pino({ level: config.logLevel, base: { service: 'gpu-worker', workerId: config.workerId } });
 

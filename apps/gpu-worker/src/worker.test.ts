@@ -15,7 +15,8 @@ import { reconcileOnce } from '../../api/src/modules/generation/reconciler.js';
 import type { SessionUser } from '../../api/src/context.js';
 import { freePort } from '@pingvas/local-services';
 import { createWorkerApi } from './api-client.js';
-import { CliEngine } from './engine/cli-engine.js';
+import { REFERENCE_REGISTRY } from './config.js';
+import { CliEngine } from './engines/cli-engine.js';
 import { startStatusServer } from './status-server.js';
 import { processesMentioning, referenceEngine } from './test/reference-engine.js';
 import { spawnWorker, type WorkerProcess } from './test/worker-process.js';
@@ -114,7 +115,7 @@ async function countRows(table: 'images' | 'captures', user: SessionUser, jobId:
 
 /** A worker in this process, to watch its records, status and log. */
 async function inProcessWorker(engineEnv: Record<string, string> = {}, options: { concurrency?: number; apiUrl?: string } = {}) {
-  const engine = new CliEngine({ bin: engineBin, name: 'reference', models: { sd15: { args: [] }, sdxl: { args: [] } }, env: engineEnv });
+  const engine = new CliEngine({ bin: engineBin, name: 'reference', models: REFERENCE_REGISTRY, env: engineEnv });
   const records: JobRecord[] = [];
   const logs: Record<string, unknown>[] = [];
   const workerId = `test-worker-${randomUUID()}`;
@@ -153,7 +154,7 @@ describe('GPU worker against the real API', () => {
     await expect.poll(async () => (await readStatus()).currentJobs.find((j) => j.jobId === jobId)?.step ?? 0, { timeout: 30_000 }).toBeGreaterThan(0);
     const during = await readStatus();
     expect(during.currentJobs[0]).toMatchObject({ jobId, totalSteps: 10 });
-    expect(during.engineVersion).toMatch(/^refengine /);
+    expect(during.engineVersion).toMatch(/^stable-diffusion\.cpp version refengine-/);
     expect((await fetch(`http://127.0.0.1:${status.port}/healthz`)).status).toBe(200);
 
     await untilJob(jobId).toMatchObject({ status: 'completed', retry_count: 0 });

@@ -5,7 +5,7 @@ import type { Logger } from 'pino';
 import type { ClaimedJob, FailureCode } from '@pingvas/core';
 import { apiErrorKind, type WorkerApi } from './api-client.js';
 import { Backoff, sleep } from './backoff.js';
-import { engineFailure, failureMessage, type Engine, type EngineFailure, type EngineImage, type EngineOutcome, type EngineProgress } from './engine/engine.js';
+import { engineFailure, failureMessage, type Engine, type EngineFailure, type EngineImage, type EngineOutcome, type EngineProgress } from './engines/engine.js';
 import { makeThumbnail, uploadObject } from './image-upload.js';
 
 /** Why a job stopped before its natural end. */
@@ -32,6 +32,7 @@ export interface WorkerOptions {
   engineVersion: string;
   workerId: string;
   concurrency: number;
+  /** The worker's own cap on one engine run; each job's deadline from the claim is usually shorter. */
   engineTimeoutMs: number;
   claimWaitMs: number;
   logger: Logger;
@@ -57,6 +58,11 @@ const CALL_TIMEOUT_MS = 15_000;
 const CLAIM_AHEAD_SECONDS = 0.5;
 /** How long a result is retried against an unreachable API before the lease is assumed gone. */
 const REPORT_DEADLINE_MS = 60_000;
+
+/** The job's own engine share from its hold (the API's jobDeadline), never above the worker's cap. */
+function engineTimeoutMs(claimed: ClaimedJob, capMs: number): number {
+  return Math.min(capMs, claimed.deadline.engineSeconds * 1000);
+}
 
 class ActiveJob {
   readonly stopper = new AbortController();
@@ -281,7 +287,7 @@ export class Worker {
       const outcome = await this.options.engine.run(job.claimed.job.params, {
         outputPath: join(job.dir, 'original.png'),
         signal: job.stopper.signal,
-        timeoutMs: this.options.engineTimeoutMs,
+        timeoutMs: engineTimeoutMs(job.claimed, this.options.engineTimeoutMs),
         onProgress: (progress) => {
           job.onProgress(progress);
           const left = (progress.totalSteps - progress.step) * (progress.secondsPerStep ?? Infinity);

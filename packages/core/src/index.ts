@@ -1,6 +1,7 @@
 export * from './plans.js';
 export * from './models.js';
 export * from './credits.js';
+export * from './deadlines.js';
 export * from './generation.js';
 export * from './jobs.js';
 export * from './errors.js';

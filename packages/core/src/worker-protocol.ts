@@ -28,6 +28,11 @@ export type EngineParams = z.infer<typeof engineParamsSchema>;
 export interface ClaimedJob {
   job: { id: string; userId: string; params: EngineParams; attempt: number };
   lease: { token: string; expiresAt: Date; heartbeatIntervalMs: number };
+  /**
+   * From the job's hold (core jobDeadline): the engine is killed after `engineSeconds`; past
+   * `expiresAt` the API stops the run even while it heartbeats.
+   */
+  deadline: { engineSeconds: number; expiresAt: Date };
 }
 
 /** The two objects a finished attempt uploads, and the Content-Type each must be stored with. */

@@ -114,6 +114,8 @@ export const generationJobs = pgTable('generation_jobs', {
   retryCount: integer('retry_count').notNull().default(0),
   leaseToken: uuid('lease_token'),
   leaseExpiresAt: timestamp('lease_expires_at', { withTimezone: true }),
+  /** Set at claim from the job's hold (core jobDeadline): past it the run is stopped even while it heartbeats. */
+  runDeadlineAt: timestamp('run_deadline_at', { withTimezone: true }),
   workerId: text('worker_id'),
   /** The current (or last) claim's object prefix, `images/<random>`: the only place its worker may upload. */
   attemptPrefix: text('attempt_prefix'),

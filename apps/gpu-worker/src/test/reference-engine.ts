@@ -3,7 +3,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { REFERENCE_ENGINE_BIN } from '../config.js';
 
-const BUILD_SCRIPT = fileURLToPath(new URL('../../engine/build.mjs', import.meta.url));
+const BUILD_SCRIPT = fileURLToPath(new URL('../../reference-engine/build.mjs', import.meta.url));
 
 /** The reference engine, built first if a source is newer (the build is atomic: test files may race). */
 export function referenceEngine(): string {
@@ -19,9 +19,15 @@ export interface EngineExit {
 }
 
 /** Runs the engine binary to its end, capturing everything it says. */
-export function runBinary(bin: string, args: string[], env: Record<string, string> = {}, onStdout?: (chunk: string, pid: number) => void): Promise<EngineExit> {
+export function runBinary(
+  bin: string,
+  args: string[],
+  env: Record<string, string> = {},
+  onStdout?: (chunk: string, pid: number) => void,
+  cwd?: string,
+): Promise<EngineExit> {
   return new Promise((resolve, reject) => {
-    const child = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
+    const child = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env }, cwd });
     let stdout = '';
     let stderr = '';
     child.stdout.setEncoding('utf8').on('data', (chunk: string) => {

@@ -6,6 +6,7 @@ import { createTestApp, type TestApp } from '../../test/harness.js';
 import { expectLedgerInvariants } from '../../test/invariants.js';
 import { release } from '../credits/ledger.js';
 import { uploadResult } from '../../test/factories.js';
+import { pngOf } from '../worker/images.test-support.js';
 
 export async function balanceOf(app: TestApp, userId: string): Promise<{ available: number; held: number }> {
   const [row] = await app.database.admin`

@@ -2,6 +2,7 @@ import { describe, expect, it, vi } from 'vitest';
 import { createAppDeps, closeAppDeps, type AppDeps } from '../../deps.js';
 import type { TestApp } from '../../test/harness.js';
 import pino from 'pino';
+import { jobDeadline } from '@pingvas/core';
 import type { JobEnvelope } from './bus.js';
 import { createJob } from './generation.service.js';
 import { popEligible, runningCount } from './queue.js';
@@ -62,14 +63,60 @@ describe('reconciler', () => {
     expect(await balanceOf(app, user.id)).toEqual({ available: 97, held: 0 });
   });
 
-  it('stops a run that goes on longer than JOB_MAX_RUN_SECONDS even while it heartbeats', async () => {
+  it('gives each run a deadline from its own hold at claim, and tells the worker its engine share', async () => {
     const user = await fundedUser(app, 'free', 100);
     const { jobId } = await app.callerFor(user).generation.create(smallParams());
     const claimed = (await claim(app))!;
-    await app.database.admin`update generation_jobs set started_at = now() - interval '1 hour' where id = ${jobId}`;
+    const { config } = app.deps;
+    const rule = jobDeadline(SMALL_ESTIMATE, {
+      secondsPerCredit: config.JOB_SECONDS_PER_CREDIT, loadAllowanceSeconds: config.JOB_LOAD_ALLOWANCE_SECONDS,
+      uploadAllowanceSeconds: config.JOB_UPLOAD_ALLOWANCE_SECONDS, ceilingSeconds: config.JOB_MAX_RUN_SECONDS,
+    });
+    const [row] = await app.database.admin`
+      select extract(epoch from run_deadline_at - started_at)::float8 as seconds, run_deadline_at from generation_jobs where id = ${jobId}`;
+    expect(row!.seconds).toBeCloseTo(rule.runSeconds, 3);
+    expect(claimed.deadline.expiresAt.getTime()).toBe((row!.run_deadline_at as Date).getTime());
+    expect(claimed.deadline.engineSeconds).toBe(rule.engineSeconds);
+  });
+
+  it('leaves a heartbeating run alone while it is inside its deadline, however long it has run', async () => {
+    const user = await fundedUser(app, 'free', 100);
+    const { jobId } = await app.callerFor(user).generation.create(smallParams());
+    const claimed = (await claim(app))!;
+    // A large job: started 20 minutes ago (four times the old fixed 300 s), its deadline still ahead.
+    await app.database.admin`
+      update generation_jobs set started_at = now() - interval '20 minutes', run_deadline_at = now() + interval '10 minutes'
+      where id = ${jobId}`;
+    await app.workerCaller().heartbeat({ jobId, leaseToken: claimed.lease.token });
+    expect(await reconcileOnce(app.deps)).toMatchObject({ retried: 0, failed: 0 });
+    expect(await jobRow(app, jobId)).toMatchObject({ status: 'in_progress', retry_count: 0 });
+    await app.workerCaller().heartbeat({ jobId, leaseToken: claimed.lease.token });
+  });
+
+  it('stops a run past its own deadline even while it heartbeats', async () => {
+    const user = await fundedUser(app, 'free', 100);
+    const { jobId } = await app.callerFor(user).generation.create(smallParams());
+    const claimed = (await claim(app))!;
+    await app.database.admin`update generation_jobs set run_deadline_at = now() - interval '1 second' where id = ${jobId}`;
+    // The lease is fresh: only the deadline is past.
+    await app.workerCaller().heartbeat({ jobId, leaseToken: claimed.lease.token });
     expect(await reconcileOnce(app.deps)).toMatchObject({ retried: 1 });
     expect(await jobRow(app, jobId)).toMatchObject({ status: 'pending', retry_count: 1, failure_code: 'TIMEOUT' });
     await expect(app.workerCaller().heartbeat({ jobId, leaseToken: claimed.lease.token })).rejects.toMatchObject({ cause: { code: 'LEASE_LOST' } });
+  });
+
+  it('holds a run claimed without a deadline (before the column existed) to the ceiling from its start', async () => {
+    const user = await fundedUser(app, 'free', 100);
+    const { jobId } = await app.callerFor(user).generation.create(smallParams());
+    const claimed = (await claim(app))!;
+    const ceiling = app.deps.config.JOB_MAX_RUN_SECONDS;
+    await app.database.admin`
+      update generation_jobs set run_deadline_at = null, started_at = now() - make_interval(secs => ${ceiling - 60}) where id = ${jobId}`;
+    await app.workerCaller().heartbeat({ jobId, leaseToken: claimed.lease.token });
+    expect(await reconcileOnce(app.deps)).toMatchObject({ retried: 0 });
+    await app.database.admin`update generation_jobs set started_at = now() - make_interval(secs => ${ceiling + 1}) where id = ${jobId}`;
+    expect(await reconcileOnce(app.deps)).toMatchObject({ retried: 1 });
+    expect(await jobRow(app, jobId)).toMatchObject({ status: 'pending', failure_code: 'TIMEOUT' });
   });
 
   it('queues a job whose create died between the commit and the ZADD', async () => {

@@ -9,8 +9,10 @@ import { requeueMissing, syncRunning, type QueueEntry } from './queue.js';
 
 /**
  * Repairs what crashes leave behind, with PostgreSQL as the truth:
- * 1. runs whose lease expired, or that ran longer than JOB_MAX_RUN_SECONDS, are retried
- *    (or failed with the hold released after MAX_JOB_ATTEMPTS, or cancelled if asked);
+ * 1. runs whose lease expired, or that are past their own deadline (set at claim from the
+ *    job's hold, core jobDeadline; JOB_MAX_RUN_SECONDS from the start for rows claimed
+ *    without one), are retried (or failed with the hold released after MAX_JOB_ATTEMPTS, or
+ *    cancelled if asked). A run that heartbeats inside its deadline is left alone, however long;
  * 2. pending jobs missing from the Redis queue (create died between commit and ZADD, Redis
  *    lost data, a claim died before its commit) are queued again;
  * 3. the per-user running counts in Redis are rebuilt from the in_progress jobs.
@@ -33,10 +35,15 @@ export interface ReconcileReport {
   running: number;
 }
 
+function runDeadline(deps: AppDeps) {
+  const ceiling = sql`${jobs.startedAt} + make_interval(secs => ${deps.config.JOB_MAX_RUN_SECONDS})`;
+  return sql`coalesce(${jobs.runDeadlineAt}, ${ceiling})`;
+}
+
 function overdue(deps: AppDeps) {
   return and(
     eq(jobs.status, 'in_progress'),
-    or(lt(jobs.leaseExpiresAt, sql`now()`), lt(jobs.startedAt, sql`now() - make_interval(secs => ${deps.config.JOB_MAX_RUN_SECONDS})`)),
+    or(lt(jobs.leaseExpiresAt, sql`now()`), lt(runDeadline(deps), sql`now()`)),
   );
 }
 
@@ -44,13 +51,17 @@ async function expireRuns(deps: AppDeps, report: ReconcileReport): Promise<void>
   const candidates = await withSystem(deps.db, (tx) => tx.select({ id: jobs.id }).from(jobs).where(overdue(deps)).limit(BATCH));
   for (const { id } of candidates) {
     const stopped: Stopped | null = await withSystem(deps.db, async (tx) => {
-      const [row] = await tx.select({ job: jobs, leaseExpired: sql<boolean>`${jobs.leaseExpiresAt} < now()` })
+      const [row] = await tx.select({
+        job: jobs,
+        leaseExpired: sql<boolean>`${jobs.leaseExpiresAt} < now()`,
+        allowedSeconds: sql<number>`round(extract(epoch from ${runDeadline(deps)} - ${jobs.startedAt}))::int`,
+      })
         .from(jobs).where(and(eq(jobs.id, id), overdue(deps))).for('update', { skipLocked: true });
       if (!row) return null;
-      const { job, leaseExpired } = row;
+      const { job, leaseExpired, allowedSeconds } = row;
       return stopRun(tx, job, leaseExpired
         ? { code: 'LEASE_EXPIRED', message: `lease of worker ${job.workerId ?? '?'} expired` }
-        : { code: 'TIMEOUT', message: `ran longer than ${deps.config.JOB_MAX_RUN_SECONDS} s` });
+        : { code: 'TIMEOUT', message: `ran past its deadline (${allowedSeconds} s from the start)` });
     });
     if (!stopped) continue;
     await afterStop(deps, stopped);

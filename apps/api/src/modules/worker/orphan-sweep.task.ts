@@ -1,7 +1,6 @@
 import { sqlOf, withSystem } from '@pingvas/db';
-import type { BackgroundTask } from '../../background.js';
 import type { AppDeps } from '../../deps.js';
-import { startLoop } from '../../infra/loop.js';
+import { startLoop, type BackgroundTask } from '../../infra/loop.js';
 import { uploadUrlSeconds } from './upload.service.js';
 
 /**

@@ -2,19 +2,12 @@ import { beforeEach, describe, expect, it } from 'vitest';
 import type { ClaimedJob } from '@pingvas/core';
 import type { TestApp } from '../../test/harness.js';
 import { attemptKeys } from '../../infra/object-store.js';
-import { seedImages } from '../gallery/test-fixtures.js';
+import { seedImages } from '../gallery/gallery.test-support.js';
 import { reconcileOnce } from '../generation/reconciler.js';
+import { fundedUser, smallParams, uploadResult } from '../../test/factories.js';
 import {
-  claim,
-  completeClaimed,
-  expireLease,
-  fundedUser,
-  jobRow,
-  reportComplete,
-  smallParams,
-  uploadResult,
-  useGenerationTestApp,
-} from '../generation/test-support.js';
+  claim, completeClaimed, expireLease, jobRow, reportComplete, useGenerationTestApp,
+} from '../generation/generation.test-support.js';
 import { sweepOrphanObjects } from './orphan-sweep.task.js';
 
 let app: TestApp;

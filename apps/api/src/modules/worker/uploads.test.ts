@@ -2,18 +2,10 @@ import { describe, expect, it } from 'vitest';
 import { maxUploadBytes, MAX_ORIGINAL_BYTES, type ClaimedJob } from '@pingvas/core';
 import type { TestApp } from '../../test/harness.js';
 import { reconcileOnce } from '../generation/reconciler.js';
+import { fundedUser, smallParams, uploadResult } from '../../test/factories.js';
 import {
-  balanceOf,
-  claim,
-  completeClaimed,
-  expireLease,
-  fundedUser,
-  jobRow,
-  reportComplete,
-  smallParams,
-  uploadResult,
-  useGenerationTestApp,
-} from '../generation/test-support.js';
+  balanceOf, claim, completeClaimed, expireLease, jobRow, reportComplete, useGenerationTestApp,
+} from '../generation/generation.test-support.js';
 import { pngOf, TINY_WEBP } from './images.test-support.js';
 
 let app: TestApp;

@@ -1,8 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import { and, eq, getTableColumns, gt, sql } from 'drizzle-orm';
-import { schema, withSystem } from '@pingvas/db';
+import { schema, withSystem, type Tx } from '@pingvas/db';
 import {
-  chargeCredits, DomainError, type ClaimedJob, type ClaimInput, type CompleteInput, type CompleteResult, type EngineParams,
+  chargeCredits, DomainError, jobDeadline, type ClaimedJob, type ClaimInput, type CompleteInput, type CompleteResult,
+  type EngineParams,
   type FailInput, type FailResult, type HeartbeatInput, type HeartbeatResult, type ReleaseInput,
 } from '@pingvas/core';
 import type { AppDeps } from '../../deps.js';
@@ -40,6 +41,25 @@ function engineParams(job: JobRow): EngineParams {
   };
 }
 
+/** The run's deadline from the job's own hold (core jobDeadline), stored on the row it was claimed with. */
+async function withRunDeadline<T extends JobRow>(tx: Tx, deps: AppDeps, job: T): Promise<T> {
+  const { runSeconds } = runDeadlineOf(deps, job);
+  const [row] = await tx.update(jobs)
+    .set({ runDeadlineAt: sql`${jobs.startedAt} + make_interval(secs => ${runSeconds})` })
+    .where(eq(jobs.id, job.id))
+    .returning({ runDeadlineAt: jobs.runDeadlineAt });
+  return { ...job, runDeadlineAt: row!.runDeadlineAt };
+}
+
+function runDeadlineOf(deps: AppDeps, job: Pick<JobRow, 'estimatedCredits'>) {
+  return jobDeadline(job.estimatedCredits, {
+    secondsPerCredit: deps.config.JOB_SECONDS_PER_CREDIT,
+    loadAllowanceSeconds: deps.config.JOB_LOAD_ALLOWANCE_SECONDS,
+    uploadAllowanceSeconds: deps.config.JOB_UPLOAD_ALLOWANCE_SECONDS,
+    ceilingSeconds: deps.config.JOB_MAX_RUN_SECONDS,
+  });
+}
+
 /** One pop from Redis, made real by the DB; skips popped jobs that are no longer pending. */
 async function claimOnce(deps: AppDeps, input: ClaimInput): Promise<ClaimedJob | null> {
   for (;;) {
@@ -48,13 +68,15 @@ async function claimOnce(deps: AppDeps, input: ClaimInput): Promise<ClaimedJob |
     const token = randomUUID();
     let claimed: (JobRow & { version: string }) | undefined;
     try {
-      [claimed] = await withSystem(deps.db, (tx) =>
-        tx.update(jobs).set({
+      [claimed] = await withSystem(deps.db, async (tx) => {
+        const rows = await tx.update(jobs).set({
           status: 'in_progress', startedAt: sql`now()`, leaseToken: token, workerId: input.workerId, progress: 0,
           attemptPrefix: newAttemptPrefix(),
           leaseExpiresAt: sql`now() + make_interval(secs => ${deps.config.LEASE_SECONDS})`, updatedAt: nextVersion,
-        }).where(and(eq(jobs.id, popped.jobId), eq(jobs.status, 'pending'))).returning({ ...getTableColumns(jobs), version: jobVersion }),
-      );
+        }).where(and(eq(jobs.id, popped.jobId), eq(jobs.status, 'pending')))
+          .returning({ ...getTableColumns(jobs), version: jobVersion });
+        return rows[0] ? [await withRunDeadline(tx, deps, rows[0])] : [];
+      });
     } catch (err) {
       // PostgreSQL failed us: the job is still pending there. Freed from `claiming`, the
       // reconciler's next pass sees it missing from the queue and puts it back.
@@ -81,6 +103,7 @@ async function claimOnce(deps: AppDeps, input: ClaimInput): Promise<ClaimedJob |
         expiresAt: job.leaseExpiresAt!,
         heartbeatIntervalMs: Math.floor((deps.config.LEASE_SECONDS * 1000) / 3),
       },
+      deadline: { engineSeconds: runDeadlineOf(deps, job).engineSeconds, expiresAt: job.runDeadlineAt! },
     };
   }
 }

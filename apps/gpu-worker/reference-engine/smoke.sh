@@ -2,11 +2,12 @@
 # smoke.sh - quick end-to-end checks of the reference engine (a developer tool;
 # the real tests are the vitest suites). Needs bash, node and a C compiler;
 # python3, when present, decodes every PNG independently (zlib + CRC + filters).
-#   apps/gpu-worker/engine/smoke.sh            all checks, plus timings
-#   SMOKE_FAST=1 apps/gpu-worker/engine/smoke.sh   skip the 1024x1024 timing
+#   apps/gpu-worker/reference-engine/smoke.sh            all checks, plus timings
+#   SMOKE_FAST=1 apps/gpu-worker/reference-engine/smoke.sh   skip the 1024x1024 timing
 set -u
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 BIN="$HERE/bin/refengine"
+MODEL="$HERE/procedural-model.txt"
 TMP="$(mktemp -d)"
 trap 'rm -rf "$TMP"' EXIT
 export REFENGINE_LOAD_MS=20
@@ -22,9 +23,9 @@ pngok() { # file: valid PNG (python: full decode; else signature + IEND)
   if [ "$HAVE_PY" = 1 ]; then python3 "$HERE/test/pngcheck.py" "$1" >/dev/null 2>&1
   else [ "$(head -c 8 "$1" | od -An -tx1 | tr -d ' \n')" = "89504e470d0a1a0a" ] && tail -c 8 "$1" | grep -q IEND; fi
 }
-run() { # run <name> [args...]: stdout -> $TMP/name.out, stderr -> $TMP/name.err, status -> RC
+run() { # run <name> [args...]: stdout -> $TMP/name.out, stderr -> $TMP/name.err, status -> RC (the model flag first)
   local name="$1"; shift
-  "$BIN" "$@" >"$TMP/$name.out" 2>"$TMP/$name.err"; RC=$?
+  "$BIN" -m "$MODEL" "$@" >"$TMP/$name.out" 2>"$TMP/$name.err"; RC=$?
 }
 
 echo "== build"
@@ -47,31 +48,39 @@ EOF"
 else bad "png_selftest builds and runs"; fi
 
 echo "== flags"
-run version --version
-check "--version exits 0" "[ $RC = 0 ] && grep -q '^refengine 1.0.0 (reference engine' '$TMP/version.out'"
+"$BIN" --version >"$TMP/version.out" 2>&1; RC=$?
+check "--version exits 0" "[ $RC = 0 ] && grep -q '^stable-diffusion.cpp version refengine-1.0.0, commit reference (reference engine' '$TMP/version.out'"
 run help --help
 check "--help exits 0 and lists --sampling-method" "[ $RC = 0 ] && grep -q -- '--sampling-method' '$TMP/help.out'"
-for bad_args in "--bogus" "-W" "-W 500" "-W abc" "-H 12" "-W 8192" "--steps 0" "--steps x" "--cfg-scale nan" \
-                "--cfg-scale 1e9" "--sampling-method foo" "-s 12x" "positional" "--scheduler nope" "-b 0" "-M vid_gen"; do
+for bad_args in "--bogus" "--sample-method euler" "--schedule karras" "-M txt2img" "-W 500" "-H 12" "-W 8192" \
+                "--steps 0" "--cfg-scale 1e9" "--sampling-method foo" "positional" "--scheduler nope" "-b 0" "-M vid_gen"; do
   # shellcheck disable=SC2086
   run badarg $bad_args -o "$TMP/never.png"
-  check "'$bad_args' -> exit 1 with one [ERROR] line on stderr" \
-    "[ $RC = 1 ] && grep -q '^\[ERROR\] refengine.c:[0-9]* *- ' '$TMP/badarg.err' && [ ! -e '$TMP/never.png' ]"
+  check "'$bad_args' -> exit 1 with an [ERROR] line on stderr" \
+    "[ $RC = 1 ] && grep -q '^\[ERROR\] [a-z_.]*:[0-9]* *- ' '$TMP/badarg.err' && [ ! -e '$TMP/never.png' ]"
 done
+for abort_args in "-W abc" "-W" "--steps x" "-s zz" "--cfg-scale x" "--steps 99999999999"; do
+  # shellcheck disable=SC2086
+  run badnum $abort_args -o "$TMP/never.png"
+  check "'$abort_args' -> abort (134), as sd-cli's uncaught std::stoi exception (a bare -W reads -o as its number)" \
+    "[ $RC = 134 ] && grep -q 'terminate called after throwing' '$TMP/badnum.err' && [ ! -e '$TMP/never.png' ]"
+done
+"$BIN" -p x -o "$TMP/never.png" >"$TMP/nomodelflag.out" 2>"$TMP/nomodelflag.err"; RC=$?
+check "no -m -> exit 1, model_path/diffusion_model required" \
+  "[ $RC = 1 ] && grep -q 'required: model_path/diffusion_model' '$TMP/nomodelflag.err'"
 
 echo "== model files"
 run nomodel -m "$TMP/missing.safetensors" -o "$TMP/never.png"
-check "missing -m file -> exit 1, 'failed to load model'" "[ $RC = 1 ] && grep -q 'failed to load model' '$TMP/nomodel.err'"
-run dirmodel --vae "$TMP" -o "$TMP/never.png"
-check "--vae pointing at a directory -> exit 1" "[ $RC = 1 ] && grep -q 'failed to load model' '$TMP/dirmodel.err'"
+check "missing -m file -> exit 1, 'init model loader from file failed'" \
+  "[ $RC = 1 ] && grep -q 'init model loader from file failed' '$TMP/nomodel.err'"
+run dirvae --vae "$TMP" -W 64 -H 64 --steps 2 -o "$TMP/m0.png"
+check "--vae pointing at a directory -> only a warning, as sd-cli" "[ $RC = 0 ] && grep -q 'loading vae from .* failed' '$TMP/dirvae.out'"
 head -c 100000 /dev/zero >"$TMP/fake.safetensors"
 run withmodel -m "$TMP/fake.safetensors" -W 64 -H 64 --steps 2 -o "$TMP/m1.png"
-check "existing -m file is accepted" "[ $RC = 0 ] && pngok '$TMP/m1.png' && grep -q 'using safetensors format' '$TMP/withmodel.out'"
-run nonemodel -m none -W 64 -H 64 --steps 2 -o "$TMP/m2.png"
-check "-m none is accepted" "[ $RC = 0 ] && pngok '$TMP/m2.png'"
+check "the last -m wins, any existing file is accepted" "[ $RC = 0 ] && pngok '$TMP/m1.png'"
 
 echo "== defaults and output"
-(cd "$TMP" && "$BIN" >"$TMP/def.out" 2>"$TMP/def.err"); RC=$?
+(cd "$TMP" && "$BIN" -m "$MODEL" >"$TMP/def.out" 2>"$TMP/def.err"); RC=$?
 check "no flags: exit 0, writes ./output.png, 512x512" \
   "[ $RC = 0 ] && pngok '$TMP/output.png' && [ \"\$(od -An -tu1 -j16 -N8 '$TMP/output.png' | tr -s ' ')\" = ' 0 0 2 0 0 0 2 0' ]"
 check "defaults: seed 42, 20 steps, Euler A" \
@@ -115,23 +124,26 @@ for s in euler euler_a heun dpm2 'dpm++2s_a' 'dpm++2m' 'dpm++2mv2' ipndm ipndm_v
   check "sampler $s -> valid PNG" "[ $RC = 0 ] && pngok '$TMP/s.png'"
 done
 run b2 "${A[@]}" -b 3 -o "$TMP/batch.png"
-check "-b 3 writes batch.png, batch_2.png, batch_3.png with seeds 42..44" \
-  "pngok '$TMP/batch.png' && pngok '$TMP/batch_2.png' && pngok '$TMP/batch_3.png' && grep -q 'generating image: 3/3 - seed 44' '$TMP/b2.out' && cmp -s '$TMP/batch.png' '$TMP/d1.png'"
+check "-b 3 writes batch_0.png, batch_1.png, batch_2.png (no batch.png) with seeds 42..44" \
+  "pngok '$TMP/batch_0.png' && pngok '$TMP/batch_1.png' && pngok '$TMP/batch_2.png' && [ ! -e '$TMP/batch.png' ] && grep -q 'generating image: 3/3 - seed 44' '$TMP/b2.out' && cmp -s '$TMP/batch_0.png' '$TMP/d1.png'"
 run rnd "${A[@]}" -s -1 -o "$TMP/r.png"
 check "negative seed -> a random seed is shown" "[ $RC = 0 ] && ! grep -q 'seed -1' '$TMP/rnd.out' && grep -q 'generating image: 1/1 - seed [0-9]' '$TMP/rnd.out'"
 run small -W 8 -H 8 --steps 1 -o "$TMP/small.png"
 check "8x8, 1 step" "[ $RC = 0 ] && pngok '$TMP/small.png'"
 run utf -p "café — 猫" -W 64 -H 64 --steps 2 -o "$TMP/utf.png"
 check "UTF-8 prompt -> iTXt parameters" "[ $RC = 0 ] && pngok '$TMP/utf.png' && grep -aq iTXt '$TMP/utf.png'"
-run unwritable -W 64 -H 64 --steps 2 -o "$TMP/no/such/dir/x.png"
-check "unwritable output -> '(failure)' save line, exit 0 (as sd-cli)" "[ $RC = 0 ] && grep -q '(failure)' '$TMP/unwritable.out'"
+run newdir -W 64 -H 64 --steps 2 -o "$TMP/no/such/dir/x.png"
+check "missing output folders are made, as sd-cli" "[ $RC = 0 ] && pngok '$TMP/no/such/dir/x.png'"
+run unwritable -W 64 -H 64 --steps 2 -o "/dev/null/x.png"
+check "an output folder that cannot be made -> [ERROR] failed to create directory, exit 1" \
+  "[ $RC = 1 ] && grep -q \"failed to create directory '/dev/null'\" '$TMP/unwritable.err'"
 
 echo "== fault switches"
-S=(-W 64 -H 64 --steps 5)
+S=(-m "$MODEL" -W 64 -H 64 --steps 5)
 start=$(date +%s%N); REFENGINE_STEP_MS=100 "$BIN" "${S[@]}" -o "$TMP/f1.png" >"$TMP/f1.out" 2>&1; RC=$?; ms=$(( ($(date +%s%N) - start) / 1000000 ))
 check "REFENGINE_STEP_MS=100 x 5 steps takes >= 500 ms (took ${ms} ms) and shows it/s ~10" \
   "[ $RC = 0 ] && [ $ms -ge 500 ] && grep -q '5/5 - [0-9.]*it/s' '$TMP/f1.out'"
-REFENGINE_STEP_MS=1100 "$BIN" -W 64 -H 64 --steps 2 -o "$TMP/f1b.png" >"$TMP/f1b.out" 2>&1
+REFENGINE_STEP_MS=1100 "$BIN" -m "$MODEL" -W 64 -H 64 --steps 2 -o "$TMP/f1b.png" >"$TMP/f1b.out" 2>&1
 check "steps over a second are shown as s/it" "grep -q '2/2 - 1.[0-9]*s/it' '$TMP/f1b.out'"
 REFENGINE_OOM_AT_STEP=3 "$BIN" "${S[@]}" -o "$TMP/f2.png" >"$TMP/f2.out" 2>"$TMP/f2.err"; RC=$?
 check "REFENGINE_OOM_AT_STEP=3 -> exit 1, OOM text on stderr, no file, 2 steps shown" \
@@ -146,14 +158,15 @@ kill -TERM $HPID; wait $HPID; RC=$?
 check "hung engine dies on SIGTERM (status $RC = 128+15)" "[ $RC = 143 ]"
 REFENGINE_NO_OUTPUT=1 "$BIN" "${S[@]}" -o "$TMP/f5.png" >"$TMP/f5.out" 2>&1; RC=$?
 check "REFENGINE_NO_OUTPUT=1 -> exit 0, no file (the save line still claims success)" "[ $RC = 0 ] && [ ! -e '$TMP/f5.png' ] && grep -q '(success)' '$TMP/f5.out'"
-REFENGINE_PRINT_FAILURE=1 "$BIN" "${S[@]}" -o "$TMP/f6.png" >"$TMP/f6.out" 2>&1; RC=$?
-check "REFENGINE_PRINT_FAILURE=1 -> exit 0, '(failure)' save line, no file" "[ $RC = 0 ] && [ ! -e '$TMP/f6.png' ] && grep -q \"save result image 0 to '$TMP/f6.png' (failure)\" '$TMP/f6.out'"
+REFENGINE_PRINT_FAILURE=1 "$BIN" "${S[@]}" -o "$TMP/f6.png" >"$TMP/f6.out" 2>"$TMP/f6.err"; RC=$?
+check "REFENGINE_PRINT_FAILURE=1 -> exit 1, '(failure)' and '0/1 images saved' at INFO, nothing on stderr, no file" \
+  "[ $RC = 1 ] && [ ! -e '$TMP/f6.png' ] && [ ! -s '$TMP/f6.err' ] && grep -q \"save result image 0 to '$TMP/f6.png' (failure)\" '$TMP/f6.out' && grep -q '0/1 images saved' '$TMP/f6.out'"
 
 echo "== timings (REFENGINE_LOAD_MS=100, the default)"
 unset REFENGINE_LOAD_MS
 timeit() { # label args...
   local label="$1"; shift
-  local s e; s=$(date +%s%N); "$BIN" "$@" >"$TMP/t.out" 2>&1; e=$(date +%s%N)
+  local s e; s=$(date +%s%N); "$BIN" -m "$MODEL" "$@" >"$TMP/t.out" 2>&1; e=$(date +%s%N)
   printf '  %-24s %6d ms total, %s, PNG %s bytes\n' "$label" $(( (e - s) / 1000000 )) \
     "$(grep -o 'sampling completed, taking [0-9.]*s' "$TMP/t.out")" "$(wc -c <"${@: -1}")"
 }

@@ -2,10 +2,10 @@
 // Builds the reference diffusion engine (refengine.c + scene.c + png.c) with the
 // system C compiler into bin/refengine. No dependencies beyond Node itself.
 //
-//   node engine/build.mjs            build when a source is newer than the binary
-//   node engine/build.mjs --force    always rebuild
-//   node engine/build.mjs --strict   also pass -Werror (used by smoke.sh)
-//   node engine/build.mjs --quiet    print nothing on success
+//   node reference-engine/build.mjs            build when a source is newer than the binary
+//   node reference-engine/build.mjs --force    always rebuild
+//   node reference-engine/build.mjs --strict   also pass -Werror (used by smoke.sh)
+//   node reference-engine/build.mjs --quiet    print nothing on success
 //
 // The compiler is $CC when set, else the first of cc, gcc, clang that runs.
 // Importable too: `import { buildEngine, ENGINE_BIN } from './build.mjs'`.

@@ -2,6 +2,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { REFERENCE_MODEL_FILE } from '../config.js';
 import { referenceEngine, runBinary } from '../test/reference-engine.js';
 
 /** The progress regex of docs/engine.md, applied as it tells the worker to. */
@@ -33,17 +34,48 @@ function samplingBars(stdout: string): string[] {
   return phase.split(/[\r\n]/).map((s) => s.replace(/\x1b\[K/g, '')).filter((s) => s.trim() && !s.startsWith('['));
 }
 
+/** A run as the worker makes one: the registry's model flag first. */
 async function generate(args: string[], env: Record<string, string> = {}) {
   const file = out();
-  const result = await runBinary(bin, [...args, '-o', file], env);
+  const result = await runBinary(bin, ['-m', REFERENCE_MODEL_FILE, ...args, '-o', file], env);
   return { ...result, file };
 }
 
 describe('reference engine', () => {
-  it('labels itself in --version', async () => {
+  it('labels itself in --version (first argument only, as sd-cli) and in the first line of --help', async () => {
     const result = await runBinary(bin, ['--version']);
     expect(result.code).toBe(0);
-    expect(result.stdout).toMatch(/^refengine \S+ \(reference engine — no model\)\n$/);
+    expect(result.stdout).toMatch(/^stable-diffusion\.cpp version refengine-\S+, commit reference \(reference engine — no model\)\n$/);
+    const help = await runBinary(bin, ['--help']);
+    expect(help.code).toBe(0);
+    expect(help.stdout.split('\n')[0]).toBe(result.stdout.trim());
+    const late = await runBinary(bin, ['-m', REFERENCE_MODEL_FILE, '--version']);
+    expect(late.code).toBe(1);
+    expect(late.stderr).toMatch(/^\[ERROR\] common\.cpp:\d+\s+- error: unknown argument: --version$/m);
+  });
+
+  it('requires a model flag and a model file that exists; a missing split part is only a warning', async () => {
+    const none = await runBinary(bin, ['-p', 'x', '-o', out()]);
+    expect(none.code).toBe(1);
+    expect(none.stderr).toMatch(/error: the following arguments are required: model_path\/diffusion_model/);
+    const missing = await runBinary(bin, ['-m', join(dir, 'gone.safetensors'), '-o', out()]);
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toContain(`init model loader from file failed: '${join(dir, 'gone.safetensors')}'`);
+    const splitPart = await generate(['-p', 'x', '-W', '64', '-H', '64', '--steps', '2', '--vae', join(dir, 'gone-vae.safetensors')]);
+    expect(splitPart.code).toBe(0);
+    expect(splitPart.stdout).toMatch(/^\[WARN \] \S+:\d+\s+- loading vae from '.*gone-vae\.safetensors' failed$/m);
+    expect(existsSync(splitPart.file)).toBe(true);
+  });
+
+  it('names batch images as sd-cli: name_0.png … name_{n-1}.png and no name.png', async () => {
+    const file = out();
+    const result = await runBinary(bin, ['-m', REFERENCE_MODEL_FILE, '-p', 'three', '-W', '64', '-H', '64', '--steps', '2', '-b', '3', '-o', file]);
+    expect(result.code).toBe(0);
+    const stem = file.slice(0, -'.png'.length);
+    expect([0, 1, 2].map((i) => existsSync(`${stem}_${i}.png`))).toEqual([true, true, true]);
+    expect(existsSync(file)).toBe(false);
+    expect(result.stdout).toContain(`save result image 2 to '${stem}_2.png' (success)`);
+    expect(result.stdout).toMatch(/ - 3\/3 images saved$/m);
   });
 
   it('uses sd-cli defaults: 512×512, 20 steps, cfg 7, seed 42, euler_a', async () => {
@@ -91,17 +123,21 @@ describe('reference engine', () => {
     expect(result.stdout).toMatch(/\r {2}\|[=> ]+\| 1\/6 - [\d.]+(s\/it|it\/s)\x1b\[K\r/);
     expect(result.stdout).toMatch(/\| 6\/6 - [\d.]+(s\/it|it\/s)\x1b\[K\n/);
     expect(result.stdout).toMatch(/\[INFO \].* - sampling completed, taking [\d.]+s\n/);
-    expect(result.stdout.trimEnd().split('\n').at(-1)).toMatch(new RegExp(`save result image 0 to '${result.file}' \\(success\\)$`));
+    expect(result.stdout).toMatch(/ - generate_image completed in [\d.]+s$/m);
+    const [save, saved] = result.stdout.trimEnd().split('\n').slice(-2);
+    expect(save).toMatch(new RegExp(`save result image 0 to '${result.file}' \\(success\\)$`));
+    expect(saved).toMatch(/ - 1\/1 images saved$/);
   });
 
-  it('exits 1 on an unknown flag or a bad value, like sd-cli', async () => {
+  it('exits 1 on an unknown flag or a bad name, and aborts on a value that is not a number, like sd-cli', async () => {
     const unknown = await generate(['-p', 'x', '--no-such-flag']);
     expect(unknown.code).toBe(1);
     expect(unknown.stdout + unknown.stderr).toMatch(/unknown argument: --no-such-flag/);
     expect(existsSync(unknown.file)).toBe(false);
 
     const badSteps = await generate(['-p', 'x', '--steps', 'many']);
-    expect(badSteps.code).toBe(1);
+    expect(badSteps.signal).toBe('SIGABRT');
+    expect(badSteps.stderr).toContain("terminate called after throwing an instance of 'std::invalid_argument'");
     const badSampler = await generate(['-p', 'x', '--sampling-method', 'magic']);
     expect(badSampler.code).toBe(1);
     const missingModel = await generate(['-p', 'x', '-m', join(dir, 'no-such-model.safetensors')]);
@@ -142,7 +178,7 @@ describe('reference engine', () => {
     let pid = 0;
     let seen = '';
     let stepOneAt = 0;
-    const running = runBinary(bin, ['-p', 'stuck', '-W', '256', '-H', '256', '--steps', '5', '-o', out()], { REFENGINE_HANG_AT_STEP: '2' }, (chunk, childPid) => {
+    const running = runBinary(bin, ['-m', REFERENCE_MODEL_FILE, '-p', 'stuck', '-W', '256', '-H', '256', '--steps', '5', '-o', out()], { REFENGINE_HANG_AT_STEP: '2' }, (chunk, childPid) => {
       pid = childPid;
       seen += chunk;
       if (!stepOneAt && BAR.test(seen.slice(seen.indexOf('generating image:')))) stepOneAt = performance.now();

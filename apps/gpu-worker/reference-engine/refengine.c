@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -47,12 +48,14 @@
 
 enum { L_DEBUG, L_INFO, L_WARN, L_ERROR };
 static int g_verbose;
+static int g_color; /* --color: only from the end of argument parsing on, as sd-cli */
 
 #if defined(__GNUC__) || defined(__clang__)
-__attribute__((format(printf, 3, 4)))
+__attribute__((format(printf, 4, 5)))
 #endif
-static void log_at(int level, int line, const char *fmt, ...) {
+static void log_at(int level, const char *file, int line, const char *fmt, ...) {
     static const char *names[] = {"DEBUG", "INFO", "WARN", "ERROR"};
+    static const int colors[] = {37, 34, 35, 31};
     if (level == L_DEBUG && !g_verbose) return;
     char msg[8192];
     va_list ap;
@@ -60,14 +63,19 @@ static void log_at(int level, int line, const char *fmt, ...) {
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
     FILE *out = level == L_ERROR ? stderr : stdout; /* as sd-cli: only errors go to stderr */
-    fprintf(out, "[%-5s] refengine.c:%-4d - %s\n", names[level], line, msg);
+    if (g_color) fprintf(out, "\033[%d;1m[%-5s]\033[0m ", colors[level], names[level]);
+    else fprintf(out, "[%-5s] ", names[level]);
+    fprintf(out, "%s:%-4d - %s\n", file, line, msg);
     fflush(out);
 }
 
-#define LOG_DEBUG(...) log_at(L_DEBUG, __LINE__, __VA_ARGS__)
-#define LOG_INFO(...) log_at(L_INFO, __LINE__, __VA_ARGS__)
-#define LOG_WARN(...) log_at(L_WARN, __LINE__, __VA_ARGS__)
-#define LOG_ERROR(...) log_at(L_ERROR, __LINE__, __VA_ARGS__)
+#define LOG_DEBUG(...) log_at(L_DEBUG, "refengine.c", __LINE__, __VA_ARGS__)
+#define LOG_INFO(...) log_at(L_INFO, "refengine.c", __LINE__, __VA_ARGS__)
+#define LOG_WARN(...) log_at(L_WARN, "refengine.c", __LINE__, __VA_ARGS__)
+#define LOG_ERROR(...) log_at(L_ERROR, "refengine.c", __LINE__, __VA_ARGS__)
+/* Messages sd-cli prints from its own sources carry that file and line (stable-diffusion.cpp
+ * master-827), so a pattern written against one binary matches the other. */
+#define LOG_AS(level, file, line, ...) log_at(level, file, line, __VA_ARGS__)
 
 /* ------------------------------------------------------------------ */
 /* time                                                                */
@@ -137,58 +145,109 @@ enum {
     S_COUNT
 };
 
-static const char *SAMPLER_NAMES[S_COUNT] = {"euler",   "euler_a", "heun",    "dpm2", "dpm++2s_a",     "dpm++2m",
-                                             "dpm++2mv2", "ipndm", "ipndm_v", "lcm",  "ddim_trailing", "tcd"};
-static const char *SAMPLER_PRETTY[S_COUNT] = {"Euler",   "Euler A", "Heun",     "DPM2", "DPM++ (2s)",       "DPM++ (2M)",
-                                              "modified DPM++ (2M)", "iPNDM", "iPNDM_v", "LCM", "DDIM \"trailing\"", "TCD"};
+/* sd-cli's --sampling-method names, in its order, with its display names; `rule` is the update
+ * rule the toy model runs (the samplers sd-cli has beyond the first twelve reuse the nearest). */
+static const struct {
+    const char *name, *pretty;
+    int rule;
+} SAMPLERS[] = {
+    {"euler", "Euler", S_EULER},
+    {"euler_a", "Euler A", S_EULER_A},
+    {"heun", "Heun", S_HEUN},
+    {"dpm2", "DPM2", S_DPM2},
+    {"dpm++2s_a", "DPM++ (2s)", S_DPMPP2S_A},
+    {"dpm++2m", "DPM++ (2M)", S_DPMPP2M},
+    {"dpm++2mv2", "modified DPM++ (2M)", S_DPMPP2MV2},
+    {"ipndm", "iPNDM", S_IPNDM},
+    {"ipndm_v", "iPNDM_v", S_IPNDM_V},
+    {"lcm", "LCM", S_LCM},
+    {"ddim_trailing", "DDIM \"trailing\"", S_DDIM_TRAILING},
+    {"tcd", "TCD", S_TCD},
+    {"res_multistep", "Res Multistep", S_DPMPP2M},
+    {"res_2s", "Res 2s", S_DPMPP2S_A},
+    {"er_sde", "ER-SDE", S_EULER_A},
+    {"euler_cfg_pp", "Euler CFG++", S_EULER},
+    {"euler_a_cfg_pp", "Euler A CFG++", S_EULER_A},
+    {"euler_ge", "Euler GE", S_EULER},
+    {"dpm++2m_sde", "DPM++ (2M) SDE", S_DPMPP2M},
+    {"dpm++2m_sde_bt", "DPM++ (2M) SDE BT", S_DPMPP2M},
+    {"lms", "LMS", S_IPNDM},
+};
+#define SAMPLER_COUNT ((int)(sizeof(SAMPLERS) / sizeof(SAMPLERS[0])))
+#define SAMPLER_EULER_A 1
 
-static const char *SCHEDULERS[] = {"discrete", "karras", "exponential", "ays", "gits", "sgm_uniform",
-                                   "simple", "smoothstep", "lcm", "kl_optimal", NULL};
+/* sd-cli's --scheduler names; only karras (index 1) changes the toy schedule */
+static const char *SCHEDULERS[] = {"discrete", "karras", "exponential", "ays", "gits", "sgm_uniform", "simple",
+                                   "smoothstep", "kl_optimal", "lcm", "bong_tangent", "ltx2", "logit_normal",
+                                   "flux2", "flux", "beta", NULL};
+
+/* sd-cli's -M modes; only img_gen makes images here */
+static const char *MODES[] = {"img_gen", "adetailer", "vid_gen", "convert", "upscale", "metadata", NULL};
 
 typedef struct {
-    const char *model, *diffusion_model, *vae, *clip_l, *clip_g, *t5xxl, *llm, *llm_vision;
+    const char *model, *diffusion_model, *vae, *clip_l, *clip_g, *t5xxl, *llm, *llm_vision, *upscale_model;
     const char *prompt, *negative, *output;
-    int width, height, steps, threads, batch, sampler, scheduler; /* scheduler: index in SCHEDULERS */
+    int width, height, steps, threads, batch, sampler, scheduler, mode; /* indexes in SAMPLERS, SCHEDULERS, MODES */
     float cfg;
     long long seed;
 } params;
 
+#define VERSION_LINE "stable-diffusion.cpp version refengine-" REFENGINE_VERSION ", commit reference (" REFENGINE_LABEL ")"
+
 static void usage(const char *argv0) {
-    printf("usage: %s [arguments]\n\n"
-           "refengine " REFENGINE_VERSION " - Pingvas Studio's " REFENGINE_LABEL ".\n"
-           "Same command line and output as stable-diffusion.cpp's sd-cli; draws a picture from the\n"
-           "prompt's words instead of running a neural network.\n\n"
-           "arguments:\n"
+    printf(VERSION_LINE "\n"
+           "Usage: %s [options]\n\n"
+           "refengine - Pingvas Studio's " REFENGINE_LABEL ". Same command line and output as\n"
+           "stable-diffusion.cpp's sd-cli; draws a picture from the prompt's words instead of running a\n"
+           "neural network.\n\n"
+           "CLI Options:\n"
+           "  -o, --output <file.png>            output path (default: output.png); with -b n > 1 the\n"
+           "                                     images are <name>_0.png ... <name>_<n-1>.png\n"
+           "  -M, --mode <mode>                  img_gen (default), adetailer, vid_gen, convert, upscale,\n"
+           "                                     metadata (only img_gen makes images here)\n"
+           "  -v, --verbose                      print extra info\n"
+           "  --color                            colour the log tags\n"
            "  -h, --help                         show this help message and exit\n"
-           "  --version                          print the version and exit\n"
-           "  -m, --model <file>                 model file; must exist, or 'none' (the default when no\n"
-           "                                     model flag is given: the built-in procedural model)\n"
+           "  --version (first argument only)    print the version and exit\n\n"
+           "Context Options:\n"
+           "  -m, --model <file>                 model file (this or --diffusion-model is required; it\n"
+           "                                     must exist, its contents are never read)\n"
            "  --diffusion-model, --vae, --clip_l, --clip_g, --t5xxl, --llm, --llm_vision <file>\n"
-           "                                     split model files; each must exist (or be 'none')\n"
+           "                                     split model files (a missing one is only a warning)\n"
+           "  --upscale-model <file>             ESRGAN model for -M upscale\n"
+           "  -t, --threads <n>                  accepted; the engine uses one thread\n"
+           "  accepted and ignored: --type <t>, --rng <r>, --lora-model-dir <dir>, --embd-dir <dir>,\n"
+           "    --vae-tiling, --clip-on-cpu, --vae-on-cpu, --offload-to-cpu, --diffusion-fa, --fa, --mmap,\n"
+           "    --auto-fit, --disable-image-metadata\n\n"
+           "Generation Options:\n"
            "  -p, --prompt <text>                the prompt to render (default: \"\")\n"
            "  -n, --negative-prompt <text>       the negative prompt (default: \"\")\n"
-           "  -W, --width <n>                    image width, multiple of 8, 8..%d (default: 512)\n"
-           "  -H, --height <n>                   image height, multiple of 8, 8..%d (default: 512)\n"
+           "  -W, --width <n> / -H, --height <n> multiple of 8, 8..%d (default: 512)\n"
            "  --steps <n>                        number of sample steps, 1..%d (default: 20)\n"
            "  --cfg-scale <f>                    guidance scale, 0..100 (default: 7.0)\n"
            "  -s, --seed <n>                     RNG seed (default: 42, a negative seed picks a random one)\n"
            "  --sampling-method <name>           euler, euler_a, heun, dpm2, dpm++2s_a, dpm++2m, dpm++2mv2,\n"
-           "                                     ipndm, ipndm_v, lcm, ddim_trailing, tcd (default: euler_a)\n"
+           "                                     ipndm, ipndm_v, lcm, ddim_trailing, tcd, res_multistep,\n"
+           "                                     res_2s, er_sde, euler_cfg_pp, euler_a_cfg_pp, euler_ge,\n"
+           "                                     dpm++2m_sde, dpm++2m_sde_bt, lms (default: euler_a)\n"
            "  --scheduler <name>                 discrete, karras, exponential, ays, gits, sgm_uniform,\n"
-           "                                     simple, smoothstep, lcm, kl_optimal (default: discrete)\n"
+           "                                     simple, smoothstep, kl_optimal, lcm, bong_tangent, ltx2,\n"
+           "                                     logit_normal, flux2, flux, beta (default: discrete)\n"
            "  -b, --batch-count <n>              number of images, 1..%d (default: 1)\n"
-           "  -o, --output <file.png>            output path (default: output.png); with -b, image i > 1\n"
-           "                                     goes to <name>_<i>.<ext>\n"
-           "  -t, --threads <n>                  accepted for compatibility; the engine uses one thread\n"
-           "  -v, --verbose                      print extra info\n"
-           "  accepted and ignored (sd-cli flags): --type <t>, --rng <r>, --clip-skip <n>,\n"
-           "    --lora-model-dir <dir>, --embd-dir <dir>, -M/--mode img_gen, --vae-tiling, --clip-on-cpu,\n"
-           "    --vae-on-cpu, --offload-to-cpu, --diffusion-fa, --color\n\n"
+           "  --clip-skip <n>                    accepted and ignored\n\n"
            "fault switches (environment): REFENGINE_STEP_MS, REFENGINE_LOAD_MS, REFENGINE_OOM_AT_STEP,\n"
            "  REFENGINE_ABORT_AT_STEP, REFENGINE_HANG_AT_STEP, REFENGINE_NO_OUTPUT, REFENGINE_PRINT_FAILURE\n",
-           argv0, MAX_SIDE, MAX_SIDE, MAX_STEPS, MAX_BATCH);
+           argv0, MAX_SIDE, MAX_STEPS, MAX_BATCH);
 }
 
+/* sd-cli's answer to arguments it refuses: an [ERROR] line (its file and line), the usage, exit 1 */
+#define ARG_REFUSED(file, line, ...)                                                                                   \
+    do {                                                                                                               \
+        LOG_AS(L_ERROR, file, line, __VA_ARGS__);                                                                      \
+        usage(argv[0]);                                                                                                \
+        exit(1);                                                                                                       \
+    } while (0)
+/* a value sd-cli accepts but the reference engine cannot honour: one line, exit 1 */
 #define ARG_ERROR(...)                                                                                                 \
     do {                                                                                                               \
         LOG_ERROR(__VA_ARGS__);                                                                                        \
@@ -199,29 +258,40 @@ static int is(const char *arg, const char *a, const char *b) {
     return (a && strcmp(arg, a) == 0) || (b && strcmp(arg, b) == 0);
 }
 
-static const char *value_of(int argc, char **argv, int *i) {
-    if (*i + 1 >= argc) ARG_ERROR("missing value for argument: %s", argv[*i]);
-    *i += 1;
-    return argv[*i];
+/* sd-cli converts numbers with std::stoi/stof/stoll: leading blanks and trailing junk are
+ * accepted ("12x" is 12), no digits or an out-of-range value throws, and the uncaught
+ * exception aborts the program (SIGABRT, status 134 from a shell). */
+static void abort_uncaught(const char *type, const char *func) {
+    fflush(stdout);
+    fprintf(stderr, "terminate called after throwing an instance of 'std::%s'\n  what():  %s\n", type, func);
+    fflush(stderr);
+    struct rlimit no_core = {0, 0}; /* a test double should not litter core files */
+    setrlimit(RLIMIT_CORE, &no_core);
+    abort();
 }
 
-static long long parse_ll(const char *flag, const char *v, long long lo, long long hi) {
+static long long sto_integer(const char *v, long long lo, long long hi, const char *func) {
     char *end;
     errno = 0;
     long long r = strtoll(v, &end, 10);
-    if (*v == 0 || *end != 0 || errno == ERANGE) ARG_ERROR("invalid value for %s: '%s' (expected an integer)", flag, v);
-    if (r < lo || r > hi) ARG_ERROR("invalid value for %s: %s (must be between %lld and %lld)", flag, v, lo, hi);
+    if (end == v) abort_uncaught("invalid_argument", func);
+    if (errno == ERANGE || r < lo || r > hi) abort_uncaught("out_of_range", func);
     return r;
 }
 
-static float parse_float(const char *flag, const char *v, double lo, double hi) {
+static float sto_float(const char *v) {
     char *end;
     errno = 0;
-    double r = strtod(v, &end);
-    if (*v == 0 || *end != 0 || errno == ERANGE || r != r)
-        ARG_ERROR("invalid value for %s: '%s' (expected a number)", flag, v);
-    if (r < lo || r > hi) ARG_ERROR("invalid value for %s: %s (must be between %g and %g)", flag, v, lo, hi);
-    return (float)r;
+    float r = strtof(v, &end);
+    if (end == v) abort_uncaught("invalid_argument", "stof");
+    if (errno == ERANGE) abort_uncaught("out_of_range", "stof");
+    return r;
+}
+
+static int lookup(const char *v, const char *const *names) {
+    for (int k = 0; names[k]; k++)
+        if (strcmp(v, names[k]) == 0) return k;
+    return -1;
 }
 
 static void parse_args(int argc, char **argv, params *p) {
@@ -233,81 +303,111 @@ static void parse_args(int argc, char **argv, params *p) {
     p->steps = 20;
     p->cfg = 7.0f;
     p->seed = 42;
-    p->sampler = S_EULER_A;
+    p->sampler = SAMPLER_EULER_A;
     p->threads = -1;
     p->batch = 1;
+    if (argc > 1 && strcmp(argv[1], "--version") == 0) { /* as sd-cli: only as the first argument */
+        printf(VERSION_LINE "\n");
+        exit(0);
+    }
+    static const char *const string_flags[][2] = {
+        {"-m", "--model"}, {"--diffusion-model", NULL}, {"--vae", NULL}, {"--clip_l", NULL}, {"--clip_g", NULL},
+        {"--t5xxl", NULL}, {"--llm", NULL}, {"--llm_vision", NULL}, {"--upscale-model", NULL},
+        {"-p", "--prompt"}, {"-n", "--negative-prompt"}, {"-o", "--output"}, {"--type", NULL}, {"--rng", NULL},
+        {"--lora-model-dir", NULL}, {"--embd-dir", NULL}};
+    const char **string_targets[] = {&p->model, &p->diffusion_model, &p->vae, &p->clip_l, &p->clip_g, &p->t5xxl,
+                                     &p->llm, &p->llm_vision, &p->upscale_model, &p->prompt, &p->negative,
+                                     &p->output, NULL, NULL, NULL, NULL};
+    const int n_string = (int)(sizeof(string_targets) / sizeof(string_targets[0]));
+    int clip_skip = -1;
+    static const char *const int_flags[][2] = {{"-W", "--width"}, {"-H", "--height"}, {"--steps", NULL},
+                                               {"-t", "--threads"}, {"-b", "--batch-count"}, {"--clip-skip", NULL}};
+    int *int_targets[] = {&p->width, &p->height, &p->steps, &p->threads, &p->batch, &clip_skip};
+    const int n_int = (int)(sizeof(int_targets) / sizeof(int_targets[0]));
+    static const char *const bool_flags[] = {"--vae-tiling", "--clip-on-cpu", "--vae-on-cpu", "--offload-to-cpu",
+                                             "--diffusion-fa", "--fa", "--mmap", "--auto-fit",
+                                             "--disable-image-metadata", NULL};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
-        if (is(a, "-h", "--help")) {
+        int found = 0;
+        for (int k = 0; k < n_string && !found; k++) {
+            if (!is(a, string_flags[k][0], string_flags[k][1])) continue;
+            found = 1;
+            if (++i >= argc) ARG_REFUSED("common.cpp", 320, "error: invalid parameter for argument: %s", a);
+            if (string_targets[k]) *string_targets[k] = argv[i];
+        }
+        for (int k = 0; k < n_int && !found; k++) {
+            if (!is(a, int_flags[k][0], int_flags[k][1])) continue;
+            found = 1;
+            if (++i >= argc) ARG_REFUSED("common.cpp", 320, "error: invalid parameter for argument: %s", a);
+            *int_targets[k] = (int)sto_integer(argv[i], INT_MIN, INT_MAX, "stoi");
+        }
+        if (found) continue;
+        if (is(a, "--cfg-scale", NULL)) {
+            if (++i >= argc) ARG_REFUSED("common.cpp", 320, "error: invalid parameter for argument: %s", a);
+            p->cfg = sto_float(argv[i]);
+        } else if (is(a, "-s", "--seed")) {
+            if (++i >= argc) ARG_REFUSED("common.cpp", 320, "error: invalid parameter for argument: %s", a);
+            p->seed = sto_integer(argv[i], LLONG_MIN, LLONG_MAX, "stoll");
+        } else if (is(a, "-v", "--verbose")) g_verbose = 1;
+        else if (is(a, "--color", NULL)) g_color = -1; /* switched on once the arguments are read */
+        else if (lookup(a, bool_flags) >= 0) {
+            /* accepted for compatibility, nothing to do */
+        } else if (is(a, "-h", "--help")) {
             usage(argv[0]);
             exit(0);
-        } else if (is(a, "--version", NULL)) {
-            printf("refengine " REFENGINE_VERSION " (" REFENGINE_LABEL ")\n");
-            exit(0);
-        } else if (is(a, "-m", "--model")) p->model = value_of(argc, argv, &i);
-        else if (is(a, "--diffusion-model", NULL)) p->diffusion_model = value_of(argc, argv, &i);
-        else if (is(a, "--vae", NULL)) p->vae = value_of(argc, argv, &i);
-        else if (is(a, "--clip_l", NULL)) p->clip_l = value_of(argc, argv, &i);
-        else if (is(a, "--clip_g", NULL)) p->clip_g = value_of(argc, argv, &i);
-        else if (is(a, "--t5xxl", NULL)) p->t5xxl = value_of(argc, argv, &i);
-        else if (is(a, "--llm", NULL)) p->llm = value_of(argc, argv, &i);
-        else if (is(a, "--llm_vision", NULL)) p->llm_vision = value_of(argc, argv, &i);
-        else if (is(a, "-p", "--prompt")) p->prompt = value_of(argc, argv, &i);
-        else if (is(a, "-n", "--negative-prompt")) p->negative = value_of(argc, argv, &i);
-        else if (is(a, "-o", "--output")) p->output = value_of(argc, argv, &i);
-        else if (is(a, "-W", "--width")) p->width = (int)parse_ll(a, value_of(argc, argv, &i), INT_MIN, INT_MAX);
-        else if (is(a, "-H", "--height")) p->height = (int)parse_ll(a, value_of(argc, argv, &i), INT_MIN, INT_MAX);
-        else if (is(a, "--steps", NULL)) p->steps = (int)parse_ll(a, value_of(argc, argv, &i), 1, MAX_STEPS);
-        else if (is(a, "--cfg-scale", NULL)) p->cfg = parse_float(a, value_of(argc, argv, &i), 0, 100);
-        else if (is(a, "-s", "--seed")) p->seed = parse_ll(a, value_of(argc, argv, &i), LLONG_MIN, LLONG_MAX);
-        else if (is(a, "-t", "--threads")) p->threads = (int)parse_ll(a, value_of(argc, argv, &i), INT_MIN, INT_MAX);
-        else if (is(a, "-b", "--batch-count")) p->batch = (int)parse_ll(a, value_of(argc, argv, &i), 1, MAX_BATCH);
-        else if (is(a, "-v", "--verbose")) g_verbose = 1;
-        else if (is(a, "--sampling-method", "--sample-method")) {
-            const char *v = value_of(argc, argv, &i);
-            int found = -1;
-            for (int k = 0; k < S_COUNT; k++)
-                if (strcmp(v, SAMPLER_NAMES[k]) == 0) found = k;
-            if (found < 0)
-                ARG_ERROR("invalid sampling method: '%s' (expected one of: euler, euler_a, heun, dpm2, dpm++2s_a, "
-                          "dpm++2m, dpm++2mv2, ipndm, ipndm_v, lcm, ddim_trailing, tcd)",
-                          v);
-            p->sampler = found;
-        } else if (is(a, "--scheduler", "--schedule")) {
-            const char *v = value_of(argc, argv, &i);
-            int found = -1;
-            for (int k = 0; SCHEDULERS[k]; k++)
-                if (strcmp(v, SCHEDULERS[k]) == 0) found = k;
-            if (found < 0)
-                ARG_ERROR("invalid scheduler: '%s' (expected one of: discrete, karras, exponential, ays, gits, "
-                          "sgm_uniform, simple, smoothstep, lcm, kl_optimal)",
-                          v);
-            p->scheduler = found;
+        } else if (is(a, "--sampling-method", NULL)) {
+            const char *v = ++i < argc ? argv[i] : NULL;
+            int k = 0;
+            while (v && k < SAMPLER_COUNT && strcmp(v, SAMPLERS[k].name) != 0) k++;
+            if (v && k == SAMPLER_COUNT) LOG_AS(L_ERROR, "common.cpp", 1258, "error: invalid sample method %s", v);
+            if (!v || k == SAMPLER_COUNT) ARG_REFUSED("common.cpp", 320, "error: invalid parameter for argument: %s", a);
+            p->sampler = k;
+        } else if (is(a, "--scheduler", NULL)) {
+            const char *v = ++i < argc ? argv[i] : NULL;
+            int k = v ? lookup(v, SCHEDULERS) : -1;
+            if (v && k < 0) LOG_AS(L_ERROR, "common.cpp", 1286, "error: invalid scheduler %s", v);
+            if (k < 0) ARG_REFUSED("common.cpp", 320, "error: invalid parameter for argument: %s", a);
+            p->scheduler = k;
         } else if (is(a, "-M", "--mode")) {
-            const char *v = value_of(argc, argv, &i);
-            if (strcmp(v, "img_gen") != 0 && strcmp(v, "txt2img") != 0)
-                ARG_ERROR("invalid value for %s: '%s' (the reference engine only does img_gen)", a, v);
-        } else if (is(a, "--rng", NULL)) {
-            const char *v = value_of(argc, argv, &i);
-            if (strcmp(v, "std_default") != 0 && strcmp(v, "cuda") != 0 && strcmp(v, "cpu") != 0)
-                ARG_ERROR("invalid value for --rng: '%s' (expected std_default, cuda or cpu)", v);
-        } else if (is(a, "--clip-skip", NULL)) parse_ll(a, value_of(argc, argv, &i), -1, 12);
-        else if (is(a, "--type", NULL) || is(a, "--lora-model-dir", "--embd-dir")) value_of(argc, argv, &i);
-        else if (is(a, "--vae-tiling", "--clip-on-cpu") || is(a, "--vae-on-cpu", "--offload-to-cpu") ||
-                 is(a, "--diffusion-fa", "--color")) {
-            /* accepted for compatibility, nothing to do */
-        } else ARG_ERROR("unknown argument: %s (see --help)", a);
+            const char *v = ++i < argc ? argv[i] : NULL;
+            if (!v) ARG_REFUSED("common.cpp", 320, "error: invalid parameter for argument: %s", a);
+            p->mode = lookup(v, MODES);
+            if (p->mode < 0) { /* sd-cli exits here without the usage */
+                LOG_AS(L_ERROR, "main.cpp", 157,
+                       "error: invalid mode %s, must be one of [img_gen, adetailer, vid_gen, convert, upscale, metadata]",
+                       v);
+                exit(1);
+            }
+        } else ARG_REFUSED("common.cpp", 325, "error: unknown argument: %s", a);
     }
+    const char *mode = MODES[p->mode];
+    int upscale = strcmp(mode, "upscale") == 0, no_model_needed = upscale || strcmp(mode, "metadata") == 0;
+    if (strcmp(mode, "convert") == 0 && !p->model && !p->diffusion_model && !p->vae && !p->clip_l && !p->clip_g &&
+        !p->t5xxl)
+        ARG_REFUSED("common.cpp", 738, "error: convert mode needs at least one model input path");
+    if (!no_model_needed && strcmp(mode, "convert") != 0 && !p->model && !p->diffusion_model)
+        ARG_REFUSED("common.cpp", 742, "error: the following arguments are required: model_path/diffusion_model");
+    if (upscale && !p->upscale_model)
+        ARG_REFUSED("common.cpp", 748, "error: upscale mode needs an upscaler model (--upscale-model)");
+    if (p->batch <= 0) ARG_REFUSED("common.cpp", 2369, "error: batch_count must be greater than 0");
+    if (p->steps <= 0) ARG_REFUSED("common.cpp", 2379, "error: the sample_steps must be greater than 0");
+    if (p->cfg < 0) ARG_REFUSED("common.cpp", 2389, "error: cfg_scale must be positive");
+    if (strcmp(mode, "img_gen") != 0) ARG_ERROR("the reference engine only does img_gen (asked for -M %s)", mode);
     if (p->width < 8 || p->width > MAX_SIDE) ARG_ERROR("the width must be between 8 and %d (got %d)", MAX_SIDE, p->width);
     if (p->height < 8 || p->height > MAX_SIDE)
         ARG_ERROR("the height must be between 8 and %d (got %d)", MAX_SIDE, p->height);
     if (p->width % 8) ARG_ERROR("the width must be a multiple of 8 (got %d)", p->width);
     if (p->height % 8) ARG_ERROR("the height must be a multiple of 8 (got %d)", p->height);
-    if (p->output[0] == 0) ARG_ERROR("the output path must not be empty");
+    if (p->steps > MAX_STEPS) ARG_ERROR("the reference engine takes at most %d steps (got %d)", MAX_STEPS, p->steps);
+    if (p->batch > MAX_BATCH) ARG_ERROR("the reference engine makes at most %d images (got %d)", MAX_BATCH, p->batch);
+    if (!(p->cfg <= 100)) ARG_ERROR("the reference engine takes a cfg scale up to 100 (got %g)", (double)p->cfg);
+    if (p->output[0] == 0) ARG_REFUSED("main.cpp", 233, "error: the following arguments are required: output_path");
     if (p->seed < 0) { /* as sd-cli: a random seed, shown in the "generating image" line */
         uint64_t r = mix64((uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32) ^ (uint64_t)(now_s() * 1e9));
         p->seed = (long long)(r & 0x7fffffff);
     }
+    if (g_color) g_color = 1;
 }
 
 /* ------------------------------------------------------------------ */
@@ -349,13 +449,16 @@ static void read_faults(void) {
     g_faults.print_failure = env_flag("REFENGINE_PRINT_FAILURE");
 }
 
+/* ggml's messages reach sd-cli's logger through ggml_extend.hpp, as on a CUDA build */
 static void fail_oom(int line_w, int line_h) {
     double mib = (double)line_w * (double)line_h * 3 * 4 * 48 / (1024.0 * 1024.0) + 1536.0;
-    fprintf(stderr, "ggml_cuda_host_malloc: failed to allocate %.2f MiB of pinned memory: out of memory\n", mib);
-    fprintf(stderr, "ggml_backend_cuda_buffer_type_alloc_buffer: allocating %.2f MiB on device 0: cudaMalloc failed: out of memory\n", mib);
-    fprintf(stderr, "ggml_gallocr_reserve_n: failed to allocate CUDA0 buffer of size %.0f\n", mib * 1024 * 1024);
-    LOG_ERROR("diffusion model: failed to allocate the compute buffer");
-    LOG_ERROR("generate failed");
+    LOG_AS(L_ERROR, "ggml_extend.hpp", 73,
+           "ggml_backend_cuda_buffer_type_alloc_buffer: allocating %.2f MiB on device 0: cudaMalloc failed: out of memory",
+           mib);
+    LOG_AS(L_ERROR, "ggml_extend.hpp", 73, "ggml_gallocr_reserve_n: failed to allocate CUDA0 buffer of size %.0f",
+           mib * 1024 * 1024);
+    LOG_AS(L_ERROR, "ggml_extend.hpp", 2234, "unet: failed to allocate the compute buffer");
+    LOG_AS(L_ERROR, "main.cpp", 952, "generate failed");
     exit(1);
 }
 
@@ -408,8 +511,8 @@ static const char *format_of(const char *path) {
     return "unknown";
 }
 
-/* returns the file size, or exits 1 like sd-cli when the model cannot be loaded */
-static uint64_t check_model_file(const char *what, const char *path) {
+/* the file's size; 0 and errno set (err) when it cannot be opened as a file */
+static uint64_t model_file_size(const char *path, int *err_out) {
     struct stat st;
     int err = 0;
     memset(&st, 0, sizeof(st));
@@ -421,12 +524,8 @@ static uint64_t check_model_file(const char *what, const char *path) {
         if (!f) err = errno;
         else fclose(f);
     }
-    if (err) {
-        LOG_ERROR("init model loader from file failed: '%s'", path);
-        LOG_ERROR("failed to load model: %s '%s' (%s)", what, path, strerror(err));
-        exit(1);
-    }
-    return (uint64_t)st.st_size;
+    *err_out = err;
+    return err ? 0 : (uint64_t)st.st_size;
 }
 
 static void load_models(const params *p) {
@@ -436,21 +535,37 @@ static void load_models(const params *p) {
                  {"clip_l", p->clip_l}, {"clip_g", p->clip_g}, {"t5xxl", p->t5xxl},
                  {"llm", p->llm}, {"llm_vision", p->llm_vision}};
     uint64_t total = 0;
-    int nfiles = 0;
+    int main_loaded = 0;
     double t0 = now_s();
+    /* as sd-cli: a -m that cannot be read is fatal; a split part that cannot be read is only a
+     * warning (the worker checks its registry's files at start for that reason) */
     for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
-        if (!files[i].path || strcmp(files[i].path, "none") == 0) continue;
-        if (i == 0) LOG_INFO("loading model from '%s'", files[i].path);
-        else LOG_INFO("loading %s from '%s'", files[i].what, files[i].path);
-        uint64_t size = check_model_file(files[i].what, files[i].path);
-        LOG_INFO("load %s using %s format", files[i].path, format_of(files[i].path));
+        if (!files[i].path || !files[i].path[0]) continue;
+        LOG_AS(L_INFO, "stable-diffusion.cpp", 713, "loading %s from '%s'", files[i].what, files[i].path);
+        int err;
+        uint64_t size = model_file_size(files[i].path, &err);
+        if (err == ENOENT) LOG_AS(L_WARN, "model_loader.cpp", 254, "file %s not found", files[i].path);
+        else if (err) LOG_AS(L_WARN, "model_loader.cpp", 252, "unknown format %s", files[i].path);
+        if (err && i == 0) {
+            LOG_AS(L_ERROR, "stable-diffusion.cpp", 715, "init model loader from file failed: '%s'", files[i].path);
+            LOG_AS(L_ERROR, "stable-diffusion.cpp", 905, "get sd version from file failed: '%s'", files[i].path);
+            LOG_AS(L_INFO, "main.cpp", 910, "new_sd_ctx_t failed");
+            exit(1);
+        }
+        if (err) {
+            LOG_AS(L_WARN, "stable-diffusion.cpp", 793, "loading %s from '%s' failed", files[i].what, files[i].path);
+            continue;
+        }
+        LOG_DEBUG("load %s using %s format", files[i].path, format_of(files[i].path));
+        if (i <= 1) main_loaded = 1;
         total += size;
-        nfiles++;
     }
-    if (nfiles == 0) {
-        LOG_INFO("no model file given: using the built-in procedural model (" REFENGINE_LABEL ")");
-        total = 2048ull << 20; /* what the stand-in pretends to load */
+    if (!main_loaded) { /* only split parts that do not exist: sd-cli finds no model version in them */
+        LOG_AS(L_ERROR, "stable-diffusion.cpp", 905, "get sd version from file failed: '%s'", p->model ? p->model : "");
+        LOG_AS(L_INFO, "main.cpp", 910, "new_sd_ctx_t failed");
+        exit(1);
     }
+    total += 2048ull << 20; /* the file is a stand-in: the bar shows what a real model would load */
     LOG_INFO("Version: reference procedural model (" REFENGINE_LABEL ")");
     LOG_INFO("Weight type: f32");
     LOG_DEBUG("loading weights (simulated, REFENGINE_LOAD_MS=%ld)", g_faults.load_ms);
@@ -737,7 +852,7 @@ static float *sample_image(const params *p, int index, long long seed) {
     memset(&b, 0, sizeof(b));
     b.x = (float *)xalloc(bytes, w, h);
     b.den = (float *)xalloc(bytes, w, h);
-    int s = p->sampler;
+    int s = SAMPLERS[p->sampler].rule;
     if (s == S_HEUN || s == S_DPM2 || s == S_DPMPP2S_A) {
         b.aux1 = (float *)xalloc(bytes, w, h);
         b.aux2 = (float *)xalloc(bytes, w, h);
@@ -821,19 +936,53 @@ static uint8_t *decode_latent(const params *p, const float *x) {
     return rgb;
 }
 
-static char *output_path_for(const char *out, int index) {
+/* sd-cli's file names: a .png/.jpg/.jpeg/.webp extension is kept, any other gets .png added;
+ * with more than one image, _<index> (from 0) goes before the extension and no plain name is
+ * written. The reference engine always writes PNG bytes. */
+static char *output_path_for(const char *out, int index, int count) {
     size_t n = strlen(out);
-    char *path = (char *)malloc(n + 16);
+    char *path = (char *)malloc(n + 32);
     if (!path) return NULL;
-    if (index == 0) {
-        memcpy(path, out, n + 1);
-        return path;
-    }
     const char *base = basename_of(out), *dot = strrchr(base, '.');
-    size_t stem = dot && dot != base ? (size_t)(dot - out) : n;
+    static const char *const known[] = {".png", ".jpg", ".jpeg", ".webp", NULL};
+    int keep = 0;
+    for (int k = 0; dot && dot != base && known[k]; k++) keep |= strcasecmp(dot, known[k]) == 0;
+    size_t stem = keep ? (size_t)(dot - out) : n;
     memcpy(path, out, stem);
-    sprintf(path + stem, "_%d%s", index + 1, out + stem);
+    path[stem] = 0;
+    if (count > 1) sprintf(path + stem, "_%d", index);
+    strcat(path, keep ? dot : ".png");
     return path;
+}
+
+/* sd-cli creates the output's folders first; a failure there is an [ERROR] and exit 1 */
+static int make_parent_dirs(const char *out) {
+    char *dir = strdup(out);
+    if (!dir) return 0;
+    char *slash = strrchr(dir, '/');
+    int ok = 1;
+    if (slash && slash != dir) {
+        *slash = 0;
+        for (char *c = dir + 1; ok; c++) {
+            if (*c != '/' && *c != 0) continue;
+            char saved = *c;
+            *c = 0;
+            struct stat st;
+            if (stat(dir, &st) != 0) ok = mkdir(dir, 0777) == 0 || errno == EEXIST;
+            else if (!S_ISDIR(st.st_mode)) {
+                errno = ENOTDIR;
+                ok = 0;
+            }
+            if (saved == 0) break;
+            *c = saved;
+        }
+        if (!ok) {
+            int err = errno;
+            LOG_AS(L_ERROR, "main.cpp", 452, "failed to create directory '%s': %s", dir, strerror(err));
+        }
+    }
+    free(dir);
+    return ok;
 }
 
 static char *params_text(const params *p, long long seed) {
@@ -846,12 +995,12 @@ static char *params_text(const params *p, long long seed) {
     snprintf(t + at, cap - (size_t)at,
              "Steps: %d, Sampler: %s, Schedule type: %s, CFG scale: %g, Seed: %lld, Size: %dx%d, Model: %s, "
              "Version: refengine " REFENGINE_VERSION ", Engine: reference engine - no model",
-             p->steps, SAMPLER_NAMES[p->sampler], SCHEDULERS[p->scheduler], (double)p->cfg, seed, p->width, p->height,
+             p->steps, SAMPLERS[p->sampler].name, SCHEDULERS[p->scheduler], (double)p->cfg, seed, p->width, p->height,
              model && strcmp(model, "none") != 0 ? basename_of(model) : "none");
     return t;
 }
 
-/* writes the PNG; returns 1 on success */
+/* writes the PNG; returns 1 on success (why not goes to -v output only: sd-cli says just "(failure)") */
 static int save_png(const params *p, const uint8_t *rgb, long long seed, const char *path) {
     char *ptext = params_text(p, seed);
     png_text texts[2] = {{"Software", PNG_SOFTWARE}, {"parameters", ptext ? ptext : ""}};
@@ -860,12 +1009,12 @@ static int save_png(const params *p, const uint8_t *rgb, long long seed, const c
     int ok = png_encode_rgb(rgb, p->width, p->height, texts, 2, &png, &len) == 0;
     free(ptext);
     if (!ok) {
-        LOG_ERROR("failed to encode '%s': out of memory", path);
+        LOG_DEBUG("failed to encode '%s': out of memory", path);
         return 0;
     }
     FILE *f = fopen(path, "wb");
     if (!f) {
-        LOG_ERROR("failed to open '%s' for writing: %s", path, strerror(errno));
+        LOG_DEBUG("failed to open '%s' for writing: %s", path, strerror(errno));
         free(png);
         return 0;
     }
@@ -874,7 +1023,7 @@ static int save_png(const params *p, const uint8_t *rgb, long long seed, const c
     if (fclose(f) != 0 && !err) err = errno;
     free(png);
     if (wrote != len || err) {
-        LOG_ERROR("failed to write '%s': %s", path, strerror(err ? err : EIO));
+        LOG_DEBUG("failed to write '%s': %s", path, strerror(err ? err : EIO));
         remove(path);
         return 0;
     }
@@ -905,7 +1054,7 @@ int main(int argc, char **argv) {
         printf("    cfg_scale:         %.2f\n", (double)p.cfg);
         printf("    width:             %d\n", p.width);
         printf("    height:            %d\n", p.height);
-        printf("    sample_method:     %s\n", SAMPLER_NAMES[p.sampler]);
+        printf("    sample_method:     %s\n", SAMPLERS[p.sampler].name);
         printf("    scheduler:         %s\n", SCHEDULERS[p.scheduler]);
         printf("    sample_steps:      %d\n", p.steps);
         printf("    seed:              %lld\n", p.seed);
@@ -921,8 +1070,8 @@ int main(int argc, char **argv) {
         scene probe; /* tokenizing the prompts stands in for the text encoders */
         scene_build(&probe, p.prompt, p.negative, (int64_t)p.seed, p.cfg);
     }
-    LOG_INFO("get_learned_condition completed, taking %.0f ms", (now_s() - tc) * 1000.0);
-    LOG_INFO("sampling using %s method", SAMPLER_PRETTY[p.sampler]);
+    LOG_INFO("get_learned_condition completed, taking %.2fs", now_s() - tc);
+    LOG_INFO("sampling using %s method", SAMPLERS[p.sampler].pretty);
 
     float **latents = (float **)xalloc(sizeof(float *) * (size_t)p.batch, p.width, p.height);
     double tg = now_s();
@@ -940,10 +1089,12 @@ int main(int argc, char **argv) {
     }
     free(latents);
     LOG_INFO("decode_first_stage completed, taking %.2fs", now_s() - td);
-    LOG_INFO("txt2img completed in %.2fs", now_s() - t_start);
+    LOG_INFO("generate_image completed in %.2fs", now_s() - t_start);
 
+    if (!make_parent_dirs(p.output)) return 1;
+    int saved = 0;
     for (int i = 0; i < p.batch; i++) {
-        char *path = output_path_for(p.output, i);
+        char *path = output_path_for(p.output, i, p.batch);
         if (!path) {
             LOG_ERROR("out of memory");
             return 1;
@@ -952,10 +1103,12 @@ int main(int argc, char **argv) {
         if (g_faults.print_failure) ok = 0; /* switch: claim the save failed, write nothing */
         else if (g_faults.no_output) ok = 1; /* switch: claim success, write nothing */
         else ok = save_png(&p, images[i], seed_of(&p, i), path);
-        LOG_INFO("save result image %d to '%s' (%s)", i, path, ok ? "success" : "failure");
+        LOG_AS(L_INFO, "main.cpp", 490, "save result image %d to '%s' (%s)", i, path, ok ? "success" : "failure");
+        saved += ok;
         free(path);
         free(images[i]);
     }
     free(images);
-    return 0; /* as sd-cli: a failed save still exits 0, the save line says "(failure)" */
+    LOG_AS(L_INFO, "main.cpp", 562, "%d/%d images saved", saved, p.batch);
+    return saved ? 0 : 1; /* as sd-cli: no image saved is exit 1, with no [ERROR] line of its own */
 }

@@ -6,7 +6,8 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { EngineParams } from '@pingvas/core';
 import { groupExists, processesMentioning, referenceEngine } from '../test/reference-engine.js';
-import { CliEngine } from './cli-engine.js';
+import { REFERENCE_REGISTRY } from '../config.js';
+import { classifyFailure, CliEngine, outputFiles } from './cli-engine.js';
 import type { EngineOutcome, EngineProgress } from './engine.js';
 
 let bin: string;
@@ -38,7 +39,7 @@ const params = (over: Partial<EngineParams> = {}): EngineParams => ({
 });
 
 function engine(env: Record<string, string> = {}, options: { bin?: string; progressIntervalMs?: number; models?: Record<string, { args: string[] }> } = {}) {
-  return new CliEngine({ bin: options.bin ?? bin, name: 'reference', models: options.models ?? { sd15: { args: [] }, sdxl: { args: [] } }, env, progressIntervalMs: options.progressIntervalMs });
+  return new CliEngine({ bin: options.bin ?? bin, name: 'reference', models: options.models ?? REFERENCE_REGISTRY, env, progressIntervalMs: options.progressIntervalMs });
 }
 
 async function run(e: CliEngine, p: EngineParams, extra: { signal?: AbortSignal; timeoutMs?: number; onProgress?: (p: EngineProgress) => void } = {}): Promise<{ outcome: EngineOutcome; path: string }> {
@@ -56,7 +57,7 @@ async function engineGroup(path: string): Promise<number> {
 
 describe('CliEngine against the reference engine', () => {
   it('reports the engine version', async () => {
-    expect(await engine().version()).toMatch(/^refengine \S+ \(reference engine — no model\)$/);
+    expect(await engine().version()).toMatch(/^stable-diffusion\.cpp version refengine-\S+, commit reference \(reference engine — no model\)$/);
   });
 
   it('maps the job to sd-cli flags after the model registry entry', () => {
@@ -164,11 +165,56 @@ describe('CliEngine against the reference engine', () => {
     expect(outcome).toMatchObject({ ok: false, code: 'CANCELLED', engineSeconds: 0 });
   });
 
-  it('treats exit 0 without an image, or with a failed save line, as bad output', async () => {
+  it('treats exit 0 without an image, or exit 1 with a failed save (as sd-cli: INFO lines only), as bad output', async () => {
     const missing = await run(engine({ REFENGINE_NO_OUTPUT: '1' }), params());
     expect(missing.outcome).toMatchObject({ ok: false, code: 'BAD_OUTPUT', retryable: true });
     const failedSave = await run(engine({ REFENGINE_PRINT_FAILURE: '1' }), params());
-    expect(failedSave.outcome).toMatchObject({ ok: false, code: 'BAD_OUTPUT' });
+    expect(failedSave.outcome).toMatchObject({ ok: false, code: 'BAD_OUTPUT', detail: 'the engine could not save the image (exit 1)' });
+  });
+
+  it('counts a successful run as a success even when its output mentions running out of memory', async () => {
+    const wrapper = join(dir, 'recovers-from-oom.sh');
+    // What --auto-fit prints when it retries a VAE decode with tiling, and what -v adds; the run still succeeds.
+    writeFileSync(wrapper, [
+      '#!/bin/sh',
+      'echo "[ERROR] ggml_extend.hpp:73   - ggml_backend_cuda_buffer_type_alloc_buffer: allocating 9000.00 MiB on device 0: cudaMalloc failed: out of memory" >&2',
+      'echo "[DEBUG] stable-diffusion.cpp:4100 - vae decode out of memory, retrying with tiling"',
+      `exec "${bin}" "$@"`,
+    ].join('\n'));
+    chmodSync(wrapper, 0o755);
+    const { outcome, path } = await run(engine({}, { bin: wrapper }), params());
+    expect(outcome).toMatchObject({ ok: true, outputPath: path, width: 256, height: 256 });
+  });
+
+  it('takes the cause of an engine error from its [ERROR] line, also when --color wraps the tag in ANSI codes', async () => {
+    const absent = join(dir, 'absent-coloured.safetensors');
+    const { outcome } = await run(engine({}, { models: { sd15: { args: ['-m', absent, '--color'] } } }), params());
+    expect(outcome).toMatchObject({
+      ok: false,
+      code: 'ENGINE_ERROR',
+      detail: `engine exited with 1: [ERROR] stable-diffusion.cpp:715  - init model loader from file failed: '${absent}'`,
+    });
+  });
+
+  it('decides a failure by its exit first and its text second', () => {
+    const oom = '[ERROR] ggml_extend.hpp:73   - ggml_backend_cuda_buffer_type_alloc_buffer: cudaMalloc failed: out of memory';
+    expect(classifyFailure(null, 'SIGABRT', '', 'CUDA error: out of memory\n', 3)).toMatchObject({ code: 'OOM', engineSeconds: 3 });
+    expect(classifyFailure(1, null, '', oom, 1)).toMatchObject({ code: 'OOM' });
+    expect(classifyFailure(null, 'SIGSEGV', '', '', 1)).toMatchObject({ code: 'CRASH', detail: 'engine crashed (SIGSEGV)' });
+    expect(classifyFailure(null, 'SIGKILL', '', '', 1)).toMatchObject({ code: 'CRASH', detail: 'engine was killed (SIGKILL)' });
+    const saveFailed = "[INFO ] main.cpp:490  - save result image 0 to '/x/o.png' (failure)\n[INFO ] main.cpp:562  - 0/1 images saved\n";
+    expect(classifyFailure(1, null, saveFailed, '', 1)).toMatchObject({ code: 'BAD_OUTPUT' });
+    expect(classifyFailure(1, null, '', '', 1)).toMatchObject({ code: 'ENGINE_ERROR', detail: 'engine exited with 1: no message' });
+    expect(classifyFailure(1, null, '', '[ERROR] common.cpp:325  - error: unknown argument: --fa\n[ERROR] other\n', 1))
+      .toMatchObject({ code: 'ENGINE_ERROR', detail: 'engine exited with 1: [ERROR] common.cpp:325  - error: unknown argument: --fa' });
+  });
+
+  it('names the output files as sd-cli writes them', () => {
+    expect(outputFiles('/j/original.png', 1)).toEqual(['/j/original.png']);
+    expect(outputFiles('/j/original.PNG', 1)).toEqual(['/j/original.PNG']);
+    expect(outputFiles('/j/original', 1)).toEqual(['/j/original.png']);
+    expect(outputFiles('/j/original.tmp', 1)).toEqual(['/j/original.tmp.png']);
+    expect(outputFiles('/j/batch.png', 3)).toEqual(['/j/batch_0.png', '/j/batch_1.png', '/j/batch_2.png']);
   });
 
   it('treats a file that is not a PNG, or of the wrong size, as bad output', async () => {
@@ -192,7 +238,7 @@ describe('CliEngine against the reference engine', () => {
   });
 
   it('fails a model the registry lacks, or whose files are missing, as an engine error', async () => {
-    const { outcome: unknown } = await run(engine({}, { models: { sdxl: { args: [] } } }), params({ model: 'sd15' }));
+    const { outcome: unknown } = await run(engine({}, { models: { sdxl: REFERENCE_REGISTRY.sdxl! } }), params({ model: 'sd15' }));
     expect(unknown).toMatchObject({ ok: false, code: 'ENGINE_ERROR' });
     if (!unknown.ok) expect(unknown.detail).toContain('sd15 is not installed');
     const { outcome: missing } = await run(engine({}, { models: { sd15: { args: ['-m', join(dir, 'absent.safetensors')] } } }), params());

@@ -1,15 +1,19 @@
 import { execFile, spawn } from 'node:child_process';
 import { open } from 'node:fs/promises';
+import { extname } from 'node:path';
 import { promisify } from 'node:util';
 import type { EngineParams } from '@pingvas/core';
 import type { ModelRegistry } from '../config.js';
-import { engineFailure, type Engine, type EngineOutcome, type EngineRunOptions } from './engine.js';
+import { engineFailure, type Engine, type EngineFailure, type EngineOutcome, type EngineRunOptions } from './engine.js';
 import { ProgressParser, ProgressThrottle } from './progress.js';
 import { releaseGroup, trackGroup, killGroup } from './process-groups.js';
 
 const OOM = /out of memory|failed to allocate the compute buffer/i;
-const SAVE_FAILED = /save result image .* \(failure\)/;
+/** sd-cli saves nothing: `(failure)` per image and `0/n images saved`, at INFO level, then exit 1. */
+const SAVE_FAILED = /save result image .* \(failure\)|\b0\/\d+ images saved/;
 const ERROR_LINE = /^\[ERROR\s*\].*$/m;
+/** `--color` wraps the log tag in ANSI codes; progress bars end in `ESC[K`. */
+const ANSI = /\x1b\[[\d;]*[A-Za-z]/g;
 const CRASH_SIGNALS = new Set(['SIGABRT', 'SIGSEGV', 'SIGBUS', 'SIGILL', 'SIGFPE']);
 const PNG_SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
 /** Enough of each stream to classify a failure and show its cause, without growing forever. */
@@ -32,11 +36,25 @@ export class CliEngine implements Engine {
     this.name = options.name;
   }
 
+  /**
+   * `--version` exists only in builds since December 2025 (older ones exit 1 on it): then the
+   * first line of `--help` (which starts with the version in newer builds), else "unknown".
+   * Rejects only when the binary cannot be run at all.
+   */
   async version(): Promise<string> {
-    const { stdout, stderr } = await promisify(execFile)(this.options.bin, ['--version'], { timeout: 10_000, env: this.env() });
-    const line = `${stdout}\n${stderr}`.split('\n').map((l) => l.trim()).find(Boolean);
-    if (!line) throw new Error(`${this.options.bin} --version printed nothing`);
-    return line.slice(0, 200);
+    const run = promisify(execFile);
+    for (const flag of ['--version', '--help']) {
+      try {
+        const { stdout } = await run(this.options.bin, [flag], { timeout: 10_000, env: this.env() });
+        const line = stdout.replace(ANSI, '').split('\n').map((l) => l.trim()).find(Boolean);
+        if (line) return line.slice(0, 200);
+      } catch (error) {
+        const code = (error as NodeJS.ErrnoException).code;
+        // Spawn failures carry a string code (ENOENT, EACCES); an exit status is a number.
+        if (typeof code === 'string') throw error;
+      }
+    }
+    return 'unknown';
   }
 
   /** The command line for one job: the model's registry flags, then the job's parameters. */
@@ -64,6 +82,7 @@ export class CliEngine implements Engine {
       return Promise.resolve(engineFailure('ENGINE_ERROR', `model ${params.model} is not installed on this worker (it has: ${known})`, 0));
     }
     if (options.signal?.aborted) return Promise.resolve(engineFailure('CANCELLED', 'stopped before the engine started', 0));
+    const [imagePath] = outputFiles(options.outputPath, 1) as [string];
 
     return new Promise((resolve) => {
       const startedAt = performance.now();
@@ -117,22 +136,13 @@ export class CliEngine implements Engine {
         const engineSeconds = seconds();
         if (stoppedBy === 'timeout') return finish(engineFailure('TIMEOUT', `no result after ${options.timeoutMs / 1000} s`, engineSeconds));
         if (stoppedBy === 'abort') return finish(engineFailure('CANCELLED', 'stopped by the worker', engineSeconds));
-        if (OOM.test(stderr) || OOM.test(stdout)) {
-          return finish(engineFailure('OOM', lastLines(`${stderr}\n${stdout}`, OOM) ?? 'out of memory', engineSeconds));
+        if (code === 0 && !signal) {
+          return finish(checkPng(imagePath, params).then((image) =>
+            typeof image === 'string'
+              ? engineFailure('BAD_OUTPUT', image, engineSeconds)
+              : { ok: true as const, outputPath: imagePath, engineSeconds, ...image }));
         }
-        if (signal) {
-          const kind = CRASH_SIGNALS.has(signal) ? 'crashed' : 'was killed';
-          return finish(engineFailure('CRASH', `engine ${kind} (${signal})${tail(stderr)}`, engineSeconds));
-        }
-        if (code !== 0) {
-          const cause = ERROR_LINE.exec(stderr)?.[0] ?? ERROR_LINE.exec(stdout)?.[0] ?? lastLines(stderr) ?? 'no message';
-          return finish(engineFailure('ENGINE_ERROR', `engine exited with ${code}: ${cause}`, engineSeconds));
-        }
-        if (SAVE_FAILED.test(stdout)) return finish(engineFailure('BAD_OUTPUT', 'the engine could not save the image', engineSeconds));
-        finish(checkPng(options.outputPath, params).then((image) =>
-          typeof image === 'string'
-            ? engineFailure('BAD_OUTPUT', image, engineSeconds)
-            : { ok: true as const, outputPath: options.outputPath, engineSeconds, ...image }));
+        finish(classifyFailure(code, signal, stdout.replace(ANSI, ''), stderr.replace(ANSI, ''), engineSeconds));
       });
     });
   }
@@ -142,6 +152,46 @@ export class CliEngine implements Engine {
     const { WORKER_TOKEN: _token, ...env } = process.env;
     return { ...env, ...this.options.env };
   }
+}
+
+/**
+ * A run that did not succeed (exit ≠ 0 or a signal), by its exit first and its words second:
+ * text about memory decides OOM only here, because a successful run may print it too (a VAE
+ * out-of-memory that `--auto-fit` retried with tiling, a `-v` DEBUG line).
+ */
+export function classifyFailure(
+  code: number | null,
+  signal: NodeJS.Signals | null,
+  stdout: string,
+  stderr: string,
+  engineSeconds: number,
+): { ok: false } & EngineFailure {
+  if (OOM.test(stderr) || OOM.test(stdout)) {
+    return engineFailure('OOM', lastLines(`${stderr}\n${stdout}`, OOM) ?? 'out of memory', engineSeconds);
+  }
+  if (signal) {
+    const kind = CRASH_SIGNALS.has(signal) ? 'crashed' : 'was killed';
+    return engineFailure('CRASH', `engine ${kind} (${signal})${tail(stderr)}`, engineSeconds);
+  }
+  if (SAVE_FAILED.test(stdout)) {
+    return engineFailure('BAD_OUTPUT', `the engine could not save the image (exit ${code})`, engineSeconds);
+  }
+  const cause = ERROR_LINE.exec(stderr)?.[0] ?? ERROR_LINE.exec(stdout)?.[0] ?? lastLines(stderr) ?? 'no message';
+  return engineFailure('ENGINE_ERROR', `engine exited with ${code}: ${cause}`, engineSeconds);
+}
+
+/**
+ * The files sd-cli writes for `-o output` and `-b count`: a .png/.jpg/.jpeg/.webp extension is
+ * kept and any other gets `.png` added; with more than one image each gets `_<index>` (from 0)
+ * before the extension, and the plain name is not written.
+ */
+export function outputFiles(output: string, count: number): string[] {
+  const ext = extname(output);
+  const known = /^\.(png|jpe?g|webp)$/i.test(ext);
+  const stem = known ? output.slice(0, -ext.length) : output;
+  const suffix = known ? ext : '.png';
+  if (count <= 1) return [`${stem}${suffix}`];
+  return Array.from({ length: count }, (_, i) => `${stem}_${i}${suffix}`);
 }
 
 /** Reads the PNG's signature and header: a missing, truncated or foreign file is no image. */
