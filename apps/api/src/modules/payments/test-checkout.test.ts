@@ -6,6 +6,7 @@ import { buildServer } from '../../server.js';
 import { createTestApp, type TestApp } from '../../test/harness.js';
 import { expectLedgerInvariants } from '../../test/invariants.js';
 import { signSession } from '../auth/session.js';
+import { PRODUCTION_ENV } from '../../test/production-env.test-support.js';
 import { stateOf } from './webhook.test-support.js';
 
 /** Development without a Lemon Squeezy account: no API key, the local test checkout. */
@@ -37,9 +38,9 @@ describe('local test checkout (no LEMONSQUEEZY_API_KEY)', () => {
   it('config: a dev-only webhook secret outside production, none in production', () => {
     expect(app.config.lemonSqueezyEnabled).toBe(false);
     expect(app.config.LEMONSQUEEZY_WEBHOOK_SECRET).toBe('dev-only-lemonsqueezy-webhook-secret');
-    const prod = loadApiConfig({ NODE_ENV: 'production', SESSION_SECRET: 'x'.repeat(32), WORKER_TOKEN: 'w', S3_ENDPOINT: 'http://s3.test' });
-    expect(prod.LEMONSQUEEZY_WEBHOOK_SECRET).toBeUndefined();
-    expect(() => loadApiConfig({ NODE_ENV: 'production', SESSION_SECRET: 'x'.repeat(32), WORKER_TOKEN: 'w', S3_ENDPOINT: 'http://s3.test', LEMONSQUEEZY_API_KEY: 'k' }))
+    // Outside development the dev secret is never used: a missing one stops the start.
+    expect(() => loadApiConfig({ ...PRODUCTION_ENV, LEMONSQUEEZY_WEBHOOK_SECRET: '' })).toThrow(/LEMONSQUEEZY_WEBHOOK_SECRET is required/);
+    expect(() => loadApiConfig({ ...PRODUCTION_ENV, LEMONSQUEEZY_STORE_ID: '' }))
       .toThrow(/LEMONSQUEEZY_STORE_ID is required when LEMONSQUEEZY_API_KEY is set/);
   });
 
