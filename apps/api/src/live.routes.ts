@@ -72,7 +72,8 @@ export function attachLiveEvents(app: FastifyInstance, deps: AppDeps): void {
     const close = ({ code, reason }: CloseReason) => {
       if (closed) return;
       closed = true;
-      ws.close(code, reason);
+      // After the current turn: the refusal of the call that found the session gone goes out first.
+      setImmediate(() => ws.close(code, reason));
     };
     const live: LiveConnection = {
       async recheck() {
