@@ -121,7 +121,7 @@ describe('WebSocket', () => {
   it('caps subscriptions per socket: past WS_MAX_SUBSCRIPTIONS_PER_SOCKET → TOO_MANY_REQUESTS; a stopped one frees its slot', async () => {
     const { url: capped } = await listen({ WS_MAX_SUBSCRIPTIONS_PER_SOCKET: 2 });
     const user = await fundedUser(app, 'free', 100);
-    const jobIds = [];
+    const jobIds: string[] = [];
     for (let i = 0; i < 3; i++) jobIds.push((await app.callerFor(user).generation.create(smallParams())).jobId);
     const socket = await socketFor(user, capped);
     expect((await socket.call('subscription', 'generation.onJob', { jobId: jobIds[0] })).result?.type).toBe('started');

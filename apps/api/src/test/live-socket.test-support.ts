@@ -49,7 +49,14 @@ export function openLiveSocket(url: string, headers: Record<string, string>): Pr
     closed,
     call(method, path, input) {
       const id = nextId++;
-      const params = { path, input: superjson.serialize(input) };
+      let encoded: unknown;
+      try {
+        encoded = superjson.serialize(input);
+      } catch {
+        // What superjson refuses to encode (a `__proto__` key) goes as plain JSON, as a hostile client would send it.
+        encoded = { json: input };
+      }
+      const params = { path, input: encoded };
       return new Promise((resolve) => {
         pending.set(id, resolve);
         ws.send(JSON.stringify({ id, method, params }));

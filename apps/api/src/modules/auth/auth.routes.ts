@@ -92,8 +92,9 @@ export async function authRoutes(app: FastifyInstance, deps: AppDeps): Promise<v
     if (!state || !expectedState || !codeVerifier || !sameSecret(state, expectedState)) {
       return fail(new SignInError('invalid_state', expectedState ? 'state does not match the cookie' : 'no state cookie'));
     }
-    if (error) return fail(new SignInError(error === 'access_denied' ? 'access_denied' : 'provider_error', `authorize: ${error}`));
-    if (!code) return fail(new SignInError('provider_error', 'callback without code'));
+    // What the browser brings back is a client request, not Google's answer: a malformed one is a 400, never a 502.
+    if (error) return fail(new SignInError(error === 'access_denied' ? 'access_denied' : 'provider_refused', `authorize: ${error}`));
+    if (!code) return fail(new SignInError('provider_refused', 'callback without code'));
 
     try {
       const profile = await google.finish(code, codeVerifier);
