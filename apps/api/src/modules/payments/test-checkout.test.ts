@@ -14,7 +14,7 @@ let app: TestApp;
 let server: FastifyInstance;
 let base: string;
 beforeAll(async () => {
-  app = await createTestApp({ PUBLIC_URL: 'http://studio.test' });
+  app = await createTestApp({ PUBLIC_URL: 'http://studio.localhost' });
   server = await buildServer(app.deps);
   await server.listen({ port: 0, host: '127.0.0.1' });
   base = `http://127.0.0.1:${(server.server.address() as AddressInfo).port}`;
@@ -58,7 +58,7 @@ describe('local test checkout (no LEMONSQUEEZY_API_KEY)', () => {
 
     const paid = await fetch(`${url}/pay`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: '', redirect: 'manual' });
     expect(paid.status).toBe(303);
-    expect(paid.headers.get('location')).toBe('http://studio.test/billing?paid=1');
+    expect(paid.headers.get('location')).toBe('http://studio.localhost/billing?paid=1');
 
     const state = await stateOf(app, user.id);
     expect(state.user).toEqual({ tier: 'pro', banner_reason: null });
@@ -77,7 +77,7 @@ describe('local test checkout (no LEMONSQUEEZY_API_KEY)', () => {
     const { url } = await trpc('payments.createCreditCheckout', { pack: 5000 });
     expect(await (await fetch(url)).text()).toContain('$40.00');
     const paid = await fetch(`${url}/pay`, { method: 'POST', headers: { accept: 'application/json', 'x-pingvas-csrf': '1' } });
-    expect(await paid.json()).toEqual({ ok: true, redirect: 'http://studio.test/billing?paid=1' });
+    expect(await paid.json()).toEqual({ ok: true, redirect: 'http://studio.localhost/billing?paid=1' });
     const state = await stateOf(app, user.id);
     expect(state.balance).toMatchObject({ purchased_credits: 5000 });
     expect(state.outbox).toEqual(['credits_added']);
@@ -94,7 +94,7 @@ describe('local test checkout (no LEMONSQUEEZY_API_KEY)', () => {
     expect((await simulate('subscription_payment_failed')).status).toBe(200);
     expect((await simulate('subscription_payment_failed')).status).toBe(200);
     const me = await app.callerFor(user).user.me();
-    expect(me.banner).toMatchObject({ reason: 'payment_failed', actionUrl: 'http://studio.test/billing' });
+    expect(me.banner).toMatchObject({ reason: 'payment_failed', actionUrl: 'http://studio.localhost/billing' });
     let state = await stateOf(app, user.id);
     expect(state.subscriptions[0]).toMatchObject({ payment_failed_count: 2 });
     expect(state.outbox).toEqual(['payment_failed_first', 'payment_failed_later', 'welcome']);
