@@ -23,15 +23,35 @@ function refusal(env: NodeJS.ProcessEnv): string[] {
 /** Each development default that must stop a start outside development, and the line that names it. */
 const INSECURE: [string, Record<string, string>, RegExp][] = [
   ['SESSION_SECRET unset (the repository secret)', { SESSION_SECRET: '' }, /^config: SESSION_SECRET is unset: /],
-  ['a short SESSION_SECRET', { SESSION_SECRET: 's'.repeat(31) }, /^config: SESSION_SECRET must be at least 32 characters$/],
+  [
+    'a short SESSION_SECRET',
+    { SESSION_SECRET: 's'.repeat(31) },
+    /^config: SESSION_SECRET must be at least 32 characters$/,
+  ],
   ['WORKER_TOKEN unset (the repository token)', { WORKER_TOKEN: '' }, /^config: WORKER_TOKEN is unset: /],
   ['a short WORKER_TOKEN', { WORKER_TOKEN: 'w'.repeat(31) }, /^config: WORKER_TOKEN must be at least 32 characters$/],
-  ['no Google (the dev sign-in)', { GOOGLE_CLIENT_ID: '' }, /^config: GOOGLE_CLIENT_ID\/GOOGLE_CLIENT_SECRET are unset: /],
-  ['no Lemon Squeezy key (the test checkout)', { LEMONSQUEEZY_API_KEY: '' }, /^config: LEMONSQUEEZY_API_KEY is unset: /],
-  ['no webhook secret (the repository secret)', { LEMONSQUEEZY_WEBHOOK_SECRET: '' }, /^config: LEMONSQUEEZY_WEBHOOK_SECRET is required /],
+  [
+    'no Google (the dev sign-in)',
+    { GOOGLE_CLIENT_ID: '' },
+    /^config: GOOGLE_CLIENT_ID\/GOOGLE_CLIENT_SECRET are unset: /,
+  ],
+  [
+    'no Lemon Squeezy key (the test checkout)',
+    { LEMONSQUEEZY_API_KEY: '' },
+    /^config: LEMONSQUEEZY_API_KEY is unset: /,
+  ],
+  [
+    'no webhook secret (the repository secret)',
+    { LEMONSQUEEZY_WEBHOOK_SECRET: '' },
+    /^config: LEMONSQUEEZY_WEBHOOK_SECRET is required /,
+  ],
   ['METRICS_TOKEN unset (open metrics)', { METRICS_TOKEN: '' }, /^config: METRICS_TOKEN is unset: /],
   ['no S3_ENDPOINT (the embedded server)', { S3_ENDPOINT: '' }, /^config: S3_ENDPOINT is unset: /],
-  ['the embedded server\'s S3 keys', { S3_ACCESS_KEY_ID: 'S3RVER' }, /^config: S3_ACCESS_KEY_ID\/S3_SECRET_ACCESS_KEY are /],
+  [
+    "the embedded server's S3 keys",
+    { S3_ACCESS_KEY_ID: 'S3RVER' },
+    /^config: S3_ACCESS_KEY_ID\/S3_SECRET_ACCESS_KEY are /,
+  ],
 ];
 
 describe('API config', () => {
@@ -49,15 +69,25 @@ describe('API config', () => {
   it('runs in explicit development on loopback on defaults, with the local stand-ins switched on', () => {
     for (const env of [DEV, { NODE_ENV: 'test' }, { ...DEV, PUBLIC_URL: 'http://127.0.0.1:5173' }]) {
       const config = loadApiConfig(env);
-      expect(config).toMatchObject({ development: true, googleEnabled: false, lemonSqueezyEnabled: false, API_PORT: 3000 });
+      expect(config).toMatchObject({
+        development: true,
+        googleEnabled: false,
+        lemonSqueezyEnabled: false,
+        API_PORT: 3000,
+      });
       expect(config.WORKER_TOKEN).toBe(DEV_WORKER_TOKEN);
     }
   });
 
   it('outside explicit development, names every development default at once, one line each', () => {
     // Unset NODE_ENV is production, whatever PUBLIC_URL says; development on a public address is refused too.
-    for (const env of [{}, { PUBLIC_URL: 'https://studio.example.com' }, { ...DEV, PUBLIC_URL: 'https://studio.example.com' },
-      { ...DEV, PUBLIC_URL: 'http://192.168.1.5:5173' }, { NODE_ENV: 'production' }]) {
+    for (const env of [
+      {},
+      { PUBLIC_URL: 'https://studio.example.com' },
+      { ...DEV, PUBLIC_URL: 'https://studio.example.com' },
+      { ...DEV, PUBLIC_URL: 'http://192.168.1.5:5173' },
+      { NODE_ENV: 'production' },
+    ]) {
       const lines = refusal(env);
       expect(lines, JSON.stringify(env)).toHaveLength(7);
       for (const [, , line] of INSECURE.filter(([name]) => !/short|webhook/.test(name))) {
@@ -69,7 +99,12 @@ describe('API config', () => {
   it('accepts a production environment with nothing left at a development default', () => {
     expect(refusal(PRODUCTION_ENV)).toEqual([]);
     const config = loadApiConfig(PRODUCTION_ENV);
-    expect(config).toMatchObject({ NODE_ENV: 'production', development: false, googleEnabled: true, lemonSqueezyEnabled: true });
+    expect(config).toMatchObject({
+      NODE_ENV: 'production',
+      development: false,
+      googleEnabled: true,
+      lemonSqueezyEnabled: true,
+    });
   });
 
   it.each(INSECURE)('refuses %s alone with exactly its line', (_name, change, line) => {
@@ -77,12 +112,16 @@ describe('API config', () => {
   });
 });
 
-describe('the real entry point (src/main.ts) refuses to start: NODE_ENV unset, PUBLIC_URL https://studio.example.com', () => {
+describe('src/main.ts refuses to start: NODE_ENV unset, PUBLIC_URL https://studio.example.com', () => {
   const apiDir = fileURLToPath(new URL('..', import.meta.url));
   function start(env: Record<string, string>): Promise<{ code: number | null; stderr: string }> {
     // Vitest runs with NODE_ENV=test: the child must see it unset.
     const { NODE_ENV: _vitest, ...inherited } = process.env;
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], { cwd: apiDir, env: { ...inherited, ...env }, stdio: ['ignore', 'ignore', 'pipe'] });
+    const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+      cwd: apiDir,
+      env: { ...inherited, ...env },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
     let stderr = '';
     child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
     return new Promise((resolve) => child.on('close', (code) => resolve({ code, stderr })));

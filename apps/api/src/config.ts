@@ -140,17 +140,21 @@ function insecureSettings(e: z.infer<typeof apiEnvSchema>): string[] {
   secret('SESSION_SECRET', 'sessions would be signed with the development secret from the repository');
   secret('WORKER_TOKEN', '/internal/trpc would accept the development worker token from the repository');
   if (!e.GOOGLE_CLIENT_ID || !e.GOOGLE_CLIENT_SECRET) {
-    lines.push('GOOGLE_CLIENT_ID/GOOGLE_CLIENT_SECRET are unset: the development sign-in (any e-mail, no password) would be served');
+    lines.push('GOOGLE_CLIENT_ID/GOOGLE_CLIENT_SECRET are unset: '
+      + 'the development sign-in (any e-mail, no password) would be served');
   }
   if (!e.LEMONSQUEEZY_API_KEY) {
     lines.push('LEMONSQUEEZY_API_KEY is unset: the local test checkout (credits without payment) would be served');
   } else {
-    for (const name of LEMONSQUEEZY_SETTINGS) if (!e[name]) lines.push(`${name} is required when LEMONSQUEEZY_API_KEY is set`);
+    for (const name of LEMONSQUEEZY_SETTINGS) {
+      if (!e[name]) lines.push(`${name} is required when LEMONSQUEEZY_API_KEY is set`);
+    }
   }
   if (!e.METRICS_TOKEN) lines.push('METRICS_TOKEN is unset: /metrics would be open to anyone');
   if (!e.S3_ENDPOINT) lines.push('S3_ENDPOINT is unset: images would go to the embedded development S3 server');
   if (e.S3_ACCESS_KEY_ID === DEV_S3_KEY || e.S3_SECRET_ACCESS_KEY === DEV_S3_KEY) {
-    lines.push(`S3_ACCESS_KEY_ID/S3_SECRET_ACCESS_KEY are the embedded server's development credentials (${DEV_S3_KEY})`);
+    lines.push('S3_ACCESS_KEY_ID/S3_SECRET_ACCESS_KEY are the embedded server\'s development credentials '
+      + `(${DEV_S3_KEY})`);
   }
   return lines;
 }
@@ -185,7 +189,8 @@ export function loadApiConfig(env: NodeJS.ProcessEnv = process.env): ApiConfig {
     SESSION_SECRET: e.SESSION_SECRET ?? DEV_SESSION_SECRET,
     WORKER_TOKEN: e.WORKER_TOKEN ?? DEV_WORKER_TOKEN,
     // The local test checkout signs its webhooks too, so development needs a secret; production never gets this one.
-    LEMONSQUEEZY_WEBHOOK_SECRET: e.LEMONSQUEEZY_WEBHOOK_SECRET ?? (development ? DEV_LEMONSQUEEZY_WEBHOOK_SECRET : undefined),
+    LEMONSQUEEZY_WEBHOOK_SECRET:
+      e.LEMONSQUEEZY_WEBHOOK_SECRET ?? (development ? DEV_LEMONSQUEEZY_WEBHOOK_SECRET : undefined),
     googleEnabled: Boolean(e.GOOGLE_CLIENT_ID && e.GOOGLE_CLIENT_SECRET),
     lemonSqueezyEnabled: Boolean(e.LEMONSQUEEZY_API_KEY),
     development,

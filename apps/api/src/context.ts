@@ -45,7 +45,10 @@ export interface Context {
 }
 
 /** The session token from the cookie, or from `Authorization: Bearer` for API clients. */
-export function sessionTokenFrom(headers: { cookie?: string; authorization?: string }, cookies?: Record<string, string | undefined>): string | null {
+export function sessionTokenFrom(
+  headers: { cookie?: string; authorization?: string },
+  cookies?: Record<string, string | undefined>,
+): string | null {
   const bearer = headers.authorization?.match(/^Bearer\s+(.+)$/i)?.[1];
   if (bearer) return bearer.trim();
   return cookies?.[SESSION_COOKIE] ?? null;
@@ -59,10 +62,19 @@ export async function currentUser(deps: AppDeps, claims: SessionClaims): Promise
   if (Date.now() >= claims.expiresAt) return null;
   const { users, sessionRevocations: revoked } = schema;
   const [row] = await withUser(deps.db, claims.userId, (tx) =>
-    tx.select({
-      id: users.id, email: users.email, tier: users.tier, sessionVersion: users.sessionVersion,
-      revoked: sql<boolean>`exists (select 1 from ${revoked} where ${and(eq(revoked.sessionId, claims.sessionId), eq(revoked.userId, claims.userId))})`,
-    }).from(users).where(eq(users.id, claims.userId)),
+    tx
+      .select({
+        id: users.id,
+        email: users.email,
+        tier: users.tier,
+        sessionVersion: users.sessionVersion,
+        revoked: sql<boolean>`exists (select 1 from ${revoked} where ${and(
+          eq(revoked.sessionId, claims.sessionId),
+          eq(revoked.userId, claims.userId),
+        )})`,
+      })
+      .from(users)
+      .where(eq(users.id, claims.userId)),
   );
   if (!row || row.revoked || row.sessionVersion !== claims.sessionVersion) return null;
   const { revoked: _revoked, ...user } = row;

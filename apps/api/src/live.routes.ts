@@ -5,7 +5,14 @@ import { getWSConnectionHandler } from '@trpc/server/adapters/ws';
 import type { FastifyInstance } from 'fastify';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { WS_CLOSE, WS_MAX_MESSAGES_PER_FRAME, WS_MAX_PAYLOAD_BYTES } from './bounds.js';
-import { currentUser, sessionFromToken, sessionTokenFrom, type Context, type LiveConnection, type Session } from './context.js';
+import {
+  currentUser,
+  sessionFromToken,
+  sessionTokenFrom,
+  type Context,
+  type LiveConnection,
+  type Session,
+} from './context.js';
 import type { AppDeps } from './deps.js';
 import { closeBus } from './modules/generation/bus.js';
 import { appRouter } from './router.js';
@@ -118,7 +125,10 @@ export function attachLiveEvents(app: FastifyInstance, deps: AppDeps): void {
     // tRPC's listeners see a frame only once it passed the per-frame bound.
     const before = new Set(ws.listeners('message'));
     serve(ws, req);
-    const trpcListeners = ws.listeners('message').filter((l) => !before.has(l)) as ((data: Buffer, isBinary: boolean) => void)[];
+    const trpcListeners = ws.listeners('message').filter((l) => !before.has(l)) as ((
+      data: Buffer,
+      isBinary: boolean,
+    ) => void)[];
     for (const listener of trpcListeners) ws.off('message', listener);
     ws.on('message', (data: Buffer, isBinary: boolean) => {
       if (closed) return;
@@ -133,7 +143,8 @@ export function attachLiveEvents(app: FastifyInstance, deps: AppDeps): void {
     if (path !== LIVE_PATH) return socket.destroy();
     const origin = req.headers.origin;
     // No Origin means no browser; such a client must then authenticate with a bearer token, not a cookie.
-    if (origin ? origin !== ownOrigin : !/^Bearer\s+\S/i.test(req.headers.authorization ?? '')) return refuse(socket, 403, 'Forbidden');
+    if (origin ? origin !== ownOrigin : !/^Bearer\s+\S/i.test(req.headers.authorization ?? ''))
+      return refuse(socket, 403, 'Forbidden');
     const cookies = fastifyCookie.parse(req.headers.cookie ?? '');
     sessionFromToken(deps, sessionTokenFrom(req.headers, cookies)).then(
       (session) => {
@@ -143,7 +154,9 @@ export function attachLiveEvents(app: FastifyInstance, deps: AppDeps): void {
         // The slot is held from here; if the handshake fails before the socket opens, the close gives it back.
         socketsPerUser.set(session.user.id, held + 1);
         let opened = false;
-        socket.once('close', () => { if (!opened) releaseSocket(session.user.id); });
+        socket.once('close', () => {
+          if (!opened) releaseSocket(session.user.id);
+        });
         wss.handleUpgrade(req, socket, head, (ws) => {
           opened = true;
           open(ws, req, session);

@@ -67,7 +67,8 @@ const liveSession = t.middleware(async ({ ctx, type, next }) => {
   if (!user) throw new TRPCError({ code: 'UNAUTHORIZED', message: 'Your session has ended; sign in again.' });
   if (type !== 'subscription') return next({ ctx: { ...ctx, user } });
   if (!live.reserveSubscription()) {
-    throw new TRPCError({ code: 'TOO_MANY_REQUESTS', message: 'Too many subscriptions on this connection; stop some first.' });
+    const message = 'Too many subscriptions on this connection; stop some first.';
+    throw new TRPCError({ code: 'TOO_MANY_REQUESTS', message });
   }
   const result = await next({ ctx: { ...ctx, user } });
   const data: unknown = result.ok ? result.data : undefined;
@@ -121,11 +122,15 @@ const mutationRate = t.middleware(async ({ ctx, type, next }) => {
   if (type !== 'mutation' || !ctx.user) return next();
   const { config } = ctx.deps;
   const verdict = await hitRateLimit(ctx.deps.redis, ctx.deps.keys, {
-    scope: 'mutation', subject: ctx.user.id, limit: config.MUTATION_RATE_LIMIT, windowSeconds: config.MUTATION_RATE_WINDOW_SECONDS,
+    scope: 'mutation',
+    subject: ctx.user.id,
+    limit: config.MUTATION_RATE_LIMIT,
+    windowSeconds: config.MUTATION_RATE_WINDOW_SECONDS,
   });
   if (verdict.allowed) return next();
   const { retryAfterSeconds } = verdict;
-  throw toTrpcError(new DomainError('TOO_MANY_REQUESTS', `Too many changes at once; try again in ${retryAfterSeconds} s.`, { retryAfterSeconds }));
+  const message = `Too many changes at once; try again in ${retryAfterSeconds} s.`;
+  throw toTrpcError(new DomainError('TOO_MANY_REQUESTS', message, { retryAfterSeconds }));
 });
 
 /** Requires a signed-in user; ctx.user is then non-null. */

@@ -97,9 +97,14 @@ const workerEnvSchema = z
 /** Outside explicit development, one line per setting that would leave a development default in force. */
 function insecureSettings(e: z.infer<typeof workerEnvSchema>): string[] {
   const lines: string[] = [];
-  if (!e.WORKER_TOKEN) lines.push('WORKER_TOKEN is unset: the worker would present the development token from the repository');
-  else if (e.WORKER_TOKEN.length < MIN_SECRET_LENGTH) lines.push(`WORKER_TOKEN must be at least ${MIN_SECRET_LENGTH} characters`);
-  if (!e.ENGINE_MODELS) lines.push('ENGINE_MODELS is unset: every model would run the reference engine with no weights');
+  if (!e.WORKER_TOKEN) {
+    lines.push('WORKER_TOKEN is unset: the worker would present the development token from the repository');
+  } else if (e.WORKER_TOKEN.length < MIN_SECRET_LENGTH) {
+    lines.push(`WORKER_TOKEN must be at least ${MIN_SECRET_LENGTH} characters`);
+  }
+  if (!e.ENGINE_MODELS) {
+    lines.push('ENGINE_MODELS is unset: every model would run the reference engine with no weights');
+  }
   return lines;
 }
 

@@ -93,7 +93,9 @@ export async function authRoutes(app: FastifyInstance, deps: AppDeps): Promise<v
       return fail(new SignInError('invalid_state', expectedState ? 'state does not match the cookie' : 'no state cookie'));
     }
     // What the browser brings back is a client request, not Google's answer: a malformed one is a 400, never a 502.
-    if (error) return fail(new SignInError(error === 'access_denied' ? 'access_denied' : 'provider_refused', `authorize: ${error}`));
+    if (error) {
+      return fail(new SignInError(error === 'access_denied' ? 'access_denied' : 'provider_refused', `authorize: ${error}`));
+    }
     if (!code) return fail(new SignInError('provider_refused', 'callback without code'));
 
     try {

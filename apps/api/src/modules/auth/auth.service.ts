@@ -118,9 +118,13 @@ export async function revokeAllSessions(db: Database, userId: string): Promise<n
  * Revokes one session (sign-out): its id is recorded until the token would have expired
  * anyway, and the user's records of already-expired tokens are dropped on the way.
  */
-export async function revokeSession(db: Database, session: { userId: string; sessionId: string; expiresAt: number }): Promise<void> {
+export async function revokeSession(
+  db: Database,
+  session: { userId: string; sessionId: string; expiresAt: number },
+): Promise<void> {
   await withUser(db, session.userId, async (tx) => {
-    await tx.delete(sessionRevocations).where(and(eq(sessionRevocations.userId, session.userId), lt(sessionRevocations.expiresAt, sql`now()`)));
+    await tx.delete(sessionRevocations)
+      .where(and(eq(sessionRevocations.userId, session.userId), lt(sessionRevocations.expiresAt, sql`now()`)));
     await tx.insert(sessionRevocations)
       .values({ sessionId: session.sessionId, userId: session.userId, expiresAt: new Date(session.expiresAt) })
       .onConflictDoNothing();

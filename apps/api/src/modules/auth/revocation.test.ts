@@ -43,18 +43,30 @@ afterAll(async () => {
 });
 
 async function signIn(email: string): Promise<string> {
-  const res: LightMyRequestResponse = await server.inject({ method: 'POST', url: '/api/v1/auth/dev-login', payload: { email } });
+  const res: LightMyRequestResponse = await server.inject({
+    method: 'POST',
+    url: '/api/v1/auth/dev-login',
+    payload: { email },
+  });
   return res.cookies.find((c) => c.name === SESSION_COOKIE)!.value;
 }
 const origin = () => new URL(app.config.PUBLIC_URL).origin;
-const socketFor = (token: string, at = url) => openLiveSocket(at, { cookie: `${SESSION_COOKIE}=${token}`, origin: origin() });
-const httpMe = (token: string) => server.inject({ method: 'GET', url: '/trpc/user.me', cookies: { [SESSION_COOKIE]: token } });
+const socketFor = (token: string, at = url) =>
+  openLiveSocket(at, { cookie: `${SESSION_COOKIE}=${token}`, origin: origin() });
+const httpMe = (token: string) =>
+  server.inject({ method: 'GET', url: '/trpc/user.me', cookies: { [SESSION_COOKIE]: token } });
 const mutate = (path: string, token: string) =>
-  server.inject({ method: 'POST', url: `/trpc/${path}`, payload: { json: null }, cookies: { [SESSION_COOKIE]: token }, headers: { [CSRF_HEADER]: '1' } });
+  server.inject({
+    method: 'POST',
+    url: `/trpc/${path}`,
+    payload: { json: null },
+    cookies: { [SESSION_COOKIE]: token },
+    headers: { [CSRF_HEADER]: '1' },
+  });
 const isOpen = (socket: LiveSocket) => socket.ws.readyState === socket.ws.OPEN;
 
 describe('sign-out of one session', () => {
-  it('refuses the old cookie over HTTP and closes its open WebSocket (4401 session revoked) within the check period', async () => {
+  it('refuses the old cookie over HTTP and closes its open socket (4401 revoked) within the check period', async () => {
     const token = await signIn('one@example.test');
     const sibling = await signIn('one@example.test');
     const socket = await socketFor(token);
@@ -84,7 +96,12 @@ describe('sign-out of one session', () => {
   it('POST /api/v1/auth/logout revokes the session the same way', async () => {
     const token = await signIn('logout@example.test');
     const socket = await socketFor(token);
-    const res = await server.inject({ method: 'POST', url: '/api/v1/auth/logout', cookies: { [SESSION_COOKIE]: token }, headers: { [CSRF_HEADER]: '1' } });
+    const res = await server.inject({
+      method: 'POST',
+      url: '/api/v1/auth/logout',
+      cookies: { [SESSION_COOKIE]: token },
+      headers: { [CSRF_HEADER]: '1' },
+    });
     expect(res.statusCode).toBe(200);
     expect((await httpMe(token)).statusCode).toBe(401);
     expect(await socket.closed).toEqual(WS_CLOSE.revoked);
@@ -102,7 +119,7 @@ describe('sign-out of one session', () => {
 });
 
 describe('sign-out everywhere', () => {
-  it('closes every socket of every session of the user, and no one else\'s', async () => {
+  it("closes every socket of every session of the user, and no one else's", async () => {
     const laptop = await signIn('everywhere@example.test');
     const phone = await signIn('everywhere@example.test');
     const bystander = await signIn('bystander@example.test');
@@ -120,12 +137,16 @@ describe('sign-out everywhere', () => {
 });
 
 describe('expiry and lifetime', () => {
-  it('a session that expires while its socket is open closes it (4401 session expired); HTTP refuses it too', async () => {
+  it('a session that expires with its socket open closes it (4401 expired); HTTP refuses it too', async () => {
     const user = await app.createUser();
-    const token = await signSession(app.config.SESSION_SECRET, { userId: user.id, sessionVersion: user.sessionVersion }, 1);
+    const token = await signSession(
+      app.config.SESSION_SECRET,
+      { userId: user.id, sessionVersion: user.sessionVersion },
+      1,
+    );
     const socket = await socketFor(token);
     expect(await socket.closed).toEqual(WS_CLOSE.expired);
-    expect((await verifySession(app.config.SESSION_SECRET, token))).toBeNull();
+    expect(await verifySession(app.config.SESSION_SECRET, token)).toBeNull();
     expect((await httpMe(token)).statusCode).toBe(401);
   });
 
@@ -147,7 +168,12 @@ describe('tier-dependent limits on an open socket', () => {
     expect(asFree.error?.json.data).toMatchObject({ code: 'FORBIDDEN', domain: { code: 'PLAN_LIMIT' } });
 
     const [me] = await app.database.admin`select id from users where email = 'tier@example.test'`;
-    await withSystem(app.deps.db, (tx) => tx.update(schema.users).set({ tier: 'pro' }).where(eq(schema.users.id, me!.id as string)));
+    await withSystem(app.deps.db, (tx) =>
+      tx
+        .update(schema.users)
+        .set({ tier: 'pro' })
+        .where(eq(schema.users.id, me!.id as string)),
+    );
     // Now within the plan; refused only for want of credits (nothing is held or created).
     const asPro = await socket.call('mutation', 'generation.create', big);
     expect(asPro.error?.json.data).toMatchObject({ code: 'PAYMENT_REQUIRED' });

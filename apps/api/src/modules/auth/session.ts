@@ -45,8 +45,8 @@ export async function verifySession(secret: string, token: string): Promise<Sess
   try {
     const { payload } = await jwtVerify(token, key(secret), { issuer: ISSUER, audience: AUDIENCE, algorithms: ['HS256'] });
     const { sub, sv, sid, exp } = payload;
-    if (typeof sub !== 'string' || !UUID.test(sub) || typeof sv !== 'number' || typeof sid !== 'string' || !UUID.test(sid)) return null;
-    if (typeof exp !== 'number') return null;
+    if (typeof sub !== 'string' || !UUID.test(sub) || typeof sid !== 'string' || !UUID.test(sid)) return null;
+    if (typeof sv !== 'number' || typeof exp !== 'number') return null;
     return { userId: sub, sessionVersion: sv, sessionId: sid, expiresAt: exp * 1000 };
   } catch {
     return null;

@@ -82,7 +82,8 @@ async function finishedCounts(deps: AppDeps, ttlMs: number): Promise<FinishedCou
   }
   if (!mine) return shared;
   const fresh = { readAt: Date.now(), counts: await countByStatus(deps, false) };
-  await redis.set(keys.metricsFinishedJobs, JSON.stringify({ readAt: fresh.readAt, counts: [...fresh.counts] })).catch(() => {});
+  const stored = JSON.stringify({ readAt: fresh.readAt, counts: [...fresh.counts] });
+  await redis.set(keys.metricsFinishedJobs, stored).catch(() => {});
   return fresh;
 }
 
