@@ -37,7 +37,7 @@ function messagesIn(data: Buffer): number {
 }
 
 /**
- * Serves the app router over WebSocket on the fastify server (auth README: "WebSocket").
+ * Serves the app router over WebSocket on the fastify server (auth README, "Sessions" and "Bounds").
  *
  * Upgrade: only on LIVE_PATH (any other path is destroyed at once); a browser must come from
  * PUBLIC_URL's origin (a WebSocket is not bound by CORS); the session (cookie, or Bearer for
