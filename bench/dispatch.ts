@@ -55,6 +55,7 @@ async function startApi(app: TestApp) {
     ...childEnv(), NODE_ENV: 'test', LOG_LEVEL: 'warn', API_PORT: String(port), API_HOST: '127.0.0.1', DISABLE_BACKGROUND: 'true',
     DATABASE_URL: app.database.runtimeUrl, REDIS_URL: app.redis.url, REDIS_PREFIX: app.redis.prefix,
     S3_ENDPOINT: app.s3.endpoint, S3_BUCKET: app.s3.bucket, GENERATION_RATE_LIMIT: '1000000',
+    MUTATION_RATE_LIMIT: '1000000',
   };
   const child = spawn(process.execPath, ['--import', 'tsx', 'apps/api/src/main.ts'], { env, stdio: ['ignore', 'ignore', 'inherit'] });
   const base = `http://127.0.0.1:${port}`;

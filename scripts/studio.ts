@@ -87,10 +87,15 @@ export async function startStudio(options: StudioOptions): Promise<Studio> {
     }
 
     const tsx = ['--import', 'tsx'];
-    const api = startProcess('api', process.execPath, [...tsx, 'src/main.ts'], { cwd: resolve(ROOT, 'apps/api'), env, log });
+    // The API and the worker run on development defaults only when told so by name (an unset
+    // NODE_ENV is production, and refuses them); this launcher serves loopback only.
+    const services = { ...env, NODE_ENV: env.NODE_ENV || 'development' };
+    const apiDir = resolve(ROOT, 'apps/api');
+    const api = startProcess('api', process.execPath, [...tsx, 'src/main.ts'], { cwd: apiDir, env: services, log });
     processes.push(api);
     await waitForHttp(`${apiUrl}/readyz`, 60_000, api);
-    processes.push(startProcess('worker', process.execPath, [...tsx, 'src/main.ts'], { cwd: resolve(ROOT, 'apps/gpu-worker'), env, log }));
+    const workerDir = resolve(ROOT, 'apps/gpu-worker');
+    processes.push(startProcess('worker', process.execPath, [...tsx, 'src/main.ts'], { cwd: workerDir, env: services, log }));
     const web = startProcess('web', process.execPath, [resolve(ROOT, 'node_modules/vite/bin/vite.js'), 'preview', '--port', String(webPort), '--strictPort', '--host', '127.0.0.1'], {
       cwd: resolve(ROOT, 'apps/web'),
       env,

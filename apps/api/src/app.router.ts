@@ -1,5 +1,5 @@
 import { router } from './trpc.js';
-import { userRouter } from './modules/auth/user.router.js';
+import { userRouter } from './modules/user/user.router.js';
 import { creditsRouter } from './modules/credits/credits.router.js';
 import { paymentsRouter } from './modules/payments/payments.router.js';
 import { generationRouter } from './modules/generation/generation.router.js';

@@ -1,6 +1,8 @@
 import { isIP } from 'node:net';
 import { z } from 'zod';
-import { ConfigError, parseEnv } from '@pingvas/core';
+import {
+  ConfigError, DEV_WORKER_TOKEN, isExplicitDevelopment, MIN_SECRET_LENGTH, parseEnv, refuseInsecureSettings,
+} from '@pingvas/core';
 import { DEFAULT_DATABASE_URL } from '@pingvas/db';
 
 const bool = z.enum(['true', 'false', '1', '0']).transform((v) => v === 'true' || v === '1');
@@ -37,13 +39,15 @@ const trustProxy = z.string().trim().transform((v, ctx): boolean | string[] => {
 });
 
 const DEV_SESSION_SECRET = 'dev-only-session-secret-change-me-0123456789';
-const DEV_WORKER_TOKEN = 'dev-only-worker-token';
+/** The embedded S3 server's fixed credentials. */
+const DEV_S3_KEY = 'S3RVER';
 const DEV_LEMONSQUEEZY_WEBHOOK_SECRET = 'dev-only-lemonsqueezy-webhook-secret';
 
 /** Every variable the API reads. `.env.example` documents each one. */
 const apiEnvSchema = z
   .object({
-    NODE_ENV: z.enum(['development', 'test', 'production']).default('development'),
+    /** Unset means production: development defaults need NODE_ENV=development (or test) and a loopback PUBLIC_URL. */
+    NODE_ENV: z.enum(['development', 'test', 'production']).default('production'),
     LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
     API_PORT: z.coerce.number().int().min(0).max(65535).default(3000),
     API_HOST: z.string().default('127.0.0.1'),
@@ -80,8 +84,8 @@ const apiEnvSchema = z
     S3_ENDPOINT: optionalString,
     S3_REGION: z.string().default('us-east-1'),
     S3_BUCKET: z.string().default('pingvas'),
-    S3_ACCESS_KEY_ID: z.string().default('S3RVER'),
-    S3_SECRET_ACCESS_KEY: z.string().default('S3RVER'),
+    S3_ACCESS_KEY_ID: z.string().default(DEV_S3_KEY),
+    S3_SECRET_ACCESS_KEY: z.string().default(DEV_S3_KEY),
     S3_FORCE_PATH_STYLE: bool.default(true),
     /** Seconds a presigned GET URL (gallery, download) stays valid. */
     S3_PRESIGN_SECONDS: z.coerce.number().int().positive().default(900),
@@ -121,29 +125,62 @@ const apiEnvSchema = z
     METRICS_TOKEN: optionalString,
     /** /metrics re-counts finished jobs (a full table scan) at most this often; live states are exact on every scrape. */
     METRICS_FINISHED_JOBS_TTL_SECONDS: z.coerce.number().int().min(0).default(300),
+    /** Mutations (any tRPC mutation) allowed per signed-in user per window, across replicas. */
+    MUTATION_RATE_LIMIT: z.coerce.number().int().positive().default(120),
+    MUTATION_RATE_WINDOW_SECONDS: z.coerce.number().int().positive().default(60),
+    /** How often an open WebSocket re-checks its session (besides before every operation); at most 60. */
+    SESSION_RECHECK_SECONDS: z.coerce.number().positive().max(60).default(60),
+    /** A WebSocket is closed after this long whatever happens (the client reconnects and is checked afresh). */
+    WS_MAX_LIFETIME_SECONDS: z.coerce.number().positive().default(12 * 3600),
+    /** Open WebSockets one user may hold on one replica. */
+    WS_MAX_SOCKETS_PER_USER: z.coerce.number().int().positive().default(16),
+    /** Subscriptions one WebSocket may hold at once. */
+    WS_MAX_SUBSCRIPTIONS_PER_SOCKET: z.coerce.number().int().positive().default(100),
   })
   .superRefine((env, ctx) => {
-    if (env.CDN_BASE_URL) {
-      for (const name of ['CDN_KEY_PAIR_ID', 'CDN_PRIVATE_KEY'] as const) {
-        if (env[name]) continue;
-        const message = 'is required when CDN_BASE_URL is set (CDN URLs are signed)';
-        ctx.addIssue({ code: 'custom', path: [name], message });
-      }
-    }
-    if (env.NODE_ENV !== 'production') return;
-    for (const name of ['SESSION_SECRET', 'WORKER_TOKEN', 'S3_ENDPOINT'] as const) {
-      if (!env[name]) ctx.addIssue({ code: 'custom', path: [name], message: 'is required in production' });
-    }
-    if (env.LEMONSQUEEZY_API_KEY) {
-      for (const name of ['LEMONSQUEEZY_STORE_ID', 'LEMONSQUEEZY_WEBHOOK_SECRET', 'LEMONSQUEEZY_VARIANT_STARTER', 'LEMONSQUEEZY_VARIANT_PRO',
-        'LEMONSQUEEZY_VARIANT_PACK_1000', 'LEMONSQUEEZY_VARIANT_PACK_5000', 'LEMONSQUEEZY_VARIANT_PACK_10000'] as const) {
-        if (!env[name]) ctx.addIssue({ code: 'custom', path: [name], message: 'is required when LEMONSQUEEZY_API_KEY is set' });
-      }
-    }
-    if (env.SESSION_SECRET && env.SESSION_SECRET.length < 32) {
-      ctx.addIssue({ code: 'custom', path: ['SESSION_SECRET'], message: 'must be at least 32 characters' });
+    if (!env.CDN_BASE_URL) return;
+    for (const name of ['CDN_KEY_PAIR_ID', 'CDN_PRIVATE_KEY'] as const) {
+      if (env[name]) continue;
+      ctx.addIssue({ code: 'custom', path: [name], message: 'is required when CDN_BASE_URL is set (CDN URLs are signed)' });
     }
   });
+
+const LEMONSQUEEZY_SETTINGS = ['LEMONSQUEEZY_STORE_ID', 'LEMONSQUEEZY_WEBHOOK_SECRET', 'LEMONSQUEEZY_VARIANT_STARTER',
+  'LEMONSQUEEZY_VARIANT_PRO', 'LEMONSQUEEZY_VARIANT_PACK_1000', 'LEMONSQUEEZY_VARIANT_PACK_5000',
+  'LEMONSQUEEZY_VARIANT_PACK_10000'] as const;
+
+/**
+ * Outside explicit development, one line per setting that would leave a development default
+ * in force: a secret from the repository, a stand-in for a third party, an open endpoint.
+ */
+function insecureSettings(e: z.infer<typeof apiEnvSchema>): string[] {
+  const lines: string[] = [];
+  const secret = (name: 'SESSION_SECRET' | 'WORKER_TOKEN', unsetMeans: string) => {
+    const value = e[name];
+    if (!value) lines.push(`${name} is unset: ${unsetMeans}`);
+    else if (value.length < MIN_SECRET_LENGTH) lines.push(`${name} must be at least ${MIN_SECRET_LENGTH} characters`);
+  };
+  secret('SESSION_SECRET', 'sessions would be signed with the development secret from the repository');
+  secret('WORKER_TOKEN', '/internal/trpc would accept the development worker token from the repository');
+  if (!e.GOOGLE_CLIENT_ID || !e.GOOGLE_CLIENT_SECRET) {
+    lines.push('GOOGLE_CLIENT_ID/GOOGLE_CLIENT_SECRET are unset: '
+      + 'the development sign-in (any e-mail, no password) would be served');
+  }
+  if (!e.LEMONSQUEEZY_API_KEY) {
+    lines.push('LEMONSQUEEZY_API_KEY is unset: the local test checkout (credits without payment) would be served');
+  } else {
+    for (const name of LEMONSQUEEZY_SETTINGS) {
+      if (!e[name]) lines.push(`${name} is required when LEMONSQUEEZY_API_KEY is set`);
+    }
+  }
+  if (!e.METRICS_TOKEN) lines.push('METRICS_TOKEN is unset: /metrics would be open to anyone');
+  if (!e.S3_ENDPOINT) lines.push('S3_ENDPOINT is unset: images would go to the embedded development S3 server');
+  if (e.S3_ACCESS_KEY_ID === DEV_S3_KEY || e.S3_SECRET_ACCESS_KEY === DEV_S3_KEY) {
+    lines.push('S3_ACCESS_KEY_ID/S3_SECRET_ACCESS_KEY are the embedded server\'s development credentials '
+      + `(${DEV_S3_KEY})`);
+  }
+  return lines;
+}
 
 export type ApiEnv = z.infer<typeof apiEnvSchema>;
 /** Every variable name the API reads (`.env.example` must document each: a test checks). */
@@ -156,20 +193,29 @@ export interface ApiConfig extends Omit<ApiEnv, 'SESSION_SECRET' | 'WORKER_TOKEN
   googleEnabled: boolean;
   /** Without an API key the local test checkout stands in for Lemon Squeezy. */
   lemonSqueezyEnabled: boolean;
+  /** NODE_ENV=development (or test) on a loopback PUBLIC_URL: the only mode that runs on development defaults. */
+  development: boolean;
 }
 
 export { ConfigError };
 
-/** Parses the environment; a bad or missing variable throws one line naming it. */
+/**
+ * Parses the environment; a bad or missing variable throws one line naming it, and outside
+ * explicit development every insecure setting throws a line of its own (see the auth README).
+ */
 export function loadApiConfig(env: NodeJS.ProcessEnv = process.env): ApiConfig {
   const e = parseEnv(apiEnvSchema, env);
+  const development = isExplicitDevelopment(e.NODE_ENV, e.PUBLIC_URL);
+  if (!development) refuseInsecureSettings(insecureSettings(e));
   return {
     ...e,
     SESSION_SECRET: e.SESSION_SECRET ?? DEV_SESSION_SECRET,
     WORKER_TOKEN: e.WORKER_TOKEN ?? DEV_WORKER_TOKEN,
     // The local test checkout signs its webhooks too, so development needs a secret; production never gets this one.
-    LEMONSQUEEZY_WEBHOOK_SECRET: e.LEMONSQUEEZY_WEBHOOK_SECRET ?? (e.NODE_ENV === 'production' ? undefined : DEV_LEMONSQUEEZY_WEBHOOK_SECRET),
+    LEMONSQUEEZY_WEBHOOK_SECRET:
+      e.LEMONSQUEEZY_WEBHOOK_SECRET ?? (development ? DEV_LEMONSQUEEZY_WEBHOOK_SECRET : undefined),
     googleEnabled: Boolean(e.GOOGLE_CLIENT_ID && e.GOOGLE_CLIENT_SECRET),
     lemonSqueezyEnabled: Boolean(e.LEMONSQUEEZY_API_KEY),
+    development,
   };
 }

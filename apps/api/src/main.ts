@@ -1,7 +1,4 @@
 import { loadApiConfig, ConfigError } from './config.js';
-import { createAppDeps, closeAppDeps } from './deps.js';
-import { buildServer } from './server.js';
-import { startBackgroundTasks } from './background.js';
 
 let config;
 try {
@@ -14,6 +11,10 @@ try {
   throw error;
 }
 
+// The rest of the app is loaded only once the config is accepted: a refusal answers at once.
+const [{ createAppDeps, closeAppDeps }, { buildServer }, { startBackgroundTasks }] = await Promise.all([
+  import('./deps.js'), import('./server.js'), import('./background.js'),
+]);
 const deps = createAppDeps(config);
 const app = await buildServer(deps);
 const tasks = config.DISABLE_BACKGROUND ? [] : startBackgroundTasks(deps);

@@ -3,24 +3,19 @@ import fastifyCookie from '@fastify/cookie';
 import { fastifyTRPCPlugin, type FastifyTRPCPluginOptions } from '@trpc/server/adapters/fastify';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import { sql } from 'drizzle-orm';
-import { timingSafeEqual } from 'node:crypto';
-import { createContext } from './context.js';
+import {
+  HTTP_BODY_LIMIT_BYTES, HTTP_HEADERS_TIMEOUT_MS, HTTP_KEEP_ALIVE_TIMEOUT_MS, HTTP_REQUEST_TIMEOUT_MS,
+  TRPC_MAX_BATCH_SIZE,
+} from './bounds.js';
+import { createContext, createWorkerContext } from './context.js';
 import type { AppDeps } from './deps.js';
+import { attachLiveEvents } from './live.routes.js';
+import { authRoutes } from './modules/auth/auth.routes.js';
 import { csrfGuard } from './modules/auth/csrf.js';
-import { authRoutes } from './modules/auth/routes.js';
+import { metricsRoutes } from './modules/metrics/metrics.routes.js';
 import { paymentRoutes } from './modules/payments/routes.js';
-import { attachLiveEvents } from './modules/generation/live.js';
-import { metricsRoutes } from './modules/metrics/routes.js';
 import { workerRouter, type WorkerRouter } from './modules/worker/worker.router.js';
 import { appRouter, type AppRouter } from './app.router.js';
-
-/** Constant-time comparison of a presented worker token against the configured one. */
-export function isWorkerToken(presented: string | undefined, expected: string): boolean {
-  if (!presented) return false;
-  const a = Buffer.from(presented);
-  const b = Buffer.from(expected);
-  return a.length === b.length && timingSafeEqual(a, b);
-}
 
 export async function buildServer(deps: AppDeps): Promise<FastifyInstance> {
   const app = Fastify({
@@ -28,7 +23,12 @@ export async function buildServer(deps: AppDeps): Promise<FastifyInstance> {
     genReqId: (req) => (req.headers['x-request-id'] as string | undefined) ?? randomUUID(),
     routerOptions: { maxParamLength: 5000 },
     trustProxy: deps.config.TRUST_PROXY,
+    // A slow client cannot hold a connection open by trickling its headers or body.
+    requestTimeout: HTTP_REQUEST_TIMEOUT_MS,
+    keepAliveTimeout: HTTP_KEEP_ALIVE_TIMEOUT_MS,
+    bodyLimit: HTTP_BODY_LIMIT_BYTES,
   });
+  app.server.headersTimeout = HTTP_HEADERS_TIMEOUT_MS;
   await app.register(fastifyCookie);
   app.addHook('onRequest', async (req, reply) => { reply.header('x-request-id', req.id); });
   app.addHook('onRequest', csrfGuard(deps.config));
@@ -49,6 +49,7 @@ export async function buildServer(deps: AppDeps): Promise<FastifyInstance> {
     prefix: '/trpc',
     trpcOptions: {
       router: appRouter,
+      maxBatchSize: TRPC_MAX_BATCH_SIZE,
       createContext: ({ req, res }) => createContext(deps, req, res),
       onError: ({ error, path }) => {
         if (error.code === 'INTERNAL_SERVER_ERROR') deps.logger.error({ err: error, path }, 'trpc error');
@@ -60,10 +61,8 @@ export async function buildServer(deps: AppDeps): Promise<FastifyInstance> {
     prefix: '/internal/trpc',
     trpcOptions: {
       router: workerRouter,
-      createContext: ({ req }) => {
-        const token = req.headers.authorization?.match(/^Bearer\s+(.+)$/i)?.[1];
-        return { deps, user: null, isWorker: isWorkerToken(token, deps.config.WORKER_TOKEN), req };
-      },
+      maxBatchSize: TRPC_MAX_BATCH_SIZE,
+      createContext: ({ req }) => createWorkerContext(deps, req),
       onError: ({ error, path }) => {
         if (error.code === 'INTERNAL_SERVER_ERROR') deps.logger.error({ err: error, path }, 'internal trpc error');
       },

@@ -3,6 +3,7 @@ import type { TRPC_ERROR_CODE_KEY } from '@trpc/server/rpc';
 import superjson from 'superjson';
 import { DomainError, type ErrorCode } from '@pingvas/core';
 import type { Context } from './context.js';
+import { hitRateLimit } from './infra/rate-limit.js';
 
 const TRPC_CODE: Record<ErrorCode, TRPC_ERROR_CODE_KEY> = {
   PAYMENT_REQUIRED: 'PAYMENT_REQUIRED',
@@ -54,17 +55,89 @@ const domainErrors = t.middleware(async ({ next }) => {
   return result;
 });
 
+/**
+ * A call over a WebSocket re-checks the socket's session first (revoked or expired → the
+ * socket closes and the call is refused) and runs with the user as read now, so a tier
+ * change applies at once. Subscriptions count against the socket's cap while they run.
+ */
+const liveSession = t.middleware(async ({ ctx, type, next }) => {
+  const { live } = ctx;
+  if (!live) return next();
+  const user = await live.recheck();
+  if (!user) throw new TRPCError({ code: 'UNAUTHORIZED', message: 'Your session has ended; sign in again.' });
+  if (type !== 'subscription') return next({ ctx: { ...ctx, user } });
+  if (!live.reserveSubscription()) {
+    const message = 'Too many subscriptions on this connection; stop some first.';
+    throw new TRPCError({ code: 'TOO_MANY_REQUESTS', message });
+  }
+  const result = await next({ ctx: { ...ctx, user } });
+  const data: unknown = result.ok ? result.data : undefined;
+  if (!result.ok || !isAsyncIterable(data)) {
+    live.releaseSubscription();
+    return result;
+  }
+  return { ...result, data: releasedWhenDone(data, live.releaseSubscription) };
+});
+
+function isAsyncIterable(value: unknown): value is AsyncIterable<unknown> {
+  return typeof value === 'object' && value !== null && Symbol.asyncIterator in value;
+}
+
+async function* releasedWhenDone<T>(source: AsyncIterable<T>, release: () => void): AsyncGenerator<T> {
+  try {
+    yield* source;
+  } finally {
+    release();
+  }
+}
+
+/**
+ * PostgreSQL text cannot hold U+0000: a NUL anywhere in an input would fail deep in a query
+ * (a 500). Refused here, for every procedure, before its input is even parsed.
+ */
+const noNulCharacters = t.middleware(async ({ getRawInput, next }) => {
+  if (containsNul(await getRawInput())) {
+    throw new TRPCError({ code: 'BAD_REQUEST', message: 'Text may not contain the NUL character (U+0000).' });
+  }
+  return next();
+});
+
+function containsNul(value: unknown): boolean {
+  if (typeof value === 'string') return value.includes('\u0000');
+  if (value === null || typeof value !== 'object') return false;
+  return Object.entries(value).some(([key, item]) => key.includes('\u0000') || containsNul(item));
+}
+
 export const router = t.router;
 export const middleware = t.middleware;
 export const mergeRouters = t.mergeRouters;
 export const createCallerFactory = t.createCallerFactory;
-export const publicProcedure = t.procedure.use(domainErrors);
+export const publicProcedure = t.procedure.use(domainErrors).use(liveSession).use(noNulCharacters);
+
+/**
+ * Every mutation of a signed-in user counts against MUTATION_RATE_LIMIT per window, shared
+ * by all replicas (Redis); past it → TOO_MANY_REQUESTS (429) with `retryAfterSeconds`.
+ */
+const mutationRate = t.middleware(async ({ ctx, type, next }) => {
+  if (type !== 'mutation' || !ctx.user) return next();
+  const { config } = ctx.deps;
+  const verdict = await hitRateLimit(ctx.deps.redis, ctx.deps.keys, {
+    scope: 'mutation',
+    subject: ctx.user.id,
+    limit: config.MUTATION_RATE_LIMIT,
+    windowSeconds: config.MUTATION_RATE_WINDOW_SECONDS,
+  });
+  if (verdict.allowed) return next();
+  const { retryAfterSeconds } = verdict;
+  const message = `Too many changes at once; try again in ${retryAfterSeconds} s.`;
+  throw toTrpcError(new DomainError('TOO_MANY_REQUESTS', message, { retryAfterSeconds }));
+});
 
 /** Requires a signed-in user; ctx.user is then non-null. */
 export const protectedProcedure = publicProcedure.use(({ ctx, next }) => {
   if (!ctx.user) throw new TRPCError({ code: 'UNAUTHORIZED', message: 'Sign in first.' });
   return next({ ctx: { ...ctx, user: ctx.user } });
-});
+}).use(mutationRate);
 
 /** Only for GPU workers holding WORKER_TOKEN, on /internal/trpc. */
 export const workerProcedure = publicProcedure.use(({ ctx, next }) => {

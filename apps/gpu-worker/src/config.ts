@@ -3,9 +3,9 @@ import { hostname } from 'node:os';
 import { basename } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
-import { ConfigError, parseEnv } from '@pingvas/core';
-
-const DEV_WORKER_TOKEN = 'dev-only-worker-token';
+import {
+  ConfigError, DEV_WORKER_TOKEN, isExplicitDevelopment, MIN_SECRET_LENGTH, parseEnv, refuseInsecureSettings,
+} from '@pingvas/core';
 
 /** The reference engine as `npm run build -w @pingvas/gpu-worker` leaves it. */
 export const REFERENCE_ENGINE_BIN = fileURLToPath(new URL('../reference-engine/bin/refengine', import.meta.url));
@@ -124,7 +124,8 @@ const optionalString = z.string().trim().optional().transform((v) => (v ? v : un
 
 const workerEnvSchema = z
   .object({
-    NODE_ENV: z.enum(['development', 'test', 'production']).default('development'),
+    /** Unset means production: the development token needs NODE_ENV=development (or test) and a loopback API_URL. */
+    NODE_ENV: z.enum(['development', 'test', 'production']).default('production'),
     LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
     API_URL: z.url().default('http://127.0.0.1:3000'),
     WORKER_TOKEN: optionalString,
@@ -142,13 +143,21 @@ const workerEnvSchema = z
     WORKER_STATUS_HOST: z.string().default('127.0.0.1'),
     /** How long one `worker.claim` may wait for a job on the API (long poll). */
     WORKER_CLAIM_WAIT_MS: z.coerce.number().int().min(0).max(20_000).default(10_000),
-  })
-  .superRefine((env, ctx) => {
-    if (env.NODE_ENV !== 'production') return;
-    for (const name of ['WORKER_TOKEN', 'ENGINE_MODELS'] as const) {
-      if (!env[name]) ctx.addIssue({ code: 'custom', path: [name], message: 'is required in production' });
-    }
   });
+
+/** Outside explicit development, one line per setting that would leave a development default in force. */
+function insecureSettings(e: z.infer<typeof workerEnvSchema>): string[] {
+  const lines: string[] = [];
+  if (!e.WORKER_TOKEN) {
+    lines.push('WORKER_TOKEN is unset: the worker would present the development token from the repository');
+  } else if (e.WORKER_TOKEN.length < MIN_SECRET_LENGTH) {
+    lines.push(`WORKER_TOKEN must be at least ${MIN_SECRET_LENGTH} characters`);
+  }
+  if (!e.ENGINE_MODELS) {
+    lines.push('ENGINE_MODELS is unset: every model would run the reference engine with no weights');
+  }
+  return lines;
+}
 
 /** Every variable name the worker reads (`.env.example` must document each: a test checks). */
 export const WORKER_ENV_VARIABLES = Object.keys(workerEnvSchema.shape);
@@ -180,6 +189,7 @@ function engineNameFor(bin: string): string {
 /** Parses the environment; a bad or missing variable throws one line naming it. */
 export function loadWorkerConfig(env: NodeJS.ProcessEnv = process.env): WorkerConfig {
   const e = parseEnv(workerEnvSchema, env);
+  if (!isExplicitDevelopment(e.NODE_ENV, e.API_URL)) refuseInsecureSettings(insecureSettings(e));
   const models = modelsSchema.safeParse(e.ENGINE_MODELS ?? REFERENCE_MODELS);
   if (!models.success) {
     const issue = models.error.issues[0]!;

@@ -26,6 +26,14 @@ export const users = pgTable('users', {
   updatedAt: updatedAt(),
 });
 
+/** Signed-out sessions (the token's `sid`), kept until the token would have expired. */
+export const sessionRevocations = pgTable('session_revocations', {
+  sessionId: uuid('session_id').primaryKey(),
+  userId: ownerId(),
+  expiresAt: timestamp('expires_at', { withTimezone: true }).notNull(),
+  revokedAt: timestamp('revoked_at', { withTimezone: true }).notNull().defaultNow(),
+}, (t) => [index('session_revocations_user_expiry_idx').on(t.userId, t.expiresAt)]);
+
 export const subscriptions = pgTable('subscriptions', {
   id: id(),
   userId: ownerId(),
@@ -219,6 +227,7 @@ export const emailOutbox = pgTable('email_outbox', {
 /** Tables whose rows belong to one user: RLS enabled, forced, and scoped by `user_id`. */
 export const PER_USER_TABLES = [
   'subscriptions', 'credit_balances', 'credit_transactions', 'credit_holds', 'generation_jobs', 'images', 'boards', 'board_images',
+  'session_revocations',
 ] as const;
 /** Tables only the system path may touch (RLS forced, no user policy). */
 export const SYSTEM_ONLY_TABLES = ['webhook_events', 'email_outbox'] as const;

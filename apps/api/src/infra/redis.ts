@@ -27,6 +27,8 @@ export function redisKeys(prefix: string) {
     jobChannel: (jobId: string) => `${prefix}job:${jobId}`,
     rateLimit: (scope: string, subject: string) => `${prefix}ratelimit:${scope}:${subject}`,
     lock: (name: string) => `${prefix}lock:${name}`,
+    /** JSON { readAt, counts } of finished jobs by state: one count per cache period shared by every replica. */
+    metricsFinishedJobs: `${prefix}metrics:finished_jobs`,
     /** A development checkout intent (no Lemon Squeezy account), kept for an hour. */
     testCheckout: (id: string) => `${prefix}test_checkout:${id}`,
     prefix,

@@ -46,6 +46,8 @@ export async function createTestApp(env: Record<string, string> = {}): Promise<T
     S3_ENDPOINT: s3.endpoint,
     S3_BUCKET: s3.bucket,
     DISABLE_BACKGROUND: 'true',
+    // Scenario tests make many calls as one user; the per-user mutation limit has tests of its own.
+    MUTATION_RATE_LIMIT: '100000',
     ...env,
   });
   const deps = createAppDeps(config, pino({ level: 'silent' }));

@@ -1,9 +1,9 @@
-import { desc, eq, sql } from 'drizzle-orm';
+import { and, desc, eq, lt, sql } from 'drizzle-orm';
 import { schema, withSystem, withUser, type Database } from '@pingvas/db';
 import { DomainError, type Tier } from '@pingvas/core';
 import { getBalance, type Balance } from '../credits/ledger.js';
 
-const { users, creditBalances, subscriptions } = schema;
+const { users, creditBalances, subscriptions, sessionRevocations } = schema;
 
 export type UserRow = typeof users.$inferSelect;
 
@@ -112,4 +112,21 @@ export async function revokeAllSessions(db: Database, userId: string): Promise<n
   );
   if (!row) throw new DomainError('UNAUTHORIZED', 'This account no longer exists.', {});
   return row.sessionVersion;
+}
+
+/**
+ * Revokes one session (sign-out): its id is recorded until the token would have expired
+ * anyway, and the user's records of already-expired tokens are dropped on the way.
+ */
+export async function revokeSession(
+  db: Database,
+  session: { userId: string; sessionId: string; expiresAt: number },
+): Promise<void> {
+  await withUser(db, session.userId, async (tx) => {
+    await tx.delete(sessionRevocations)
+      .where(and(eq(sessionRevocations.userId, session.userId), lt(sessionRevocations.expiresAt, sql`now()`)));
+    await tx.insert(sessionRevocations)
+      .values({ sessionId: session.sessionId, userId: session.userId, expiresAt: new Date(session.expiresAt) })
+      .onConflictDoNothing();
+  });
 }

@@ -16,6 +16,7 @@ export type SignInFailure =
   | 'unverified_email'
   | 'account_conflict'
   | 'provider_error'
+  | 'provider_refused'
   | 'provider_unavailable';
 
 export class SignInError extends Error {

@@ -161,17 +161,27 @@ describe('sessions', () => {
     expect((await trpc('user.me', 'query', withCookie(fresh))).status).toBe(200);
   });
 
-  it('POST /api/v1/auth/logout and user.signOut clear the cookie', async () => {
+  it('POST /api/v1/auth/logout and user.signOut revoke that session on the server and clear the cookie; other sessions live on', async () => {
     const mine = sessionFrom(await devLogin('logout@example.test'));
+    const other = sessionFrom(await devLogin('logout@example.test'));
     const logout = await server.inject({ method: 'POST', url: '/api/v1/auth/logout', cookies: { [SESSION_COOKIE]: mine }, headers: { [CSRF_HEADER]: '1' } });
     expect(logout.statusCode).toBe(200);
     const cleared = logout.cookies.find((c) => c.name === SESSION_COOKIE)!;
     expect(cleared.value).toBe('');
     expect(cleared.expires!.getTime()).toBeLessThan(Date.now());
+    // The old cookie, replayed, is refused: the token itself is revoked, not just forgotten by the browser.
+    expect((await trpc('user.me', 'query', withCookie(mine))).code).toBe('UNAUTHORIZED');
+    expect((await trpc('user.me', 'query', { headers: { authorization: `Bearer ${mine}` } })).code).toBe('UNAUTHORIZED');
+    expect((await trpc('user.me', 'query', withCookie(other))).status).toBe(200);
 
-    const res = await server.inject({ method: 'POST', url: '/trpc/user.signOut', payload: { json: null }, cookies: { [SESSION_COOKIE]: mine }, headers: { [CSRF_HEADER]: '1' } });
+    const res = await server.inject({ method: 'POST', url: '/trpc/user.signOut', payload: { json: null }, cookies: { [SESSION_COOKIE]: other }, headers: { [CSRF_HEADER]: '1' } });
     expect(res.statusCode).toBe(200);
     expect(res.cookies.find((c) => c.name === SESSION_COOKIE)?.value).toBe('');
+    expect((await trpc('user.me', 'query', withCookie(other))).code).toBe('UNAUTHORIZED');
+    // Signing out twice, or with a revoked token, changes nothing and says so plainly.
+    expect((await server.inject({ method: 'POST', url: '/trpc/user.signOut', payload: { json: null }, cookies: { [SESSION_COOKIE]: other }, headers: { [CSRF_HEADER]: '1' } })).statusCode).toBe(401);
+    const revoked = await app.database.admin`select count(*)::int as n from session_revocations`;
+    expect(revoked[0]!.n).toBe(2);
   });
 });
 
@@ -220,14 +230,18 @@ describe('CSRF guard', () => {
   });
 
   it('lets it through with the header, with our Origin, or with a Bearer token instead of the cookie', async () => {
-    expect((await post('/trpc/user.signOut', { [CSRF_HEADER]: '1' })).statusCode).toBe(200);
-    expect((await post('/trpc/user.signOut', { origin: new URL(app.config.PUBLIC_URL).origin })).statusCode).toBe(200);
-    expect((await post('/trpc/user.signOut', { authorization: `Bearer ${token}` }, {})).statusCode).toBe(200);
+    // Each sign-out revokes its session, so each attempt brings a session of its own.
+    const fresh = async () => ({ [SESSION_COOKIE]: sessionFrom(await devLogin('csrf@example.test')) });
+    expect((await post('/trpc/user.signOut', { [CSRF_HEADER]: '1' }, await fresh())).statusCode).toBe(200);
+    expect((await post('/trpc/user.signOut', { origin: new URL(app.config.PUBLIC_URL).origin }, await fresh())).statusCode).toBe(200);
+    const bearer = (await fresh())[SESSION_COOKIE];
+    expect((await post('/trpc/user.signOut', { authorization: `Bearer ${bearer}` }, {})).statusCode).toBe(200);
   });
 
   it('guards the /api/v1 POST routes too, but not the webhooks or queries', async () => {
     expect((await post('/api/v1/auth/logout', {})).statusCode).toBe(403);
-    expect((await post('/api/v1/auth/logout', { [CSRF_HEADER]: '1' })).statusCode).toBe(200);
+    const other = { [SESSION_COOKIE]: sessionFrom(await devLogin('csrf@example.test')) };
+    expect((await post('/api/v1/auth/logout', { [CSRF_HEADER]: '1' }, other)).statusCode).toBe(200);
     // Server-to-server and signed: never asked for the header (whatever the route answers).
     expect((await post('/api/v1/webhooks/lemon-squeezy', {})).statusCode).not.toBe(403);
     expect((await trpc('user.me', 'query', withCookie(token))).status).toBe(200);

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import type { CookieSerializeOptions } from '@fastify/cookie';
 import type { FastifyReply } from 'fastify';
 import { jwtVerify, SignJWT } from 'jose';
@@ -11,14 +12,25 @@ export interface SessionClaims {
   userId: string;
   /** Must equal users.session_version: bumping it revokes every session at once. */
   sessionVersion: number;
+  /** This session's own id (`sid`): signing out records it in session_revocations. */
+  sessionId: string;
+  /** When the token stops verifying, in ms since the epoch. */
+  expiresAt: number;
 }
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 function key(secret: string): Uint8Array {
   return new TextEncoder().encode(secret);
 }
 
-export async function signSession(secret: string, claims: SessionClaims, ttlSeconds: number): Promise<string> {
-  return new SignJWT({ sv: claims.sessionVersion })
+/** A new session token; every token gets a fresh session id unless one is given. */
+export async function signSession(
+  secret: string,
+  claims: Pick<SessionClaims, 'userId' | 'sessionVersion'> & { sessionId?: string },
+  ttlSeconds: number,
+): Promise<string> {
+  return new SignJWT({ sv: claims.sessionVersion, sid: claims.sessionId ?? randomUUID() })
     .setProtectedHeader({ alg: 'HS256' })
     .setSubject(claims.userId)
     .setIssuer(ISSUER)
@@ -32,8 +44,10 @@ export async function signSession(secret: string, claims: SessionClaims, ttlSeco
 export async function verifySession(secret: string, token: string): Promise<SessionClaims | null> {
   try {
     const { payload } = await jwtVerify(token, key(secret), { issuer: ISSUER, audience: AUDIENCE, algorithms: ['HS256'] });
-    if (typeof payload.sub !== 'string' || typeof payload.sv !== 'number') return null;
-    return { userId: payload.sub, sessionVersion: payload.sv };
+    const { sub, sv, sid, exp } = payload;
+    if (typeof sub !== 'string' || !UUID.test(sub) || typeof sid !== 'string' || !UUID.test(sid)) return null;
+    if (typeof sv !== 'number' || typeof exp !== 'number') return null;
+    return { userId: sub, sessionVersion: sv, sessionId: sid, expiresAt: exp * 1000 };
   } catch {
     return null;
   }

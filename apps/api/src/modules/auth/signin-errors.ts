@@ -10,6 +10,7 @@ const PAGES: Record<PageReason, { status: number; title: string; text: string }>
   invalid_token: { status: 400, title: 'Sign-in could not be verified', text: 'We could not verify Google’s answer, so you are not signed in. Please start again.' },
   unverified_email: { status: 403, title: 'E-mail address not verified', text: 'Your Google account’s e-mail address is not verified. Verify it with Google, then sign in again.' },
   account_conflict: { status: 409, title: 'Account already linked', text: 'This e-mail address belongs to a Pingvas Studio account linked to a different Google account.' },
+  provider_refused: { status: 400, title: 'Google sign-in failed', text: 'Google did not complete the sign-in. Please start again.' },
   provider_error: { status: 502, title: 'Google sign-in failed', text: 'Google refused the sign-in. Please try again in a moment.' },
   provider_unavailable: { status: 502, title: 'Google is unreachable', text: 'We could not reach Google to finish signing you in. Please try again in a moment.' },
   rate_limited: { status: 429, title: 'Too many sign-in attempts', text: 'There were too many sign-in attempts from your network. Please wait a minute and try again.' },

@@ -8,7 +8,7 @@ import {
 import type { SessionUser } from '../../context.js';
 import type { AppDeps } from '../../deps.js';
 import { getBalance, hold, release } from '../credits/ledger.js';
-import { hitRateLimit } from '../auth/rate-limit.js';
+import { hitRateLimit } from '../../infra/rate-limit.js';
 import { publishJobEvent } from './bus.js';
 import { enqueueAndAnnounce, jobVersion, lockJob, nextVersion, queueEntryFor, type JobRow } from './jobs.js';
 import { dequeue, standing } from './queue.js';

@@ -54,23 +54,56 @@ async function countByStatus(deps: AppDeps, live: boolean): Promise<Map<string, 
   return new Map(rows.map((r) => [r.status, r.n]));
 }
 
+type FinishedCounts = { readAt: number; counts: Map<string, number> };
+
+/**
+ * Finished-job counts as of at most METRICS_FINISHED_JOBS_TTL_SECONDS ago, counted once per
+ * period for all replicas: the count lives in Redis, and when it is stale the replica that
+ * takes the period's lock (SET NX PX ttl) recounts while the others keep reporting the stale
+ * one. Null when no count exists yet and another replica is making the first. Without Redis
+ * each replica falls back to its own cache (the same period, counted per replica).
+ */
+async function finishedCounts(deps: AppDeps, ttlMs: number): Promise<FinishedCounts | null> {
+  const { redis, keys, metrics } = deps;
+  if (ttlMs === 0) return { readAt: Date.now(), counts: await countByStatus(deps, false) };
+  let shared: FinishedCounts | null;
+  let mine: boolean;
+  try {
+    const stored = await redis.get(keys.metricsFinishedJobs);
+    const parsed = stored ? (JSON.parse(stored) as { readAt: number; counts: [string, number][] }) : null;
+    shared = parsed ? { readAt: parsed.readAt, counts: new Map(parsed.counts) } : null;
+    if (shared && Date.now() - shared.readAt < ttlMs) return shared;
+    mine = (await redis.set(keys.lock('metrics:finished_jobs'), String(process.pid), 'PX', ttlMs, 'NX')) === 'OK';
+  } catch {
+    const local = metrics.finishedJobs;
+    if (local && Date.now() - local.readAt < ttlMs) return local;
+    metrics.finishedJobs = { readAt: Date.now(), counts: await countByStatus(deps, false) };
+    return metrics.finishedJobs;
+  }
+  if (!mine) return shared;
+  const fresh = { readAt: Date.now(), counts: await countByStatus(deps, false) };
+  const stored = JSON.stringify({ readAt: fresh.readAt, counts: [...fresh.counts] });
+  await redis.set(keys.metricsFinishedJobs, stored).catch(() => {});
+  return fresh;
+}
+
 /**
  * Live states (pending, in_progress) are counted exactly on every scrape: the partial index
  * generation_jobs_active_idx makes that cost what the live jobs number. Finished states
  * grow forever and need a full scan (1–3 s for a million jobs as the runtime role, whose
  * RLS policy is evaluated per row: `npm run bench:metrics`), so they are re-read at most every
- * METRICS_FINISHED_JOBS_TTL_SECONDS; in between a scrape reports the last reading.
+ * METRICS_FINISHED_JOBS_TTL_SECONDS across all replicas together (finishedCounts).
  */
 async function collectJobStates(deps: AppDeps): Promise<void> {
   const { metrics } = deps;
-  const ttlMs = deps.config.METRICS_FINISHED_JOBS_TTL_SECONDS * 1000;
-  const stale = !metrics.finishedJobs || Date.now() - metrics.finishedJobs.readAt >= ttlMs;
   const [live, finished] = await Promise.all([
     countByStatus(deps, true),
-    stale ? countByStatus(deps, false) : Promise.resolve(metrics.finishedJobs!.counts),
+    finishedCounts(deps, deps.config.METRICS_FINISHED_JOBS_TTL_SECONDS * 1000),
   ]);
-  if (stale) metrics.finishedJobs = { readAt: Date.now(), counts: finished };
-  for (const state of JOB_STATES) metrics.jobs.set({ state }, live.get(state) ?? finished.get(state) ?? 0);
+  for (const state of JOB_STATES) {
+    if (LIVE_STATES.includes(state as (typeof LIVE_STATES)[number])) metrics.jobs.set({ state }, live.get(state) ?? 0);
+    else if (finished) metrics.jobs.set({ state }, finished.counts.get(state) ?? 0);
+  }
 }
 
 async function run(deps: AppDeps, collector: 'queue' | 'jobs', collect: (deps: AppDeps) => Promise<void>): Promise<void> {

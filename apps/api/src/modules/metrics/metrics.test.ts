@@ -125,6 +125,34 @@ describe('/metrics', () => {
     }
   });
 
+  it('counts finished jobs once per period for all replicas: the others report the shared count', async () => {
+    const { redis, keys } = app.deps;
+    await redis.del(keys.metricsFinishedJobs, keys.lock('metrics:finished_jobs'));
+    const replica = () => buildServer({ ...app.deps, metrics: createMetrics(), config: { ...app.config, METRICS_FINISHED_JOBS_TTL_SECONDS: 300 } });
+    const [a, b] = await Promise.all([replica(), replica()]);
+    try {
+      const user = await fundedUser(app, 'pro', 1000);
+      await app.callerFor(user).generation.create(smallParams());
+      const counted = (await scrape(a)).get('pingvas_jobs{state="completed"}')!;
+      expect(counted).toBe((await jobsInDb()).completed ?? 0);
+      await completeClaimed(app, (await claim(app))!, 3);
+      // B never counted for itself (its own registry is new): it reports A's count of this period.
+      expect((await scrape(b)).get('pingvas_jobs{state="completed"}')).toBe(counted);
+
+      // The period is over but another replica holds its lock (is recounting): report the last count, do not scan.
+      await redis.set(keys.metricsFinishedJobs, JSON.stringify({ readAt: 0, counts: [['completed', 999]] }));
+      await redis.set(keys.lock('metrics:finished_jobs'), 'elsewhere', 'PX', 60_000);
+      expect((await scrape(b)).get('pingvas_jobs{state="completed"}')).toBe(999);
+      // Once the lock lapses, the next scrape recounts and shares the result.
+      await redis.del(keys.lock('metrics:finished_jobs'));
+      expect((await scrape(a)).get('pingvas_jobs{state="completed"}')).toBe(counted + 1);
+      expect((await scrape(b)).get('pingvas_jobs{state="completed"}')).toBe(counted + 1);
+      expect(await redis.pttl(keys.lock('metrics:finished_jobs'))).toBeGreaterThan(0);
+    } finally {
+      await Promise.all([a.close(), b.close()]);
+    }
+  });
+
   it('leaves a gauge empty and says so when its source is down, still answering the rest', async () => {
     const offline = await buildServer({ ...app.deps, keys: { ...app.deps.keys, queue: app.deps.keys.runningCounts }, metrics: createMetrics() });
     await app.deps.redis.hset(app.deps.keys.runningCounts, 'x', 1); // a hash: ZCOUNT on it fails (WRONGTYPE)

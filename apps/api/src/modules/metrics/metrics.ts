@@ -31,7 +31,7 @@ export interface Metrics {
   engineDuration: Histogram;
   httpDuration: Histogram<'method' | 'route' | 'status'>;
   openWebSockets: Gauge;
-  /** Counts of finished jobs, re-read at most every METRICS_FINISHED_JOBS_TTL_SECONDS (see collectors.ts). */
+  /** This replica's own count of finished jobs, used only while Redis (which holds the shared one) is unreachable. */
   finishedJobs: { readAt: number; counts: Map<string, number> } | null;
 }
 

@@ -28,7 +28,7 @@ describe('checkouts against the provider', () => {
     expect(sent).toMatchObject({
       storeId: '77', variantId: String(VARIANT.pro), email: user.email, testMode: true,
       custom: { user_id: user.id, kind: 'subscription', tier: 'pro' },
-      redirectUrl: 'http://studio.test/billing?paid=1',
+      redirectUrl: 'http://studio.localhost/billing?paid=1',
     });
   });
 

@@ -6,6 +6,7 @@ import { buildServer } from '../../server.js';
 import { createTestApp, type TestApp } from '../../test/harness.js';
 import { expectLedgerInvariants } from '../../test/invariants.js';
 import { signSession } from '../auth/session.js';
+import { PRODUCTION_ENV } from '../../test/production-env.test-support.js';
 import { stateOf } from './webhook.test-support.js';
 
 /** Development without a Lemon Squeezy account: no API key, the local test checkout. */
@@ -13,7 +14,7 @@ let app: TestApp;
 let server: FastifyInstance;
 let base: string;
 beforeAll(async () => {
-  app = await createTestApp({ PUBLIC_URL: 'http://studio.test' });
+  app = await createTestApp({ PUBLIC_URL: 'http://studio.localhost' });
   server = await buildServer(app.deps);
   await server.listen({ port: 0, host: '127.0.0.1' });
   base = `http://127.0.0.1:${(server.server.address() as AddressInfo).port}`;
@@ -37,9 +38,9 @@ describe('local test checkout (no LEMONSQUEEZY_API_KEY)', () => {
   it('config: a dev-only webhook secret outside production, none in production', () => {
     expect(app.config.lemonSqueezyEnabled).toBe(false);
     expect(app.config.LEMONSQUEEZY_WEBHOOK_SECRET).toBe('dev-only-lemonsqueezy-webhook-secret');
-    const prod = loadApiConfig({ NODE_ENV: 'production', SESSION_SECRET: 'x'.repeat(32), WORKER_TOKEN: 'w', S3_ENDPOINT: 'http://s3.test' });
-    expect(prod.LEMONSQUEEZY_WEBHOOK_SECRET).toBeUndefined();
-    expect(() => loadApiConfig({ NODE_ENV: 'production', SESSION_SECRET: 'x'.repeat(32), WORKER_TOKEN: 'w', S3_ENDPOINT: 'http://s3.test', LEMONSQUEEZY_API_KEY: 'k' }))
+    // Outside development the dev secret is never used: a missing one stops the start.
+    expect(() => loadApiConfig({ ...PRODUCTION_ENV, LEMONSQUEEZY_WEBHOOK_SECRET: '' })).toThrow(/LEMONSQUEEZY_WEBHOOK_SECRET is required/);
+    expect(() => loadApiConfig({ ...PRODUCTION_ENV, LEMONSQUEEZY_STORE_ID: '' }))
       .toThrow(/LEMONSQUEEZY_STORE_ID is required when LEMONSQUEEZY_API_KEY is set/);
   });
 
@@ -57,7 +58,7 @@ describe('local test checkout (no LEMONSQUEEZY_API_KEY)', () => {
 
     const paid = await fetch(`${url}/pay`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: '', redirect: 'manual' });
     expect(paid.status).toBe(303);
-    expect(paid.headers.get('location')).toBe('http://studio.test/billing?paid=1');
+    expect(paid.headers.get('location')).toBe('http://studio.localhost/billing?paid=1');
 
     const state = await stateOf(app, user.id);
     expect(state.user).toEqual({ tier: 'pro', banner_reason: null });
@@ -76,7 +77,7 @@ describe('local test checkout (no LEMONSQUEEZY_API_KEY)', () => {
     const { url } = await trpc('payments.createCreditCheckout', { pack: 5000 });
     expect(await (await fetch(url)).text()).toContain('$40.00');
     const paid = await fetch(`${url}/pay`, { method: 'POST', headers: { accept: 'application/json', 'x-pingvas-csrf': '1' } });
-    expect(await paid.json()).toEqual({ ok: true, redirect: 'http://studio.test/billing?paid=1' });
+    expect(await paid.json()).toEqual({ ok: true, redirect: 'http://studio.localhost/billing?paid=1' });
     const state = await stateOf(app, user.id);
     expect(state.balance).toMatchObject({ purchased_credits: 5000 });
     expect(state.outbox).toEqual(['credits_added']);
@@ -93,7 +94,7 @@ describe('local test checkout (no LEMONSQUEEZY_API_KEY)', () => {
     expect((await simulate('subscription_payment_failed')).status).toBe(200);
     expect((await simulate('subscription_payment_failed')).status).toBe(200);
     const me = await app.callerFor(user).user.me();
-    expect(me.banner).toMatchObject({ reason: 'payment_failed', actionUrl: 'http://studio.test/billing' });
+    expect(me.banner).toMatchObject({ reason: 'payment_failed', actionUrl: 'http://studio.localhost/billing' });
     let state = await stateOf(app, user.id);
     expect(state.subscriptions[0]).toMatchObject({ payment_failed_count: 2 });
     expect(state.outbox).toEqual(['payment_failed_first', 'payment_failed_later', 'welcome']);

@@ -34,7 +34,7 @@ export async function startPaymentsHarness(env: Record<string, string> = {}): Pr
     LEMONSQUEEZY_VARIANT_PACK_1000: String(VARIANT[1000]),
     LEMONSQUEEZY_VARIANT_PACK_5000: String(VARIANT[5000]),
     LEMONSQUEEZY_VARIANT_PACK_10000: String(VARIANT[10000]),
-    PUBLIC_URL: 'http://studio.test',
+    PUBLIC_URL: 'http://studio.localhost',
     ...env,
   });
   const server = await buildServer(app.deps);

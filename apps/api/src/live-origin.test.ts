@@ -2,10 +2,10 @@ import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { FastifyInstance } from 'fastify';
 import WebSocket from 'ws';
-import type { SessionUser } from '../../context.js';
-import { buildServer } from '../../server.js';
-import { signSession } from '../auth/session.js';
-import { createTestApp, type TestApp } from '../../test/harness.js';
+import type { SessionUser } from './context.js';
+import { buildServer } from './server.js';
+import { signSession } from './modules/auth/session.js';
+import { createTestApp, type TestApp } from './test/harness.js';
 
 /**
  * Cross-site WebSocket hijacking: a WebSocket is not bound by CORS, so another site's page
@@ -21,7 +21,7 @@ let token: string;
 const ownOrigin = () => new URL(app.config.PUBLIC_URL).origin;
 
 beforeAll(async () => {
-  app = await createTestApp({ PUBLIC_URL: 'https://studio.pingvas.test' });
+  app = await createTestApp({ PUBLIC_URL: 'http://studio.localhost:5173' });
   server = await buildServer(app.deps);
   await server.listen({ port: 0, host: '127.0.0.1' });
   url = `ws://127.0.0.1:${(server.server.address() as AddressInfo).port}/trpc`;
@@ -49,7 +49,7 @@ describe('live events upgrade: Origin', () => {
   });
 
   it('refuses another site\'s page carrying the victim\'s cookie (403, before any upgrade)', async () => {
-    for (const origin of ['https://evil.example', 'http://studio.pingvas.test', 'https://studio.pingvas.test:8443', 'https://studio.pingvas.test.evil.example', 'null']) {
+    for (const origin of ['https://evil.example', 'https://studio.localhost:5173', 'http://studio.localhost:5174', 'http://studio.localhost.evil.example:5173', 'null']) {
       expect(await upgrade({ origin, cookie: `pingvas_session=${token}` }), origin).toBe(403);
     }
   });

@@ -1,4 +1,4 @@
-import type { Redis, RedisKeys } from '../../infra/redis.js';
+import type { Redis, RedisKeys } from './redis.js';
 
 export interface RateLimitVerdict {
   allowed: boolean;
@@ -9,8 +9,9 @@ export interface RateLimitVerdict {
 /**
  * A fixed-window counter in Redis: the first hit opens a window of `windowSeconds`, every
  * hit in it counts, and more than `limit` are refused until it closes. Shared by all API
- * replicas. If Redis is down, sign-in is not blocked: the limit guards against abuse, and
- * failing closed would lock every user out with it.
+ * replicas. Used for sign-in (per IP), generation.create and every mutation (per user). If
+ * Redis is down nothing is blocked: the limit guards against abuse, and failing closed would
+ * lock every user out with it.
  */
 export async function hitRateLimit(
   redis: Redis,

@@ -3,9 +3,10 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { DomainError } from '@pingvas/core';
 import type { AppDeps } from '../../deps.js';
-import { getMe, upsertUser } from './auth.service.js';
+import { getMe, revokeSession, upsertUser } from './auth.service.js';
 import { createGoogleSignIn, SignInError } from './google.js';
-import { hitRateLimit } from './rate-limit.js';
+import { hitRateLimit } from '../../infra/rate-limit.js';
+import { sessionFromToken, sessionTokenFrom } from '../../context.js';
 import { endSession, isSecureOrigin, startSession } from './session.js';
 import { sendSignInError } from './signin-errors.js';
 
@@ -35,7 +36,7 @@ function sameSecret(a: string, b: string): boolean {
  * - GET  /api/v1/oauth/google/callback   → session cookie and 302 to PUBLIC_URL/studio, or an
  *                                           HTML page saying what went wrong with "Try again".
  * - POST /api/v1/auth/dev-login {email}  → session cookie + the user (only without Google, never in production).
- * - POST /api/v1/auth/logout             → clears the session cookie.
+ * - POST /api/v1/auth/logout             → revokes the presented session on the server and clears its cookie.
  */
 export async function authRoutes(app: FastifyInstance, deps: AppDeps): Promise<void> {
   const { config, db, logger } = deps;
@@ -91,8 +92,11 @@ export async function authRoutes(app: FastifyInstance, deps: AppDeps): Promise<v
     if (!state || !expectedState || !codeVerifier || !sameSecret(state, expectedState)) {
       return fail(new SignInError('invalid_state', expectedState ? 'state does not match the cookie' : 'no state cookie'));
     }
-    if (error) return fail(new SignInError(error === 'access_denied' ? 'access_denied' : 'provider_error', `authorize: ${error}`));
-    if (!code) return fail(new SignInError('provider_error', 'callback without code'));
+    // What the browser brings back is a client request, not Google's answer: a malformed one is a 400, never a 502.
+    if (error) {
+      return fail(new SignInError(error === 'access_denied' ? 'access_denied' : 'provider_refused', `authorize: ${error}`));
+    }
+    if (!code) return fail(new SignInError('provider_refused', 'callback without code'));
 
     try {
       const profile = await google.finish(code, codeVerifier);
@@ -122,7 +126,9 @@ export async function authRoutes(app: FastifyInstance, deps: AppDeps): Promise<v
     return reply.header('cache-control', 'no-store').send(await getMe(db, user.id));
   });
 
-  app.post('/api/v1/auth/logout', async (_req, reply) => {
+  app.post('/api/v1/auth/logout', async (req, reply) => {
+    const session = await sessionFromToken(deps, sessionTokenFrom(req.headers, req.cookies));
+    if (session) await revokeSession(db, session.claims);
     endSession(reply, config);
     return reply.header('cache-control', 'no-store').send({ ok: true });
   });

@@ -16,8 +16,8 @@ function presentsToken(req: FastifyRequest, expected: string): boolean {
 /**
  * GET /metrics (Prometheus text format) and the HTTP duration histogram. Called on the
  * root instance, before the other routes, so its onResponse hook times every route.
- * With METRICS_TOKEN set, a scrape must send `Authorization: Bearer <token>`; without it
- * the endpoint is open, so it must not be reachable from the internet.
+ * A scrape must send `Authorization: Bearer <METRICS_TOKEN>`. Only explicit development on
+ * loopback may leave METRICS_TOKEN unset (open /metrics); anywhere else the API refuses to start.
  */
 export function metricsRoutes(app: FastifyInstance, deps: AppDeps): void {
   const { metrics, config } = deps;

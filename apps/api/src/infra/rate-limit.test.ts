@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Redis } from 'ioredis';
 import { createTestRedis, type TestRedis } from '@pingvas/testkit';
-import { redisKeys } from '../../infra/redis.js';
+import { redisKeys } from './redis.js';
 import { hitRateLimit } from './rate-limit.js';
 
 let redis: TestRedis;

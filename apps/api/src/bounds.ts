@@ -1,0 +1,32 @@
+/**
+ * Fixed limits on the work one request or connection can cause (the auth README explains
+ * each). The per-user figures that operators may tune are in the config instead.
+ */
+
+/** Calls in one batched tRPC HTTP request (`?batch=1`); a longer batch is refused before any runs. */
+export const TRPC_MAX_BATCH_SIZE = 50;
+/** Largest WebSocket frame the API accepts; a bigger one closes the socket (1009). */
+export const WS_MAX_PAYLOAD_BYTES = 64 * 1024;
+/** tRPC messages in one WebSocket frame; more close the socket (1008) before any runs. */
+export const WS_MAX_MESSAGES_PER_FRAME = TRPC_MAX_BATCH_SIZE;
+/** Time a client has to send its request headers, and the whole request. */
+export const HTTP_HEADERS_TIMEOUT_MS = 10_000;
+export const HTTP_REQUEST_TIMEOUT_MS = 30_000;
+/** An idle keep-alive connection is closed after this. */
+export const HTTP_KEEP_ALIVE_TIMEOUT_MS = 72_000;
+/** Largest HTTP request body (fastify's default, stated). */
+export const HTTP_BODY_LIMIT_BYTES = 1024 * 1024;
+
+/** WebSocket close codes the API uses, with the reason text sent along. */
+export const WS_CLOSE = {
+  /** The session was signed out (here or everywhere) or its user is gone. */
+  revoked: { code: 4401, reason: 'session revoked' },
+  /** The session token expired. */
+  expired: { code: 4401, reason: 'session expired' },
+  /** WS_MAX_LIFETIME_SECONDS passed: reconnect (and be checked afresh). */
+  lifetime: { code: 4000, reason: 'connection lifetime reached' },
+  /** The session could not be checked (database unreachable): reconnect later. */
+  checkFailed: { code: 1013, reason: 'session check failed, try again later' },
+  /** A frame with more than WS_MAX_MESSAGES_PER_FRAME messages. */
+  tooManyMessages: { code: 1008, reason: 'too many messages in one frame' },
+} as const;
