@@ -1,6 +1,6 @@
 import type { AppDeps } from './deps.js';
 import { startEmailSender } from './modules/email/sender.js';
-import { startSubscriptionEndCheck } from './modules/payments/subscriptions.js';
+import { startSubscriptionEndTask } from './modules/payments/subscription-end.task.js';
 import { startReconciler } from './modules/generation/reconciler.js';
 
 export interface BackgroundTask {
@@ -10,5 +10,5 @@ export interface BackgroundTask {
 
 /** Loops the API process runs beside serving requests (reconciler, e-mail sender). */
 export function startBackgroundTasks(deps: AppDeps): BackgroundTask[] {
-  return [startEmailSender(deps), startSubscriptionEndCheck(deps), startReconciler(deps)];
+  return [startEmailSender(deps), startSubscriptionEndTask(deps), startReconciler(deps)];
 }

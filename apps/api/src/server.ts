@@ -8,7 +8,7 @@ import { createContext } from './context.js';
 import type { AppDeps } from './deps.js';
 import { csrfGuard } from './modules/auth/csrf.js';
 import { authRoutes } from './modules/auth/routes.js';
-import { paymentRoutes } from './modules/payments/routes.js';
+import { paymentRoutes } from './modules/payments/payments.routes.js';
 import { attachLiveEvents } from './modules/generation/live.js';
 import { metricsRoutes } from './modules/metrics/routes.js';
 import { workerRouter, type WorkerRouter } from './modules/worker/worker.router.js';

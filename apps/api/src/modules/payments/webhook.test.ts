@@ -1,7 +1,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { signLemonSqueezyBody, webhookBody } from '@pingvas/testkit';
 import { expectLedgerInvariants } from '../../test/invariants.js';
-import { downgradeEndedSubscriptions } from './subscriptions.js';
+import { downgradeEndedSubscriptions } from './subscription-end.task.js';
 import {
   at, counts, customer, deliverInOrder, spend, startPaymentsHarness, stateOf, VARIANT, WEBHOOK_SECRET, type PaymentsHarness,
 } from './webhook.test-support.js';
