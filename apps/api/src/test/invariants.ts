@@ -12,21 +12,27 @@ import type postgres from 'postgres';
  * 5. every hold has exactly one `hold` entry and, once closed, exactly one closing entry of
  *    its kind, and its entries net out to what it says: an open hold still holds its total,
  *    a captured one cost exactly its captured amount, a released one cost nothing. A double
- *    capture or release would keep 1-3 true (balance and entries move together); this catches it.
+ *    capture or release would keep 1-3 true (balance and entries move together); this catches it;
+ * 6. a refund's debt (refunded purchased credits running jobs held) never exceeds the purchased
+ *    credits open holds can still return;
+ * 7. every finished job charged exactly what its hold captured (0 when released), and a live
+ *    job has charged nothing yet.
  */
-export async function expectLedgerInvariants(admin: postgres.Sql): Promise<void> {
+export async function expectLedgerInvariants(admin: postgres.Sql, options: { userId?: string } = {}): Promise<void> {
+  // Scoped to one user when asked (the lifecycle model checks after every delivery, many users at once).
+  const only = (column: string) => (options.userId ? admin`and ${admin(column.split('.'))} = ${options.userId}` : admin``);
   const mismatched = await admin`
     select b.user_id, b.subscription_credits, b.purchased_credits, b.held_credits,
            coalesce(t.sub, 0)::int as sum_sub, coalesce(t.pur, 0)::int as sum_pur, coalesce(t.held, 0)::int as sum_held,
            coalesce(h.open_held, 0)::int as open_held
     from credit_balances b
     left join (select user_id, sum(subscription_delta) sub, sum(purchased_delta) pur, sum(held_delta) held
-               from credit_transactions group by user_id) t on t.user_id = b.user_id
+               from credit_transactions where true ${only('user_id')} group by user_id) t on t.user_id = b.user_id
     left join (select user_id, sum(subscription_amount + purchased_amount) open_held
-               from credit_holds where status = 'open' group by user_id) h on h.user_id = b.user_id
-    where b.subscription_credits <> coalesce(t.sub, 0) or b.purchased_credits <> coalesce(t.pur, 0)
+               from credit_holds where status = 'open' ${only('user_id')} group by user_id) h on h.user_id = b.user_id
+    where (b.subscription_credits <> coalesce(t.sub, 0) or b.purchased_credits <> coalesce(t.pur, 0)
        or b.held_credits <> coalesce(t.held, 0) or b.held_credits <> coalesce(h.open_held, 0)
-       or b.subscription_credits < 0 or b.purchased_credits < 0 or b.held_credits < 0`;
+       or b.subscription_credits < 0 or b.purchased_credits < 0 or b.held_credits < 0) ${only('b.user_id')}`;
   expect(mismatched, 'balances must equal their transactions and open holds, and never be negative').toEqual([]);
 
   const orphans = await admin`
@@ -41,7 +47,8 @@ export async function expectLedgerInvariants(admin: postgres.Sql): Promise<void>
 
   const holdEntries = await admin`
     select h.id, h.status, h.total, h.captured_amount, e.holds, e.captures, e.releases, e.spent, e.held, e.same_user
-    from (select id, user_id, status, subscription_amount + purchased_amount as total, captured_amount from credit_holds) h
+    from (select id, user_id, status, subscription_amount + purchased_amount as total, captured_amount from credit_holds
+          where true ${only('user_id')}) h
     left join lateral (
       select count(*) filter (where t.type = 'hold')::int as holds,
              count(*) filter (where t.type = 'capture')::int as captures,
@@ -72,4 +79,19 @@ export async function expectLedgerInvariants(admin: postgres.Sql): Promise<void>
        or (j.status = 'completed' and h.status <> 'captured')
        or (j.status = 'failed' and h.status <> 'released')`;
   expect(jobHolds, 'a job holds its credits exactly while it is live').toEqual([]);
+
+  const debts = await admin`
+    select b.user_id, b.purchased_debt, coalesce(h.held, 0)::int as held
+    from credit_balances b
+    left join (select user_id, sum(purchased_amount) held from credit_holds where status = 'open' group by user_id) h on h.user_id = b.user_id
+    where b.purchased_debt > coalesce(h.held, 0) ${only('b.user_id')}`;
+  expect(debts, 'a refund debt is never more than open holds can return').toEqual([]);
+
+  const charges = await admin`
+    select j.id, j.status, j.charged_credits, h.status as hold_status, h.captured_amount
+    from generation_jobs j join credit_holds h on h.id = j.hold_id
+    where (h.status <> 'open' and j.status not in ('pending', 'in_progress')
+           and coalesce(j.charged_credits, -1) <> coalesce(h.captured_amount, -1))
+       or (j.status in ('pending', 'in_progress') and coalesce(j.charged_credits, 0) <> 0)`;
+  expect(charges, "each finished job's charge equals its hold's captured amount").toEqual([]);
 }
