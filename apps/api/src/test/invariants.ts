@@ -20,7 +20,7 @@ import type postgres from 'postgres';
  */
 export async function expectLedgerInvariants(admin: postgres.Sql, options: { userId?: string } = {}): Promise<void> {
   // Scoped to one user when asked (the lifecycle model checks after every delivery, many users at once).
-  const only = (column: string) => (options.userId ? admin`and ${admin(column.split('.'))} = ${options.userId}` : admin``);
+  const only = (column: string) => (options.userId ? admin`and ${admin(column)} = ${options.userId}` : admin``);
   const mismatched = await admin`
     select b.user_id, b.subscription_credits, b.purchased_credits, b.held_credits,
            coalesce(t.sub, 0)::int as sum_sub, coalesce(t.pur, 0)::int as sum_pur, coalesce(t.held, 0)::int as sum_held,
