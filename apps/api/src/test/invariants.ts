@@ -36,13 +36,13 @@ export async function expectLedgerInvariants(admin: postgres.Sql, options: { use
   expect(mismatched, 'balances must equal their transactions and open holds, and never be negative').toEqual([]);
 
   const orphans = await admin`
-    select t.user_id from credit_transactions t left join credit_balances b on b.user_id = t.user_id where b.user_id is null limit 5`;
+    select t.user_id from credit_transactions t left join credit_balances b on b.user_id = t.user_id where b.user_id is null ${only('t.user_id')} limit 5`;
   expect(orphans, 'every transaction belongs to a balance').toEqual([]);
 
   const badHolds = await admin`
     select id from credit_holds
-    where (status = 'open' and captured_amount is not null)
-       or (status <> 'open' and (captured_amount is null or closed_at is null))`;
+    where ((status = 'open' and captured_amount is not null)
+       or (status <> 'open' and (captured_amount is null or closed_at is null))) ${only('user_id')}`;
   expect(badHolds, 'holds are open with no capture, or closed with one').toEqual([]);
 
   const holdEntries = await admin`
@@ -66,18 +66,18 @@ export async function expectLedgerInvariants(admin: postgres.Sql, options: { use
 
   const strayEntries = await admin`
     select t.id, t.type from credit_transactions t left join credit_holds h on h.id = t.hold_id
-    where (t.type in ('hold', 'capture', 'release') and h.id is null)
+    where ((t.type in ('hold', 'capture', 'release') and h.id is null)
        or (t.type not in ('hold', 'capture', 'release') and (t.hold_id is not null or t.held_delta <> 0))
-       or t.balance_after < 0
+       or t.balance_after < 0) ${only('t.user_id')}
     limit 5`;
   expect(strayEntries, 'hold entries name their hold; other entries never touch held credits').toEqual([]);
 
   const jobHolds = await admin`
     select j.id, j.status, h.status as hold_status from generation_jobs j join credit_holds h on h.id = j.hold_id
-    where (j.status in ('completed', 'failed', 'cancelled') and h.status = 'open')
+    where ((j.status in ('completed', 'failed', 'cancelled') and h.status = 'open')
        or (j.status in ('pending', 'in_progress') and h.status <> 'open')
        or (j.status = 'completed' and h.status <> 'captured')
-       or (j.status = 'failed' and h.status <> 'released')`;
+       or (j.status = 'failed' and h.status <> 'released')) ${only('j.user_id')}`;
   expect(jobHolds, 'a job holds its credits exactly while it is live').toEqual([]);
 
   const debts = await admin`
@@ -90,8 +90,8 @@ export async function expectLedgerInvariants(admin: postgres.Sql, options: { use
   const charges = await admin`
     select j.id, j.status, j.charged_credits, h.status as hold_status, h.captured_amount
     from generation_jobs j join credit_holds h on h.id = j.hold_id
-    where (h.status <> 'open' and j.status not in ('pending', 'in_progress')
+    where ((h.status <> 'open' and j.status not in ('pending', 'in_progress')
            and coalesce(j.charged_credits, -1) <> coalesce(h.captured_amount, -1))
-       or (j.status in ('pending', 'in_progress') and coalesce(j.charged_credits, 0) <> 0)`;
+       or (j.status in ('pending', 'in_progress') and coalesce(j.charged_credits, 0) <> 0)) ${only('j.user_id')}`;
   expect(charges, "each finished job's charge equals its hold's captured amount").toEqual([]);
 }
