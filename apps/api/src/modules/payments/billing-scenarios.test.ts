@@ -1,8 +1,9 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { expectLedgerInvariants } from '../../test/invariants.js';
-import { unmatchedPurchases } from './webhook.js';
+import { signLemonSqueezyBody } from '@pingvas/testkit';
+import { receiveLemonSqueezyWebhook, unmatchedPurchases } from './webhook.js';
 import { deliverFixture, fixtureBody, lsAt, postBody } from './webhook-fixtures.test-support.js';
-import { spend, startPaymentsHarness, stateOf, VARIANT, type PaymentsHarness } from './webhook.test-support.js';
+import { spend, startPaymentsHarness, stateOf, VARIANT, WEBHOOK_SECRET, type PaymentsHarness } from './webhook.test-support.js';
 
 /**
  * The lifecycle scenarios the issue reproduced, and the provider's real payload habits, all
@@ -165,6 +166,23 @@ describe('real payloads', () => {
     expect((await c.state()).balance).toMatchObject({ subscription_credits: 0 });
     // A refund of an older period takes nothing: those credits lapsed at the renewal.
     expect(await c.invoice('subscription_payment_refunded', c.id + 3, 30 * 24 * 60 + 7, { billing_reason: 'initial', refunded_amount: 7500 })).toMatchObject({ outcome: 'applied' });
+    expect((await c.state()).user.tier).toBe('pro');
+  });
+});
+
+describe('test mode', () => {
+  it('a test_mode event in production is recorded and changes nothing, unless LEMONSQUEEZY_ACCEPT_TEST_MODE', async () => {
+    const c = await newCustomer();
+    const body = fixtureBody('subscription', { event: 'subscription_created', vars: c.vars, custom: { user_id: c.user.id }, meta: { test_mode: true } });
+    const production = { ...h.app.deps, config: { ...h.app.deps.config, NODE_ENV: 'production' as const } };
+    const refused = await receiveLemonSqueezyWebhook(production, Buffer.from(body), signLemonSqueezyBody(WEBHOOK_SECRET, body));
+    expect(refused).toMatchObject({ status: 200, body: { outcome: 'ignored' } });
+    expect((await c.state()).user.tier).toBe('free');
+    expect((await c.state()).subscriptions).toEqual([]);
+
+    const staging = { ...production, config: { ...production.config, LEMONSQUEEZY_ACCEPT_TEST_MODE: true } };
+    const again = fixtureBody('subscription', { event: 'subscription_created', vars: c.vars, custom: { user_id: c.user.id }, meta: { test_mode: true, webhook_id: 'again' } });
+    expect(await receiveLemonSqueezyWebhook(staging, Buffer.from(again), signLemonSqueezyBody(WEBHOOK_SECRET, again))).toMatchObject({ status: 200, body: { outcome: 'applied' } });
     expect((await c.state()).user.tier).toBe('pro');
   });
 });
