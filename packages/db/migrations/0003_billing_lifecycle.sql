@@ -41,3 +41,10 @@ ALTER TABLE credit_balances ADD CONSTRAINT credit_balances_debt_non_negative CHE
 --> statement-breakpoint
 -- The period the hold's subscription part came from: returned into a later period, it lapses.
 ALTER TABLE credit_holds ADD COLUMN subscription_period integer NOT NULL DEFAULT 0;
+--> statement-breakpoint
+-- Purchases that matched nobody, found by the buyer's e-mail when that customer signs in.
+CREATE INDEX webhook_events_unmatched_email_idx ON webhook_events (lower(payload->'data'->'attributes'->>'user_email'))
+  WHERE outcome = 'unknown_user';
+--> statement-breakpoint
+-- A provider object's recorded events (a refund that overtook its order, an unlinked subscription's invoices).
+CREATE INDEX webhook_events_object_idx ON webhook_events (event_name, (payload->'data'->>'id'));

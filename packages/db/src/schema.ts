@@ -208,7 +208,11 @@ export const webhookEvents = pgTable('webhook_events', {
   outcome: text('outcome', { enum: ['applied', 'ignored', 'stale', 'unknown_user'] }).notNull(),
   note: text('note'),
   receivedAt: timestamp('received_at', { withTimezone: true }).notNull().defaultNow(),
-});
+}, (t) => [
+  index('webhook_events_unmatched_email_idx').on(sql`lower(${t.payload}->'data'->'attributes'->>'user_email')`)
+    .where(sql`outcome = 'unknown_user'`),
+  index('webhook_events_object_idx').on(t.eventName, sql`(${t.payload}->'data'->>'id')`),
+]);
 
 export const emailOutbox = pgTable('email_outbox', {
   id: id(),

@@ -239,19 +239,21 @@ export async function applyRenewal(tx: Tx, sub: SubscriptionRow, invoiceId: numb
 /**
  * A plan change of a live subscription (the provider prorates the money). Upgrade: the tier
  * at once, and this period's plan credits rise by the difference of the allocations, never
- * past the new one. Downgrade: capped at the new allocation. Only the customer's primary
- * subscription moves credits; keyed by the subscription and the state that changed it.
+ * past the new one. Downgrade: capped at the new allocation. Credits move only when this
+ * subscription decided them before or decides them after the change; the allocation they move
+ * to is the plan that decides them now. Keyed by the subscription and the state that changed it.
  */
-export async function changePlan(tx: Tx, before: SubscriptionRow, after: SubscriptionRow): Promise<void> {
-  if (!(await isPrimary(tx, after))) return;
+export async function changePlan(tx: Tx, before: SubscriptionRow, after: SubscriptionRow, wasPrimary: boolean): Promise<void> {
+  const primary = primaryOf(await subscriptionsOf(tx, after.userId));
+  if (!wasPrimary && primary?.id !== after.id) return;
   const from = PLANS[before.tier];
-  const to = PLANS[after.tier];
+  const to = PLANS[primary?.tier ?? after.tier];
   await changePlanCredits(tx, {
     userId: after.userId,
     key: `plan_change:ls-sub:${after.providerSubscriptionId}:${after.stateVersion}`,
     from: from.monthlyCredits,
     to: to.monthlyCredits,
     reference: `ls-sub:${after.providerSubscriptionId}`,
-    description: `${from.name} → ${to.name}`,
+    description: `${from.name} → ${PLANS[after.tier].name}`,
   });
 }

@@ -1,4 +1,4 @@
-import { and, eq, like, sql } from 'drizzle-orm';
+import { and, eq, inArray, like, sql } from 'drizzle-orm';
 import { z } from 'zod';
 import { schema, type Tx } from '@pingvas/db';
 import { CREDIT_PACKS, PLANS } from '@pingvas/core';
@@ -11,7 +11,7 @@ import {
   reactivate, saveSubscription, syncCustomer, type SubscriptionRow, type UserRow,
 } from './subscription-lifecycle.js';
 import {
-  orderAttributes, type InvoiceAttributes, type KnownEvent, type OrderAttributes, type SubscriptionAttributes, type WebhookEnvelope,
+  orderAttributes, SUBSCRIPTION_EVENTS, type InvoiceAttributes, type KnownEvent, type OrderAttributes, type SubscriptionAttributes, type WebhookEnvelope,
 } from './webhook.schema.js';
 
 export interface EventOutcome {
@@ -118,6 +118,7 @@ async function onSubscription(ctx: EventContext, name: string, a: SubscriptionAt
     stateVersion: version,
     updatedAt: new Date(),
   };
+  const wasPrimary = existing !== null && (await isPrimary(tx, existing));
   let sub = existing
     ? await saveSubscription(tx, existing, fields)
     : (await tx.insert(schema.subscriptions).values({ ...fields, userId: user.id, providerSubscriptionId: providerId }).returning())[0]!;
@@ -131,7 +132,7 @@ async function onSubscription(ctx: EventContext, name: string, a: SubscriptionAt
       sub = await reactivate(tx, sub);
       note = 'reactivated';
     } else if (existing && existing.tier !== sub.tier && !hasEnded(existing)) {
-      await changePlan(tx, existing, sub);
+      await changePlan(tx, existing, sub, wasPrimary);
       note = `plan ${existing.tier} → ${sub.tier}`;
     }
     if (sub.pendingInvoiceId !== null) await applyRenewal(tx, sub, sub.pendingInvoiceId, sub.pendingInvoiceAt!);
@@ -142,11 +143,12 @@ async function onSubscription(ctx: EventContext, name: string, a: SubscriptionAt
 
 /** A purchase that matched nobody: is this subscription one of them (its invoices wait for the link too)? */
 async function unmatchedSubscriptionRecorded(tx: Tx, providerSubscriptionId: number): Promise<boolean> {
-  const rows = await tx.execute(sql`
-    select 1 from webhook_events
-    where provider = 'lemonsqueezy' and outcome = 'unknown_user' and payload->'data'->>'type' = 'subscriptions'
-      and payload->'data'->>'id' = ${String(providerSubscriptionId)}
-    limit 1`);
+  const events = schema.webhookEvents;
+  const rows = await tx.select({ id: events.id }).from(events).where(and(
+    inArray(events.eventName, [...SUBSCRIPTION_EVENTS]),
+    eq(events.outcome, 'unknown_user'),
+    sql`${events.payload}->'data'->>'id' = ${String(providerSubscriptionId)}`,
+  )).limit(1);
   return rows.length > 0;
 }
 
@@ -229,9 +231,10 @@ function refundedShare(whole: number, refunded: number | null | undefined, total
 }
 
 /** The refund target already applied under keys `<prefix><target>` (refunds grow: 1,000 then 3,000 of 7,000). */
-async function refundedSoFar(tx: Tx, prefix: string): Promise<number> {
-  const rows = await tx.select({ key: schema.creditTransactions.idempotencyKey }).from(schema.creditTransactions)
-    .where(and(eq(schema.creditTransactions.type, 'refund'), like(schema.creditTransactions.idempotencyKey, `${prefix}%`)));
+async function refundedSoFar(tx: Tx, userId: string, prefix: string): Promise<number> {
+  const t = schema.creditTransactions;
+  const rows = await tx.select({ key: t.idempotencyKey }).from(t)
+    .where(and(eq(t.userId, userId), eq(t.type, 'refund'), like(t.idempotencyKey, `${prefix}%`)));
   return rows.reduce((max, r) => Math.max(max, Number(r.key.slice(prefix.length)) || 0), 0);
 }
 
@@ -246,7 +249,7 @@ async function refundRenewal(tx: Tx, sub: SubscriptionRow, invoiceId: number, a:
   const allocation = PLANS[sub.tier].monthlyCredits;
   const target = refundedShare(allocation, a.refunded_amount, a.total, true);
   const prefix = `refund:ls-invoice:${invoiceId}:to:`;
-  const want = target - (await refundedSoFar(tx, prefix));
+  const want = target - (await refundedSoFar(tx, sub.userId, prefix));
   if (want <= 0) return 'refund already applied';
   const entry = await revokeSubscription(tx, {
     userId: sub.userId, key: `${prefix}${target}`, amount: want, endsPeriod: target >= allocation,
@@ -301,7 +304,7 @@ async function onOrder(ctx: EventContext, name: string, a: OrderAttributes): Pro
 
 async function takeBackPack(tx: Tx, userId: string, orderId: string, credits: number, target: number): Promise<number> {
   const prefix = `refund:ls-order:${orderId}:to:`;
-  const want = target - (await refundedSoFar(tx, prefix));
+  const want = target - (await refundedSoFar(tx, userId, prefix));
   if (want <= 0) return 0;
   const entry = await revokePurchased(tx, {
     userId, key: `${prefix}${target}`, amount: want, reference: `ls-order:${orderId}`, description: `${credits} credit pack refunded`,
