@@ -19,7 +19,9 @@ import type postgres from 'postgres';
  *    job has charged nothing yet.
  */
 export async function expectLedgerInvariants(admin: postgres.Sql, options: { userId?: string } = {}): Promise<void> {
-  // Scoped to one user when asked (the lifecycle model checks after every delivery, many users at once).
+  // Scoped to one user when asked (the lifecycle model checks after every delivery, many users at once):
+  // every query then reads that user's rows by index. Entries of another user naming this user's
+  // hold are caught by the unscoped check, which such tests run at the end.
   const only = (column: string) => (options.userId ? admin`and ${admin(column)} = ${options.userId}` : admin``);
   const mismatched = await admin`
     select b.user_id, b.subscription_credits, b.purchased_credits, b.held_credits,
@@ -56,7 +58,7 @@ export async function expectLedgerInvariants(admin: postgres.Sql, options: { use
              coalesce(sum(t.subscription_delta + t.purchased_delta), 0)::int as spent,
              coalesce(sum(t.held_delta), 0)::int as held,
              coalesce(bool_and(t.user_id = h.user_id), true) as same_user
-      from credit_transactions t where t.hold_id = h.id) e on true
+      from credit_transactions t where t.hold_id = h.id ${options.userId ? admin`and t.user_id = ${options.userId}` : admin``}) e on true
     where e.holds <> 1 or not e.same_user
        or (h.status = 'open' and (e.captures + e.releases <> 0 or e.held <> h.total or e.spent <> -h.total))
        or (h.status = 'captured' and (e.captures <> 1 or e.releases <> 0 or e.held <> 0 or e.spent <> -h.captured_amount))

@@ -389,5 +389,6 @@ describe('billing lifecycle against a reference model', () => {
     await Promise.all(Array.from({ length: PARALLEL }, worker));
     if (failures.length) console.error(`lifecycle model failed; replay with MODEL_SEED=${SEED}\n${failures[0]}`);
     expect(failures, `replay with MODEL_SEED=${SEED}`).toEqual([]);
+    await expectLedgerInvariants(h.app.database.admin);
   }, 600_000);
 });
