@@ -33,13 +33,15 @@ async function shot(name: string): Promise<void> {
 }
 
 async function waitForText(testId: string, expected: string): Promise<void> {
-  await page.waitForFunction(
-    ([id, want]) => document.querySelector(`[data-testid="${id}"]`)?.textContent === want,
-    [testId, expected] as const,
-    { timeout: 20_000 },
-  ).catch(async () => {
-    throw new Error(`${testId} shows ${await page.getByTestId(testId).textContent()}, expected ${expected}`);
-  });
+  await page
+    .waitForFunction(
+      ([id, want]) => document.querySelector(`[data-testid="${id}"]`)?.textContent === want,
+      [testId, expected] as const,
+      { timeout: 20_000 },
+    )
+    .catch(async () => {
+      throw new Error(`${testId} shows ${await page.getByTestId(testId).textContent()}, expected ${expected}`);
+    });
 }
 
 beforeAll(async () => {
@@ -57,18 +59,30 @@ beforeAll(async () => {
       REDIS_PREFIX: `e2e-billing:${process.pid}:${Date.now()}:`,
       LOG_LEVEL: 'warn',
     },
-    log: (line) => { logs.push(line); },
+    log: (line) => {
+      logs.push(line);
+    },
   });
   browser = await chromium.launch({
     executablePath: CHROMIUM,
     headless: true,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    args: [
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
   });
   const context = await browser.newContext({ baseURL: studio.webUrl, viewport: { width: 1440, height: 900 } });
   context.on('weberror', (error) => pageErrors.push(String(error.error())));
   page = await context.newPage();
   page.setDefaultTimeout(15_000);
-  page.on('framenavigated', (frame) => { if (frame === page.mainFrame()) visited.push(frame.url()); });
+  page.on('framenavigated', (frame) => {
+    if (frame === page.mainFrame()) visited.push(frame.url());
+  });
 }, 300_000);
 
 afterAll(async () => {

@@ -34,7 +34,9 @@ async function subscriptionsOf(deps: AppDeps, userId: string): Promise<Subscript
 export async function billingView(deps: AppDeps, userId: string): Promise<BillingView | null> {
   await linkUnmatchedPurchases(deps, userId);
   const subs = await subscriptionsOf(deps, userId);
-  const newestFirst = [...subs].sort((a, b) => b.createdAt.getTime() - a.createdAt.getTime() || b.id.localeCompare(a.id));
+  const newestFirst = [...subs].sort(
+    (a, b) => b.createdAt.getTime() - a.createdAt.getTime() || b.id.localeCompare(a.id),
+  );
   const shown = primaryOf(subs) ?? newestFirst[0];
   if (!shown) return null;
   return {
@@ -61,12 +63,19 @@ export async function liveSubscription(deps: AppDeps, userId: string): Promise<S
 export async function updateCardUrl(deps: AppDeps, user: SessionUser): Promise<{ url: string }> {
   const subs = await subscriptionsOf(deps, user.id);
   const sub = primaryOf(subs) ?? [...subs].sort((a, b) => b.createdAt.getTime() - a.createdAt.getTime())[0];
-  if (!sub) throw new DomainError('NOT_FOUND', 'You have no subscription to update a card for.', { entity: 'subscription' });
+  if (!sub)
+    throw new DomainError('NOT_FOUND', 'You have no subscription to update a card for.', { entity: 'subscription' });
   if (!deps.config.lemonSqueezyEnabled) {
-    if (!sub.updatePaymentUrl) throw new DomainError('NOT_FOUND', 'No card update link is available for this subscription.', { entity: 'subscription' });
+    if (!sub.updatePaymentUrl)
+      throw new DomainError('NOT_FOUND', 'No card update link is available for this subscription.', {
+        entity: 'subscription',
+      });
     return { url: sub.updatePaymentUrl };
   }
   const urls = await fetchLemonSqueezySubscriptionUrls(deps.config, deps.logger, sub.providerSubscriptionId);
-  if (!urls.updatePaymentMethod) throw new DomainError('NOT_FOUND', 'The payment provider has no card update link for this subscription.', { entity: 'subscription' });
+  if (!urls.updatePaymentMethod)
+    throw new DomainError('NOT_FOUND', 'The payment provider has no card update link for this subscription.', {
+      entity: 'subscription',
+    });
   return { url: urls.updatePaymentMethod };
 }

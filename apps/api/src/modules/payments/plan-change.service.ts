@@ -14,23 +14,42 @@ import { sendDevPlanChange } from './test-checkout.js';
  */
 export async function changePlan(deps: AppDeps, user: SessionUser, tier: PaidTier): Promise<{ tier: PaidTier }> {
   const sub = await liveSubscription(deps, user.id);
-  if (!sub) throw new DomainError('BAD_REQUEST', 'You have no active subscription to change; choose a plan to subscribe.', { tier });
+  if (!sub)
+    throw new DomainError('BAD_REQUEST', 'You have no active subscription to change; choose a plan to subscribe.', {
+      tier,
+    });
   if (sub.tier === tier) throw new DomainError('BAD_REQUEST', `You are already on ${PLANS[tier].name}.`, { tier });
   if (sub.cancelled) {
-    throw new DomainError('BAD_REQUEST', 'Your subscription is cancelled; resume it from "Manage subscription" before changing plan.', { tier });
+    throw new DomainError(
+      'BAD_REQUEST',
+      'Your subscription is cancelled; resume it from "Manage subscription" before changing plan.',
+      { tier },
+    );
   }
   const variantId = variantFor(deps.config, { kind: 'subscription', tier });
   if (!variantId) {
     deps.logger.error({ tier }, 'no Lemon Squeezy variant configured for this plan');
-    throw new DomainError('PROVIDER_UNAVAILABLE', 'This plan cannot be chosen right now. Nothing was charged; please try again later.', { provider: 'lemonsqueezy' });
+    throw new DomainError(
+      'PROVIDER_UNAVAILABLE',
+      'This plan cannot be chosen right now. Nothing was charged; please try again later.',
+      { provider: 'lemonsqueezy' },
+    );
   }
   if (deps.config.lemonSqueezyEnabled) {
-    await changeLemonSqueezySubscriptionVariant(deps.config, deps.logger, { subscriptionId: sub.providerSubscriptionId, variantId });
+    await changeLemonSqueezySubscriptionVariant(deps.config, deps.logger, {
+      subscriptionId: sub.providerSubscriptionId,
+      variantId,
+    });
   } else if (deps.config.NODE_ENV !== 'production') {
     await sendDevPlanChange(deps, sub, tier, user.email);
   } else {
-    throw new DomainError('PROVIDER_UNAVAILABLE', 'Payments are not set up on this server yet.', { provider: 'lemonsqueezy' });
+    throw new DomainError('PROVIDER_UNAVAILABLE', 'Payments are not set up on this server yet.', {
+      provider: 'lemonsqueezy',
+    });
   }
-  deps.logger.info({ userId: user.id, from: sub.tier, to: tier, subscription: sub.providerSubscriptionId }, 'plan change requested');
+  deps.logger.info(
+    { userId: user.id, from: sub.tier, to: tier, subscription: sub.providerSubscriptionId },
+    'plan change requested',
+  );
   return { tier };
 }

@@ -11,10 +11,12 @@ import { downgrade, hasEnded, lockCustomer, lockProviderSubscription, syncCustom
  * under the subscription's lock, so it races webhooks and other replicas safely.
  */
 export async function downgradeEndedSubscriptions(deps: AppDeps): Promise<number> {
-  const due = await withSystem(deps.db, (tx) => tx.execute<{ provider_subscription_id: string }>(sql`
+  const due = await withSystem(deps.db, (tx) =>
+    tx.execute<{ provider_subscription_id: string }>(sql`
     select provider_subscription_id::text from subscriptions
     where status = 'cancelled' and ends_at <= now() and downgraded_period is null
-    limit 100`));
+    limit 100`),
+  );
   let applied = 0;
   for (const { provider_subscription_id } of due) {
     const done = await withSystem(deps.db, async (tx) => {
@@ -39,6 +41,8 @@ export function startSubscriptionEndTask(deps: AppDeps): BackgroundTask {
     name: 'subscription-end',
     intervalMs: END_CHECK_INTERVAL_MS,
     logger: deps.logger,
-    tick: async () => { await downgradeEndedSubscriptions(deps); },
+    tick: async () => {
+      await downgradeEndedSubscriptions(deps);
+    },
   });
 }

@@ -21,10 +21,16 @@ const TIER_RANK: Record<PaidTier, number> = { starter: 1, pro: 2 };
  * task, a support link) for the rest of the transaction, even before its row exists — a row
  * lock cannot cover the first insert; this can.
  */
-export async function lockProviderSubscription(tx: Tx, providerSubscriptionId: number): Promise<SubscriptionRow | null> {
+export async function lockProviderSubscription(
+  tx: Tx,
+  providerSubscriptionId: number,
+): Promise<SubscriptionRow | null> {
   await tx.execute(sql`select pg_advisory_xact_lock(hashtext(${`ls-sub:${providerSubscriptionId}`}))`);
-  const [row] = await tx.select().from(schema.subscriptions)
-    .where(eq(schema.subscriptions.providerSubscriptionId, providerSubscriptionId)).for('update');
+  const [row] = await tx
+    .select()
+    .from(schema.subscriptions)
+    .where(eq(schema.subscriptions.providerSubscriptionId, providerSubscriptionId))
+    .for('update');
   return row ?? null;
 }
 
@@ -46,7 +52,8 @@ export function hasEnded(
   now = new Date(),
 ): boolean {
   if (sub.status === 'expired') return true;
-  if (sub.status === 'unpaid') return !(sub.recoveredAt && sub.providerUpdatedAt && sub.recoveredAt >= sub.providerUpdatedAt);
+  if (sub.status === 'unpaid')
+    return !(sub.recoveredAt && sub.providerUpdatedAt && sub.recoveredAt >= sub.providerUpdatedAt);
   return sub.status === 'cancelled' && (sub.endsAt === null || sub.endsAt <= now);
 }
 
@@ -73,8 +80,12 @@ async function subscriptionsOf(tx: Tx, userId: string): Promise<SubscriptionRow[
  */
 export function primaryOf(subs: SubscriptionRow[], now = new Date()): SubscriptionRow | null {
   const live = subs.filter((s) => !hasEnded(s, now));
-  live.sort((a, b) => TIER_RANK[b.tier] - TIER_RANK[a.tier]
-    || a.createdAt.getTime() - b.createdAt.getTime() || a.providerSubscriptionId - b.providerSubscriptionId);
+  live.sort(
+    (a, b) =>
+      TIER_RANK[b.tier] - TIER_RANK[a.tier] ||
+      a.createdAt.getTime() - b.createdAt.getTime() ||
+      a.providerSubscriptionId - b.providerSubscriptionId,
+  );
   return live[0] ?? null;
 }
 
@@ -85,9 +96,8 @@ export async function isPrimary(tx: Tx, sub: SubscriptionRow): Promise<boolean> 
 /** Whether `sub` decided the credits until it ended: the best among it and the plans still live. */
 async function wasPrimaryAtItsEnd(tx: Tx, sub: SubscriptionRow): Promise<boolean> {
   const subs = await subscriptionsOf(tx, sub.userId);
-  const far = new Date(0);
-  const candidates = subs.filter((s) => s.id === sub.id || !hasEnded(s));
-  return primaryOf(candidates.map((s) => (s.id === sub.id ? { ...s, status: 'active', endsAt: null } : s)), far)?.id === sub.id;
+  const asIfLive = subs.map((s) => (s.id === sub.id ? { ...s, status: 'active', endsAt: null } : s));
+  return primaryOf(asIfLive)?.id === sub.id;
 }
 
 /**
@@ -99,15 +109,28 @@ export async function syncCustomer(tx: Tx, userId: string): Promise<void> {
   const subs = await subscriptionsOf(tx, userId);
   const primary = primaryOf(subs);
   const bannerReason = primary
-    ? (primary.paymentFailedCount > 0 ? 'payment_failed' : null)
-    : (subs.some((s) => s.downgradedPeriod !== null) ? 'subscription_cancelled' : null);
-  await tx.update(schema.users).set({ tier: primary?.tier ?? 'free', bannerReason, updatedAt: sql`now()` })
+    ? primary.paymentFailedCount > 0
+      ? 'payment_failed'
+      : null
+    : subs.some((s) => s.downgradedPeriod !== null)
+      ? 'subscription_cancelled'
+      : null;
+  await tx
+    .update(schema.users)
+    .set({ tier: primary?.tier ?? 'free', bannerReason, updatedAt: sql`now()` })
     .where(eq(schema.users.id, userId));
 }
 
-export async function saveSubscription(tx: Tx, sub: SubscriptionRow, fields: Partial<SubscriptionRow>): Promise<SubscriptionRow> {
-  const [row] = await tx.update(schema.subscriptions).set({ ...fields, updatedAt: new Date() })
-    .where(eq(schema.subscriptions.id, sub.id)).returning();
+export async function saveSubscription(
+  tx: Tx,
+  sub: SubscriptionRow,
+  fields: Partial<SubscriptionRow>,
+): Promise<SubscriptionRow> {
+  const [row] = await tx
+    .update(schema.subscriptions)
+    .set({ ...fields, updatedAt: new Date() })
+    .where(eq(schema.subscriptions.id, sub.id))
+    .returning();
   return row!;
 }
 
@@ -191,13 +214,19 @@ export async function reactivate(tx: Tx, sub: SubscriptionRow): Promise<Subscrip
   const period = sub.downgradedPeriod;
   let row = await saveSubscription(tx, sub, { downgradedPeriod: null });
   if (period !== null && (await isPrimary(tx, row))) {
-    const [taken] = await tx.select({ delta: schema.creditTransactions.subscriptionDelta }).from(schema.creditTransactions)
+    const [taken] = await tx
+      .select({ delta: schema.creditTransactions.subscriptionDelta })
+      .from(schema.creditTransactions)
       .where(eq(schema.creditTransactions.idempotencyKey, `downgrade:ls-sub:${sub.providerSubscriptionId}:${period}`));
     const back = Math.min(-(taken?.delta ?? 0), PLANS[row.tier].monthlyCredits);
     if (back > 0) {
       await grant(tx, {
-        userId: row.userId, key: `reactivation:ls-sub:${sub.providerSubscriptionId}:${period}`, type: 'monthly_allocation',
-        bucket: 'subscription', amount: back, reference: `ls-sub:${sub.providerSubscriptionId}`,
+        userId: row.userId,
+        key: `reactivation:ls-sub:${sub.providerSubscriptionId}:${period}`,
+        type: 'monthly_allocation',
+        bucket: 'subscription',
+        amount: back,
+        reference: `ls-sub:${sub.providerSubscriptionId}`,
         description: `${PLANS[row.tier].name} active again`,
       });
     }
@@ -211,9 +240,16 @@ export async function reactivate(tx: Tx, sub: SubscriptionRow): Promise<Subscrip
  * its invoice), and only when newer than the period we hold. While the subscription has
  * ended (unpaid) it is kept and applied when the subscription is live again, never dropped.
  */
-export async function applyRenewal(tx: Tx, sub: SubscriptionRow, invoiceId: number, invoiceAt: Date): Promise<SubscriptionRow> {
+export async function applyRenewal(
+  tx: Tx,
+  sub: SubscriptionRow,
+  invoiceId: number,
+  invoiceAt: Date,
+): Promise<SubscriptionRow> {
   if (sub.periodInvoiceId === invoiceId || (sub.paidAt && invoiceAt <= sub.paidAt)) {
-    return sub.pendingInvoiceId === invoiceId ? saveSubscription(tx, sub, { pendingInvoiceId: null, pendingInvoiceAt: null }) : sub;
+    return sub.pendingInvoiceId === invoiceId
+      ? saveSubscription(tx, sub, { pendingInvoiceId: null, pendingInvoiceAt: null })
+      : sub;
   }
   if (hasEnded(sub)) {
     if (sub.pendingInvoiceAt && invoiceAt <= sub.pendingInvoiceAt) return sub;
@@ -221,7 +257,10 @@ export async function applyRenewal(tx: Tx, sub: SubscriptionRow, invoiceId: numb
   }
   const plan = PLANS[sub.tier];
   const row = await saveSubscription(tx, sub, {
-    periodInvoiceId: invoiceId, paidAt: invoiceAt, pendingInvoiceId: null, pendingInvoiceAt: null,
+    periodInvoiceId: invoiceId,
+    paidAt: invoiceAt,
+    pendingInvoiceId: null,
+    pendingInvoiceAt: null,
   });
   if (await isPrimary(tx, row)) {
     await setSubscriptionCredits(tx, {
@@ -243,7 +282,12 @@ export async function applyRenewal(tx: Tx, sub: SubscriptionRow, invoiceId: numb
  * subscription decided them before or decides them after the change; the allocation they move
  * to is the plan that decides them now. Keyed by the subscription and the state that changed it.
  */
-export async function changePlan(tx: Tx, before: SubscriptionRow, after: SubscriptionRow, wasPrimary: boolean): Promise<void> {
+export async function changePlan(
+  tx: Tx,
+  before: SubscriptionRow,
+  after: SubscriptionRow,
+  wasPrimary: boolean,
+): Promise<void> {
   const primary = primaryOf(await subscriptionsOf(tx, after.userId));
   if (!wasPrimary && primary?.id !== after.id) return;
   const from = PLANS[before.tier];

@@ -38,7 +38,10 @@ export function fixtureBody(kind: FixtureKind, change: FixtureChange): string {
 }
 
 /** POSTs exact bytes, signed, to the webhook route; answers the status. */
-export async function postBody(h: PaymentsHarness, body: string): Promise<{ status: number; json: Record<string, unknown> }> {
+export async function postBody(
+  h: PaymentsHarness,
+  body: string,
+): Promise<{ status: number; json: Record<string, unknown> }> {
   const response = await fetch(h.webhookUrl, {
     method: 'POST',
     headers: { 'Content-Type': 'application/json', 'X-Signature': signLemonSqueezyBody(WEBHOOK_SECRET, body) },
@@ -47,7 +50,11 @@ export async function postBody(h: PaymentsHarness, body: string): Promise<{ stat
   return { status: response.status, json: (await response.json()) as Record<string, unknown> };
 }
 
-export async function deliverFixture(h: PaymentsHarness, kind: FixtureKind, change: FixtureChange): Promise<Record<string, unknown>> {
+export async function deliverFixture(
+  h: PaymentsHarness,
+  kind: FixtureKind,
+  change: FixtureChange,
+): Promise<Record<string, unknown>> {
   const body = fixtureBody(kind, change);
   const { status, json } = await postBody(h, body);
   expect(status, `${change.event}: ${JSON.stringify(json)}`).toBe(200);
@@ -56,4 +63,6 @@ export async function deliverFixture(h: PaymentsHarness, kind: FixtureKind, chan
 
 /** A provider timestamp `minutes` after a fixed start, with microseconds as the provider writes them. */
 export const lsAt = (minutes: number, micros = 0) =>
-  new Date(Date.parse('2026-11-12T16:34:45Z') + minutes * 60_000).toISOString().replace(/\.(\d{3})Z$/, `.$1${String(micros).padStart(3, '0')}Z`);
+  new Date(Date.parse('2026-11-12T16:34:45Z') + minutes * 60_000)
+    .toISOString()
+    .replace(/\.(\d{3})Z$/, `.$1${String(micros).padStart(3, '0')}Z`);

@@ -7,11 +7,30 @@ import { grant, revokePurchased, revokeSubscription } from '../credits/ledger.js
 import { queueEmail } from '../email/outbox.js';
 import { productForVariant } from './catalog.js';
 import {
-  activate, appUrl, applyRenewal, changePlan, downgrade, findUser, hasEnded, isPrimary, lockCustomer, lockProviderSubscription,
-  reactivate, saveSubscription, syncCustomer, type SubscriptionRow, type UserRow,
+  activate,
+  appUrl,
+  applyRenewal,
+  changePlan,
+  downgrade,
+  findUser,
+  hasEnded,
+  isPrimary,
+  lockCustomer,
+  lockProviderSubscription,
+  reactivate,
+  saveSubscription,
+  syncCustomer,
+  type SubscriptionRow,
+  type UserRow,
 } from './subscription-lifecycle.js';
 import {
-  orderAttributes, SUBSCRIPTION_EVENTS, type InvoiceAttributes, type KnownEvent, type OrderAttributes, type SubscriptionAttributes, type WebhookEnvelope,
+  orderAttributes,
+  SUBSCRIPTION_EVENTS,
+  type InvoiceAttributes,
+  type KnownEvent,
+  type OrderAttributes,
+  type SubscriptionAttributes,
+  type WebhookEnvelope,
 } from './webhook.schema.js';
 
 export interface EventOutcome {
@@ -50,18 +69,30 @@ async function matchUser(ctx: EventContext, email: string | null | undefined): P
     return parsed.success ? findUser(ctx.tx, parsed.data) : null;
   }
   if (!email) return null;
-  const found = await ctx.tx.select().from(schema.users).where(sql`lower(${schema.users.email}) = lower(${email})`).limit(2);
+  const found = await ctx.tx
+    .select()
+    .from(schema.users)
+    .where(sql`lower(${schema.users.email}) = lower(${email})`)
+    .limit(2);
   return found.length === 1 ? found[0]! : null;
 }
 
-const unmatched = (what: string): EventOutcome => ({ outcome: 'unknown_user', userId: null, note: `unmatched ${what}: no user for custom_data.user_id or the e-mail` });
+const unmatched = (what: string): EventOutcome => ({
+  outcome: 'unknown_user',
+  userId: null,
+  note: `unmatched ${what}: no user for custom_data.user_id or the e-mail`,
+});
 
 export async function applyEvent(ctx: EventContext, event: KnownEvent): Promise<EventOutcome> {
   switch (event.kind) {
-    case 'subscription': return onSubscription(ctx, event.name, event.attributes);
-    case 'invoice': return onInvoice(ctx, event.name, event.attributes);
-    case 'order': return onOrder(ctx, event.name, event.attributes);
-    case 'other': return { outcome: 'ignored', userId: null, note: 'event not used by this studio' };
+    case 'subscription':
+      return onSubscription(ctx, event.name, event.attributes);
+    case 'invoice':
+      return onInvoice(ctx, event.name, event.attributes);
+    case 'order':
+      return onOrder(ctx, event.name, event.attributes);
+    case 'other':
+      return { outcome: 'ignored', userId: null, note: 'event not used by this studio' };
   }
 }
 
@@ -77,8 +108,11 @@ const STATUS_ORDER = ['on_trial', 'active', 'paused', 'past_due', 'unpaid', 'can
 function stateVersion(a: SubscriptionAttributes): string {
   const rank = STATUS_ORDER.indexOf(a.status);
   return [
-    a.updated_at.iso, a.renews_at?.toISOString() ?? '', a.ends_at?.toISOString() ?? '',
-    String(rank < 0 ? 9 : rank), String(a.variant_id).padStart(20, '0'),
+    a.updated_at.iso,
+    a.renews_at?.toISOString() ?? '',
+    a.ends_at?.toISOString() ?? '',
+    String(rank < 0 ? 9 : rank),
+    String(a.variant_id).padStart(20, '0'),
   ].join('|');
 }
 
@@ -121,7 +155,12 @@ async function onSubscription(ctx: EventContext, name: string, a: SubscriptionAt
   const wasPrimary = existing !== null && (await isPrimary(tx, existing));
   let sub = existing
     ? await saveSubscription(tx, existing, fields)
-    : (await tx.insert(schema.subscriptions).values({ ...fields, userId: user.id, providerSubscriptionId: providerId }).returning())[0]!;
+    : (
+        await tx
+          .insert(schema.subscriptions)
+          .values({ ...fields, userId: user.id, providerSubscriptionId: providerId })
+          .returning()
+      )[0]!;
 
   let note: string = sub.status;
   if (hasEnded(sub)) {
@@ -144,11 +183,17 @@ async function onSubscription(ctx: EventContext, name: string, a: SubscriptionAt
 /** A purchase that matched nobody: is this subscription one of them (its invoices wait for the link too)? */
 async function unmatchedSubscriptionRecorded(tx: Tx, providerSubscriptionId: number): Promise<boolean> {
   const events = schema.webhookEvents;
-  const rows = await tx.select({ id: events.id }).from(events).where(and(
-    inArray(events.eventName, [...SUBSCRIPTION_EVENTS]),
-    eq(events.outcome, 'unknown_user'),
-    sql`${events.payload}->'data'->>'id' = ${String(providerSubscriptionId)}`,
-  )).limit(1);
+  const rows = await tx
+    .select({ id: events.id })
+    .from(events)
+    .where(
+      and(
+        inArray(events.eventName, [...SUBSCRIPTION_EVENTS]),
+        eq(events.outcome, 'unknown_user'),
+        sql`${events.payload}->'data'->>'id' = ${String(providerSubscriptionId)}`,
+      ),
+    )
+    .limit(1);
   return rows.length > 0;
 }
 
@@ -163,12 +208,17 @@ async function onInvoice(ctx: EventContext, name: string, a: InvoiceAttributes):
   const invoiceId = Number(ctx.envelope.data.id);
   const found = await lockProviderSubscription(tx, a.subscription_id);
   if (name === 'subscription_payment_success' && a.billing_reason === 'initial') {
-    return { outcome: 'ignored', userId: found?.userId ?? null, note: 'initial payment: the subscription events carry its effects' };
+    return {
+      outcome: 'ignored',
+      userId: found?.userId ?? null,
+      note: 'initial payment: the subscription events carry its effects',
+    };
   }
   if (!found) {
     if (await unmatchedSubscriptionRecorded(tx, a.subscription_id)) return unmatched('subscription invoice');
     const named = ctx.envelope.meta.custom_data?.user_id;
-    if (named !== undefined && named !== null && !(await matchUser(ctx, null))) return unmatched('subscription invoice');
+    if (named !== undefined && named !== null && !(await matchUser(ctx, null)))
+      return unmatched('subscription invoice');
     throw new RetryLater(`subscription ${a.subscription_id} not known yet`);
   }
   await lockCustomer(tx, found.userId);
@@ -188,9 +238,10 @@ async function onInvoice(ctx: EventContext, name: string, a: InvoiceAttributes):
         userId: user.id,
         to: user.email,
         dedupeKey: `payment_failed:ls-invoice:${invoiceId}:${a.updated_at.iso}`,
-        email: count === 1
-          ? { template: 'payment_failed_first', planName: plan.name, appUrl: appUrl(deps) }
-          : { template: 'payment_failed_later', planName: plan.name, failedCount: count, appUrl: appUrl(deps) },
+        email:
+          count === 1
+            ? { template: 'payment_failed_first', planName: plan.name, appUrl: appUrl(deps) }
+            : { template: 'payment_failed_later', planName: plan.name, failedCount: count, appUrl: appUrl(deps) },
       });
       note = `failed payments: ${count}`;
       break;
@@ -203,21 +254,28 @@ async function onInvoice(ctx: EventContext, name: string, a: InvoiceAttributes):
       // if it is the newest invoice event; a recovery revives an unpaid subscription; a renewal's
       // period is granted once (kept while the subscription has ended).
       const clears = !found.invoiceAt || at >= found.invoiceAt;
-      if (clears) sub = await saveSubscription(tx, sub, { invoiceAt: at, failedInvoiceId: null, paymentFailedCount: 0 });
+      if (clears)
+        sub = await saveSubscription(tx, sub, { invoiceAt: at, failedInvoiceId: null, paymentFailedCount: 0 });
       if (name === 'subscription_payment_recovered') {
         const wasEnded = hasEnded(sub);
         if (!sub.recoveredAt || at > sub.recoveredAt) sub = await saveSubscription(tx, sub, { recoveredAt: at });
         if (wasEnded && !hasEnded(sub) && sub.downgradedPeriod !== null) sub = await reactivate(tx, sub);
         if (clears) {
           await queueEmail(tx, {
-            userId: user.id, to: user.email, dedupeKey: `payment_recovered:ls-invoice:${invoiceId}`,
+            userId: user.id,
+            to: user.email,
+            dedupeKey: `payment_recovered:ls-invoice:${invoiceId}`,
             email: { template: 'payment_recovered', planName: plan.name },
           });
         }
       }
-      const renewal = a.billing_reason === 'renewal' || (a.billing_reason === null && name === 'subscription_payment_recovered');
+      const renewal =
+        a.billing_reason === 'renewal' || (a.billing_reason === null && name === 'subscription_payment_recovered');
       if (renewal) sub = await applyRenewal(tx, sub, invoiceId, at);
-      note = sub.pendingInvoiceId === invoiceId ? 'renewal kept until the subscription is active again' : (a.billing_reason ?? 'paid');
+      note =
+        sub.pendingInvoiceId === invoiceId
+          ? 'renewal kept until the subscription is active again'
+          : (a.billing_reason ?? 'paid');
     }
   }
   await syncCustomer(tx, user.id);
@@ -225,7 +283,12 @@ async function onInvoice(ctx: EventContext, name: string, a: InvoiceAttributes):
 }
 
 /** The share of `whole` a refund of `refunded` out of `total` cents stands for; all of it when the amounts are unknown. */
-function refundedShare(whole: number, refunded: number | null | undefined, total: number | null | undefined, fully: boolean): number {
+function refundedShare(
+  whole: number,
+  refunded: number | null | undefined,
+  total: number | null | undefined,
+  fully: boolean,
+): number {
   if (refunded != null && total != null && total > 0) return Math.floor((whole * Math.min(refunded, total)) / total);
   return fully ? whole : 0;
 }
@@ -233,7 +296,9 @@ function refundedShare(whole: number, refunded: number | null | undefined, total
 /** The refund target already applied under keys `<prefix><target>` (refunds grow: 1,000 then 3,000 of 7,000). */
 async function refundedSoFar(tx: Tx, userId: string, prefix: string): Promise<number> {
   const t = schema.creditTransactions;
-  const rows = await tx.select({ key: t.idempotencyKey }).from(t)
+  const rows = await tx
+    .select({ key: t.idempotencyKey })
+    .from(t)
     .where(and(eq(t.userId, userId), eq(t.type, 'refund'), like(t.idempotencyKey, `${prefix}%`)));
   return rows.reduce((max, r) => Math.max(max, Number(r.key.slice(prefix.length)) || 0), 0);
 }
@@ -252,8 +317,12 @@ async function refundRenewal(tx: Tx, sub: SubscriptionRow, invoiceId: number, a:
   const want = target - (await refundedSoFar(tx, sub.userId, prefix));
   if (want <= 0) return 'refund already applied';
   const entry = await revokeSubscription(tx, {
-    userId: sub.userId, key: `${prefix}${target}`, amount: want, endsPeriod: target >= allocation,
-    reference: `ls-sub:${sub.providerSubscriptionId}`, description: `${PLANS[sub.tier].name} period refunded`,
+    userId: sub.userId,
+    key: `${prefix}${target}`,
+    amount: want,
+    endsPeriod: target >= allocation,
+    reference: `ls-sub:${sub.providerSubscriptionId}`,
+    description: `${PLANS[sub.tier].name} period refunded`,
   });
   return `took back ${-entry.subscriptionDelta} plan credits`;
 }
@@ -270,34 +339,58 @@ async function onOrder(ctx: EventContext, name: string, a: OrderAttributes): Pro
   const product = productForVariant(deps.config, a.first_order_item.variant_id);
   const user = await matchUser(ctx, a.user_email);
   if (product?.kind !== 'credits') {
-    return { outcome: 'ignored', userId: user?.id ?? null, note: product ? 'plan order: the subscription allocates' : `unknown variant ${a.first_order_item.variant_id}` };
+    return {
+      outcome: 'ignored',
+      userId: user?.id ?? null,
+      note: product ? 'plan order: the subscription allocates' : `unknown variant ${a.first_order_item.variant_id}`,
+    };
   }
   if (!user) return unmatched('order');
   await tx.execute(sql`select pg_advisory_xact_lock(hashtext(${`ls-order:${orderId}`}))`);
   const credits = CREDIT_PACKS[product.pack].credits;
   const purchaseKey = `purchase:ls-order:${orderId}`;
-  const refundTarget = (o: OrderAttributes) => refundedShare(credits, o.refunded_amount, o.total, o.refunded === true || o.status === 'refunded');
+  const refundTarget = (o: OrderAttributes) =>
+    refundedShare(credits, o.refunded_amount, o.total, o.refunded === true || o.status === 'refunded');
 
   if (name === 'order_created') {
-    if (a.status !== 'paid' && a.status !== 'refunded') return { outcome: 'ignored', userId: user.id, note: `order ${a.status}` };
+    if (a.status !== 'paid' && a.status !== 'refunded')
+      return { outcome: 'ignored', userId: user.id, note: `order ${a.status}` };
     const entry = await grant(tx, {
-      userId: user.id, key: purchaseKey, type: 'purchase', bucket: 'purchased', amount: credits,
-      reference: `ls-order:${orderId}`, description: `${credits} credit pack`,
+      userId: user.id,
+      key: purchaseKey,
+      type: 'purchase',
+      bucket: 'purchased',
+      amount: credits,
+      reference: `ls-order:${orderId}`,
+      description: `${credits} credit pack`,
     });
     const target = Math.max(refundTarget(a), await recordedRefundTarget(tx, orderId, refundTarget));
     const taken = await takeBackPack(tx, user.id, orderId, credits, target);
     if (!entry.replayed && target < credits) {
       await queueEmail(tx, {
-        userId: user.id, to: user.email, dedupeKey: `credits_added:ls-order:${orderId}`,
+        userId: user.id,
+        to: user.email,
+        dedupeKey: `credits_added:ls-order:${orderId}`,
         email: { template: 'credits_added', credits, appUrl: appUrl(deps) },
       });
     }
-    return { outcome: 'applied', userId: user.id, note: `${entry.replayed ? 'already granted' : `granted ${credits}`}${taken ? `; took back ${taken}` : ''}` };
+    return {
+      outcome: 'applied',
+      userId: user.id,
+      note: `${entry.replayed ? 'already granted' : `granted ${credits}`}${taken ? `; took back ${taken}` : ''}`,
+    };
   }
 
-  const [purchase] = await tx.select({ id: schema.creditTransactions.id }).from(schema.creditTransactions)
+  const [purchase] = await tx
+    .select({ id: schema.creditTransactions.id })
+    .from(schema.creditTransactions)
     .where(eq(schema.creditTransactions.idempotencyKey, purchaseKey));
-  if (!purchase) return { outcome: 'applied', userId: user.id, note: 'refund recorded before its purchase: applied when the order lands' };
+  if (!purchase)
+    return {
+      outcome: 'applied',
+      userId: user.id,
+      note: 'refund recorded before its purchase: applied when the order lands',
+    };
   const taken = await takeBackPack(tx, user.id, orderId, credits, refundTarget(a));
   return { outcome: 'applied', userId: user.id, note: `took back ${taken} of ${credits}` };
 }
@@ -307,15 +400,26 @@ async function takeBackPack(tx: Tx, userId: string, orderId: string, credits: nu
   const want = target - (await refundedSoFar(tx, userId, prefix));
   if (want <= 0) return 0;
   const entry = await revokePurchased(tx, {
-    userId, key: `${prefix}${target}`, amount: want, reference: `ls-order:${orderId}`, description: `${credits} credit pack refunded`,
+    userId,
+    key: `${prefix}${target}`,
+    amount: want,
+    reference: `ls-order:${orderId}`,
+    description: `${credits} credit pack refunded`,
   });
   return -entry.purchasedDelta;
 }
 
 /** The largest refund recorded for an order before its purchase landed. */
 async function recordedRefundTarget(tx: Tx, orderId: string, target: (o: OrderAttributes) => number): Promise<number> {
-  const rows = await tx.select({ payload: schema.webhookEvents.payload }).from(schema.webhookEvents)
-    .where(and(eq(schema.webhookEvents.eventName, 'order_refunded'), sql`${schema.webhookEvents.payload}->'data'->>'id' = ${orderId}`));
+  const rows = await tx
+    .select({ payload: schema.webhookEvents.payload })
+    .from(schema.webhookEvents)
+    .where(
+      and(
+        eq(schema.webhookEvents.eventName, 'order_refunded'),
+        sql`${schema.webhookEvents.payload}->'data'->>'id' = ${orderId}`,
+      ),
+    );
   return rows.reduce((max, r) => {
     const parsed = orderAttributes.safeParse((r.payload as { data?: { attributes?: unknown } }).data?.attributes);
     return parsed.success ? Math.max(max, target(parsed.data)) : max;

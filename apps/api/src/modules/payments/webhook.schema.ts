@@ -8,9 +8,16 @@ import { z } from 'zod';
  * refused over a field we do not use.
  */
 const providerId = z.union([z.number().int().nonnegative(), z.string().regex(/^\d+$/)]).transform(Number);
-const amount = z.union([z.number(), z.string().regex(/^-?\d+(\.\d+)?$/)]).transform(Number).nullable().catch(null);
-const flag = z.union([z.boolean(), z.literal(1), z.literal(0), z.enum(['true', 'false', '1', '0'])])
-  .transform((v) => v === true || v === 1 || v === 'true' || v === '1').nullable().catch(null);
+const amount = z
+  .union([z.number(), z.string().regex(/^-?\d+(\.\d+)?$/)])
+  .transform(Number)
+  .nullable()
+  .catch(null);
+const flag = z
+  .union([z.boolean(), z.literal(1), z.literal(0), z.enum(['true', 'false', '1', '0'])])
+  .transform((v) => v === true || v === 1 || v === 'true' || v === '1')
+  .nullable()
+  .catch(null);
 const text = z.string().nullable().catch(null);
 
 /** A provider instant, kept to the microsecond: two events in one millisecond still order. */
@@ -33,7 +40,12 @@ const instant = z.string().transform((raw, ctx) => {
   if (!parsed) ctx.addIssue({ code: 'custom', message: 'not a timestamp' });
   return parsed ?? { date: new Date(0), iso: '' };
 });
-const optionalDate = z.string().nullable().optional().catch(null).transform((raw) => (raw ? toInstant(raw)?.date ?? null : null));
+const optionalDate = z
+  .string()
+  .nullable()
+  .optional()
+  .catch(null)
+  .transform((raw) => (raw ? (toInstant(raw)?.date ?? null) : null));
 
 export const envelopeSchema = z.object({
   meta: z.object({
@@ -58,10 +70,14 @@ export const subscriptionAttributes = z.object({
   cancelled: flag.optional().transform((v) => v ?? false),
   renews_at: optionalDate,
   ends_at: optionalDate,
-  urls: z.object({
-    update_payment_method: text.optional(),
-    customer_portal: text.optional(),
-  }).nullable().optional().catch(null),
+  urls: z
+    .object({
+      update_payment_method: text.optional(),
+      customer_portal: text.optional(),
+    })
+    .nullable()
+    .optional()
+    .catch(null),
   updated_at: instant,
 });
 export type SubscriptionAttributes = z.infer<typeof subscriptionAttributes>;
@@ -90,11 +106,20 @@ export const invoiceAttributes = z.object({
 export type InvoiceAttributes = z.infer<typeof invoiceAttributes>;
 
 export const SUBSCRIPTION_EVENTS = [
-  'subscription_created', 'subscription_updated', 'subscription_cancelled', 'subscription_resumed', 'subscription_expired',
-  'subscription_paused', 'subscription_unpaused', 'subscription_plan_changed',
+  'subscription_created',
+  'subscription_updated',
+  'subscription_cancelled',
+  'subscription_resumed',
+  'subscription_expired',
+  'subscription_paused',
+  'subscription_unpaused',
+  'subscription_plan_changed',
 ] as const;
 export const INVOICE_EVENTS = [
-  'subscription_payment_success', 'subscription_payment_failed', 'subscription_payment_recovered', 'subscription_payment_refunded',
+  'subscription_payment_success',
+  'subscription_payment_failed',
+  'subscription_payment_recovered',
+  'subscription_payment_refunded',
 ] as const;
 export const ORDER_EVENTS = ['order_created', 'order_refunded'] as const;
 
@@ -104,26 +129,36 @@ export type KnownEvent =
   | { kind: 'order'; name: (typeof ORDER_EVENTS)[number]; attributes: OrderAttributes }
   | { kind: 'other'; name: string };
 
-const includes = <T extends string>(list: readonly T[], name: string): name is T => (list as readonly string[]).includes(name);
+const includes = <T extends string>(list: readonly T[], name: string): name is T =>
+  (list as readonly string[]).includes(name);
 
 /** Reads the attributes a known event needs; a known event without them is malformed (400). */
-export function classifyEvent(envelope: WebhookEnvelope): { ok: true; event: KnownEvent } | { ok: false; message: string } {
+export function classifyEvent(
+  envelope: WebhookEnvelope,
+): { ok: true; event: KnownEvent } | { ok: false; message: string } {
   const name = envelope.meta.event_name;
   const known = includes(SUBSCRIPTION_EVENTS, name) || includes(INVOICE_EVENTS, name) || includes(ORDER_EVENTS, name);
-  if (known && !/^\d+$/.test(envelope.data.id)) return { ok: false, message: `data.id must be a numeric id, got ${envelope.data.id}` };
+  if (known && !/^\d+$/.test(envelope.data.id))
+    return { ok: false, message: `data.id must be a numeric id, got ${envelope.data.id}` };
   const read = <S extends z.ZodTypeAny>(schema: S) => schema.safeParse(envelope.data.attributes);
   const problem = (error: z.ZodError) => error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ');
   if (includes(SUBSCRIPTION_EVENTS, name)) {
     const r = read(subscriptionAttributes);
-    return r.success ? { ok: true, event: { kind: 'subscription', name, attributes: r.data } } : { ok: false, message: problem(r.error) };
+    return r.success
+      ? { ok: true, event: { kind: 'subscription', name, attributes: r.data } }
+      : { ok: false, message: problem(r.error) };
   }
   if (includes(INVOICE_EVENTS, name)) {
     const r = read(invoiceAttributes);
-    return r.success ? { ok: true, event: { kind: 'invoice', name, attributes: r.data } } : { ok: false, message: problem(r.error) };
+    return r.success
+      ? { ok: true, event: { kind: 'invoice', name, attributes: r.data } }
+      : { ok: false, message: problem(r.error) };
   }
   if (includes(ORDER_EVENTS, name)) {
     const r = read(orderAttributes);
-    return r.success ? { ok: true, event: { kind: 'order', name, attributes: r.data } } : { ok: false, message: problem(r.error) };
+    return r.success
+      ? { ok: true, event: { kind: 'order', name, attributes: r.data } }
+      : { ok: false, message: problem(r.error) };
   }
   return { ok: true, event: { kind: 'other', name } };
 }
