@@ -76,7 +76,8 @@ function holdNotFound(): DomainError<'NOT_FOUND'> {
 }
 
 function toBalance(row: BalanceRow): Balance {
-  return { subscription: row.subscription, purchased: row.purchased, held: row.held, available: row.subscription + row.purchased };
+  const { subscription, purchased, held } = row;
+  return { subscription, purchased, held, available: subscription + purchased };
 }
 
 const selectBalance = (q: Sql, userId: string, lock: boolean) => lock
@@ -135,7 +136,8 @@ async function applyMovement(q: Sql, before: Balance, m: Movement): Promise<Ledg
   const [, [entry]] = await Promise.all([
     q`update credit_balances
       set subscription_credits = subscription_credits + ${subscriptionDelta}, purchased_credits = purchased_credits + ${purchasedDelta},
-          subscription_period = subscription_period + ${m.newPeriod ? 1 : 0}, purchased_debt = purchased_debt + ${m.debtDelta ?? 0},
+          subscription_period = subscription_period + ${m.newPeriod ? 1 : 0},
+          purchased_debt = purchased_debt + ${m.debtDelta ?? 0},
           updated_at = now()
       where user_id = ${m.userId}`,
     q<EntryRow[]>`insert into credit_transactions
@@ -177,7 +179,9 @@ async function grantOp(
  */
 async function setSubscriptionCreditsOp(
   tx: Tx,
-  input: { userId: string; key: string; type: SubscriptionCreditsType; amount: number; reference?: string; description?: string },
+  input: {
+    userId: string; key: string; type: SubscriptionCreditsType; amount: number; reference?: string; description?: string;
+  },
 ): Promise<LedgerEntry> {
   if (!Number.isInteger(input.amount) || input.amount < 0) throw new RangeError('subscription credits must be a non-negative integer');
   const q = sqlOf(tx);
@@ -194,12 +198,17 @@ async function revokeSubscriptionOp(
   tx: Tx,
   input: { userId: string; key: string; amount: number; endsPeriod: boolean; reference?: string; description?: string },
 ): Promise<LedgerEntry> {
-  if (!Number.isInteger(input.amount) || input.amount < 0) throw new RangeError('revoke amount must be a non-negative integer');
+  if (!Number.isInteger(input.amount) || input.amount < 0) {
+    throw new RangeError('revoke amount must be a non-negative integer');
+  }
   const q = sqlOf(tx);
   const { before, replay } = await lockAndFind(q, input.userId, input.key, ['refund']);
   if (replay) return replay;
   return applyMovement(q, before, {
-    ...input, type: 'refund', subscriptionDelta: -Math.min(input.amount, before.subscription), newPeriod: input.endsPeriod,
+    ...input,
+    type: 'refund',
+    subscriptionDelta: -Math.min(input.amount, before.subscription),
+    newPeriod: input.endsPeriod,
   });
 }
 
@@ -221,7 +230,9 @@ async function changePlanCreditsOp(
   tx: Tx,
   input: { userId: string; key: string; from: number; to: number; reference?: string; description?: string },
 ): Promise<LedgerEntry> {
-  if (![input.from, input.to].every((n) => Number.isInteger(n) && n >= 0)) throw new RangeError('allocations must be non-negative integers');
+  if (![input.from, input.to].every((n) => Number.isInteger(n) && n >= 0)) {
+    throw new RangeError('allocations must be non-negative integers');
+  }
   const q = sqlOf(tx);
   const { before, row, replay } = await lockAndFind(q, input.userId, input.key, ['plan_change']);
   if (replay) return replay;
@@ -230,6 +241,13 @@ async function changePlanCreditsOp(
   const target = input.to > input.from ? Math.min(left + input.to - input.from, input.to) : Math.min(left, input.to);
   const bucket = Math.max(0, target - held);
   return applyMovement(q, before, { ...input, type: 'plan_change', subscriptionDelta: bucket - before.subscription });
+}
+
+/** Purchased credits open holds could still return. */
+async function heldPurchased(q: Sql, userId: string): Promise<number> {
+  const [row] = await q<{ held: number }[]>`
+    select coalesce(sum(purchased_amount), 0)::int as held from credit_holds where user_id = ${userId} and status = 'open'`;
+  return row!.held;
 }
 
 /**
@@ -248,9 +266,7 @@ async function revokePurchasedOp(
   const now = Math.min(input.amount, before.purchased);
   let debtDelta = 0;
   if (input.amount > now) {
-    const [held] = await q<{ held: number }[]>`
-      select coalesce(sum(purchased_amount), 0)::int as held from credit_holds where user_id = ${input.userId} and status = 'open'`;
-    debtDelta = Math.max(0, Math.min(row.debt + input.amount - now, held!.held) - row.debt);
+    debtDelta = Math.max(0, Math.min(row.debt + input.amount - now, await heldPurchased(q, input.userId)) - row.debt);
   }
   return applyMovement(q, before, { ...input, type: 'refund', purchasedDelta: -now, debtDelta });
 }
@@ -271,17 +287,17 @@ async function settleReturn(q: Sql, row: BalanceRow, held: Hold, charged: number
   const before = toBalance(after[0]!);
   if (lapse > 0) {
     await applyMovement(q, before, {
-      userId: held.userId, key: `expiry:${held.id}`, type: 'expiry', subscriptionDelta: -lapse, reference: held.reference,
+      userId: held.userId, key: `expiry:${held.id}`, type: 'expiry', subscriptionDelta: -lapse,
+      reference: held.reference,
       description: `${lapse} plan credits of an earlier period came back from a job`,
     });
   }
   if (row.debt > 0) {
     const pay = Math.min(row.debt, purchasedBack);
-    const [open] = await q<{ held: number }[]>`
-      select coalesce(sum(purchased_amount), 0)::int as held from credit_holds where user_id = ${held.userId} and status = 'open'`;
-    const debtDelta = Math.min(row.debt - pay, open!.held) - row.debt;
+    const debtDelta = Math.min(row.debt - pay, await heldPurchased(q, held.userId)) - row.debt;
     await applyMovement(q, { ...before, purchased: before.purchased, available: before.available - lapse }, {
-      userId: held.userId, key: `refund-debt:${held.id}`, type: 'refund', purchasedDelta: -pay, debtDelta, reference: held.reference,
+      userId: held.userId, key: `refund-debt:${held.id}`, type: 'refund', purchasedDelta: -pay, debtDelta,
+      reference: held.reference,
       description: pay > 0 ? `${pay} refunded credits a job held` : 'refund debt settled',
     });
   }
