@@ -60,7 +60,13 @@ function UpdateCard({ prominent }: { prominent: boolean }) {
   }));
   return (
     <div id="payment">
-      <button type="button" className={`button small ${prominent ? 'primary' : 'ghost'}`} disabled={open.isPending} onClick={() => open.mutate()} data-testid="update-card">
+      <button
+        type="button"
+        className={`button small ${prominent ? 'primary' : 'ghost'}`}
+        disabled={open.isPending}
+        onClick={() => open.mutate()}
+        data-testid="update-card"
+      >
         {open.isPending ? 'Opening…' : 'Update payment method'}
       </button>
     </div>
@@ -79,7 +85,9 @@ function PlanTerm({ askForCard }: { askForCard: boolean }) {
   return (
     <>
       {term && <span className="muted small" data-testid="plan-term">{term}</span>}
-      {(askForCard || sub.paymentFailedCount > 0 || sub.canChangePlan) && <UpdateCard prominent={askForCard || sub.paymentFailedCount > 0} />}
+      {(askForCard || sub.paymentFailedCount > 0 || sub.canChangePlan) && (
+        <UpdateCard prominent={askForCard || sub.paymentFailedCount > 0} />
+      )}
       {sub.customerPortalUrl && (
         <div><a className="button small ghost" href={sub.customerPortalUrl} target="_blank" rel="noreferrer" data-testid="manage-subscription">Manage subscription</a></div>
       )}
@@ -124,7 +132,8 @@ export function BillingPage() {
   }, [queryClient, trpc]);
   const changePlan = useMutation(trpc.payments.changePlan.mutationOptions({
     onSuccess: ({ tier }) => {
-      toast.show('success', 'Plan changed', `You are moving to ${PLANS[tier].name}; the new plan shows here as soon as the payment provider confirms it.`);
+      const name = PLANS[tier].name;
+      toast.show('success', 'Plan changed', `You are moving to ${name}; it shows here as soon as the payment provider confirms it.`);
       refreshAccount();
       // The provider confirms by webhook, usually within seconds.
       window.setTimeout(refreshAccount, 3000);
@@ -137,7 +146,8 @@ export function BillingPage() {
   const changesInPlace = Boolean(subscription.data?.canChangePlan);
 
   const tierButton = (tier: PaidTier) => {
-    const pending = (changesInPlace ? changePlan : subscribe).isPending && (changesInPlace ? changePlan.variables?.tier : subscribe.variables?.tier) === tier;
+    const action = changesInPlace ? changePlan : subscribe;
+    const pending = action.isPending && action.variables?.tier === tier;
     return (
       <button
         type="button"
@@ -146,7 +156,9 @@ export function BillingPage() {
         onClick={() => (changesInPlace ? changePlan.mutate({ tier }) : subscribe.mutate({ tier }))}
         data-testid={changesInPlace ? `change-plan-${tier}` : `subscribe-${tier}`}
       >
-        {pending ? (changesInPlace ? 'Changing plan…' : 'Opening checkout…') : `${changesInPlace ? 'Change plan to' : 'Subscribe to'} ${PLANS[tier].name}`}
+        {pending
+          ? (changesInPlace ? 'Changing plan…' : 'Opening checkout…')
+          : `${changesInPlace ? 'Change plan to' : 'Subscribe to'} ${PLANS[tier].name}`}
       </button>
     );
   };
@@ -184,9 +196,10 @@ export function BillingPage() {
         <h2>Plans</h2>
         <p className="muted">Plan credits refresh every billing period and do not roll over. Higher plans queue first and run more jobs at once.</p>
         <p className="muted" data-testid="plan-change-rules">
-          Changing plan keeps your subscription; the payment provider charges or credits the difference for the rest of the period.
-          Moving up applies at once: your plan credits for this period grow by the difference between the two plans, up to the new
-          plan&apos;s allowance. Moving down caps this period&apos;s plan credits at the new plan&apos;s allowance. Purchased credits are never touched.
+          Changing plan keeps your subscription; the payment provider charges or credits the difference for the rest of
+          the period. Moving up applies at once: your plan credits for this period grow by the difference between the two
+          plans, up to the new plan&apos;s allowance. Moving down caps this period&apos;s plan credits at the new
+          plan&apos;s allowance. Purchased credits are never touched.
         </p>
         <PlanCards currentTier={data?.tier} action={tierButton} />
       </section>
