@@ -11,15 +11,25 @@ export type CheckoutCustom =
 const checkoutAnswer = z.object({
   data: z.object({ id: z.string().min(1), attributes: z.object({ url: z.url() }) }),
 });
-const errorAnswer = z.object({ errors: z.array(z.object({ detail: z.string().optional(), title: z.string().optional() })).min(1) });
+const errorAnswer = z.object({
+  errors: z.array(z.object({ detail: z.string().optional(), title: z.string().optional() })).min(1),
+});
 
 const unavailable = (message: string) => new DomainError('PROVIDER_UNAVAILABLE', message, { provider: 'lemonsqueezy' });
 
-interface ProviderAnswer { status: number; json: unknown; text: string }
+interface ProviderAnswer {
+  status: number;
+  json: unknown;
+  text: string;
+}
 
 /** One JSON:API call; a timeout or network failure becomes PROVIDER_UNAVAILABLE ("Nothing was charged"). */
 async function callProvider(
-  config: ApiConfig, logger: Logger, method: 'POST' | 'PATCH' | 'GET', path: string, body?: unknown,
+  config: ApiConfig,
+  logger: Logger,
+  method: 'POST' | 'PATCH' | 'GET',
+  path: string,
+  body?: unknown,
 ): Promise<ProviderAnswer> {
   let response: Response;
   try {
@@ -36,27 +46,45 @@ async function callProvider(
   } catch (err) {
     const timedOut = err instanceof Error && err.name === 'TimeoutError';
     logger.warn({ err, timedOut, method, path }, 'lemon squeezy request failed');
-    throw unavailable(timedOut
-      ? 'The payment provider did not answer in time. Nothing was charged; please try again in a minute.'
-      : 'The payment provider cannot be reached right now. Nothing was charged; please try again in a minute.');
+    throw unavailable(
+      timedOut
+        ? 'The payment provider did not answer in time. Nothing was charged; please try again in a minute.'
+        : 'The payment provider cannot be reached right now. Nothing was charged; please try again in a minute.',
+    );
   }
   const text = await response.text().catch(() => '');
-  const json = (() => { try { return JSON.parse(text) as unknown; } catch { return null; } })();
+  const json = (() => {
+    try {
+      return JSON.parse(text) as unknown;
+    } catch {
+      return null;
+    }
+  })();
   return { status: response.status, json, text };
 }
 
 /** A refusal as the user reads it; `what` names the operation ("prepare this checkout"). */
 function refusal(logger: Logger, answer: ProviderAnswer, what: string): DomainError {
-  const detail = errorAnswer.safeParse(answer.json).data?.errors.map((e) => e.detail ?? e.title).filter(Boolean).join('; ');
+  const detail = errorAnswer
+    .safeParse(answer.json)
+    .data?.errors.map((e) => e.detail ?? e.title)
+    .filter(Boolean)
+    .join('; ');
   logger.error({ status: answer.status, detail, what }, 'lemon squeezy refused a request');
   if (answer.status === 429) {
     return unavailable('The payment provider is busy right now. Nothing was charged; please try again in a minute.');
   }
   if (answer.status === 422 || answer.status === 400 || answer.status === 404) {
-    return new DomainError('BAD_REQUEST', `The payment provider could not ${what}${detail ? ` (${detail})` : ''}. Nothing was charged; please contact support if it persists.`, { provider: 'lemonsqueezy', status: answer.status });
+    return new DomainError(
+      'BAD_REQUEST',
+      `The payment provider could not ${what}${detail ? ` (${detail})` : ''}. Nothing was charged; please contact support if it persists.`,
+      { provider: 'lemonsqueezy', status: answer.status },
+    );
   }
   if (answer.status === 401 || answer.status === 403) {
-    return unavailable('Payments are temporarily unavailable (our provider account is misconfigured). Nothing was charged; we are on it.');
+    return unavailable(
+      'Payments are temporarily unavailable (our provider account is misconfigured). Nothing was charged; we are on it.',
+    );
   }
   return unavailable('The payment provider is having trouble right now. Nothing was charged; please try again later.');
 }
@@ -101,7 +129,13 @@ const subscriptionAnswer = z.object({
     id: z.union([z.string(), z.number()]).transform(String),
     attributes: z.object({
       variant_id: z.union([z.number(), z.string().regex(/^\d+$/)]).transform(Number),
-      urls: z.object({ update_payment_method: z.string().nullable().optional(), customer_portal: z.string().nullable().optional() }).nullable().optional(),
+      urls: z
+        .object({
+          update_payment_method: z.string().nullable().optional(),
+          customer_portal: z.string().nullable().optional(),
+        })
+        .nullable()
+        .optional(),
     }),
   }),
 });
@@ -112,7 +146,9 @@ const subscriptionAnswer = z.object({
  * effect on tier and credits arrives as the `subscription_updated` webhook.
  */
 export async function changeLemonSqueezySubscriptionVariant(
-  config: ApiConfig, logger: Logger, input: { subscriptionId: number; variantId: number },
+  config: ApiConfig,
+  logger: Logger,
+  input: { subscriptionId: number; variantId: number },
 ): Promise<void> {
   const answer = await callProvider(config, logger, 'PATCH', `/v1/subscriptions/${input.subscriptionId}`, {
     data: { type: 'subscriptions', id: String(input.subscriptionId), attributes: { variant_id: input.variantId } },
@@ -123,7 +159,9 @@ export async function changeLemonSqueezySubscriptionVariant(
 
 /** `GET /v1/subscriptions/{id}`: its current urls (the update-card link is signed for about a day). */
 export async function fetchLemonSqueezySubscriptionUrls(
-  config: ApiConfig, logger: Logger, subscriptionId: number,
+  config: ApiConfig,
+  logger: Logger,
+  subscriptionId: number,
 ): Promise<{ updatePaymentMethod: string | null; customerPortal: string | null }> {
   const answer = await callProvider(config, logger, 'GET', `/v1/subscriptions/${subscriptionId}`);
   if (answer.status !== 200) throw refusal(logger, answer, 'open the card update');
