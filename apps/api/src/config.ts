@@ -81,6 +81,8 @@ const apiEnvSchema = z
     LEMONSQUEEZY_VARIANT_PACK_10000: optionalInt,
     /** How long a call to the Lemon Squeezy API may take before the user is told it is unavailable. */
     LEMONSQUEEZY_TIMEOUT_MS: z.coerce.number().int().positive().default(10_000),
+    /** Apply `test_mode` webhooks in production (a staging store); otherwise they are recorded with no effect. */
+    LEMONSQUEEZY_ACCEPT_TEST_MODE: bool.default(false),
     S3_ENDPOINT: optionalString,
     S3_REGION: z.string().default('us-east-1'),
     S3_BUCKET: z.string().default('pingvas'),

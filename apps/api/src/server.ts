@@ -13,7 +13,7 @@ import { attachLiveEvents } from './live.routes.js';
 import { authRoutes } from './modules/auth/auth.routes.js';
 import { csrfGuard } from './modules/auth/csrf.js';
 import { metricsRoutes } from './modules/metrics/metrics.routes.js';
-import { paymentRoutes } from './modules/payments/routes.js';
+import { paymentRoutes } from './modules/payments/payments.routes.js';
 import { workerRouter, type WorkerRouter } from './modules/worker/worker.router.js';
 import { appRouter, type AppRouter } from './app.router.js';
 

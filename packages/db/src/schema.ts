@@ -51,6 +51,20 @@ export const subscriptions = pgTable('subscriptions', {
   customerPortalUrl: text('customer_portal_url'),
   /** The provider's `updated_at` of the newest event applied: older events change nothing. */
   providerUpdatedAt: timestamp('provider_updated_at', { withTimezone: true }),
+  /** Ordering key of the newest subscription event applied (updated_at, then tie-breakers). */
+  stateVersion: text('state_version'),
+  /** Invoice time of the newest invoice event applied (failure count and banner follow it). */
+  invoiceAt: timestamp('invoice_at', { withTimezone: true }),
+  failedInvoiceId: bigint('failed_invoice_id', { mode: 'number' }),
+  /** The newest paid renewal applied: the current period. */
+  periodInvoiceId: bigint('period_invoice_id', { mode: 'number' }),
+  paidAt: timestamp('paid_at', { withTimezone: true }),
+  /** A renewal paid while the subscription had ended, applied when it is live again. */
+  pendingInvoiceId: bigint('pending_invoice_id', { mode: 'number' }),
+  pendingInvoiceAt: timestamp('pending_invoice_at', { withTimezone: true }),
+  recoveredAt: timestamp('recovered_at', { withTimezone: true }),
+  /** The period end of the downgrade that ended it; null while live. */
+  downgradedPeriod: text('downgraded_period'),
   createdAt: createdAt(),
   updatedAt: updatedAt(),
 }, (t) => [index('subscriptions_user_idx').on(t.userId)]);
@@ -60,11 +74,15 @@ export const creditBalances = pgTable('credit_balances', {
   subscriptionCredits: integer('subscription_credits').notNull().default(0),
   purchasedCredits: integer('purchased_credits').notNull().default(0),
   heldCredits: integer('held_credits').notNull().default(0),
+  /** Moves on at each new period and when the plan ends: held plan credits of an older period lapse. */
+  subscriptionPeriod: integer('subscription_period').notNull().default(0),
+  /** Refunded purchased credits that running jobs held: taken from what those jobs return. */
+  purchasedDebt: integer('purchased_debt').notNull().default(0),
   updatedAt: updatedAt(),
 });
 
 export const CREDIT_TRANSACTION_TYPES = [
-  'monthly_allocation', 'purchase', 'adjustment', 'refund', 'downgrade', 'hold', 'capture', 'release',
+  'monthly_allocation', 'purchase', 'adjustment', 'refund', 'downgrade', 'plan_change', 'expiry', 'hold', 'capture', 'release',
 ] as const;
 
 /**
@@ -97,6 +115,8 @@ export const creditHolds = pgTable('credit_holds', {
   subscriptionAmount: integer('subscription_amount').notNull(),
   purchasedAmount: integer('purchased_amount').notNull(),
   capturedAmount: integer('captured_amount'),
+  /** The balance's subscription period when held: a later period does not get this hold's plan credits back. */
+  subscriptionPeriod: integer('subscription_period').notNull().default(0),
   createdAt: createdAt(),
   closedAt: timestamp('closed_at', { withTimezone: true }),
 }, (t) => [index('credit_holds_open_idx').on(t.userId).where(sql`status = 'open'`)]);
@@ -204,7 +224,11 @@ export const webhookEvents = pgTable('webhook_events', {
   outcome: text('outcome', { enum: ['applied', 'ignored', 'stale', 'unknown_user'] }).notNull(),
   note: text('note'),
   receivedAt: timestamp('received_at', { withTimezone: true }).notNull().defaultNow(),
-});
+}, (t) => [
+  index('webhook_events_unmatched_email_idx').on(sql`lower(${t.payload}->'data'->'attributes'->>'user_email')`)
+    .where(sql`outcome = 'unknown_user'`),
+  index('webhook_events_object_idx').on(t.eventName, sql`(${t.payload}->'data'->>'id')`),
+]);
 
 export const emailOutbox = pgTable('email_outbox', {
   id: id(),

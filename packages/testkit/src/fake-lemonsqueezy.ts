@@ -3,9 +3,11 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { AddressInfo } from 'node:net';
 
 /**
- * A Lemon Squeezy stand-in on loopback, built from docs/lemon-squeezy.md and stricter
- * than the real thing: checkout creation checks every header and the JSON:API body, and
- * answers 201 / 401 / 422 / 429 as the provider does. It also builds and signs webhooks.
+ * A Lemon Squeezy stand-in on loopback, built to the provider's public API and stricter than
+ * the real thing: checkout creation, the subscription update (`PATCH /v1/subscriptions/{id}`)
+ * and the subscription read check every header and the JSON:API body, and answer 2xx / 401 /
+ * 404 / 422 / 429 as the provider does. It also builds and signs webhooks; the subscriptions it
+ * sends webhooks for are the ones its API knows.
  */
 
 export interface FakeLemonSqueezyOptions {
@@ -29,8 +31,20 @@ export interface CreatedCheckout {
   testMode: boolean | undefined;
 }
 
+export interface PlanChange {
+  subscriptionId: number;
+  fromVariantId: number;
+  variantId: number;
+  invoiceImmediately: boolean | undefined;
+  disableProrations: boolean | undefined;
+}
+
 export interface FakeLemonSqueezy {
   url: string;
+  /** Subscription updates accepted (variant changes), in order. */
+  planChanges: PlanChange[];
+  /** Subscription reads answered (fresh update-card links). */
+  subscriptionReads: number[];
   /** Checkouts created successfully, in order. */
   checkouts: CreatedCheckout[];
   /** Every refusal: status and the first error's detail. */
@@ -44,6 +58,9 @@ export interface FakeLemonSqueezy {
 
 const JSON_API = 'application/vnd.api+json';
 const ALLOWED_ATTRIBUTES = new Set(['custom_price', 'product_options', 'checkout_options', 'checkout_data', 'preview', 'test_mode', 'expires_at']);
+const SUBSCRIPTION_UPDATE_ATTRIBUTES = new Set(['variant_id', 'invoice_immediately', 'disable_prorations', 'cancelled', 'pause', 'billing_anchor', 'trial_ends_at']);
+
+interface KnownSubscription { id: number; variantId: number; status: string; attributes: Record<string, unknown> }
 
 interface ApiError { status: string; title: string; detail: string; source?: { pointer: string } }
 
@@ -110,12 +127,23 @@ export async function startFakeLemonSqueezy(options: FakeLemonSqueezyOptions): P
   const window: number[] = [];
   const queued: ({ status: 401 | 422 | 429 | 500 } | { delayMs: number })[] = [];
 
+  const subscriptions = new Map<number, KnownSubscription>();
   const fake: FakeLemonSqueezy = {
     url: '',
     checkouts: [],
     refusals: [],
+    planChanges: [],
+    subscriptionReads: [],
     failNext(answer) { queued.push(answer); },
-    sendWebhook: (target, event, opts) => sendLemonSqueezyWebhook(target, options.webhookSecret, event, opts),
+    sendWebhook: (target, event, opts) => {
+      if (event.data.type === 'subscriptions') {
+        const attributes = event.data.attributes;
+        subscriptions.set(Number(event.data.id), {
+          id: Number(event.data.id), variantId: Number(attributes.variant_id), status: String(attributes.status), attributes,
+        });
+      }
+      return sendLemonSqueezyWebhook(target, options.webhookSecret, event, opts);
+    },
     close: () => new Promise((resolve) => { server.closeAllConnections(); server.close(() => resolve()); }),
   };
 
@@ -124,8 +152,67 @@ export async function startFakeLemonSqueezy(options: FakeLemonSqueezyOptions): P
     res.end(JSON.stringify(body));
   };
 
+  /** A subscription as the API answers it: the urls are signed anew on every read (they expire within a day). */
+  const subscriptionResource = (sub: KnownSubscription) => {
+    const signature = createHmac('sha256', 'fake').update(`${sub.id}:${Date.now()}:${randomUUID()}`).digest('hex');
+    return {
+      jsonapi: { version: '1.0' },
+      links: { self: `${fake.url}/v1/subscriptions/${sub.id}` },
+      data: {
+        type: 'subscriptions',
+        id: String(sub.id),
+        attributes: {
+          ...sub.attributes, variant_id: sub.variantId, status: sub.status,
+          urls: {
+            update_payment_method: `https://pingvas-test.lemonsqueezy.com/subscription/${sub.id}/payment-details?expires=${Date.now() + 86_400_000}&signature=${signature}`,
+            customer_portal: `https://pingvas-test.lemonsqueezy.com/billing?expires=${Date.now() + 86_400_000}&signature=${signature}`,
+          },
+        },
+        links: { self: `${fake.url}/v1/subscriptions/${sub.id}` },
+      },
+    };
+  };
+
+  const knownSubscription = (id: string): KnownSubscription => {
+    const sub = /^\d+$/.test(id) ? subscriptions.get(Number(id)) : undefined;
+    if (!sub) throw new Refusal(404, [{ status: '404', title: 'Not Found', detail: `No subscription ${id}.` }]);
+    return sub;
+  };
+
+  function updateSubscription(id: string, raw: string): unknown {
+    const sub = knownSubscription(id);
+    let body: unknown;
+    try { body = JSON.parse(raw); } catch { throw new Refusal(400, [{ status: '400', title: 'Bad Request', detail: 'The body is not JSON.' }]); }
+    if (!isObject(body) || !isObject(body.data)) throw unprocessable('/data', 'The data member is required.');
+    if (body.data.type !== 'subscriptions') throw unprocessable('/data/type', 'The type must be "subscriptions".');
+    if (body.data.id !== id) throw unprocessable('/data/id', 'The id must be the subscription id, as a string.');
+    const attributes = body.data.attributes;
+    if (!isObject(attributes)) throw unprocessable('/data/attributes', 'The attributes must be an object.');
+    for (const key of Object.keys(attributes)) {
+      if (!SUBSCRIPTION_UPDATE_ATTRIBUTES.has(key)) throw unprocessable(`/data/attributes/${key}`, `Unknown attribute ${key}.`);
+    }
+    for (const key of ['invoice_immediately', 'disable_prorations'] as const) {
+      if (attributes[key] !== undefined && typeof attributes[key] !== 'boolean') throw unprocessable(`/data/attributes/${key}`, `${key} must be a boolean.`);
+    }
+    if (sub.status === 'expired') throw unprocessable('/data', 'An expired subscription cannot be updated.');
+    if (attributes.variant_id !== undefined) {
+      if (typeof attributes.variant_id !== 'number' || !Number.isInteger(attributes.variant_id)) {
+        throw unprocessable('/data/attributes/variant_id', 'The variant id must be an integer.');
+      }
+      if (!options.variantIds.includes(attributes.variant_id)) throw unprocessable('/data/attributes/variant_id', 'The variant does not exist or does not belong to the store.');
+      fake.planChanges.push({
+        subscriptionId: sub.id, fromVariantId: sub.variantId, variantId: attributes.variant_id,
+        invoiceImmediately: attributes.invoice_immediately as boolean | undefined, disableProrations: attributes.disable_prorations as boolean | undefined,
+      });
+      sub.variantId = attributes.variant_id;
+    }
+    return subscriptionResource(sub);
+  }
+
   async function handle(req: IncomingMessage, res: ServerResponse, raw: string): Promise<void> {
-    if (req.method !== 'POST' || req.url !== '/v1/checkouts') {
+    const subscriptionPath = /^\/v1\/subscriptions\/([^/?]+)$/.exec(req.url ?? '');
+    const known = (req.method === 'POST' && req.url === '/v1/checkouts') || (subscriptionPath && ['PATCH', 'GET'].includes(req.method ?? ''));
+    if (!known) {
       throw new Refusal(404, [{ status: '404', title: 'Not Found', detail: `${req.method} ${req.url} is not part of this fake.` }]);
     }
     if (req.headers.authorization !== `Bearer ${options.apiKey}`) {
@@ -134,8 +221,18 @@ export async function startFakeLemonSqueezy(options: FakeLemonSqueezyOptions): P
     if (req.headers.accept !== JSON_API) {
       throw new Refusal(406, [{ status: '406', title: 'Not Acceptable', detail: `Accept must be ${JSON_API}.` }]);
     }
-    if (req.headers['content-type'] !== JSON_API) {
+    if (req.method !== 'GET' && req.headers['content-type'] !== JSON_API) {
       throw new Refusal(415, [{ status: '415', title: 'Unsupported Media Type', detail: `Content-Type must be ${JSON_API}.` }]);
+    }
+    if (subscriptionPath && req.method === 'GET') {
+      const sub = knownSubscription(subscriptionPath[1]!);
+      fake.subscriptionReads.push(sub.id);
+      send(res, 200, subscriptionResource(sub));
+      return;
+    }
+    if (subscriptionPath) {
+      send(res, 200, updateSubscription(subscriptionPath[1]!, raw));
+      return;
     }
     const next = queued.shift();
     if (next && 'delayMs' in next) await new Promise((r) => setTimeout(r, next.delayMs));

@@ -62,15 +62,16 @@ function UserMenu({ me }: { me: Me }) {
   );
 }
 
+/**
+ * The provider's own update-card link expires within a day, so the banner goes to the billing
+ * page, which asks for a fresh one when the customer clicks.
+ */
 export function AccountBanner({ banner }: { banner: NonNullable<Me['banner']> }) {
-  const external = banner.actionUrl && /^https?:/.test(banner.actionUrl);
   return (
     <div className="account-banner" role="alert" data-testid="account-banner" data-reason={banner.reason}>
       <span className="banner-icon" aria-hidden="true">!</span>
       <span>{banner.message}</span>
-      {external
-        ? <a className="button small" href={banner.actionUrl}>Update payment method</a>
-        : <Link className="button small" to="/billing">Update payment method</Link>}
+      <Link className="button small" to="/billing?update-card=1#payment">Update payment method</Link>
     </div>
   );
 }

@@ -1,5 +1,5 @@
 import { useInfiniteQuery, useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
-import { useEffect, useRef } from 'react';
+import { useCallback, useEffect, useRef } from 'react';
 import { useLocation, useNavigate, useSearchParams } from 'react-router';
 import { PLANS, type CreditPackSize, type PaidTier } from '@pingvas/core';
 import { useDocumentTitle } from '../app/pageTitle.js';
@@ -51,8 +51,31 @@ function History() {
 
 const longDate = (date: Date) => date.toLocaleDateString(undefined, { dateStyle: 'long' });
 
-/** When the plan renews or ends, and the way to the provider's portal to change or cancel it. */
-function PlanTerm() {
+/** The card update: the provider's link is signed for about a day, so a fresh one is asked for on each click. */
+function UpdateCard({ prominent }: { prominent: boolean }) {
+  const trpc = useTRPC();
+  const toast = useToast();
+  const open = useMutation(trpc.payments.updateCardUrl.mutationOptions({
+    onSuccess: ({ url }) => { window.location.assign(url); },
+    onError: (error) => toast.error(error),
+  }));
+  return (
+    <div id="payment">
+      <button
+        type="button"
+        className={`button small ${prominent ? 'primary' : 'ghost'}`}
+        disabled={open.isPending}
+        onClick={() => open.mutate()}
+        data-testid="update-card"
+      >
+        {open.isPending ? 'Opening…' : 'Update payment method'}
+      </button>
+    </div>
+  );
+}
+
+/** When the plan renews or ends, the card update, and the way to the provider's portal to cancel it. */
+function PlanTerm({ askForCard }: { askForCard: boolean }) {
   const trpc = useTRPC();
   const { data: sub } = useQuery(trpc.payments.subscription.queryOptions());
   if (!sub) return null;
@@ -63,6 +86,9 @@ function PlanTerm() {
   return (
     <>
       {term && <span className="muted small" data-testid="plan-term">{term}</span>}
+      {(askForCard || sub.paymentFailedCount > 0 || sub.canChangePlan) && (
+        <UpdateCard prominent={askForCard || sub.paymentFailedCount > 0} />
+      )}
       {sub.customerPortalUrl && (
         <div><a className="button small ghost" href={sub.customerPortalUrl} target="_blank" rel="noreferrer" data-testid="manage-subscription">Manage subscription</a></div>
       )}
@@ -101,14 +127,40 @@ export function BillingPage() {
   const toCheckout = { onSuccess: ({ url }: { url: string }) => { window.location.assign(url); }, onError: (error: unknown) => toast.error(error) };
   const subscribe = useMutation(trpc.payments.createCheckout.mutationOptions(toCheckout));
   const buyPack = useMutation(trpc.payments.createCreditCheckout.mutationOptions(toCheckout));
-  const busy = subscribe.isPending || buyPack.isPending;
+  const refreshAccount = useCallback(() => {
+    void queryClient.invalidateQueries(trpc.user.me.queryFilter());
+    void queryClient.invalidateQueries(trpc.credits.pathFilter());
+    void queryClient.invalidateQueries(trpc.payments.subscription.queryFilter());
+  }, [queryClient, trpc]);
+  const changePlan = useMutation(trpc.payments.changePlan.mutationOptions({
+    onSuccess: ({ tier }) => {
+      const name = PLANS[tier].name;
+      toast.show('success', 'Plan changed', `You are moving to ${name}; it shows here as soon as the payment provider confirms it.`);
+      refreshAccount();
+      // The provider confirms by webhook, usually within seconds.
+      window.setTimeout(refreshAccount, 3000);
+    },
+    onError: (error) => toast.error(error),
+  }));
+  const subscription = useQuery(trpc.payments.subscription.queryOptions());
+  const busy = subscribe.isPending || buyPack.isPending || changePlan.isPending;
+  // One live subscription per customer: with one, the plan changes in place (no second checkout).
+  const changesInPlace = Boolean(subscription.data?.canChangePlan);
 
   const tierButton = (tier: PaidTier) => {
-    const current = me.data?.tier;
-    const upgrade = !current || PLANS[tier].priceUsdCents > PLANS[current].priceUsdCents;
+    const action = changesInPlace ? changePlan : subscribe;
+    const pending = action.isPending && action.variables?.tier === tier;
     return (
-      <button type="button" className={`button ${tier === 'pro' ? 'primary' : ''}`} disabled={busy} onClick={() => subscribe.mutate({ tier })} data-testid={`subscribe-${tier}`}>
-        {subscribe.isPending && subscribe.variables?.tier === tier ? 'Opening checkout…' : `${upgrade ? 'Upgrade to' : 'Switch to'} ${PLANS[tier].name}`}
+      <button
+        type="button"
+        className={`button ${tier === 'pro' ? 'primary' : ''}`}
+        disabled={busy || subscription.isPending}
+        onClick={() => (changesInPlace ? changePlan.mutate({ tier }) : subscribe.mutate({ tier }))}
+        data-testid={changesInPlace ? `change-plan-${tier}` : `subscribe-${tier}`}
+      >
+        {pending
+          ? (changesInPlace ? 'Changing plan…' : 'Opening checkout…')
+          : `${changesInPlace ? 'Change plan to' : 'Subscribe to'} ${PLANS[tier].name}`}
       </button>
     );
   };
@@ -128,7 +180,7 @@ export function BillingPage() {
           <span className="label">Current plan</span>
           {data ? <strong className="big" data-testid="current-plan">{PLANS[data.tier].name}</strong> : <Skeleton className="text-skeleton" />}
           {data && <span className="muted small">{data.tier === 'free' ? 'No subscription' : `${formatCredits(PLANS[data.tier].monthlyCredits)} credits each billing period`}</span>}
-          {data && <PlanTerm />}
+          {data && <PlanTerm askForCard={params.get('update-card') === '1'} />}
         </article>
         <article className="summary-card">
           <span className="label">Available credits</span>
@@ -145,6 +197,12 @@ export function BillingPage() {
       <section id="plans" className="billing-section">
         <h2>Plans</h2>
         <p className="muted">Plan credits refresh every billing period and do not roll over. Higher plans queue first and run more jobs at once.</p>
+        <p className="muted" data-testid="plan-change-rules">
+          Changing plan keeps your subscription; the payment provider charges or credits the difference for the rest of
+          the period. Moving up applies at once: your plan credits for this period grow by the difference between the two
+          plans, up to the new plan&apos;s allowance. Moving down caps this period&apos;s plan credits at the new
+          plan&apos;s allowance. Purchased credits are never touched.
+        </p>
         <PlanCards currentTier={data?.tier} action={tierButton} />
       </section>
 

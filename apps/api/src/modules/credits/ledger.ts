@@ -30,6 +30,7 @@ export interface Balance {
 
 export type LedgerEntry = typeof schema.creditTransactions.$inferSelect & { replayed: boolean };
 export type GrantType = 'monthly_allocation' | 'purchase' | 'adjustment';
+export type SubscriptionCreditsType = 'monthly_allocation' | 'downgrade';
 export type Hold = typeof schema.creditHolds.$inferSelect;
 type EntryType = (typeof schema.CREDIT_TRANSACTION_TYPES)[number];
 type Sql = postgres.TransactionSql;
@@ -39,7 +40,8 @@ const ENTRY_COLUMNS = `id, user_id as "userId", type, idempotency_key as "idempo
   balance_after as "balanceAfter", hold_id as "holdId", reference, description, created_at as "createdAt"`;
 const HOLD_COLUMNS = `id, user_id as "userId", idempotency_key as "idempotencyKey", reference, status,
   subscription_amount as "subscriptionAmount", purchased_amount as "purchasedAmount",
-  captured_amount as "capturedAmount", created_at as "createdAt", closed_at as "closedAt"`;
+  captured_amount as "capturedAmount", subscription_period as "subscriptionPeriod",
+  created_at as "createdAt", closed_at as "closedAt"`;
 
 /**
  * Rows as this connection returns them: drizzle sets the client to hand timestamps over
@@ -59,6 +61,10 @@ interface BalanceRow {
   subscription: number;
   purchased: number;
   held: number;
+  /** The current subscription period (moves on at each reset). */
+  period: number;
+  /** Refunded purchased credits still owed by what running jobs return. */
+  debt: number;
 }
 
 function noBalance(): DomainError<'NOT_FOUND'> {
@@ -70,13 +76,16 @@ function holdNotFound(): DomainError<'NOT_FOUND'> {
 }
 
 function toBalance(row: BalanceRow): Balance {
-  return { ...row, available: row.subscription + row.purchased };
+  const { subscription, purchased, held } = row;
+  return { subscription, purchased, held, available: subscription + purchased };
 }
 
 const selectBalance = (q: Sql, userId: string, lock: boolean) => lock
-  ? q<BalanceRow[]>`select subscription_credits as subscription, purchased_credits as purchased, held_credits as held
+  ? q<BalanceRow[]>`select subscription_credits as subscription, purchased_credits as purchased, held_credits as held,
+        subscription_period as period, purchased_debt as debt
       from credit_balances where user_id = ${userId} for update`
-  : q<BalanceRow[]>`select subscription_credits as subscription, purchased_credits as purchased, held_credits as held
+  : q<BalanceRow[]>`select subscription_credits as subscription, purchased_credits as purchased, held_credits as held,
+        subscription_period as period, purchased_debt as debt
       from credit_balances where user_id = ${userId}`;
 
 const selectEntry = (q: Sql, key: string) =>
@@ -100,10 +109,10 @@ async function lockAndFind(
   userId: string,
   key: string,
   kinds: readonly EntryType[],
-): Promise<{ before: Balance; replay: LedgerEntry | null }> {
+): Promise<{ before: Balance; row: BalanceRow; replay: LedgerEntry | null }> {
   const [[row], [found]] = await Promise.all([selectBalance(q, userId, true), selectEntry(q, key)]);
   if (!row) throw noBalance();
-  return { before: toBalance(row), replay: checkReplay(found, userId, kinds) };
+  return { before: toBalance(row), row, replay: checkReplay(found, userId, kinds) };
 }
 
 /** A change of the spendable buckets (grants, resets, revocations); holds have their own statements. */
@@ -115,6 +124,9 @@ interface Movement {
   purchasedDelta?: number;
   reference?: string | null;
   description?: string | null;
+  /** Starts a new subscription period: plan credits held by open jobs lapse when they come back. */
+  newPeriod?: boolean;
+  debtDelta?: number;
 }
 
 /** Moves the balance row and records the movement (one round trip); the caller holds the row lock. */
@@ -124,6 +136,8 @@ async function applyMovement(q: Sql, before: Balance, m: Movement): Promise<Ledg
   const [, [entry]] = await Promise.all([
     q`update credit_balances
       set subscription_credits = subscription_credits + ${subscriptionDelta}, purchased_credits = purchased_credits + ${purchasedDelta},
+          subscription_period = subscription_period + ${m.newPeriod ? 1 : 0},
+          purchased_debt = purchased_debt + ${m.debtDelta ?? 0},
           updated_at = now()
       where user_id = ${m.userId}`,
     q<EntryRow[]>`insert into credit_transactions
@@ -158,31 +172,135 @@ async function grantOp(
 }
 
 /**
- * Sets the subscription bucket to `amount` (a new paid period's allocation, or 0 on
- * downgrade): subscription credits never roll over. Credits held by open jobs are not
- * in the bucket and are not touched; what such a job does not use comes back to it.
+ * Sets the subscription bucket to `amount` (a new paid period's allocation, or 0 when the
+ * plan ends) and starts a new subscription period: subscription credits never roll over.
+ * Credits held by open jobs are not in the bucket; what such a job does not use lapses
+ * instead of landing in the new period (see closeHold).
  */
 async function setSubscriptionCreditsOp(
   tx: Tx,
-  input: { userId: string; key: string; type: 'monthly_allocation' | 'downgrade'; amount: number; reference?: string; description?: string },
+  input: {
+    userId: string; key: string; type: SubscriptionCreditsType; amount: number; reference?: string; description?: string;
+  },
 ): Promise<LedgerEntry> {
   if (!Number.isInteger(input.amount) || input.amount < 0) throw new RangeError('subscription credits must be a non-negative integer');
   const q = sqlOf(tx);
   const { before, replay } = await lockAndFind(q, input.userId, input.key, [input.type]);
   if (replay) return replay;
-  return applyMovement(q, before, { ...input, subscriptionDelta: input.amount - before.subscription });
+  return applyMovement(q, before, { ...input, subscriptionDelta: input.amount - before.subscription, newPeriod: true });
 }
 
-/** Takes back up to `amount` purchased credits (a refunded pack), never below zero. */
+/**
+ * Takes back up to `amount` plan credits (a refunded renewal), never below zero. A whole
+ * period refunded also starts a new period, so what running jobs hold of it lapses too.
+ */
+async function revokeSubscriptionOp(
+  tx: Tx,
+  input: { userId: string; key: string; amount: number; endsPeriod: boolean; reference?: string; description?: string },
+): Promise<LedgerEntry> {
+  if (!Number.isInteger(input.amount) || input.amount < 0) {
+    throw new RangeError('revoke amount must be a non-negative integer');
+  }
+  const q = sqlOf(tx);
+  const { before, replay } = await lockAndFind(q, input.userId, input.key, ['refund']);
+  if (replay) return replay;
+  return applyMovement(q, before, {
+    ...input,
+    type: 'refund',
+    subscriptionDelta: -Math.min(input.amount, before.subscription),
+    newPeriod: input.endsPeriod,
+  });
+}
+
+/** Plan credits of the current period that open jobs hold (they come back to this period). */
+async function heldFromThisPeriod(q: Sql, userId: string, period: number): Promise<number> {
+  const [row] = await q<{ held: number }[]>`
+    select coalesce(sum(subscription_amount), 0)::int as held from credit_holds
+    where user_id = ${userId} and status = 'open' and subscription_period = ${period}`;
+  return row!.held;
+}
+
+/**
+ * A plan change inside a period. What is left of this period's plan credits (the bucket plus
+ * what open jobs hold from it) rises by the difference of the allocations on an upgrade and
+ * never passes the new allocation; on a downgrade it is capped at the new allocation. The
+ * held part stays with its jobs, so only the bucket moves (never below zero).
+ */
+async function changePlanCreditsOp(
+  tx: Tx,
+  input: { userId: string; key: string; from: number; to: number; reference?: string; description?: string },
+): Promise<LedgerEntry> {
+  if (![input.from, input.to].every((n) => Number.isInteger(n) && n >= 0)) {
+    throw new RangeError('allocations must be non-negative integers');
+  }
+  const q = sqlOf(tx);
+  const { before, row, replay } = await lockAndFind(q, input.userId, input.key, ['plan_change']);
+  if (replay) return replay;
+  const held = await heldFromThisPeriod(q, input.userId, row.period);
+  const left = before.subscription + held;
+  const target = input.to > input.from ? Math.min(left + input.to - input.from, input.to) : Math.min(left, input.to);
+  const bucket = Math.max(0, target - held);
+  return applyMovement(q, before, { ...input, type: 'plan_change', subscriptionDelta: bucket - before.subscription });
+}
+
+/** Purchased credits open holds could still return. */
+async function heldPurchased(q: Sql, userId: string): Promise<number> {
+  const [row] = await q<{ held: number }[]>`
+    select coalesce(sum(purchased_amount), 0)::int as held from credit_holds where user_id = ${userId} and status = 'open'`;
+  return row!.held;
+}
+
+/**
+ * Takes back up to `amount` purchased credits (a refunded pack): what is in the bucket now,
+ * and what running jobs hold of purchased credits as a debt those jobs' returns pay off —
+ * never more, so spent credits are never taken twice and nothing goes below zero.
+ */
 async function revokePurchasedOp(
   tx: Tx,
   input: { userId: string; key: string; amount: number; reference?: string; description?: string },
 ): Promise<LedgerEntry> {
   if (!Number.isInteger(input.amount) || input.amount <= 0) throw new RangeError('revoke amount must be a positive integer');
   const q = sqlOf(tx);
-  const { before, replay } = await lockAndFind(q, input.userId, input.key, ['refund']);
+  const { before, row, replay } = await lockAndFind(q, input.userId, input.key, ['refund']);
   if (replay) return replay;
-  return applyMovement(q, before, { ...input, type: 'refund', purchasedDelta: -Math.min(input.amount, before.purchased) });
+  const now = Math.min(input.amount, before.purchased);
+  let debtDelta = 0;
+  if (input.amount > now) {
+    debtDelta = Math.max(0, Math.min(row.debt + input.amount - now, await heldPurchased(q, input.userId)) - row.debt);
+  }
+  return applyMovement(q, before, { ...input, type: 'refund', purchasedDelta: -now, debtDelta });
+}
+
+/**
+ * After a hold closed: plan credits it returns into a later period lapse (that period has
+ * its own allocation), and purchased credits it returns pay off a refund's debt first. The
+ * debt never outlives the holds that could pay it (credits a job spent are not taken twice).
+ * One more entry, in the rare case there is anything to do.
+ */
+async function settleReturn(q: Sql, row: BalanceRow, held: Hold, charged: number): Promise<void> {
+  const chargedFromPlan = Math.min(charged, held.subscriptionAmount);
+  const planBack = held.subscriptionAmount - chargedFromPlan;
+  const purchasedBack = held.purchasedAmount - (charged - chargedFromPlan);
+  const lapse = held.subscriptionPeriod !== row.period ? planBack : 0;
+  if (lapse === 0 && row.debt === 0) return;
+  const after = await selectBalance(q, held.userId, true);
+  const before = toBalance(after[0]!);
+  if (lapse > 0) {
+    await applyMovement(q, before, {
+      userId: held.userId, key: `expiry:${held.id}`, type: 'expiry', subscriptionDelta: -lapse,
+      reference: held.reference,
+      description: `${lapse} plan credits of an earlier period came back from a job`,
+    });
+  }
+  if (row.debt > 0) {
+    const pay = Math.min(row.debt, purchasedBack);
+    const debtDelta = Math.min(row.debt - pay, await heldPurchased(q, held.userId)) - row.debt;
+    await applyMovement(q, { ...before, purchased: before.purchased, available: before.available - lapse }, {
+      userId: held.userId, key: `refund-debt:${held.id}`, type: 'refund', purchasedDelta: -pay, debtDelta,
+      reference: held.reference,
+      description: pay > 0 ? `${pay} refunded credits a job held` : 'refund debt settled',
+    });
+  }
 }
 
 /**
@@ -209,7 +327,8 @@ async function holdOp(
     selectEntry(q, key),
     q<EntryRow[]>`
       with cur as (
-        select subscription_credits as s, purchased_credits as p, least(subscription_credits, ${amount}::int) as take_s
+        select subscription_credits as s, purchased_credits as p, least(subscription_credits, ${amount}::int) as take_s,
+               subscription_period as period
         from credit_balances
         where user_id = ${userId}::uuid and subscription_credits + purchased_credits >= ${amount}::int
           and not exists (select 1 from credit_transactions where idempotency_key = ${key}::text)
@@ -220,8 +339,9 @@ async function holdOp(
         from cur where b.user_id = ${userId}::uuid
         returning b.subscription_credits + b.purchased_credits as available
       ), held as (
-        insert into credit_holds (id, user_id, idempotency_key, reference, subscription_amount, purchased_amount)
-        select ${holdId}::uuid, ${userId}::uuid, ${key}::text, ${reference}::text, cur.take_s, ${amount}::int - cur.take_s from cur, bal
+        insert into credit_holds (id, user_id, idempotency_key, reference, subscription_amount, purchased_amount, subscription_period)
+        select ${holdId}::uuid, ${userId}::uuid, ${key}::text, ${reference}::text, cur.take_s, ${amount}::int - cur.take_s, cur.period
+        from cur, bal
       )
       insert into credit_transactions (user_id, type, idempotency_key, subscription_delta, purchased_delta, held_delta, balance_after, hold_id, reference)
       select ${userId}::uuid, 'hold', ${key}::text, -cur.take_s, -(${amount}::int - cur.take_s), ${amount}::int, bal.available, ${holdId}::uuid, ${reference}::text
@@ -248,6 +368,7 @@ async function holdOp(
     subscriptionAmount: Math.abs(entry.subscriptionDelta),
     purchasedAmount: Math.abs(entry.purchasedDelta),
     capturedAmount: null,
+    subscriptionPeriod: row.period,
     createdAt: new Date(entry.createdAt),
     closedAt: null,
   };
@@ -303,7 +424,9 @@ async function closeHold(
   if (!row) throw noBalance();
   const replay = checkReplay(found, userId, [kind]);
   if (!replay && (!held || held.userId !== userId)) throw holdNotFound();
-  return { replay, held: toHold(held!), entry: entry ? toEntry(entry, false) : null };
+  const closed = toHold(held!);
+  if (entry) await settleReturn(q, row, closed, amount);
+  return { replay, held: closed, entry: entry ? toEntry(entry, false) : null };
 }
 
 /**
@@ -337,6 +460,9 @@ async function releaseOp(tx: Tx, input: { userId: string; holdId: string }): Pro
 export const grant = countedLedgerOperation('grant', grantOp);
 export const setSubscriptionCredits = countedLedgerOperation('set_subscription_credits', setSubscriptionCreditsOp);
 export const revokePurchased = countedLedgerOperation('revoke_purchased', revokePurchasedOp);
+export const revokeSubscription = countedLedgerOperation('set_subscription_credits', revokeSubscriptionOp);
+/** Counted with the other writes of the subscription bucket. */
+export const changePlanCredits = countedLedgerOperation('set_subscription_credits', changePlanCreditsOp);
 export const hold = countedLedgerOperation('hold', holdOp);
 export const capture = countedLedgerOperation('capture', captureOp);
 export const release = countedLedgerOperation('release', releaseOp);

@@ -131,11 +131,12 @@ describe('e-mail outbox sender (real SMTP on loopback)', () => {
 
 describe('e-mail templates', () => {
   it('each has a subject, a text and an HTML part, with links and escaped input', () => {
-    const later = renderEmail({ template: 'payment_failed_later', planName: 'Pro', failedCount: 2, updatePaymentUrl: 'https://pay.test/update?a=1&b=2', appUrl: 'https://app.test' });
+    const later = renderEmail({ template: 'payment_failed_later', planName: 'Pro', failedCount: 2, appUrl: 'https://app.test?a=1&b=2' });
     expect(later.text).toContain('Please update your card');
-    expect(later.text).toContain('https://pay.test/update?a=1&b=2');
-    expect(later.html).toContain('href="https://pay.test/update?a=1&amp;b=2"');
-    expect(renderEmail({ template: 'payment_failed_first', planName: 'Pro', updatePaymentUrl: null }).text).toContain("we'll retry");
+    // Our billing page, which fetches a fresh update-card link: the provider's own expires within a day.
+    expect(later.text).toContain('https://app.test?a=1&b=2/billing?update-card=1');
+    expect(later.html).toContain('href="https://app.test?a=1&amp;b=2/billing?update-card=1"');
+    expect(renderEmail({ template: 'payment_failed_first', planName: 'Pro', appUrl: 'https://app.test' }).text).toContain("we'll retry");
     expect(renderEmail({ template: 'welcome', planName: '<Pro>', monthlyCredits: 10_000, appUrl: 'https://app.test' }).html).toContain('&lt;Pro&gt;');
     expect(renderEmail({ template: 'credits_added', credits: 5000, appUrl: 'https://app.test' }).subject).toBe('5,000 credits added to your account');
     expect(renderEmail({ template: 'subscription_cancelled', planName: 'Starter', appUrl: 'https://app.test' }).text).toContain('Credits you bought in packs stay yours');

@@ -13,8 +13,8 @@ export interface RenderedEmail {
 
 export type EmailInput =
   | { template: 'welcome'; planName: string; monthlyCredits: number; appUrl: string }
-  | { template: 'payment_failed_first'; planName: string; updatePaymentUrl: string | null }
-  | { template: 'payment_failed_later'; planName: string; failedCount: number; updatePaymentUrl: string | null; appUrl: string }
+  | { template: 'payment_failed_first'; planName: string; appUrl: string }
+  | { template: 'payment_failed_later'; planName: string; failedCount: number; appUrl: string }
   | { template: 'payment_recovered'; planName: string }
   | { template: 'subscription_cancelled'; planName: string; appUrl: string }
   | { template: 'credits_added'; credits: number; appUrl: string };
@@ -23,6 +23,12 @@ const escapeHtml = (s: string) =>
   s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;').replace(/'/g, '&#39;');
 
 const number = (n: number) => n.toLocaleString('en-US');
+
+/**
+ * The provider's own update-card link is signed for about a day, so messages link to our
+ * billing page, which asks the provider for a fresh one when the customer clicks.
+ */
+export const updateCardUrl = (appUrl: string) => `${appUrl}/billing?update-card=1`;
 
 interface Block { text: string; link?: { label: string; url: string } }
 
@@ -48,16 +54,12 @@ export function renderEmail(input: EmailInput): RenderedEmail {
     case 'payment_failed_first':
       return compose(input.template, `We couldn't take your ${input.planName} payment`, [
         { text: `Your latest ${input.planName} payment did not go through. Nothing changes for now: we'll retry automatically over the next days and your plan stays active meanwhile.` },
-        input.updatePaymentUrl
-          ? { text: 'If your card has changed, you can update it now.', link: { label: 'Update payment method', url: input.updatePaymentUrl } }
-          : { text: 'If your card has changed, you can update it from the billing page.' },
+        { text: 'If your card has changed, you can update it now.', link: { label: 'Update payment method', url: updateCardUrl(input.appUrl) } },
       ]);
     case 'payment_failed_later':
       return compose(input.template, `Please update your card to keep ${input.planName}`, [
         { text: `We tried to take your ${input.planName} payment ${input.failedCount} times without success. Please update your card, or your subscription will be cancelled when the retries run out.` },
-        input.updatePaymentUrl
-          ? { text: 'It takes a minute:', link: { label: 'Update payment method', url: input.updatePaymentUrl } }
-          : { text: 'You can update it from the billing page:', link: { label: 'Billing', url: `${input.appUrl}/billing` } },
+        { text: 'It takes a minute:', link: { label: 'Update payment method', url: updateCardUrl(input.appUrl) } },
       ]);
     case 'payment_recovered':
       return compose(input.template, `Your ${input.planName} payment went through`, [

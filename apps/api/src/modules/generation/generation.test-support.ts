@@ -62,7 +62,9 @@ export async function settleAll(app: TestApp): Promise<void> {
 
 /**
  * One test app per file for the queue and worker tests: created before the file, closed after
- * it, and after every test the open jobs are settled and the ledger invariants checked.
+ * it. After every test the ledger invariants are checked first — while leftover jobs are still
+ * live, so a live job that lost its hold is caught — then the open jobs are settled and the
+ * invariants checked again.
  */
 export function useGenerationTestApp(receive: (app: TestApp) => void): void {
   let app: TestApp;
@@ -72,6 +74,7 @@ export function useGenerationTestApp(receive: (app: TestApp) => void): void {
   });
   afterAll(async () => { await app.close(); });
   afterEach(async () => {
+    await expectLedgerInvariants(app.database.admin);
     await settleAll(app);
     await expectLedgerInvariants(app.database.admin);
   });

@@ -1,6 +1,7 @@
 import { DomainError, PLANS } from '@pingvas/core';
 import type { AppDeps } from '../../deps.js';
 import type { SessionUser } from '../../context.js';
+import { liveSubscription } from './billing-view.service.js';
 import { variantFor, type Product } from './catalog.js';
 import { createLemonSqueezyCheckout, type CheckoutCustom } from './lemonsqueezy.client.js';
 import { createTestCheckout } from './test-checkout.js';
@@ -13,8 +14,14 @@ import { createTestCheckout } from './test-checkout.js';
  * the local test checkout is served there.
  */
 export async function startCheckout(deps: AppDeps, user: SessionUser, product: Product, apiOrigin: string): Promise<{ url: string }> {
-  if (product.kind === 'subscription' && user.tier === product.tier) {
-    throw new DomainError('BAD_REQUEST', `You are already on ${PLANS[product.tier].name}.`, { tier: product.tier });
+  if (product.kind === 'subscription') {
+    // One live subscription per customer: a second checkout would bill both plans.
+    const live = await liveSubscription(deps, user.id);
+    if (live) {
+      throw new DomainError('BAD_REQUEST', live.tier === product.tier
+        ? `You are already on ${PLANS[product.tier].name}.`
+        : `You already have ${PLANS[live.tier].name}: use "Change plan" to move to ${PLANS[product.tier].name}.`, { tier: product.tier });
+    }
   }
   const custom: CheckoutCustom = product.kind === 'subscription'
     ? { user_id: user.id, kind: 'subscription', tier: product.tier }

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TRPCError } from '@trpc/server';
 import { signSession } from '../auth/session.js';
-import { counts, startPaymentsHarness, VARIANT, type PaymentsHarness } from './webhook.test-support.js';
+import { counts, customer, deliverInOrder, startPaymentsHarness, VARIANT, type PaymentsHarness } from './webhook.test-support.js';
 
 let h: PaymentsHarness;
 beforeAll(async () => { h = await startPaymentsHarness({ LEMONSQUEEZY_TIMEOUT_MS: '300' }); });
@@ -52,8 +52,9 @@ describe('checkouts against the provider', () => {
   });
 
   it('refuses bad input, a signed-out caller, and the plan the user already has', async () => {
-    const user = await h.app.createUser({ tier: 'pro' });
-    const caller = h.app.callerFor(user);
+    const user = await h.app.createUser();
+    await deliverInOrder(h, customer(user, 9_000_000).checkout('pro'));
+    const caller = h.app.callerFor({ ...user, tier: 'pro' });
     await expect(caller.payments.createCheckout({ tier: 'free' as 'pro' })).rejects.toMatchObject({ code: 'BAD_REQUEST' });
     await expect(caller.payments.createCreditCheckout({ pack: 2000 as 1000 })).rejects.toMatchObject({ code: 'BAD_REQUEST' });
     await expect(caller.payments.createCheckout({ tier: 'pro' })).rejects.toMatchObject({ code: 'BAD_REQUEST', message: 'You are already on Pro.' });

@@ -27,8 +27,8 @@ describe('payments.subscription', () => {
       renewsAt,
       endsAt: null,
       paymentFailedCount: 0,
-      updatePaymentUrl: urls.update_payment_method,
       customerPortalUrl: urls.customer_portal,
+      canChangePlan: true,
     });
 
     const endsAt = new Date(Math.floor(Date.now() / 1000) * 1000 + 20 * 86_400_000);

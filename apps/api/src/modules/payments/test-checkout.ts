@@ -9,6 +9,7 @@ import type { AppDeps } from '../../deps.js';
 import { sessionTokenFrom, userFromSessionToken } from '../../context.js';
 import { productName, productPriceCents, variantFor, type Product } from './catalog.js';
 import { signWebhookBody } from './signature.js';
+import { receiveLemonSqueezyWebhook } from './webhook.js';
 
 /**
  * The development stand-in for Lemon Squeezy (no API key, never in production): a checkout
@@ -146,6 +147,30 @@ function eventsForPayment(deps: AppDeps, intent: Intent): WebhookEvent[] {
     { name: 'order_created', custom, data: order },
     { name: 'subscription_payment_success', custom, data: invoice },
   ];
+}
+
+/**
+ * What the provider sends when the customer's plan changes (`PATCH /v1/subscriptions/{id}`):
+ * the subscription with its new variant, through the same webhook code, in process — the
+ * change is asked from a tRPC call, which has no server address to post to.
+ */
+export async function sendDevPlanChange(
+  deps: AppDeps, sub: typeof schema.subscriptions.$inferSelect, tier: 'starter' | 'pro', email: string,
+): Promise<void> {
+  const variantId = variantFor(deps.config, { kind: 'subscription', tier })!;
+  const event: WebhookEvent = {
+    name: 'subscription_updated',
+    custom: { user_id: sub.userId, kind: 'subscription', tier },
+    data: subscriptionObject({
+      id: sub.providerSubscriptionId, customerId: sub.providerCustomerId ?? providerId(), orderId: sub.providerOrderId ?? providerId(),
+      variantId, email, status: sub.status, cancelled: sub.cancelled, renewsAt: sub.renewsAt, endsAt: sub.endsAt,
+      createdAt: sub.createdAt, updatedAt: new Date(), updatePaymentUrl: sub.updatePaymentUrl ?? `${deps.config.PUBLIC_URL.replace(/\/$/, '')}/billing`,
+    }, PLANS[tier].name),
+  };
+  const body = JSON.stringify({ meta: { event_name: event.name, test_mode: true, webhook_id: DEV_WEBHOOK_ID, custom_data: event.custom }, data: event.data });
+  const secret = deps.config.LEMONSQUEEZY_WEBHOOK_SECRET!;
+  const reply = await receiveLemonSqueezyWebhook(deps, Buffer.from(body), signWebhookBody(secret, body));
+  if (reply.status !== 200) throw new Error(`the plan change webhook answered ${reply.status}: ${JSON.stringify(reply.body)}`);
 }
 
 const SIMULATED = ['subscription_payment_failed', 'subscription_payment_recovered', 'subscription_cancelled', 'subscription_expired'] as const;

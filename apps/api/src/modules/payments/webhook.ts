@@ -1,10 +1,22 @@
 import { createHash } from 'node:crypto';
-import { eq } from 'drizzle-orm';
+import { and, eq, sql } from 'drizzle-orm';
+import { Counter } from 'prom-client';
 import { schema, withSystem } from '@pingvas/db';
 import type { AppDeps } from '../../deps.js';
 import { isValidWebhookSignature } from './signature.js';
-import { applyEvent, RetryLater } from './webhook.handlers.js';
-import { classifyEvent, envelopeSchema } from './webhook.schema.js';
+import { applyEvent, RetryLater, type EventOutcome } from './webhook.handlers.js';
+import { classifyEvent, envelopeSchema, type KnownEvent } from './webhook.schema.js';
+
+/**
+ * Purchases that matched no user (no custom_data and no single user with the e-mail): kept
+ * for support and applied when linked. Process-wide, exposed by every app's registry.
+ */
+export const unmatchedPurchases = new Counter({
+  name: 'pingvas_payments_unmatched_total',
+  help: 'Lemon Squeezy events recorded for no user (a purchase outside our checkout that matched no verified e-mail).',
+  labelNames: ['event'] as const,
+  registers: [],
+});
 
 export interface WebhookReply {
   status: 200 | 400 | 401 | 500 | 503;
@@ -53,6 +65,7 @@ export async function receiveLemonSqueezyWebhook(
   const eventName = envelope.data.meta.event_name;
   const dedupeKey = createHash('sha256').update(rawBody).digest('hex');
   const log = deps.logger.child({ webhook: 'lemonsqueezy', event: eventName, dataId: envelope.data.data.id, dedupeKey });
+  const refusedTestMode = envelope.data.meta.test_mode && deps.config.NODE_ENV === 'production' && !deps.config.LEMONSQUEEZY_ACCEPT_TEST_MODE;
   try {
     const result = await withSystem(deps.db, async (tx) => {
       const [recorded] = await tx.insert(schema.webhookEvents)
@@ -60,7 +73,9 @@ export async function receiveLemonSqueezyWebhook(
         .onConflictDoNothing({ target: schema.webhookEvents.dedupeKey })
         .returning({ id: schema.webhookEvents.id });
       if (!recorded) return { duplicate: true as const };
-      const outcome = await applyEvent({ tx, deps, envelope: envelope.data, dedupeKey }, classified.event);
+      const outcome: EventOutcome = refusedTestMode
+        ? { outcome: 'ignored', userId: null, note: 'test mode event: refused in production (LEMONSQUEEZY_ACCEPT_TEST_MODE)' }
+        : await applyEvent({ tx, deps, envelope: envelope.data }, classified.event);
       await tx.update(schema.webhookEvents)
         .set({ outcome: outcome.outcome, userId: outcome.userId, note: outcome.note ?? null })
         .where(eq(schema.webhookEvents.id, recorded.id));
@@ -70,7 +85,12 @@ export async function receiveLemonSqueezyWebhook(
       log.info('duplicate delivery; already recorded');
       return { status: 200, body: { ok: true, duplicate: true } };
     }
-    log.info({ outcome: result.outcome, userId: result.userId, note: result.note }, 'lemon squeezy event recorded');
+    if (result.outcome === 'unknown_user') {
+      unmatchedPurchases.inc({ event: eventName });
+      log.warn({ note: result.note }, 'lemon squeezy purchase matched no user; kept for support, applied when linked');
+    } else {
+      log.info({ outcome: result.outcome, userId: result.userId, note: result.note }, 'lemon squeezy event recorded');
+    }
     return { status: 200, body: { ok: true, outcome: result.outcome } };
   } catch (err) {
     if (err instanceof RetryLater) {
@@ -81,3 +101,48 @@ export async function receiveLemonSqueezyWebhook(
     return { status: 500, body: { error: 'could not apply the event; it was not recorded' } };
   }
 }
+
+/** Orders provider events as the provider made them: by their object's `updated_at`, subscriptions before their invoices. */
+function providerOrder(payload: unknown): string {
+  const attributes = (payload as { data?: { type?: string; attributes?: { updated_at?: string } } }).data;
+  return `${attributes?.attributes?.updated_at ?? ''}|${attributes?.type === 'subscriptions' ? 0 : 1}`;
+}
+
+/**
+ * Applies the purchases recorded for nobody whose e-mail is this user's (a checkout outside
+ * ours, before the customer signed up), in the order the provider made them. Each event is
+ * applied in its own transaction as if delivered now for this user, and marked applied.
+ */
+export async function linkUnmatchedPurchases(deps: AppDeps, userId: string): Promise<number> {
+  const pending = await withSystem(deps.db, async (tx) => {
+    const [user] = await tx.select({ email: schema.users.email }).from(schema.users).where(eq(schema.users.id, userId));
+    if (!user) return [];
+    return tx.select().from(schema.webhookEvents).where(and(
+      eq(schema.webhookEvents.outcome, 'unknown_user'),
+      sql`lower(${schema.webhookEvents.payload}->'data'->'attributes'->>'user_email') = lower(${user.email})`,
+      sql`(${schema.webhookEvents.payload}->'meta'->'custom_data'->'user_id') is null`,
+    ));
+  });
+  pending.sort((a, b) => providerOrder(a.payload).localeCompare(providerOrder(b.payload)));
+  let linked = 0;
+  for (const recorded of pending) {
+    const envelope = envelopeSchema.safeParse(recorded.payload);
+    if (!envelope.success) continue;
+    const classified = classifyEvent(envelope.data);
+    if (!classified.ok) continue;
+    const applied = await withSystem(deps.db, async (tx) => {
+      const [still] = await tx.select({ outcome: schema.webhookEvents.outcome }).from(schema.webhookEvents)
+        .where(eq(schema.webhookEvents.id, recorded.id)).for('update');
+      if (still?.outcome !== 'unknown_user') return false;
+      const outcome = await applyEvent({ tx, deps, envelope: envelope.data, linkedUserId: userId }, classified.event as KnownEvent);
+      await tx.update(schema.webhookEvents)
+        .set({ outcome: outcome.outcome, userId, note: `linked: ${outcome.note ?? ''}` })
+        .where(eq(schema.webhookEvents.id, recorded.id));
+      return true;
+    });
+    if (applied) linked += 1;
+  }
+  if (linked) deps.logger.info({ userId, linked }, 'linked lemon squeezy purchases recorded for nobody');
+  return linked;
+}
+

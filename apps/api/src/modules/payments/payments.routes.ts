@@ -1,10 +1,11 @@
 import type { FastifyInstance } from 'fastify';
 import type { AppDeps } from '../../deps.js';
 import { testCheckoutRoutes } from './test-checkout.js';
-import { receiveLemonSqueezyWebhook } from './webhook.js';
+import { receiveLemonSqueezyWebhook, unmatchedPurchases } from './webhook.js';
 
 /** The Lemon Squeezy webhook and the local test checkout, under /api/v1. */
 export async function paymentRoutes(app: FastifyInstance, deps: AppDeps): Promise<void> {
+  if (!deps.metrics.registry.getSingleMetric('pingvas_payments_unmatched_total')) deps.metrics.registry.registerMetric(unmatchedPurchases);
   // Signatures cover the exact bytes received: keep JSON bodies raw in this scope (and only here).
   app.removeContentTypeParser('application/json');
   app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
