@@ -2,6 +2,7 @@ import type { AppDeps } from './deps.js';
 import { startEmailSender } from './modules/email/sender.js';
 import { startSubscriptionEndCheck } from './modules/payments/subscriptions.js';
 import { startReconciler } from './modules/generation/reconciler.js';
+import { startRedisLossWatch } from './modules/generation/redis-loss.task.js';
 
 export interface BackgroundTask {
   name: string;
@@ -10,5 +11,5 @@ export interface BackgroundTask {
 
 /** Loops the API process runs beside serving requests (reconciler, e-mail sender). */
 export function startBackgroundTasks(deps: AppDeps): BackgroundTask[] {
-  return [startEmailSender(deps), startSubscriptionEndCheck(deps), startReconciler(deps)];
+  return [startEmailSender(deps), startSubscriptionEndCheck(deps), startReconciler(deps), startRedisLossWatch(deps)];
 }
