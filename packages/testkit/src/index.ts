@@ -5,3 +5,4 @@ export * from './fake-google.js';
 export * from './fake-lemonsqueezy.js';
 export * from './smtp-sink.js';
 export * from './ports.js';
+export * from './redis-server.js';
