@@ -18,7 +18,7 @@ import { check, unsettled, type Findings } from './checks.js';
 import { Cluster } from './cluster.js';
 import { Injector } from './injector.js';
 import { Random } from './random.js';
-import { Traffic, type FaultKind } from './traffic.js';
+import { Traffic, type FaultKind, type TrafficStats } from './traffic.js';
 
 const optionsSchema = z.object({
   seconds: z.coerce.number().int().min(5).max(24 * 3600).default(60),
@@ -59,9 +59,15 @@ async function beforeFinalChecks(_cluster: Cluster): Promise<void> {
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-function printReport(options: ChaosOptions, findings: Findings, faults: Record<string, number>, runDir: string): number {
+function printReport(options: ChaosOptions, findings: Findings, faults: Record<string, number>, traffic: TrafficStats, crashes: string[], runDir: string): number {
   const totalFaults = Object.values(faults).reduce((a, b) => a + b, 0);
   const rows: [string, string][] = [
+    ['creates sent', String(traffic.createsSent)],
+    ['  refused: no credits (402)', String(traffic.paymentRequired)],
+    ['  failed (API down…)', String(traffic.createErrors)],
+    ['cancels sent', String(traffic.cancelsSent)],
+    ['webhooks delivered', String(traffic.webhooksDelivered)],
+    ['  deliveries retried', String(traffic.webhookRetries)],
     ['jobs created', String(findings.jobs.total)],
     ['  completed', String(findings.jobs.completed)],
     ['  failed', String(findings.jobs.failed)],
@@ -71,12 +77,13 @@ function printReport(options: ChaosOptions, findings: Findings, faults: Record<s
     ['create → completed p99', `${(findings.latencyMs.p99 / 1000).toFixed(2)} s`],
   ];
   console.log(`\nchaos run: ${options.seconds} s, seed ${options.seed}, ${options.apis} APIs, ${options.workers} workers, ${options.users} users (logs: ${runDir})`);
-  for (const [label, value] of rows) console.log(`  ${label.padEnd(26)} ${value.padStart(8)}`);
+  for (const [label, value] of rows) console.log(`  ${label.padEnd(30)} ${value.padStart(8)}`);
   const show = (title: string, items: string[]) => {
     if (items.length === 0) return;
     console.log(`${title} (${items.length}):`);
     for (const item of items.slice(0, 20)) console.log(`  ${item}`);
   };
+  show('processes that died on their own (started again)', crashes);
   show('lost', findings.lost);
   show('double-charged', findings.doubleCharged);
   show('stuck', findings.stuck);
@@ -127,7 +134,8 @@ async function main(): Promise<number> {
     for (const job of traffic.jobs.values()) if (job.fault) engineFaults[job.fault] += 1;
     const faults: Record<string, number> = { ...injector.counts };
     for (const [kind, n] of Object.entries(engineFaults)) faults[`engine-${kind}`] = n;
-    return printReport(options, findings, faults, runDir);
+    for (const [reason, n] of traffic.createErrorReasons) console.log(`chaos: ${n} creates failed: ${reason}`);
+    return printReport(options, findings, faults, traffic.stats, cluster.crashes, runDir);
   } finally {
     traffic.close();
     await injector.stop().catch(() => undefined);

@@ -35,6 +35,8 @@ export interface Slot {
   /** Set while the process is SIGSTOPped. */
   stopped: boolean;
   generation: number;
+  /** Set while the run itself is ending the process (a fault or the shutdown): not a crash. */
+  expectingExit: boolean;
 }
 
 export interface ApiSlot extends Slot {
@@ -49,6 +51,9 @@ function alive(child: ChildProcess | null): child is ChildProcess {
 export class Cluster {
   readonly apis: ApiSlot[] = [];
   readonly workers: Slot[] = [];
+  /** Processes that died on their own ("api-0 exit 1"); each is started again, as a supervisor would. */
+  readonly crashes: string[] = [];
+  private shuttingDown = false;
 
   private constructor(
     readonly options: ClusterOptions,
@@ -65,10 +70,10 @@ export class Cluster {
     const cluster = new Cluster(options, redis, database, s3, proxy);
     for (let i = 0; i < options.apis; i += 1) {
       const port = await freePort();
-      cluster.apis.push({ name: `api-${i}`, port, url: `http://127.0.0.1:${port}`, child: null, stopped: false, generation: 0 });
+      cluster.apis.push({ name: `api-${i}`, port, url: `http://127.0.0.1:${port}`, child: null, stopped: false, generation: 0, expectingExit: false });
     }
     await Promise.all(cluster.apis.map((api) => cluster.startApi(api)));
-    for (let i = 0; i < options.workers; i += 1) cluster.workers.push({ name: `worker-${i}`, child: null, stopped: false, generation: 0 });
+    for (let i = 0; i < options.workers; i += 1) cluster.workers.push({ name: `worker-${i}`, child: null, stopped: false, generation: 0, expectingExit: false });
     for (const worker of cluster.workers) cluster.startWorker(worker);
     return cluster;
   }
@@ -85,9 +90,15 @@ export class Cluster {
     });
     child.stdout!.pipe(log, { end: false });
     child.stderr!.pipe(log, { end: false });
-    child.once('exit', (code, signal) => log.end(`--- exit ${code ?? signal} at ${new Date().toISOString()}\n`));
+    child.once('exit', (code, signal) => {
+      log.end(`--- exit ${code ?? signal} at ${new Date().toISOString()}\n`);
+      if (slot.child !== child || slot.expectingExit || this.shuttingDown) return;
+      this.crashes.push(`${slot.name} exit ${code ?? signal} (see ${slot.name}.log)`);
+      setTimeout(() => { if (!this.shuttingDown && slot.child === child) void this.restart(slot); }, 1000);
+    });
     slot.child = child;
     slot.stopped = false;
+    slot.expectingExit = false;
     return child;
   }
 
@@ -144,10 +155,17 @@ export class Cluster {
     });
   }
 
+  private async restart(slot: Slot): Promise<void> {
+    const api = this.apis.find((candidate) => candidate === slot);
+    if (api) await this.startApi(api).catch((err: unknown) => console.error(`chaos: ${slot.name} did not come back: ${(err as Error).message}`));
+    else this.startWorker(slot);
+  }
+
   /** SIGKILLs a slot's process and waits until it is gone (a stopped one is killed too). */
   async kill(slot: Slot): Promise<void> {
     const child = slot.child;
     if (!alive(child)) return;
+    slot.expectingExit = true;
     const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
     child.kill('SIGKILL');
     await exited;
@@ -201,6 +219,7 @@ export class Cluster {
   }
 
   async stop(): Promise<void> {
+    this.shuttingDown = true;
     await Promise.all([...this.workers, ...this.apis].map(async (slot) => {
       this.resume(slot);
       const child = slot.child;

@@ -59,6 +59,8 @@ export class Traffic {
   readonly users: ChaosUser[] = [];
   readonly jobs = new Map<string, TrackedJob>();
   readonly stats: TrafficStats = { createsSent: 0, createErrors: 0, paymentRequired: 0, cancelsSent: 0, webhooksDelivered: 0, webhookRetries: 0 };
+  /** Why creates failed (message → count), for the report. */
+  readonly createErrorReasons = new Map<string, number>();
   private readonly wsClients: { close(): void }[] = [];
   private readonly pending = new Set<Promise<unknown>>();
   private nextProviderId = 1;
@@ -222,7 +224,11 @@ export class Traffic {
         ({ jobId } = await this.client(user).generation.create.mutate(params, { signal: AbortSignal.timeout(15_000) }));
       } catch (error) {
         if ((error as { data?: { httpStatus?: number } }).data?.httpStatus === 402) this.stats.paymentRequired += 1;
-        else this.stats.createErrors += 1;
+        else {
+          this.stats.createErrors += 1;
+          const reason = (error as Error).message.slice(0, 80);
+          this.createErrorReasons.set(reason, (this.createErrorReasons.get(reason) ?? 0) + 1);
+        }
         return;
       }
       const job: TrackedJob = { jobId, userId: user.id, fault, cancel: cancelAfterMs !== null, watcher: null };
