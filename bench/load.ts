@@ -1,0 +1,242 @@
+/**
+ * Load on the live-event path, against one API process (apps/api/src/main.ts, as production
+ * runs it) on its own redis-server, a fresh database and the embedded S3:
+ *
+ * 1. BENCH_WATCHERS (1,000) jobs are running, each watched by its own WebSocket client
+ *    (tRPC `generation.onJob`, Bearer session); simulated workers (this process, over HTTP)
+ *    send a heartbeat with progress for every job each BENCH_HEARTBEAT_MS (5 s). Fan-out
+ *    latency = the client receiving a progress event − its heartbeat being sent.
+ * 2. Meanwhile a steady BENCH_CREATES_PER_SECOND (100) `generation.create` calls for
+ *    BENCH_SECONDS (60), sent on a fixed schedule (open loop, not waiting for answers).
+ * 3. Then the watchers close and BENCH_IDLE_SOCKETS (10,000) authenticated WebSockets open
+ *    and stay idle; memory per idle socket = growth of the API's resident set ÷ sockets.
+ *
+ * Goals: ≤ 30 KB per idle socket, fan-out p99 ≤ 50 ms, create p99 ≤ 150 ms. Ends with
+ * `RESULT {"bytesPerSocket":…,"fanoutP99Ms":…,"createP99Ms":…}`.
+ * Needs ~BENCH_IDLE_SOCKETS + 2,000 open files in this process and in the API: when the soft
+ * limit (ulimit -n) is lower, the script restarts itself with it raised to the hard limit.
+ *
+ *   npm run bench:load
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { performance } from 'node:perf_hooks';
+import { createTRPCClient, createWSClient, httpLink, wsLink } from '@trpc/client';
+import superjson from 'superjson';
+import WebSocket from 'ws';
+import type { ClaimedJob, JobEvent } from '@pingvas/core';
+import { freePort, startRedisServer } from '@pingvas/testkit';
+import type { SessionUser } from '../apps/api/src/context.js';
+import type { AppRouter } from '../apps/api/src/router.js';
+import type { WorkerRouter } from '../apps/api/src/modules/worker/worker.router.js';
+import { signSession } from '../apps/api/src/modules/auth/session.js';
+import { createTestApp, type TestApp } from '../apps/api/src/test/harness.js';
+import { fundedUser, smallParams } from '../apps/api/src/modules/generation/test-support.js';
+
+const WATCHERS = Number(process.env.BENCH_WATCHERS ?? 1000);
+const HEARTBEAT_MS = Number(process.env.BENCH_HEARTBEAT_MS ?? 5000);
+const CREATES_PER_SECOND = Number(process.env.BENCH_CREATES_PER_SECOND ?? 100);
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 60);
+const IDLE_SOCKETS = Number(process.env.BENCH_IDLE_SOCKETS ?? 10_000);
+/** Pro users run 4 jobs at a time; the watched jobs are spread over this many. */
+const JOBS_PER_WATCHED_USER = 4;
+/** Pro users may have 100 jobs pending; the create stream is spread so nobody hits it. */
+const CREATES_PER_USER = 90;
+
+function ensureOpenFiles(): void {
+  const needed = IDLE_SOCKETS + 2000;
+  const soft = Number(spawnSync('sh', ['-c', 'ulimit -n'], { encoding: 'utf8' }).stdout.trim());
+  if (Number.isNaN(soft) || soft >= needed || process.env.BENCH_LOAD_REEXEC) return;
+  const hard = spawnSync('sh', ['-c', 'ulimit -Hn'], { encoding: 'utf8' }).stdout.trim();
+  if (hard !== 'unlimited' && Number(hard) < needed) {
+    console.error(`bench:load needs ${needed} open files (ulimit -n); the hard limit is ${hard}: raise it, or set BENCH_IDLE_SOCKETS lower`);
+    process.exit(1);
+  }
+  console.log(`raising ulimit -n from ${soft} to ${hard} and restarting`);
+  const args = [...process.execArgv, ...process.argv.slice(1)].map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(' ');
+  const child = spawnSync('sh', ['-c', `ulimit -n ${hard} && exec '${process.execPath}' ${args}`], {
+    stdio: 'inherit', env: { ...process.env, BENCH_LOAD_REEXEC: '1' },
+  });
+  process.exit(child.status ?? 1);
+}
+
+function stats(samples: number[]) {
+  const sorted = [...samples].sort((a, b) => a - b);
+  const at = (q: number) => (sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]! : NaN);
+  return { n: sorted.length, p50: at(0.5), p99: at(0.99), max: sorted.at(-1) ?? NaN };
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+function residentBytes(pid: number): number {
+  const line = readFileSync(`/proc/${pid}/status`, 'utf8').split('\n').find((l) => l.startsWith('VmRSS:'))!;
+  return Number(/(\d+)/.exec(line)![1]) * 1024;
+}
+
+async function startApi(app: TestApp, redisUrl: string) {
+  const port = await freePort();
+  const env = {
+    PATH: process.env.PATH, HOME: process.env.HOME,
+    NODE_ENV: 'development', LOG_LEVEL: 'warn', API_PORT: String(port), API_HOST: '127.0.0.1', PUBLIC_URL: `http://127.0.0.1:${port}`,
+    DISABLE_BACKGROUND: 'true', DATABASE_URL: app.database.runtimeUrl, REDIS_URL: redisUrl,
+    S3_ENDPOINT: app.s3.endpoint, S3_BUCKET: app.s3.bucket, GENERATION_RATE_LIMIT: '1000000',
+  };
+  const child = spawn(process.execPath, ['--import', 'tsx', 'apps/api/src/main.ts'], { env, stdio: ['ignore', 'ignore', 'inherit'] });
+  const base = `http://127.0.0.1:${port}`;
+  for (let i = 0; ; i += 1) {
+    if (child.exitCode !== null) throw new Error(`the API exited with ${child.exitCode}`);
+    if (await fetch(`${base}/healthz`).then((r) => r.ok, () => false)) break;
+    if (i > 600) throw new Error('the API did not start');
+    await sleep(100);
+  }
+  return { base, pid: child.pid!, stop: () => new Promise<void>((resolve) => { child.once('exit', () => resolve()); child.kill('SIGTERM'); }) };
+}
+
+async function tokenFor(app: TestApp, user: SessionUser): Promise<string> {
+  return signSession(app.config.SESSION_SECRET, { userId: user.id, sessionVersion: user.sessionVersion }, 3600);
+}
+
+function httpClient(base: string, token: string) {
+  return createTRPCClient<AppRouter>({ links: [httpLink({ url: `${base}/trpc`, transformer: superjson, headers: { authorization: `Bearer ${token}` } })] });
+}
+
+function bearerSocket(token: string) {
+  return class BearerWebSocket extends WebSocket {
+    constructor(address: string, protocols?: string | string[]) {
+      super(address, protocols, { headers: { authorization: `Bearer ${token}` } });
+    }
+  };
+}
+
+/** Runs `task` over `items` with at most `concurrency` in flight. */
+async function pool<T, R>(items: T[], concurrency: number, task: (item: T, index: number) => Promise<R>): Promise<R[]> {
+  const results: R[] = new Array(items.length);
+  let next = 0;
+  await Promise.all(Array.from({ length: concurrency }, async () => {
+    while (next < items.length) {
+      const i = next++;
+      results[i] = await task(items[i]!, i);
+    }
+  }));
+  return results;
+}
+
+async function main() {
+  ensureOpenFiles();
+  const redis = await startRedisServer();
+  const app = await createTestApp({ REDIS_URL: redis.url, GENERATION_RATE_LIMIT: '1000000', LOG_LEVEL: 'silent' });
+  const api = await startApi(app, redis.url);
+  const wsUrl = `${api.base.replace('http', 'ws')}/trpc`;
+  const closers: (() => void)[] = [];
+  try {
+    const worker = createTRPCClient<WorkerRouter>({
+      links: [httpLink({ url: `${api.base}/internal/trpc`, transformer: superjson, headers: { authorization: `Bearer ${app.config.WORKER_TOKEN}` } })],
+    });
+
+    // 1. The watched jobs: created, claimed (running), each followed by its own WebSocket client.
+    console.log(`setting up ${WATCHERS} running, watched jobs…`);
+    const watchedUsers = await pool(Array.from({ length: Math.ceil(WATCHERS / JOBS_PER_WATCHED_USER) }), 8, () => fundedUser(app, 'pro', 1_000_000));
+    const tokens = new Map<string, string>();
+    for (const user of watchedUsers) tokens.set(user.id, await tokenFor(app, user));
+    const created = await pool(Array.from({ length: WATCHERS }), 16, async (_, i) => {
+      const user = watchedUsers[Math.floor(i / JOBS_PER_WATCHED_USER)]!;
+      const { jobId } = await httpClient(api.base, tokens.get(user.id)!).generation.create.mutate(smallParams({ steps: 100 }));
+      return { jobId, user };
+    });
+    const claims: ClaimedJob[] = [];
+    while (claims.length < WATCHERS) {
+      const claimed = await pool(Array.from({ length: WATCHERS - claims.length }), 16, (_, i) =>
+        worker.claim.mutate({ workerId: `load-${claims.length + i}`, engineVersion: 'bench', waitMs: 0 }));
+      const got = claimed.filter((c): c is ClaimedJob => c !== null);
+      if (got.length === 0) throw new Error('claims returned nothing: the watched jobs did not all start');
+      claims.push(...got);
+    }
+
+    const sentAt = new Map<string, number>();
+    const fanout: number[] = [];
+    let subscribed = 0;
+    for (const { jobId, user } of created) {
+      const wsClient = createWSClient({ url: wsUrl, WebSocket: bearerSocket(tokens.get(user.id)!) as unknown as typeof globalThis.WebSocket });
+      closers.push(() => wsClient.close());
+      const client = createTRPCClient<AppRouter>({ links: [wsLink({ client: wsClient, transformer: superjson })] });
+      client.generation.onJob.subscribe({ jobId }, {
+        onData: (data) => {
+          const event = data as JobEvent;
+          if (event.type === 'snapshot') subscribed += 1;
+          if (event.type !== 'progress') return;
+          const at = sentAt.get(`${jobId}:${event.step}`);
+          if (at !== undefined) fanout.push(performance.now() - at);
+        },
+      });
+    }
+    while (subscribed < WATCHERS) await sleep(100);
+    console.log(`${WATCHERS} watchers subscribed; ${SECONDS} s of progress every ${HEARTBEAT_MS} ms per job and ${CREATES_PER_SECOND} creates/s`);
+
+    // 2. Progress heartbeats, spread evenly over the period, and the create stream.
+    const stop = Date.now() + SECONDS * 1000;
+    const heartbeats = (async () => {
+      let step = 0;
+      while (Date.now() < stop) {
+        step += 1;
+        const round = Date.now();
+        await Promise.all(claims.map(async (claimed, i) => {
+          await sleep((i * HEARTBEAT_MS) / claims.length - (Date.now() - round));
+          if (Date.now() >= stop) return;
+          sentAt.set(`${claimed.job.id}:${step}`, performance.now());
+          await worker.heartbeat.mutate({ jobId: claimed.job.id, leaseToken: claimed.lease.token, progress: { percent: step % 100, step, totalSteps: 100 } });
+        }));
+        await sleep(round + HEARTBEAT_MS - Date.now());
+      }
+    })();
+
+    const creators = await pool(Array.from({ length: Math.ceil((CREATES_PER_SECOND * SECONDS) / CREATES_PER_USER) }), 8, () => fundedUser(app, 'pro', 1_000_000));
+    const creatorClients = await Promise.all(creators.map(async (user) => httpClient(api.base, await tokenFor(app, user))));
+    const createLatencies: number[] = [];
+    let createErrors = 0;
+    const inFlight: Promise<void>[] = [];
+    const start = performance.now();
+    for (let i = 0; i < CREATES_PER_SECOND * SECONDS; i += 1) {
+      await sleep(start + (i * 1000) / CREATES_PER_SECOND - performance.now());
+      const client = creatorClients[i % creatorClients.length]!;
+      const t = performance.now();
+      inFlight.push(client.generation.create.mutate(smallParams()).then(
+        () => { createLatencies.push(performance.now() - t); },
+        () => { createErrors += 1; },
+      ));
+    }
+    await Promise.all(inFlight);
+    await heartbeats;
+    await sleep(500);
+
+    // 3. Idle sockets: the watchers go, then IDLE_SOCKETS authenticated sockets open and stay.
+    for (const close of closers.splice(0)) close();
+    await sleep(5000);
+    const before = residentBytes(api.pid);
+    console.log(`opening ${IDLE_SOCKETS} idle WebSockets…`);
+    const idleToken = await tokenFor(app, watchedUsers[0]!);
+    const idle: WebSocket[] = [];
+    await pool(Array.from({ length: IDLE_SOCKETS }), 64, () => new Promise<void>((resolve, reject) => {
+      const socket = new WebSocket(wsUrl, { headers: { authorization: `Bearer ${idleToken}` } });
+      socket.once('open', () => { idle.push(socket); resolve(); });
+      socket.once('error', reject);
+    }));
+    await sleep(5000);
+    const after = residentBytes(api.pid);
+    for (const socket of idle) socket.terminate();
+
+    const f = stats(fanout);
+    const c = stats(createLatencies);
+    const bytesPerSocket = Math.round((after - before) / IDLE_SOCKETS);
+    console.log(`fan-out (heartbeat sent → client receives progress), ${f.n} events: p50 ${f.p50.toFixed(1)} ms, p99 ${f.p99.toFixed(1)} ms, max ${f.max.toFixed(1)} ms  (goal p99 ≤ 50 ms)`);
+    console.log(`create under load, ${c.n} creates (${createErrors} errors): p50 ${c.p50.toFixed(1)} ms, p99 ${c.p99.toFixed(1)} ms, max ${c.max.toFixed(1)} ms  (goal p99 ≤ 150 ms)`);
+    console.log(`idle sockets: API resident set ${(before / 2 ** 20).toFixed(0)} MiB → ${(after / 2 ** 20).toFixed(0)} MiB with ${IDLE_SOCKETS} sockets: ${(bytesPerSocket / 1024).toFixed(1)} KB per socket  (goal ≤ 30 KB)`);
+    console.log(`RESULT ${JSON.stringify({ bytesPerSocket, fanoutP99Ms: Number(f.p99.toFixed(1)), createP99Ms: Number(c.p99.toFixed(1)) })}`);
+  } finally {
+    for (const close of closers) close();
+    await api.stop();
+    await app.close();
+    await redis.stop();
+  }
+}
+
+await main();
