@@ -2,7 +2,7 @@
  * Load on the live-event path, against one API process (apps/api/src/main.ts, as production
  * runs it) on its own redis-server, a fresh database and the embedded S3:
  *
- * 1. BENCH_WATCHERS (1,000) jobs are running, each watched by its own WebSocket client
+ * 1. BENCH_WATCHERS (1,000) jobs are running (LEASE_SECONDS=600: setup is slow), each watched by its own WebSocket client
  *    (tRPC `generation.onJob`, Bearer session); simulated workers (this process, over HTTP)
  *    send a heartbeat with progress for every job each BENCH_HEARTBEAT_MS (5 s). Fan-out
  *    latency = the client receiving a progress event − its heartbeat being sent.
@@ -80,6 +80,8 @@ async function startApi(app: TestApp, redisUrl: string) {
     NODE_ENV: 'development', LOG_LEVEL: 'warn', API_PORT: String(port), API_HOST: '127.0.0.1', PUBLIC_URL: `http://127.0.0.1:${port}`,
     DISABLE_BACKGROUND: 'true', DATABASE_URL: app.database.runtimeUrl, REDIS_URL: redisUrl,
     S3_ENDPOINT: app.s3.endpoint, S3_BUCKET: app.s3.bucket, GENERATION_RATE_LIMIT: '1000000',
+    // Setting up 1,000 running jobs takes a while on a busy machine; no lease may run out meanwhile.
+    LEASE_SECONDS: '600',
   };
   const child = spawn(process.execPath, ['--import', 'tsx', 'apps/api/src/main.ts'], { env, stdio: ['ignore', 'ignore', 'inherit'] });
   const base = `http://127.0.0.1:${port}`;
@@ -143,15 +145,6 @@ async function main() {
       const { jobId } = await httpClient(api.base, tokens.get(user.id)!).generation.create.mutate(smallParams({ steps: 100 }));
       return { jobId, user };
     });
-    const claims: ClaimedJob[] = [];
-    while (claims.length < WATCHERS) {
-      const claimed = await pool(Array.from({ length: WATCHERS - claims.length }), 16, (_, i) =>
-        worker.claim.mutate({ workerId: `load-${claims.length + i}`, engineVersion: 'bench', waitMs: 0 }));
-      const got = claimed.filter((c): c is ClaimedJob => c !== null);
-      if (got.length === 0) throw new Error('claims returned nothing: the watched jobs did not all start');
-      claims.push(...got);
-    }
-
     const sentAt = new Map<string, number>();
     const fanout: number[] = [];
     let subscribed = 0;
@@ -170,9 +163,21 @@ async function main() {
       });
     }
     while (subscribed < WATCHERS) await sleep(100);
+    const claims: ClaimedJob[] = [];
+    while (claims.length < WATCHERS) {
+      const claimed = await pool(Array.from({ length: WATCHERS - claims.length }), 16, (_, i) =>
+        worker.claim.mutate({ workerId: `load-${claims.length + i}`, engineVersion: 'bench', waitMs: 0 }));
+      const got = claimed.filter((c): c is ClaimedJob => c !== null);
+      if (got.length === 0) throw new Error('claims returned nothing: the watched jobs did not all start');
+      claims.push(...got);
+    }
+
     console.log(`${WATCHERS} watchers subscribed; ${SECONDS} s of progress every ${HEARTBEAT_MS} ms per job and ${CREATES_PER_SECOND} creates/s`);
 
     // 2. Progress heartbeats, spread evenly over the period, and the create stream.
+    const creators = await pool(Array.from({ length: Math.ceil((CREATES_PER_SECOND * SECONDS) / CREATES_PER_USER) }), 8, () => fundedUser(app, 'pro', 1_000_000));
+    const creatorClients = await Promise.all(creators.map(async (user) => httpClient(api.base, await tokenFor(app, user))));
+    let heartbeatErrors = 0;
     const stop = Date.now() + SECONDS * 1000;
     const heartbeats = (async () => {
       let step = 0;
@@ -183,14 +188,13 @@ async function main() {
           await sleep((i * HEARTBEAT_MS) / claims.length - (Date.now() - round));
           if (Date.now() >= stop) return;
           sentAt.set(`${claimed.job.id}:${step}`, performance.now());
-          await worker.heartbeat.mutate({ jobId: claimed.job.id, leaseToken: claimed.lease.token, progress: { percent: step % 100, step, totalSteps: 100 } });
+          await worker.heartbeat.mutate({ jobId: claimed.job.id, leaseToken: claimed.lease.token, progress: { percent: step % 100, step, totalSteps: 100 } })
+            .catch(() => { heartbeatErrors += 1; });
         }));
         await sleep(round + HEARTBEAT_MS - Date.now());
       }
     })();
 
-    const creators = await pool(Array.from({ length: Math.ceil((CREATES_PER_SECOND * SECONDS) / CREATES_PER_USER) }), 8, () => fundedUser(app, 'pro', 1_000_000));
-    const creatorClients = await Promise.all(creators.map(async (user) => httpClient(api.base, await tokenFor(app, user))));
     const createLatencies: number[] = [];
     let createErrors = 0;
     const inFlight: Promise<void>[] = [];
@@ -227,7 +231,7 @@ async function main() {
     const f = stats(fanout);
     const c = stats(createLatencies);
     const bytesPerSocket = Math.round((after - before) / IDLE_SOCKETS);
-    console.log(`fan-out (heartbeat sent → client receives progress), ${f.n} events: p50 ${f.p50.toFixed(1)} ms, p99 ${f.p99.toFixed(1)} ms, max ${f.max.toFixed(1)} ms  (goal p99 ≤ 50 ms)`);
+    console.log(`fan-out (heartbeat sent → client receives progress), ${f.n} events (${heartbeatErrors} heartbeats failed): p50 ${f.p50.toFixed(1)} ms, p99 ${f.p99.toFixed(1)} ms, max ${f.max.toFixed(1)} ms  (goal p99 ≤ 50 ms)`);
     console.log(`create under load, ${c.n} creates (${createErrors} errors): p50 ${c.p50.toFixed(1)} ms, p99 ${c.p99.toFixed(1)} ms, max ${c.max.toFixed(1)} ms  (goal p99 ≤ 150 ms)`);
     console.log(`idle sockets: API resident set ${(before / 2 ** 20).toFixed(0)} MiB → ${(after / 2 ** 20).toFixed(0)} MiB with ${IDLE_SOCKETS} sockets: ${(bytesPerSocket / 1024).toFixed(1)} KB per socket  (goal ≤ 30 KB)`);
     console.log(`RESULT ${JSON.stringify({ bytesPerSocket, fanoutP99Ms: Number(f.p99.toFixed(1)), createP99Ms: Number(c.p99.toFixed(1)) })}`);
