@@ -72,6 +72,7 @@ function printReport(options: ChaosOptions, findings: Findings, faults: Record<s
     ['  completed', String(findings.jobs.completed)],
     ['  failed', String(findings.jobs.failed)],
     ['  cancelled', String(findings.jobs.cancelled)],
+    ['    of them after starting', String(findings.jobs.cancelledRunning)],
     ...Object.entries(faults).map(([kind, n]): [string, string] => [`fault ${kind}`, String(n)]),
     ['create → completed p50', `${(findings.latencyMs.p50 / 1000).toFixed(2)} s`],
     ['create → completed p99', `${(findings.latencyMs.p99 / 1000).toFixed(2)} s`],

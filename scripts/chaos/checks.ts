@@ -17,7 +17,7 @@ import type { TrackedJob } from './traffic.js';
  */
 
 export interface Findings {
-  jobs: { total: number; completed: number; failed: number; cancelled: number };
+  jobs: { total: number; completed: number; failed: number; cancelled: number; cancelledRunning: number };
   latencyMs: { p50: number; p99: number };
   stuck: string[];
   lost: string[];
@@ -61,14 +61,14 @@ export async function unsettled(cluster: Cluster, tracked: Map<string, TrackedJo
 export async function check(cluster: Cluster, tracked: Map<string, TrackedJob>): Promise<Findings> {
   const sql = cluster.database.admin;
   const findings: Findings = {
-    jobs: { total: 0, completed: 0, failed: 0, cancelled: 0 }, latencyMs: { p50: 0, p99: 0 },
+    jobs: { total: 0, completed: 0, failed: 0, cancelled: 0, cancelledRunning: 0 }, latencyMs: { p50: 0, p99: 0 },
     stuck: [], lost: [], doubleCharged: [], orphans: [],
   };
 
   const jobs = await sql<{
-    id: string; status: string; estimated: number; charged: number | null; hold_status: string | null; captured: number | null; latency_ms: number | null;
+    id: string; status: string; started: boolean; estimated: number; charged: number | null; hold_status: string | null; captured: number | null; latency_ms: number | null;
   }[]>`
-    select j.id, j.status, j.estimated_credits as estimated, j.charged_credits as charged,
+    select j.id, j.status, j.started_at is not null as started, j.estimated_credits as estimated, j.charged_credits as charged,
            h.status as hold_status, h.captured_amount as captured,
            (extract(epoch from (j.finished_at - j.created_at)) * 1000)::float8 as latency_ms
     from generation_jobs j left join credit_holds h on h.id = j.hold_id`;
@@ -88,6 +88,7 @@ export async function check(cluster: Cluster, tracked: Map<string, TrackedJob>):
       continue;
     }
     findings.jobs[job.status as 'completed' | 'failed' | 'cancelled'] += 1;
+    if (job.status === 'cancelled' && job.started) findings.jobs.cancelledRunning += 1;
     const charged = job.charged ?? 0;
     if (charged > job.estimated) findings.doubleCharged.push(`job ${job.id} charged ${charged} > estimate ${job.estimated}`);
     if (job.status === 'completed') {
