@@ -11,12 +11,36 @@ const FINAL_LINE = /^chaos: (\d+) jobs, (\d+) faults, (\d+) lost, (\d+) double-c
  * nothing stuck. Orphaned objects are reported, not failed: the orphan sweep handles them.
  */
 it('a short fixed-seed chaos run loses nothing, charges nothing twice and leaves nothing stuck', async () => {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'scripts/chaos/chaos.ts', '--seconds', '30', '--seed', '7', '--apis', '2', '--workers', '2', '--users', '24'], {
-    cwd: ROOT, env: { ...process.env, NODE_NO_WARNINGS: '1' }, stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const child = spawn(
+    process.execPath,
+    [
+      '--import',
+      'tsx',
+      'scripts/chaos/chaos.ts',
+      '--seconds',
+      '30',
+      '--seed',
+      '7',
+      '--apis',
+      '2',
+      '--workers',
+      '2',
+      '--users',
+      '24',
+    ],
+    {
+      cwd: ROOT,
+      env: { ...process.env, NODE_NO_WARNINGS: '1' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   let output = '';
-  child.stdout.on('data', (chunk: Buffer) => { output += chunk.toString(); });
-  child.stderr.on('data', (chunk: Buffer) => { output += chunk.toString(); });
+  child.stdout.on('data', (chunk: Buffer) => {
+    output += chunk.toString();
+  });
+  child.stderr.on('data', (chunk: Buffer) => {
+    output += chunk.toString();
+  });
   const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
 
   const line = FINAL_LINE.exec(output);

@@ -21,8 +21,18 @@ import { Random } from './random.js';
 import { Traffic, type FaultKind, type TrafficStats } from './traffic.js';
 
 const optionsSchema = z.object({
-  seconds: z.coerce.number().int().min(5).max(24 * 3600).default(60),
-  seed: z.coerce.number().int().min(0).max(2 ** 32 - 1).default(1),
+  seconds: z.coerce
+    .number()
+    .int()
+    .min(5)
+    .max(24 * 3600)
+    .default(60),
+  seed: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .max(2 ** 32 - 1)
+    .default(1),
   apis: z.coerce.number().int().min(1).max(8).default(2),
   workers: z.coerce.number().int().min(1).max(32).default(4),
   users: z.coerce.number().int().min(3).max(500).default(50),
@@ -36,8 +46,12 @@ const LEASE_SECONDS = 6;
 function readOptions(): ChaosOptions {
   const { values } = parseArgs({
     options: {
-      seconds: { type: 'string' }, seed: { type: 'string' }, apis: { type: 'string' }, workers: { type: 'string' },
-      users: { type: 'string' }, 'quiet-seconds': { type: 'string' },
+      seconds: { type: 'string' },
+      seed: { type: 'string' },
+      apis: { type: 'string' },
+      workers: { type: 'string' },
+      users: { type: 'string' },
+      'quiet-seconds': { type: 'string' },
     },
   });
   const parsed = optionsSchema.safeParse({ ...values, quietSeconds: values['quiet-seconds'] });
@@ -59,7 +73,14 @@ async function beforeFinalChecks(_cluster: Cluster): Promise<void> {
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-function printReport(options: ChaosOptions, findings: Findings, faults: Record<string, number>, traffic: TrafficStats, crashes: string[], runDir: string): number {
+function printReport(
+  options: ChaosOptions,
+  findings: Findings,
+  faults: Record<string, number>,
+  traffic: TrafficStats,
+  crashes: string[],
+  runDir: string,
+): number {
   const totalFaults = Object.values(faults).reduce((a, b) => a + b, 0);
   const rows: [string, string][] = [
     ['creates sent', String(traffic.createsSent)],
@@ -77,7 +98,8 @@ function printReport(options: ChaosOptions, findings: Findings, faults: Record<s
     ['create → completed p50', `${(findings.latencyMs.p50 / 1000).toFixed(2)} s`],
     ['create → completed p99', `${(findings.latencyMs.p99 / 1000).toFixed(2)} s`],
   ];
-  console.log(`\nchaos run: ${options.seconds} s, seed ${options.seed}, ${options.apis} APIs, ${options.workers} workers, ${options.users} users (logs: ${runDir})`);
+  const { seconds, seed, apis, workers, users } = options;
+  console.log(`\nchaos run: ${seconds} s, seed ${seed}, ${apis} APIs, ${workers} workers, ${users} users (logs: ${runDir})`);
   for (const [label, value] of rows) console.log(`  ${label.padEnd(30)} ${value.padStart(8)}`);
   const show = (title: string, items: string[]) => {
     if (items.length === 0) return;
@@ -89,8 +111,10 @@ function printReport(options: ChaosOptions, findings: Findings, faults: Record<s
   show('double-charged', findings.doubleCharged);
   show('stuck', findings.stuck);
   show('orphans (objects without an image row)', findings.orphans);
-  console.log(`chaos: ${findings.jobs.total} jobs, ${totalFaults} faults, ${findings.lost.length} lost, ` +
-    `${findings.doubleCharged.length} double-charged, ${findings.stuck.length} stuck, ${findings.orphans.length} orphans`);
+  console.log(
+    `chaos: ${findings.jobs.total} jobs, ${totalFaults} faults, ${findings.lost.length} lost, ` +
+      `${findings.doubleCharged.length} double-charged, ${findings.stuck.length} stuck, ${findings.orphans.length} orphans`,
+  );
   return findings.lost.length + findings.doubleCharged.length + findings.stuck.length === 0 ? 0 : 1;
 }
 
@@ -99,7 +123,12 @@ async function main(): Promise<number> {
   const random = new Random(options.seed);
   const runDir = mkdtempSync(join(tmpdir(), `pingvas-chaos-${options.seed}-`));
   console.log(`chaos: starting ${options.apis} APIs and ${options.workers} workers (logs in ${runDir})`);
-  const cluster = await Cluster.start({ apis: options.apis, workers: options.workers, runDir, leaseSeconds: LEASE_SECONDS });
+  const cluster = await Cluster.start({
+    apis: options.apis,
+    workers: options.workers,
+    runDir,
+    leaseSeconds: LEASE_SECONDS,
+  });
   const traffic = new Traffic(cluster, random);
   const injector = new Injector(cluster, random, 3000);
   try {

@@ -29,14 +29,18 @@ const TERMINAL = new Set(['completed', 'failed', 'cancelled']);
 
 async function bucketKeys(cluster: Cluster): Promise<Set<string>> {
   const client = new S3Client({
-    endpoint: cluster.s3.endpoint, region: cluster.s3.region, forcePathStyle: true,
+    endpoint: cluster.s3.endpoint,
+    region: cluster.s3.region,
+    forcePathStyle: true,
     credentials: { accessKeyId: cluster.s3.accessKeyId, secretAccessKey: cluster.s3.secretAccessKey },
   });
   const keys = new Set<string>();
   let token: string | undefined;
   try {
     do {
-      const page = await client.send(new ListObjectsV2Command({ Bucket: cluster.s3.bucket, Prefix: 'images/', ContinuationToken: token }));
+      const page = await client.send(
+        new ListObjectsV2Command({ Bucket: cluster.s3.bucket, Prefix: 'images/', ContinuationToken: token }),
+      );
       for (const object of page.Contents ?? []) if (object.Key) keys.add(object.Key);
       token = page.IsTruncated ? page.NextContinuationToken : undefined;
     } while (token);
@@ -52,8 +56,12 @@ function percentile(sorted: number[], q: number): number {
 }
 
 /** Lists the jobs still live and the watchers still waiting (the run waits for both to reach zero). */
-export async function unsettled(cluster: Cluster, tracked: Map<string, TrackedJob>): Promise<{ liveJobs: number; waitingWatchers: number }> {
-  const [row] = await cluster.database.admin`select count(*)::int as n from generation_jobs where status in ('pending', 'in_progress')`;
+export async function unsettled(
+  cluster: Cluster,
+  tracked: Map<string, TrackedJob>,
+): Promise<{ liveJobs: number; waitingWatchers: number }> {
+  const [row] = await cluster.database
+    .admin`select count(*)::int as n from generation_jobs where status in ('pending', 'in_progress')`;
   const waitingWatchers = [...tracked.values()].filter((job) => job.watcher && !job.watcher.ended).length;
   return { liveJobs: Number(row!.n), waitingWatchers };
 }
@@ -61,18 +69,34 @@ export async function unsettled(cluster: Cluster, tracked: Map<string, TrackedJo
 export async function check(cluster: Cluster, tracked: Map<string, TrackedJob>): Promise<Findings> {
   const sql = cluster.database.admin;
   const findings: Findings = {
-    jobs: { total: 0, completed: 0, failed: 0, cancelled: 0, cancelledRunning: 0 }, latencyMs: { p50: 0, p99: 0 },
-    stuck: [], lost: [], doubleCharged: [], orphans: [],
+    jobs: { total: 0, completed: 0, failed: 0, cancelled: 0, cancelledRunning: 0 },
+    latencyMs: { p50: 0, p99: 0 },
+    stuck: [],
+    lost: [],
+    doubleCharged: [],
+    orphans: [],
   };
 
-  const jobs = await sql<{
-    id: string; status: string; started: boolean; estimated: number; charged: number | null; hold_status: string | null; captured: number | null; latency_ms: number | null;
-  }[]>`
-    select j.id, j.status, j.started_at is not null as started, j.estimated_credits as estimated, j.charged_credits as charged,
+  const jobs = await sql<
+    {
+      id: string;
+      status: string;
+      started: boolean;
+      estimated: number;
+      charged: number | null;
+      hold_status: string | null;
+      captured: number | null;
+      latency_ms: number | null;
+    }[]
+  >`
+    select j.id, j.status, j.started_at is not null as started,
+           j.estimated_credits as estimated, j.charged_credits as charged,
            h.status as hold_status, h.captured_amount as captured,
            (extract(epoch from (j.finished_at - j.created_at)) * 1000)::float8 as latency_ms
     from generation_jobs j left join credit_holds h on h.id = j.hold_id`;
-  const images = await sql<{ job_id: string; original_key: string; thumb_key: string }[]>`select job_id, original_key, thumb_key from images`;
+  const images = await sql<
+    { job_id: string; original_key: string; thumb_key: string }[]
+  >`select job_id, original_key, thumb_key from images`;
   const keys = await bucketKeys(cluster);
 
   const imagesByJob = new Map<string, { original_key: string; thumb_key: string }[]>();
@@ -90,16 +114,20 @@ export async function check(cluster: Cluster, tracked: Map<string, TrackedJob>):
     findings.jobs[job.status as 'completed' | 'failed' | 'cancelled'] += 1;
     if (job.status === 'cancelled' && job.started) findings.jobs.cancelledRunning += 1;
     const charged = job.charged ?? 0;
-    if (charged > job.estimated) findings.doubleCharged.push(`job ${job.id} charged ${charged} > estimate ${job.estimated}`);
+    if (charged > job.estimated)
+      findings.doubleCharged.push(`job ${job.id} charged ${charged} > estimate ${job.estimated}`);
     if (job.status === 'completed') {
       if (job.latency_ms !== null) latencies.push(job.latency_ms);
       if (own.length === 0) findings.lost.push(`completed job ${job.id} has no image`);
       if (own.length > 1) findings.doubleCharged.push(`completed job ${job.id} has ${own.length} images`);
       for (const image of own) {
-        for (const key of [image.original_key, image.thumb_key]) if (!keys.has(key)) findings.lost.push(`object ${key} of job ${job.id} is missing`);
+        for (const key of [image.original_key, image.thumb_key])
+          if (!keys.has(key)) findings.lost.push(`object ${key} of job ${job.id} is missing`);
       }
       if (job.hold_status !== 'captured' || job.captured !== charged) {
-        findings.doubleCharged.push(`completed job ${job.id} charged ${charged}, its hold is ${job.hold_status} with ${job.captured} captured`);
+        findings.doubleCharged.push(
+          `completed job ${job.id} charged ${charged}, its hold is ${job.hold_status} with ${job.captured} captured`,
+        );
       }
     } else {
       if (own.length > 0) findings.lost.push(`${job.status} job ${job.id} has an image row`);
@@ -107,7 +135,9 @@ export async function check(cluster: Cluster, tracked: Map<string, TrackedJob>):
       // A cancel during a run pays for the engine seconds the worker reported, exactly once.
       const paidCancel = job.status === 'cancelled' && job.hold_status === 'captured' && job.captured === charged;
       if (!released && !paidCancel) {
-        findings.doubleCharged.push(`${job.status} job ${job.id} charged ${charged}, its hold is ${job.hold_status} with ${job.captured} captured`);
+        findings.doubleCharged.push(
+          `${job.status} job ${job.id} charged ${charged}, its hold is ${job.hold_status} with ${job.captured} captured`,
+        );
       }
     }
   }
@@ -135,11 +165,12 @@ export async function check(cluster: Cluster, tracked: Map<string, TrackedJob>):
     from credit_balances b
     left join (select user_id, sum(subscription_delta + purchased_delta) as granted from credit_transactions
                where type not in ('hold', 'capture', 'release') group by user_id) g on g.user_id = b.user_id
-    left join (select user_id, sum(captured_amount) as captured from credit_holds where status = 'captured' group by user_id) c
-      on c.user_id = b.user_id`;
+    left join (select user_id, sum(captured_amount) as captured from credit_holds
+               where status = 'captured' group by user_id) c on c.user_id = b.user_id`;
   for (const balance of balances) {
     if (balance.held !== 0 || balance.available !== balance.expected) {
-      findings.lost.push(`user ${balance.user_id} has ${balance.available} available and ${balance.held} held; grants − captures = ${balance.expected}`);
+      const { user_id: user, available, held, expected } = balance;
+      findings.lost.push(`user ${user} has ${available} available and ${held} held; grants − captures = ${expected}`);
     }
   }
 

@@ -2,7 +2,15 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream, mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { createTestDatabase, freePort, startEmbeddedS3, startRedisServer, type EmbeddedS3, type RedisServer, type TestDatabase } from '@pingvas/testkit';
+import {
+  createTestDatabase,
+  freePort,
+  startEmbeddedS3,
+  startRedisServer,
+  type EmbeddedS3,
+  type RedisServer,
+  type TestDatabase,
+} from '@pingvas/testkit';
 import { startSlowProxy, type SlowProxy } from './slow-proxy.js';
 
 /**
@@ -70,10 +78,19 @@ export class Cluster {
     const cluster = new Cluster(options, redis, database, s3, proxy);
     for (let i = 0; i < options.apis; i += 1) {
       const port = await freePort();
-      cluster.apis.push({ name: `api-${i}`, port, url: `http://127.0.0.1:${port}`, child: null, stopped: false, generation: 0, expectingExit: false });
+      cluster.apis.push({
+        name: `api-${i}`,
+        port,
+        url: `http://127.0.0.1:${port}`,
+        child: null,
+        stopped: false,
+        generation: 0,
+        expectingExit: false,
+      });
     }
     await Promise.all(cluster.apis.map((api) => cluster.startApi(api)));
-    for (let i = 0; i < options.workers; i += 1) cluster.workers.push({ name: `worker-${i}`, child: null, stopped: false, generation: 0, expectingExit: false });
+    for (let i = 0; i < options.workers; i += 1)
+      cluster.workers.push({ name: `worker-${i}`, child: null, stopped: false, generation: 0, expectingExit: false });
     for (const worker of cluster.workers) cluster.startWorker(worker);
     return cluster;
   }
@@ -94,7 +111,9 @@ export class Cluster {
       log.end(`--- exit ${code ?? signal} at ${new Date().toISOString()}\n`);
       if (slot.child !== child || slot.expectingExit || this.shuttingDown) return;
       this.crashes.push(`${slot.name} exit ${code ?? signal} (see ${slot.name}.log)`);
-      setTimeout(() => { if (!this.shuttingDown && slot.child === child) void this.restart(slot); }, 1000);
+      setTimeout(() => {
+        if (!this.shuttingDown && slot.child === child) void this.restart(slot);
+      }, 1000);
     });
     slot.child = child;
     slot.stopped = false;
@@ -127,8 +146,12 @@ export class Cluster {
       MAIL_DIR: join(this.options.runDir, 'mail'),
     });
     for (let i = 0; ; i += 1) {
-      if (!alive(child)) throw new Error(`${api.name} exited while starting (see ${this.options.runDir}/${api.name}.log)`);
-      const up = await fetch(`${api.url}/healthz`, { signal: AbortSignal.timeout(2000) }).then((r) => r.ok, () => false);
+      if (!alive(child))
+        throw new Error(`${api.name} exited while starting (see ${this.options.runDir}/${api.name}.log)`);
+      const up = await fetch(`${api.url}/healthz`, { signal: AbortSignal.timeout(2000) }).then(
+        (r) => r.ok,
+        () => false,
+      );
       if (up) return;
       if (i > 600) throw new Error(`${api.name} did not answer /healthz within a minute`);
       await new Promise((resolve) => setTimeout(resolve, 100));
@@ -157,7 +180,10 @@ export class Cluster {
 
   private async restart(slot: Slot): Promise<void> {
     const api = this.apis.find((candidate) => candidate === slot);
-    if (api) await this.startApi(api).catch((err: unknown) => console.error(`chaos: ${slot.name} did not come back: ${(err as Error).message}`));
+    if (api)
+      await this.startApi(api).catch((err: unknown) =>
+        console.error(`chaos: ${slot.name} did not come back: ${(err as Error).message}`),
+      );
     else this.startWorker(slot);
   }
 
@@ -220,16 +246,18 @@ export class Cluster {
 
   async stop(): Promise<void> {
     this.shuttingDown = true;
-    await Promise.all([...this.workers, ...this.apis].map(async (slot) => {
-      this.resume(slot);
-      const child = slot.child;
-      if (!alive(child)) return;
-      const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-      child.kill('SIGTERM');
-      const force = setTimeout(() => child.kill('SIGKILL'), 10_000);
-      await exited;
-      clearTimeout(force);
-    }));
+    await Promise.all(
+      [...this.workers, ...this.apis].map(async (slot) => {
+        this.resume(slot);
+        const child = slot.child;
+        if (!alive(child)) return;
+        const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+        child.kill('SIGTERM');
+        const force = setTimeout(() => child.kill('SIGKILL'), 10_000);
+        await exited;
+        clearTimeout(force);
+      }),
+    );
     this.killStrayEngines();
     await this.proxy.close();
     await Promise.allSettled([this.redis.stop(), this.s3.close(), this.database.drop()]);

@@ -8,11 +8,21 @@ import type { Random } from './random.js';
  * again); `stop` waits for the faults in progress to finish healing.
  */
 
-export const FAULT_KINDS = ['kill-api', 'kill-worker', 'stop-worker', 'restart-redis', 'pg-terminate', 'slow-s3'] as const;
+export const FAULT_KINDS = [
+  'kill-api',
+  'kill-worker',
+  'stop-worker',
+  'restart-redis',
+  'pg-terminate',
+  'slow-s3',
+] as const;
 export type InjectedFault = (typeof FAULT_KINDS)[number];
 
 export class Injector {
-  readonly counts: Record<InjectedFault, number> = Object.fromEntries(FAULT_KINDS.map((k) => [k, 0])) as Record<InjectedFault, number>;
+  readonly counts: Record<InjectedFault, number> = Object.fromEntries(FAULT_KINDS.map((k) => [k, 0])) as Record<
+    InjectedFault,
+    number
+  >;
   private readonly healing = new Set<Promise<void>>();
   private readonly admin: postgres.Sql;
   /** The first faults go through every kind once (in a seeded order), so a short run sees each. */
@@ -20,7 +30,11 @@ export class Injector {
   private stopped = false;
   private timer: NodeJS.Timeout | undefined;
 
-  constructor(private readonly cluster: Cluster, private readonly random: Random, private readonly meanIntervalMs: number) {
+  constructor(
+    private readonly cluster: Cluster,
+    private readonly random: Random,
+    private readonly meanIntervalMs: number,
+  ) {
     this.admin = postgres(cluster.database.adminUrl, { max: 1, onnotice: () => {} });
     this.firstRound = random.shuffle(FAULT_KINDS);
   }
@@ -28,13 +42,18 @@ export class Injector {
   start(): void {
     const next = () => {
       if (this.stopped) return;
-      this.timer = setTimeout(() => {
-        const kind = this.firstRound.shift() ?? this.random.pick(FAULT_KINDS);
-        const healed = this.inject(kind).catch((err: unknown) => console.error(`chaos: ${kind} failed: ${(err as Error).message}`));
-        this.healing.add(healed);
-        void healed.finally(() => this.healing.delete(healed));
-        next();
-      }, this.random.int(this.meanIntervalMs / 2, (this.meanIntervalMs * 3) / 2));
+      this.timer = setTimeout(
+        () => {
+          const kind = this.firstRound.shift() ?? this.random.pick(FAULT_KINDS);
+          const healed = this.inject(kind).catch((err: unknown) =>
+            console.error(`chaos: ${kind} failed: ${(err as Error).message}`),
+          );
+          this.healing.add(healed);
+          void healed.finally(() => this.healing.delete(healed));
+          next();
+        },
+        this.random.int(this.meanIntervalMs / 2, (this.meanIntervalMs * 3) / 2),
+      );
     };
     next();
   }

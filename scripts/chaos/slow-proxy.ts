@@ -27,7 +27,9 @@ export async function startSlowProxy(upstream: string): Promise<SlowProxy> {
         if (!to.destroyed) to.write(chunk);
       });
     });
-    from.on('end', () => { void chain.then(() => to.end()); });
+    from.on('end', () => {
+      void chain.then(() => to.end());
+    });
   };
 
   const server = createServer((client) => {
@@ -35,7 +37,10 @@ export async function startSlowProxy(upstream: string): Promise<SlowProxy> {
     for (const socket of [client, upstreamSocket]) {
       sockets.add(socket);
       socket.on('close', () => sockets.delete(socket));
-      socket.on('error', () => { client.destroy(); upstreamSocket.destroy(); });
+      socket.on('error', () => {
+        client.destroy();
+        upstreamSocket.destroy();
+      });
     }
     relay(client, upstreamSocket);
     relay(upstreamSocket, client);

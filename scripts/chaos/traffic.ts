@@ -2,7 +2,14 @@ import { createTRPCClient, createWSClient, httpLink, wsLink, type TRPCClient } f
 import superjson from 'superjson';
 import WebSocket from 'ws';
 import type { GenerationParams, JobEvent } from '@pingvas/core';
-import { invoiceObject, orderObject, signLemonSqueezyBody, subscriptionObject, webhookBody, type WebhookEvent } from '@pingvas/testkit';
+import {
+  invoiceObject,
+  orderObject,
+  signLemonSqueezyBody,
+  subscriptionObject,
+  webhookBody,
+  type WebhookEvent,
+} from '@pingvas/testkit';
 import type { AppRouter } from '../../apps/api/src/router.js';
 import { VARIANT, WEBHOOK_SECRET, type Cluster } from './cluster.js';
 import type { Random } from './random.js';
@@ -58,7 +65,14 @@ const SUBJECTS = ['a lighthouse at dusk', 'a fox in the snow', 'a city of glass'
 export class Traffic {
   readonly users: ChaosUser[] = [];
   readonly jobs = new Map<string, TrackedJob>();
-  readonly stats: TrafficStats = { createsSent: 0, createErrors: 0, paymentRequired: 0, cancelsSent: 0, webhooksDelivered: 0, webhookRetries: 0 };
+  readonly stats: TrafficStats = {
+    createsSent: 0,
+    createErrors: 0,
+    paymentRequired: 0,
+    cancelsSent: 0,
+    webhooksDelivered: 0,
+    webhookRetries: 0,
+  };
   /** Why creates failed (message → count), for the report. */
   readonly createErrorReasons = new Map<string, number>();
   private readonly wsClients: { close(): void }[] = [];
@@ -67,7 +81,10 @@ export class Traffic {
   private faultIds = 0;
   stopped = false;
 
-  constructor(private readonly cluster: Cluster, private readonly random: Random) {}
+  constructor(
+    private readonly cluster: Cluster,
+    private readonly random: Random,
+  ) {}
 
   private liveApi() {
     const live = this.cluster.liveApis();
@@ -76,7 +93,10 @@ export class Traffic {
 
   /** Keeps a promise in flight until it settles; `drain` waits for all of them. */
   private track<T>(promise: Promise<T>): void {
-    const settled = promise.then(() => undefined, () => undefined);
+    const settled = promise.then(
+      () => undefined,
+      () => undefined,
+    );
     this.pending.add(settled);
     void settled.then(() => this.pending.delete(settled));
   }
@@ -92,18 +112,32 @@ export class Traffic {
     const tiers: Tier[] = ['free', 'starter', 'pro'];
     for (let index = 0; index < count; index += 1) {
       const email = `chaos-${index}@chaos.test`;
-      const response = await this.retry(() => fetch(`${this.liveApi().url}/api/v1/auth/dev-login`, {
-        method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ email }),
-      }).then((r) => (r.ok ? r : Promise.reject(new Error(`dev-login ${r.status}`)))));
+      const response = await this.retry(() =>
+        fetch(`${this.liveApi().url}/api/v1/auth/dev-login`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ email }),
+        }).then((r) => (r.ok ? r : Promise.reject(new Error(`dev-login ${r.status}`)))),
+      );
       const token = /pingvas_session=([^;]+)/.exec(response.headers.get('set-cookie') ?? '')?.[1];
       const me = (await response.json()) as { id: string };
       if (!token) throw new Error('dev-login set no session cookie');
-      this.users.push({ index, id: me.id, email, token, tier: tiers[index % tiers.length]!, subscriptionId: null, clients: new Map() });
+      this.users.push({
+        index,
+        id: me.id,
+        email,
+        token,
+        tier: tiers[index % tiers.length]!,
+        subscriptionId: null,
+        clients: new Map(),
+      });
     }
-    await Promise.all(this.users.map(async (user) => {
-      if (user.tier === 'free') await this.buyPack(user);
-      else await this.subscribe(user);
-    }));
+    await Promise.all(
+      this.users.map(async (user) => {
+        if (user.tier === 'free') await this.buyPack(user);
+        else await this.subscribe(user);
+      }),
+    );
   }
 
   private providerId(): number {
@@ -114,11 +148,22 @@ export class Traffic {
   /** Sends one webhook to a live API as the provider does: retried until it is taken (200). */
   async deliver(event: WebhookEvent): Promise<void> {
     const body = webhookBody(event);
-    const headers = { 'content-type': 'application/json', 'x-event-name': event.name, 'x-signature': signLemonSqueezyBody(WEBHOOK_SECRET, body) };
+    const headers = {
+      'content-type': 'application/json',
+      'x-event-name': event.name,
+      'x-signature': signLemonSqueezyBody(WEBHOOK_SECRET, body),
+    };
     const deadline = Date.now() + 120_000;
     for (;;) {
-      const status = await fetch(`${this.liveApi().url}/api/v1/webhooks/lemon-squeezy`, { method: 'POST', headers, body, signal: AbortSignal.timeout(10_000) })
-        .then((r) => r.status, () => 0);
+      const status = await fetch(`${this.liveApi().url}/api/v1/webhooks/lemon-squeezy`, {
+        method: 'POST',
+        headers,
+        body,
+        signal: AbortSignal.timeout(10_000),
+      }).then(
+        (r) => r.status,
+        () => 0,
+      );
       if (status === 200) break;
       if (Date.now() > deadline) throw new Error(`webhook ${event.name} not taken (last status ${status})`);
       this.stats.webhookRetries += 1;
@@ -127,7 +172,9 @@ export class Traffic {
     this.stats.webhooksDelivered += 1;
     // Providers deliver twice now and then; the second must change nothing.
     if (this.random.chance(0.15)) {
-      await fetch(`${this.liveApi().url}/api/v1/webhooks/lemon-squeezy`, { method: 'POST', headers, body }).catch(() => undefined);
+      await fetch(`${this.liveApi().url}/api/v1/webhooks/lemon-squeezy`, { method: 'POST', headers, body }).catch(
+        () => undefined,
+      );
     }
   }
 
@@ -138,14 +185,40 @@ export class Traffic {
     const now = new Date();
     const custom = { user_id: user.id, kind: 'subscription', tier };
     const subscription = (name: string): WebhookEvent => ({
-      name, custom, data: subscriptionObject({ id, orderId: id + 1, variantId: VARIANT[tier], email: user.email, createdAt: now, updatedAt: now }),
+      name,
+      custom,
+      data: subscriptionObject({
+        id,
+        orderId: id + 1,
+        variantId: VARIANT[tier],
+        email: user.email,
+        createdAt: now,
+        updatedAt: now,
+      }),
     });
     await this.deliver(subscription('subscription_created'));
     await this.deliver(subscription('subscription_updated'));
-    await this.deliver({ name: 'order_created', custom, data: orderObject({ id: this.providerId(), variantId: VARIANT[tier], email: user.email, totalCents: 2000, updatedAt: now }) });
+    await this.deliver({
+      name: 'order_created',
+      custom,
+      data: orderObject({
+        id: this.providerId(),
+        variantId: VARIANT[tier],
+        email: user.email,
+        totalCents: 2000,
+        updatedAt: now,
+      }),
+    });
     await this.deliver({
       name: 'subscription_payment_success',
-      data: invoiceObject({ id: this.providerId(), subscriptionId: id, billingReason: 'initial', email: user.email, totalCents: 2000, updatedAt: now }),
+      data: invoiceObject({
+        id: this.providerId(),
+        subscriptionId: id,
+        billingReason: 'initial',
+        email: user.email,
+        totalCents: 2000,
+        updatedAt: now,
+      }),
     });
   }
 
@@ -156,14 +229,26 @@ export class Traffic {
     const now = new Date();
     await this.deliver({
       name: 'subscription_payment_success',
-      data: invoiceObject({ id: this.providerId(), subscriptionId: user.subscriptionId, billingReason: 'renewal', email: user.email, totalCents: 2000, updatedAt: now }),
+      data: invoiceObject({
+        id: this.providerId(),
+        subscriptionId: user.subscriptionId,
+        billingReason: 'renewal',
+        email: user.email,
+        totalCents: 2000,
+        updatedAt: now,
+      }),
     });
     await this.deliver({
       name: 'subscription_updated',
       custom: { user_id: user.id, kind: 'subscription', tier },
       data: subscriptionObject({
-        id: user.subscriptionId, orderId: user.subscriptionId + 1, variantId: VARIANT[tier], email: user.email,
-        createdAt: new Date(now.getTime() - 60_000), updatedAt: now, renewsAt: new Date(now.getTime() + 30 * 86_400_000),
+        id: user.subscriptionId,
+        orderId: user.subscriptionId + 1,
+        variantId: VARIANT[tier],
+        email: user.email,
+        createdAt: new Date(now.getTime() - 60_000),
+        updatedAt: now,
+        renewsAt: new Date(now.getTime() + 30 * 86_400_000),
       }),
     });
   }
@@ -173,7 +258,13 @@ export class Traffic {
     await this.deliver({
       name: 'order_created',
       custom: { user_id: user.id, kind: 'credits', pack: String(pack) },
-      data: orderObject({ id: this.providerId(), variantId: VARIANT[pack], email: user.email, totalCents: 1000, updatedAt: new Date() }),
+      data: orderObject({
+        id: this.providerId(),
+        variantId: VARIANT[pack],
+        email: user.email,
+        totalCents: 1000,
+        updatedAt: new Date(),
+      }),
     });
   }
 
@@ -190,7 +281,13 @@ export class Traffic {
     let client = user.clients.get(api.url);
     if (!client) {
       client = createTRPCClient<AppRouter>({
-        links: [httpLink({ url: `${api.url}/trpc`, transformer: superjson, headers: { authorization: `Bearer ${user.token}` } })],
+        links: [
+          httpLink({
+            url: `${api.url}/trpc`,
+            transformer: superjson,
+            headers: { authorization: `Bearer ${user.token}` },
+          }),
+        ],
       });
       user.clients.set(api.url, client);
     }
@@ -207,7 +304,14 @@ export class Traffic {
       this.faultIds += 1;
       prompt += ` [fault:${kind}:${mode}:f${this.faultIds}]`;
     }
-    return { prompt, model: this.random.pick(MODELS), width: side(), height: side(), steps: this.random.int(4, 16), cfgScale: 7 };
+    return {
+      prompt,
+      model: this.random.pick(MODELS),
+      width: side(),
+      height: side(),
+      steps: this.random.int(4, 16),
+      cfgScale: 7,
+    };
   }
 
   /** One create of the stream, by a random user; some are watched, some cancelled later. */
@@ -218,28 +322,35 @@ export class Traffic {
     const watch = this.random.chance(0.6);
     const cancelAfterMs = this.random.chance(0.12) ? this.random.int(0, 2500) : null;
     this.stats.createsSent += 1;
-    this.track((async () => {
-      let jobId: string;
-      try {
-        ({ jobId } = await this.client(user).generation.create.mutate(params, { signal: AbortSignal.timeout(15_000) }));
-      } catch (error) {
-        if ((error as { data?: { httpStatus?: number } }).data?.httpStatus === 402) this.stats.paymentRequired += 1;
-        else {
-          this.stats.createErrors += 1;
-          const reason = (error as Error).message.slice(0, 80);
-          this.createErrorReasons.set(reason, (this.createErrorReasons.get(reason) ?? 0) + 1);
+    this.track(
+      (async () => {
+        let jobId: string;
+        try {
+          ({ jobId } = await this.client(user).generation.create.mutate(params, {
+            signal: AbortSignal.timeout(15_000),
+          }));
+        } catch (error) {
+          if ((error as { data?: { httpStatus?: number } }).data?.httpStatus === 402) this.stats.paymentRequired += 1;
+          else {
+            this.stats.createErrors += 1;
+            const reason = (error as Error).message.slice(0, 80);
+            this.createErrorReasons.set(reason, (this.createErrorReasons.get(reason) ?? 0) + 1);
+          }
+          return;
         }
-        return;
-      }
-      const job: TrackedJob = { jobId, userId: user.id, fault, cancel: cancelAfterMs !== null, watcher: null };
-      this.jobs.set(jobId, job);
-      if (watch) job.watcher = this.watch(user, jobId);
-      if (cancelAfterMs !== null) {
-        await new Promise((resolve) => setTimeout(resolve, cancelAfterMs));
-        await this.retry(() => this.client(user).generation.cancel.mutate({ jobId }, { signal: AbortSignal.timeout(10_000) }), 5);
-        this.stats.cancelsSent += 1;
-      }
-    })());
+        const job: TrackedJob = { jobId, userId: user.id, fault, cancel: cancelAfterMs !== null, watcher: null };
+        this.jobs.set(jobId, job);
+        if (watch) job.watcher = this.watch(user, jobId);
+        if (cancelAfterMs !== null) {
+          await new Promise((resolve) => setTimeout(resolve, cancelAfterMs));
+          await this.retry(
+            () => this.client(user).generation.cancel.mutate({ jobId }, { signal: AbortSignal.timeout(10_000) }),
+            5,
+          );
+          this.stats.cancelsSent += 1;
+        }
+      })(),
+    );
   }
 
   private async retry<T>(attempt: () => Promise<T>, times = 50): Promise<T> {
@@ -282,11 +393,22 @@ export class Traffic {
   private watch(user: ChaosUser, jobId: string): Watcher {
     const watcher: Watcher = { events: [], ended: false };
     const subscribe = () => {
-      this.wsClientFor(user).generation.onJob.subscribe({ jobId }, {
-        onData: (event) => { watcher.events.push(event as JobEvent); },
-        onComplete: () => { watcher.ended = true; },
-        onError: () => { setTimeout(() => { if (!watcher.ended && !this.closed) subscribe(); }, 500); },
-      });
+      this.wsClientFor(user).generation.onJob.subscribe(
+        { jobId },
+        {
+          onData: (event) => {
+            watcher.events.push(event as JobEvent);
+          },
+          onComplete: () => {
+            watcher.ended = true;
+          },
+          onError: () => {
+            setTimeout(() => {
+              if (!watcher.ended && !this.closed) subscribe();
+            }, 500);
+          },
+        },
+      );
     };
     subscribe();
     return watcher;

@@ -22,7 +22,13 @@ export interface RedisServer {
 const REDIS_SERVER_BIN = process.env.REDIS_SERVER_BIN ?? 'redis-server';
 
 async function answers(port: number): Promise<boolean> {
-  const probe = new Redis({ port, host: '127.0.0.1', lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+  const probe = new Redis({
+    port,
+    host: '127.0.0.1',
+    lazyConnect: true,
+    maxRetriesPerRequest: 0,
+    retryStrategy: () => null,
+  });
   probe.on('error', () => undefined);
   try {
     await probe.connect();
@@ -40,16 +46,36 @@ export async function startRedisServer(options: { port?: number } = {}): Promise
 
   const start = async () => {
     if (child) return;
-    const started = spawn(REDIS_SERVER_BIN, [
-      '--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--daemonize', 'no', '--loglevel', 'warning',
-    ], { stdio: 'ignore' });
+    const started = spawn(
+      REDIS_SERVER_BIN,
+      [
+        '--port',
+        String(port),
+        '--bind',
+        '127.0.0.1',
+        '--save',
+        '',
+        '--appendonly',
+        'no',
+        '--daemonize',
+        'no',
+        '--loglevel',
+        'warning',
+      ],
+      { stdio: 'ignore' },
+    );
     child = started;
     let failure: Error | null = null;
-    started.once('error', (err) => { failure = err; });
-    started.once('exit', () => { if (child === started) child = null; });
+    started.once('error', (err) => {
+      failure = err;
+    });
+    started.once('exit', () => {
+      if (child === started) child = null;
+    });
     for (let i = 0; ; i += 1) {
       if (failure) throw new Error(`${REDIS_SERVER_BIN} could not start: ${(failure as Error).message}`);
-      if (started.exitCode !== null) throw new Error(`${REDIS_SERVER_BIN} exited with ${started.exitCode} (port ${port} taken?)`);
+      if (started.exitCode !== null)
+        throw new Error(`${REDIS_SERVER_BIN} exited with ${started.exitCode} (port ${port} taken?)`);
       if (await answers(port)) return;
       if (i > 200) throw new Error(`${REDIS_SERVER_BIN} did not answer on port ${port}`);
       await new Promise((resolve) => setTimeout(resolve, 25));

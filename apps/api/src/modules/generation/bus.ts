@@ -112,7 +112,8 @@ export class Bus {
   /** A counter of queue wake-ups heard; compare before and after a claim attempt. */
   async wakeupCounter(): Promise<number> {
     if (!this.wakeupReady) {
-      const attempt = this.connected.then(() => this.subscriber.subscribe(this.deps.keys.queueWakeup)).then(() => undefined);
+      const channel = this.deps.keys.queueWakeup;
+      const attempt = this.connected.then(() => this.subscriber.subscribe(channel)).then(() => undefined);
       attempt.catch(() => { if (this.wakeupReady === attempt) this.wakeupReady = null; });
       this.wakeupReady = attempt;
     }

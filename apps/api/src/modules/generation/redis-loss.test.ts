@@ -81,7 +81,7 @@ describe('Redis loses its data', () => {
     }
   });
 
-  it('after a restart, a watcher of a job that ended while Redis was down still gets the end; a pending job is claimable again', async () => {
+  it('after a restart, a watcher of a job that ended while Redis was down gets the end; a pending job runs', async () => {
     const user = await fundedUser(app, 'pro', 100);
     const caller = app.callerFor(user);
     const { jobId } = await caller.generation.create(smallParams());
@@ -100,7 +100,9 @@ describe('Redis loses its data', () => {
     await redis.start();
 
     // The subscriber comes back, subscribes again and the watcher re-reads: it sees the end.
-    await vi.waitFor(() => expect(watcher.events.at(-1)).toMatchObject({ type: 'completed', jobId }), { timeout: 15_000 });
+    await vi.waitFor(() => expect(watcher.events.at(-1)).toMatchObject({ type: 'completed', jobId }), {
+      timeout: 15_000,
+    });
     await watcher.done;
     expect(watcher.events.filter((e) => e.type === 'completed')).toHaveLength(1);
 
@@ -113,7 +115,7 @@ describe('Redis loses its data', () => {
     expect(await imagesOf(jobId)).toBe(1);
   });
 
-  it('a watcher whose job\'s end was never published (the publishing process died) still gets it by re-reading', async () => {
+  it("a watcher whose job's end was never published (the publishing process died) still gets it by re-reading", async () => {
     const user = await fundedUser(app, 'pro', 100);
     const { jobId } = await app.callerFor(user).generation.create(smallParams());
     const claimed = (await claim(app))!;
@@ -123,17 +125,26 @@ describe('Redis loses its data', () => {
     // Another replica completes the job but its PUBLISH reaches a different Redis: the event is
     // lost exactly as if that replica had died between its commit and its PUBLISH.
     const elsewhere = await startRedisServer();
-    const replica = createAppDeps(loadApiConfig({ ...envOf(app), REDIS_URL: elsewhere.url }), pino({ level: 'silent' }));
+    const replica = createAppDeps(
+      loadApiConfig({ ...envOf(app), REDIS_URL: elsewhere.url }),
+      pino({ level: 'silent' }),
+    );
     try {
       await uploadResult(claimed);
       await completeJob(replica, {
-        jobId, leaseToken: claimed.lease.token, engineSeconds: 2, image: { width: 512, height: 512, bytes: 4 }, engine: 'reference',
+        jobId,
+        leaseToken: claimed.lease.token,
+        engineSeconds: 2,
+        image: { width: 512, height: 512, bytes: 4 },
+        engine: 'reference',
       });
     } finally {
       await closeAppDeps(replica);
       await elsewhere.stop();
     }
-    await vi.waitFor(() => expect(watcher.events.at(-1)).toMatchObject({ type: 'completed', jobId }), { timeout: 10_000 });
+    await vi.waitFor(() => expect(watcher.events.at(-1)).toMatchObject({ type: 'completed', jobId }), {
+      timeout: 10_000,
+    });
     await watcher.done;
   });
 });
@@ -141,7 +152,11 @@ describe('Redis loses its data', () => {
 /** The test app's environment as variables, for a second process-like set of deps. */
 function envOf(testApp: TestApp): Record<string, string> {
   return {
-    NODE_ENV: 'test', DATABASE_URL: testApp.database.runtimeUrl, REDIS_PREFIX: testApp.redis.prefix,
-    S3_ENDPOINT: testApp.s3.endpoint, S3_BUCKET: testApp.s3.bucket, LOG_LEVEL: 'silent',
+    NODE_ENV: 'test',
+    DATABASE_URL: testApp.database.runtimeUrl,
+    REDIS_PREFIX: testApp.redis.prefix,
+    S3_ENDPOINT: testApp.s3.endpoint,
+    S3_BUCKET: testApp.s3.bucket,
+    LOG_LEVEL: 'silent',
   };
 }
