@@ -22,6 +22,7 @@
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { createTRPCClient, createWSClient, httpLink, wsLink } from '@trpc/client';
 import superjson from 'superjson';
@@ -79,6 +80,12 @@ function note(reasons: Map<string, number>, error: unknown): void {
   const cause = (error as { cause?: { message?: string; code?: string } }).cause;
   const reason = `${(error as Error).message}${cause ? ` (${cause.code ?? cause.message ?? ''})` : ''}`.slice(0, 120);
   reasons.set(reason, (reasons.get(reason) ?? 0) + 1);
+}
+
+/** CPU seconds (user + system) the process has used so far. */
+function cpuSeconds(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100;
 }
 
 function residentBytes(pid: number): number {
@@ -276,9 +283,19 @@ async function main() {
     };
 
     // First the progress stream alone, for a baseline of the live path without create load.
+    const cpu = (pid: number) => ({ wall: performance.now(), api: cpuSeconds(pid), bench: process.cpuUsage() });
+    const share = (from: ReturnType<typeof cpu>, pid: number) => {
+      const wall = (performance.now() - from.wall) / 1000;
+      const bench = process.cpuUsage(from.bench);
+      const pct = (seconds: number) => `${((seconds / wall) * 100).toFixed(0)} %`;
+      return `API ${pct(cpuSeconds(pid) - from.api)} of a core, this process ${pct((bench.user + bench.system) / 1e6)}`;
+    };
+    const quietFrom = cpu(api.pid);
     await streamProgress(Date.now() + QUIET_SECONDS * 1000);
+    const quietShare = share(quietFrom, api.pid);
     await sleep(1000);
     const quietFanout = fanout.splice(0);
+    const loadFrom = cpu(api.pid);
     const heartbeats = streamProgress(Date.now() + SECONDS * 1000);
 
     const createLatencies: number[] = [];
@@ -306,6 +323,7 @@ async function main() {
     }
     await Promise.all(inFlight);
     await heartbeats;
+    const loadShare = share(loadFrom, api.pid);
     await sleep(500);
 
     // 3. Idle sockets, on a fresh API process: the loaded one's heap still holds the load's
@@ -355,6 +373,7 @@ async function main() {
     console.log(`fan-out (heartbeat sent → client receives progress), without creates, ${q.n} events: ${ms(q)}`);
     console.log(`fan-out with ${CREATES_PER_SECOND} creates/s, ${f.n} events (${heartbeatErrors} heartbeats failed): ${ms(f)}`);
     console.log('  (goal p99 ≤ 50 ms)');
+    console.log(`CPU used: without creates ${quietShare}; with creates ${loadShare} (load average ${loadavg()[0]!.toFixed(1)})`);
     const lastAnswer = ((answeredBy - start) / 1000).toFixed(0);
     console.log(`creates answered: ${c.n} of ${CREATES_PER_SECOND * SECONDS}, the last ${lastAnswer} s after the first was sent`);
     console.log(`create under load, ${c.n} creates (${createErrors} errors): ${ms(c)}  (goal p99 ≤ 150 ms)`);
