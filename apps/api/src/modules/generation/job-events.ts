@@ -42,7 +42,7 @@ async function snapshot(deps: AppDeps, userId: string, jobId: string): Promise<{
  * PUBLISH that failed while Redis restarted. The re-read bounds how long a watcher can miss
  * its job's end; it costs one query per quiet follower per period.
  */
-export const IDLE_RESYNC_MS = 10_000;
+export const IDLE_RESYNC_MS = 30_000;
 /** After a failed re-read (database or Redis unreachable), the next one comes this soon. */
 const RESYNC_RETRY_MS = 1_000;
 
