@@ -50,6 +50,8 @@ export interface Slot {
 export interface ApiSlot extends Slot {
   port: number;
   url: string;
+  /** The current process answered /healthz (set again false when it exits). */
+  ready: boolean;
 }
 
 function alive(child: ChildProcess | null): child is ChildProcess {
@@ -86,6 +88,7 @@ export class Cluster {
         stopped: false,
         generation: 0,
         expectingExit: false,
+        ready: false,
       });
     }
     await Promise.all(cluster.apis.map((api) => cluster.startApi(api)));
@@ -122,6 +125,7 @@ export class Cluster {
   }
 
   async startApi(api: ApiSlot): Promise<void> {
+    api.ready = false;
     const child = this.spawnLogged(api, ['apps/api/src/main.ts'], {
       NODE_ENV: 'development',
       LOG_LEVEL: 'warn',
@@ -152,7 +156,13 @@ export class Cluster {
         (r) => r.ok,
         () => false,
       );
-      if (up) return;
+      if (up) {
+        api.ready = alive(child);
+        child.once('exit', () => {
+          if (api.child === child) api.ready = false;
+        });
+        return;
+      }
       if (i > 600) throw new Error(`${api.name} did not answer /healthz within a minute`);
       await new Promise((resolve) => setTimeout(resolve, 100));
     }
@@ -222,8 +232,9 @@ export class Cluster {
     await Promise.all(this.apis.filter((api) => !alive(api.child)).map((api) => this.startApi(api)));
   }
 
+  /** The APIs up and answering now (not one still starting). */
   liveApis(): ApiSlot[] {
-    return this.apis.filter((api) => alive(api.child));
+    return this.apis.filter((api) => api.ready && alive(api.child));
   }
 
   /** Ends engines whose worker was SIGKILLed (a hung one would wait forever). */
