@@ -319,8 +319,10 @@ export class Traffic {
     const user = this.random.pick(this.users);
     const params = this.params();
     const fault = (/\[fault:(oom|abort|hang):/.exec(params.prompt)?.[1] ?? null) as FaultKind | null;
-    const watch = this.random.chance(0.6);
-    const cancelAfterMs = this.random.chance(0.12) ? this.random.int(0, 2500) : null;
+    // 6 % are cancelled 0–2.5 s after create (mostly still queued), 6 % once they start running.
+    const cancel = this.random.chance(0.12) ? this.random.pick(['soon', 'running'] as const) : null;
+    const cancelAfterMs = this.random.int(0, 2500);
+    const watch = cancel === 'running' || this.random.chance(0.6);
     this.stats.createsSent += 1;
     this.track(
       (async () => {
@@ -338,11 +340,18 @@ export class Traffic {
           }
           return;
         }
-        const job: TrackedJob = { jobId, userId: user.id, fault, cancel: cancelAfterMs !== null, watcher: null };
+        const job: TrackedJob = { jobId, userId: user.id, fault, cancel: cancel !== null, watcher: null };
         this.jobs.set(jobId, job);
-        if (watch) job.watcher = this.watch(user, jobId);
-        if (cancelAfterMs !== null) {
-          await new Promise((resolve) => setTimeout(resolve, cancelAfterMs));
+        let started: Promise<void> = Promise.resolve();
+        if (watch) {
+          let onStart = () => {};
+          started = new Promise((resolve) => {
+            onStart = resolve;
+          });
+          job.watcher = this.watch(user, jobId, onStart);
+        }
+        if (cancel !== null) {
+          await (cancel === 'running' ? started : new Promise((resolve) => setTimeout(resolve, cancelAfterMs)));
           await this.retry(
             () => this.client(user).generation.cancel.mutate({ jobId }, { signal: AbortSignal.timeout(10_000) }),
             5,
@@ -389,18 +398,25 @@ export class Traffic {
     return client;
   }
 
-  /** Follows a job until its subscription ends after a terminal event; errors subscribe again. */
-  private watch(user: ChaosUser, jobId: string): Watcher {
+  /**
+   * Follows a job until its subscription ends after a terminal event; errors subscribe again.
+   * `onStart` is called when the job is first seen running, or has ended (nothing left to catch).
+   */
+  private watch(user: ChaosUser, jobId: string, onStart: () => void): Watcher {
     const watcher: Watcher = { events: [], ended: false };
     const subscribe = () => {
       this.wsClientFor(user).generation.onJob.subscribe(
         { jobId },
         {
-          onData: (event) => {
-            watcher.events.push(event as JobEvent);
+          onData: (data) => {
+            const event = data as JobEvent;
+            watcher.events.push(event);
+            const waiting = event.type === 'queued' || (event.type === 'snapshot' && event.status === 'pending');
+            if (!waiting) onStart();
           },
           onComplete: () => {
             watcher.ended = true;
+            onStart();
           },
           onError: () => {
             setTimeout(() => {
