@@ -4,8 +4,12 @@ import { startEmailSender } from './modules/email/sender.js';
 import { startSubscriptionEndTask } from './modules/payments/subscription-end.task.js';
 import { startReconciler } from './modules/generation/reconciler.js';
 import { startOrphanSweep } from './modules/worker/orphan-sweep.task.js';
+import { startRedisLossWatch } from './modules/generation/redis-loss.task.js';
 
-/** Loops the API process runs beside serving requests (reconciler, e-mail sender, orphan sweep). */
+/** Loops the API process runs beside serving requests (reconciler, e-mail sender, subscription ends, orphan sweep, Redis-loss watch). */
 export function startBackgroundTasks(deps: AppDeps): BackgroundTask[] {
-  return [startEmailSender(deps), startSubscriptionEndTask(deps), startReconciler(deps), startOrphanSweep(deps)];
+  return [
+    startEmailSender(deps), startSubscriptionEndTask(deps), startReconciler(deps), startOrphanSweep(deps),
+    startRedisLossWatch(deps),
+  ];
 }

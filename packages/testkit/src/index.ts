@@ -3,3 +3,4 @@ export * from './redis.js';
 export * from './fake-google.js';
 export * from './fake-lemonsqueezy.js';
 export * from './smtp-sink.js';
+export * from './redis-server.js';

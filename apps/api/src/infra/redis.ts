@@ -24,6 +24,8 @@ export function redisKeys(prefix: string) {
     recentDurations: `${prefix}generation:recent_durations`,
     /** Sorted set workerId → last seen (ms): the active worker count for wait estimates. */
     workersSeen: `${prefix}generation:workers`,
+    /** Present while Redis keeps its data; its absence means Redis restarted empty or was flushed. */
+    dataMarker: `${prefix}generation:data_marker`,
     jobChannel: (jobId: string) => `${prefix}job:${jobId}`,
     rateLimit: (scope: string, subject: string) => `${prefix}ratelimit:${scope}:${subject}`,
     lock: (name: string) => `${prefix}lock:${name}`,

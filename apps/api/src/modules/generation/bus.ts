@@ -36,7 +36,9 @@ export class Bus {
   constructor(private readonly deps: AppDeps) {
     // Connected before the first SUBSCRIBE: one sent while connecting races ioredis's ready
     // check (INFO), which Redis then refuses in subscriber mode, dropping the connection.
-    this.subscriber = deps.redis.duplicate({ enableAutoPipelining: false, lazyConnect: true });
+    // autoResubscribe is off: ioredis would announce 'ready' before its SUBSCRIBEs land, and a
+    // listener re-reading its job in that gap could miss an event published meanwhile for good.
+    this.subscriber = deps.redis.duplicate({ enableAutoPipelining: false, lazyConnect: true, autoResubscribe: false });
     this.connected = this.subscriber.connect().catch((err: unknown) => deps.logger.error({ err }, 'redis subscriber failed to connect'));
     this.subscriber.on('message', (channel: string, message: string) => {
       if (channel === deps.keys.queueWakeup) {
@@ -46,40 +48,75 @@ export class Bus {
       }
       for (const listener of this.listeners.get(channel) ?? []) listener(message);
     });
-    // A dropped subscriber misses messages: wake every sleeper so nobody waits on a lost
-    // signal, and tell every listener to re-read what it follows.
+    // A dropped subscriber (Redis restarted, network cut) misses messages: once it is back and
+    // subscribed again, wake every sleeper and tell every listener to re-read what it follows.
     let connectedBefore = false;
     this.subscriber.on('ready', () => {
-      this.wakeAll();
-      if (connectedBefore) for (const set of this.listeners.values()) for (const listener of set) listener(null);
+      if (connectedBefore) void this.resubscribe();
       connectedBefore = true;
     });
     this.subscriber.on('error', (err: unknown) => deps.logger.warn({ err }, 'redis subscriber error'));
   }
 
-  /** Listens on `channel`; resolves once Redis confirmed the subscription. Returns the unsubscribe. */
+  private async resubscribe(): Promise<void> {
+    const channels = [...this.listeners.keys()];
+    if (this.wakeupReady) channels.push(this.deps.keys.queueWakeup);
+    try {
+      if (channels.length > 0) await this.subscriber.subscribe(...channels);
+    } catch (err) {
+      // Dropped again before the SUBSCRIBE landed: the next 'ready' tries again.
+      this.deps.logger.warn({ err }, 'redis subscriber could not resubscribe');
+      return;
+    }
+    this.wakeAll();
+    for (const set of this.listeners.values()) for (const listener of set) listener(null);
+  }
+
+  /**
+   * Listens on `channel`; resolves once Redis confirmed the subscription (throws, listening to
+   * nothing, if it could not). Returns the unsubscribe.
+   */
   async listen(channel: string, listener: Listener): Promise<() => Promise<void>> {
     let set = this.listeners.get(channel);
     if (!set) {
       set = new Set();
       this.listeners.set(channel, set);
-      this.pending.set(channel, this.connected.then(() => this.subscriber.subscribe(channel)));
     }
     set.add(listener);
-    await this.pending.get(channel);
-    return async () => {
-      set.delete(listener);
-      if (set.size === 0 && this.listeners.get(channel) === set) {
+    let subscribed = this.pending.get(channel);
+    if (!subscribed) {
+      const attempt = this.connected.then(() => this.subscriber.subscribe(channel));
+      // A failed SUBSCRIBE is forgotten, so the next listener of the channel tries again.
+      attempt.catch(() => { if (this.pending.get(channel) === attempt) this.pending.delete(channel); });
+      this.pending.set(channel, attempt);
+      subscribed = attempt;
+    }
+    const channelSet = set;
+    const unsubscribe = async () => {
+      channelSet.delete(listener);
+      if (channelSet.size === 0 && this.listeners.get(channel) === channelSet) {
         this.listeners.delete(channel);
         this.pending.delete(channel);
         if (!this.closed) await this.subscriber.unsubscribe(channel).catch(() => undefined);
       }
     };
+    try {
+      await subscribed;
+    } catch (err) {
+      await unsubscribe();
+      throw err;
+    }
+    return unsubscribe;
   }
 
   /** A counter of queue wake-ups heard; compare before and after a claim attempt. */
   async wakeupCounter(): Promise<number> {
-    this.wakeupReady ??= this.connected.then(() => this.subscriber.subscribe(this.deps.keys.queueWakeup)).then(() => undefined);
+    if (!this.wakeupReady) {
+      const channel = this.deps.keys.queueWakeup;
+      const attempt = this.connected.then(() => this.subscriber.subscribe(channel)).then(() => undefined);
+      attempt.catch(() => { if (this.wakeupReady === attempt) this.wakeupReady = null; });
+      this.wakeupReady = attempt;
+    }
     await this.wakeupReady;
     return this.wakeups;
   }

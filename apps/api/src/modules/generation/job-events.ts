@@ -37,14 +37,28 @@ async function snapshot(deps: AppDeps, userId: string, jobId: string): Promise<{
 }
 
 /**
+ * A follower that heard nothing for this long re-reads its job. Events can be lost without
+ * the subscriber noticing: an API process killed between its commit and its PUBLISH, a
+ * PUBLISH that failed while Redis restarted. The re-read bounds how long a watcher can miss
+ * its job's end; it costs one query per quiet follower per period.
+ */
+export const IDLE_RESYNC_MS = 30_000;
+/** After a failed re-read (database or Redis unreachable), the next one comes this soon. */
+const RESYNC_RETRY_MS = 1_000;
+
+/**
  * The live events of one of the user's jobs: a snapshot first, then what happens, ending
  * after a terminal event. It listens before it reads the snapshot, so nothing falls in
  * between; buffered events the snapshot already contains (version ≤ the snapshot's) are
  * dropped. `queued` carries no DB change (the row's version stays), so one with the
- * snapshot's version still passes: it is where the job landed in the queue. If the
- * process's subscriber connection drops, events may be lost: a fresh snapshot follows.
+ * snapshot's version still passes: it is where the job landed in the queue. When the
+ * process's subscriber connection comes back after a drop, or nothing was heard for
+ * `idleResyncMs`, the job is re-read and a fresh snapshot follows if it moved.
  */
-export async function* jobEvents(deps: AppDeps, userId: string, jobId: string, signal?: AbortSignal): AsyncGenerator<JobEvent> {
+export async function* jobEvents(
+  deps: AppDeps, userId: string, jobId: string, signal?: AbortSignal, options: { idleResyncMs?: number } = {},
+): AsyncGenerator<JobEvent> {
+  const idleResyncMs = options.idleResyncMs ?? IDLE_RESYNC_MS;
   const buffer: (JobEnvelope | 'resync')[] = [];
   let wake: (() => void) | null = null;
   const stop = await busFor(deps).listen(deps.keys.jobChannel(jobId), (message) => {
@@ -62,16 +76,29 @@ export async function* jobEvents(deps: AppDeps, userId: string, jobId: string, s
     for (const event of snap.events) yield event;
     if (TERMINAL_JOB_STATES.includes(snap.status)) return;
     let last = snap.version;
+    let quietMs = idleResyncMs;
     while (!signal?.aborted) {
       const envelope = buffer.shift();
       if (!envelope) {
-        await new Promise<void>((resolve) => { wake = resolve; });
+        let idle: NodeJS.Timeout | undefined;
+        await new Promise<void>((resolve) => {
+          wake = resolve;
+          idle = setTimeout(() => { buffer.push('resync'); resolve(); }, quietMs);
+        });
+        clearTimeout(idle);
         wake = null;
         continue;
       }
       if (envelope === 'resync') {
-        // The subscriber reconnected and may have missed events: send the state afresh if it moved.
-        const fresh = await snapshot(deps, userId, jobId);
+        let fresh: Awaited<ReturnType<typeof snapshot>>;
+        try {
+          fresh = await snapshot(deps, userId, jobId);
+        } catch (err) {
+          deps.logger.warn({ err, jobId }, 'job re-read failed; retrying');
+          quietMs = RESYNC_RETRY_MS;
+          continue;
+        }
+        quietMs = idleResyncMs;
         if (fresh.version <= last) continue;
         last = fresh.version;
         for (const event of fresh.events) yield event;
