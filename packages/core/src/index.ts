@@ -7,3 +7,4 @@ export * from './errors.js';
 export * from './events.js';
 export * from './worker-protocol.js';
 export * from './env.js';
+export * from './job-kinds.js';
