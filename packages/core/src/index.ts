@@ -8,3 +8,4 @@ export * from './events.js';
 export * from './worker-protocol.js';
 export * from './env.js';
 export * from './job-kinds.js';
+export * from './uploads.js';
