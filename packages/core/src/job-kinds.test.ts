@@ -24,7 +24,14 @@ import {
 
 const UPLOAD = '0b0e8f4e-8d57-4a4e-9d42-2d6a3f0a5e11';
 const IMAGE = '7d1c2a59-3c1e-4b8a-a2f5-52f4b1c6d0a9';
-const base = { prompt: 'a lighthouse at dusk', model: 'sdxl', width: 1024, height: 1024, steps: 30, cfgScale: 7 } as const;
+const base = {
+  prompt: 'a lighthouse at dusk',
+  model: 'sdxl',
+  width: 1024,
+  height: 1024,
+  steps: 30,
+  cfgScale: 7,
+} as const;
 
 function messages(schema: z.ZodType, input: unknown): string[] {
   const result = schema.safeParse(input);
@@ -39,10 +46,12 @@ describe('createJobInputSchema', () => {
       kind: 'img2img',
       input: { initImage: { imageId: IMAGE }, strength: 0.75, count: 1 },
     });
-    expect(parse({ initImage: { uploadId: UPLOAD }, mask: { uploadId: UPLOAD }, strength: 1, count: 4 })).toMatchObject({
-      kind: 'inpaint',
-      input: { initImage: { uploadId: UPLOAD }, mask: { uploadId: UPLOAD }, strength: 1, count: 4 },
-    });
+    expect(parse({ initImage: { uploadId: UPLOAD }, mask: { uploadId: UPLOAD }, strength: 1, count: 4 })).toMatchObject(
+      {
+        kind: 'inpaint',
+        input: { initImage: { uploadId: UPLOAD }, mask: { uploadId: UPLOAD }, strength: 1, count: 4 },
+      },
+    );
   });
 
   it.each([
@@ -55,7 +64,10 @@ describe('createJobInputSchema', () => {
     [{ count: 1.5 }, 'count: count must be a whole number'],
     [{ mask: { uploadId: UPLOAD } }, 'mask: mask needs an initImage to paint over'],
     [{ initImage: {} }, 'initImage: initImage must be { uploadId } or { imageId }, exactly one'],
-    [{ initImage: { uploadId: UPLOAD, imageId: IMAGE } }, 'initImage: initImage must be { uploadId } or { imageId }, exactly one'],
+    [
+      { initImage: { uploadId: UPLOAD, imageId: IMAGE } },
+      'initImage: initImage must be { uploadId } or { imageId }, exactly one',
+    ],
     [{ initImage: { uploadId: 'nope' } }, 'initImage.uploadId: initImage.uploadId must be a UUID'],
     [{ initImage: { url: 'http://x' } }, 'initImage: initImage takes only uploadId or imageId, not url'],
     [{ initImage: 'abc' }, 'initImage: initImage must be an object'],
@@ -97,7 +109,12 @@ describe('estimates (worked numbers in packages/core/README.md)', () => {
     expect(estimateImg2img({ ...base, strength: 1 })).toBe(90);
     expect(estimateImg2img({ model: 'sd15', width: 512, height: 512, steps: 20, strength: 0.5, count: 3 })).toBe(15);
     const inpaint = classifyCreateInput(
-      createJobInputSchema.parse({ ...base, initImage: { uploadId: UPLOAD }, mask: { uploadId: UPLOAD }, strength: 0.75 }),
+      createJobInputSchema.parse({
+        ...base,
+        initImage: { uploadId: UPLOAD },
+        mask: { uploadId: UPLOAD },
+        strength: 0.75,
+      }),
     );
     expect(estimateCreateInput(inpaint)).toBe(69);
   });
@@ -111,6 +128,7 @@ describe('estimates (worked numbers in packages/core/README.md)', () => {
     expect(estimateUpscale({ width: 512, height: 512 }, 4)).toBe(8);
     expect(estimateUpscale({ width: 512, height: 512 }, 2)).toBe(8);
     expect(estimateUpscale({ width: 1024, height: 1024 }, 4)).toBe(32);
+    expect(estimateUpscale({ width: 2048, height: 2048 }, 2)).toBe(128);
     expect(estimateUpscale({ width: 256, height: 320 }, 2)).toBe(3); // 2.5 up
     expect(JOB_KINDS.upscale.estimate({ imageId: IMAGE, scale: 4 }, { width: 1024, height: 768 })).toBe(24);
   });
@@ -137,7 +155,9 @@ describe('estimates (worked numbers in packages/core/README.md)', () => {
         const [low, high] = a <= b ? [a, b] : [b, a];
         const job = { model: m, width, height, steps: s, count: n };
         expect(estimateImg2img({ ...job, strength: low })).toBeGreaterThanOrEqual(1);
-        expect(estimateImg2img({ ...job, strength: low })).toBeLessThanOrEqual(estimateImg2img({ ...job, strength: high }));
+        expect(estimateImg2img({ ...job, strength: low })).toBeLessThanOrEqual(
+          estimateImg2img({ ...job, strength: high }),
+        );
         expect(estimateImg2img({ ...job, strength: low })).toBeLessThanOrEqual(estimateTxt2img(job));
         if (s < 150) {
           expect(estimateImg2img({ ...job, strength: low })).toBeLessThanOrEqual(
@@ -167,10 +187,38 @@ describe('estimates (worked numbers in packages/core/README.md)', () => {
 
 /** The sd-cli options that take a value; everything else in a list must be one of these or a value. */
 const VALUE_FLAGS = new Set([
-  '-m', '-p', '-n', '-W', '-H', '--steps', '--cfg-scale', '-s', '--sampling-method', '-b', '-o', '-i', '--strength',
-  '--mask', '-M', '--upscale-model', '--upscale-repeats', '--preview', '--preview-path', '--preview-interval',
+  '-m',
+  '-p',
+  '-n',
+  '-W',
+  '-H',
+  '--steps',
+  '--cfg-scale',
+  '-s',
+  '--sampling-method',
+  '-b',
+  '-o',
+  '-i',
+  '--strength',
+  '--mask',
+  '-M',
+  '--upscale-model',
+  '--upscale-repeats',
+  '--preview',
+  '--preview-path',
+  '--preview-interval',
 ]);
-const NUMERIC_FLAGS = new Set(['-W', '-H', '--steps', '--cfg-scale', '-s', '-b', '--strength', '--upscale-repeats', '--preview-interval']);
+const NUMERIC_FLAGS = new Set([
+  '-W',
+  '-H',
+  '--steps',
+  '--cfg-scale',
+  '-s',
+  '-b',
+  '--strength',
+  '--upscale-repeats',
+  '--preview-interval',
+]);
 
 /** Reads a list back the way sd-cli does: each flag once, each followed by its value. */
 function parseArgs(args: string[]): Map<string, string> {
@@ -193,35 +241,94 @@ describe('engineArgs', () => {
 
   it('keeps the txt2img command line the worker runs today', () => {
     expect(engineArgs({ kind: 'txt2img', params, count: 1 }, files)).toEqual([
-      '-m', '/models/sdxl.safetensors', '-p', 'a lighthouse at dusk', '-n', 'blur', '-W', '1024', '-H', '1024', '--steps', '30',
-      '--cfg-scale', '7', '-s', '42', '--sampling-method', 'euler_a', '-o', '/tmp/job/out.png',
+      '-m',
+      '/models/sdxl.safetensors',
+      '-p',
+      'a lighthouse at dusk',
+      '-n',
+      'blur',
+      '-W',
+      '1024',
+      '-H',
+      '1024',
+      '--steps',
+      '30',
+      '--cfg-scale',
+      '7',
+      '-s',
+      '42',
+      '--sampling-method',
+      'euler_a',
+      '-o',
+      '/tmp/job/out.png',
     ]);
   });
 
   it('adds the image tools, the batch and the previews as sd-cli names them', () => {
     const inpaint = engineArgs(
       { kind: 'inpaint', params, count: 4, strength: 0.6 },
-      { ...files, initImage: '/tmp/job/init.png', mask: '/tmp/job/mask.png', preview: { path: '/tmp/job/preview.png', intervalSteps: 3 } },
+      {
+        ...files,
+        initImage: '/tmp/job/init.png',
+        mask: '/tmp/job/mask.png',
+        preview: { path: '/tmp/job/preview.png', intervalSteps: 3 },
+      },
     );
     expect(inpaint.slice(-16)).toEqual([
-      '-b', '4', '-i', '/tmp/job/init.png', '--mask', '/tmp/job/mask.png', '--strength', '0.6',
-      '--preview', 'proj', '--preview-path', '/tmp/job/preview.png', '--preview-interval', '3', '-o', '/tmp/job/out.png',
+      '-b',
+      '4',
+      '-i',
+      '/tmp/job/init.png',
+      '--mask',
+      '/tmp/job/mask.png',
+      '--strength',
+      '0.6',
+      '--preview',
+      'proj',
+      '--preview-path',
+      '/tmp/job/preview.png',
+      '--preview-interval',
+      '3',
+      '-o',
+      '/tmp/job/out.png',
     ]);
-    expect(engineArgs({ kind: 'upscale', scale: 2, source: { width: 512, height: 512 } }, {
-      output: '/tmp/job/out.png', initImage: '/tmp/job/source.png', upscaleModel: '/models/esrgan-x4.pth',
-      modelArgs: ['-m', '/models/sdxl.safetensors'],
-    })).toEqual([
-      '-M', 'upscale', '--upscale-model', '/models/esrgan-x4.pth', '-i', '/tmp/job/source.png', '--upscale-repeats', '1',
-      '-o', '/tmp/job/out.png',
+    expect(
+      engineArgs(
+        { kind: 'upscale', scale: 2, source: { width: 512, height: 512 } },
+        {
+          output: '/tmp/job/out.png',
+          initImage: '/tmp/job/source.png',
+          upscaleModel: '/models/esrgan-x4.pth',
+          modelArgs: ['-m', '/models/sdxl.safetensors'],
+        },
+      ),
+    ).toEqual([
+      '-M',
+      'upscale',
+      '--upscale-model',
+      '/models/esrgan-x4.pth',
+      '-i',
+      '/tmp/job/source.png',
+      '--upscale-repeats',
+      '1',
+      '-o',
+      '/tmp/job/out.png',
     ]);
   });
 
   it('refuses to build a command line without the files the kind needs', () => {
-    expect(() => engineArgs({ kind: 'img2img', params, count: 1, strength: 0.5 }, files)).toThrow('a img2img job needs an init image');
-    expect(() => engineArgs({ kind: 'inpaint', params, count: 1, strength: 0.5 }, { ...files, initImage: '/i.png' })).toThrow(/a mask/);
-    expect(() => engineArgs({ kind: 'upscale', scale: 4, source: { width: 8, height: 8 } }, files)).toThrow(/upscale model/);
-    expect(() => engineArgs({ kind: 'txt2img', params, count: 1 }, { ...files, preview: { path: '/p.png', intervalSteps: 0 } }))
-      .toThrow(RangeError);
+    expect(() => engineArgs({ kind: 'img2img', params, count: 1, strength: 0.5 }, files)).toThrow(
+      'a img2img job needs an init image',
+    );
+    expect(() =>
+      engineArgs({ kind: 'inpaint', params, count: 1, strength: 0.5 }, { ...files, initImage: '/i.png' }),
+    ).toThrow(/a mask/);
+    expect(() => engineArgs({ kind: 'upscale', scale: 4, source: { width: 8, height: 8 } }, files)).toThrow(
+      /upscale model/,
+    );
+    expect(() =>
+      engineArgs({ kind: 'txt2img', params, count: 1 }, { ...files, preview: { path: '/p.png', intervalSteps: 0 } }),
+    ).toThrow(RangeError);
   });
 
   const path = fc.stringMatching(/^\/[a-z0-9_/.-]{1,30}$/);
@@ -230,10 +337,15 @@ describe('engineArgs', () => {
     fc.record({
       kind: fc.constantFrom('txt2img' as const, 'img2img' as const, 'inpaint' as const),
       params: fc.record({
-        prompt: text, negativePrompt: fc.option(text, { nil: undefined }), model: fc.constantFrom(...MODEL_IDS),
-        width: fc.integer({ min: 4, max: 32 }).map((n) => n * 64), height: fc.integer({ min: 4, max: 32 }).map((n) => n * 64),
-        steps: fc.integer({ min: 1, max: 150 }), cfgScale: fc.double({ min: 0, max: 30, noNaN: true }),
-        seed: fc.integer({ min: 0, max: 2 ** 32 - 1 }), sampler: fc.constantFrom(...SAMPLERS),
+        prompt: text,
+        negativePrompt: fc.option(text, { nil: undefined }),
+        model: fc.constantFrom(...MODEL_IDS),
+        width: fc.integer({ min: 4, max: 32 }).map((n) => n * 64),
+        height: fc.integer({ min: 4, max: 32 }).map((n) => n * 64),
+        steps: fc.integer({ min: 1, max: 150 }),
+        cfgScale: fc.double({ min: 0, max: 30, noNaN: true }),
+        seed: fc.integer({ min: 0, max: 2 ** 32 - 1 }),
+        sampler: fc.constantFrom(...SAMPLERS),
       }),
       count: fc.integer({ min: 1, max: 4 }),
       strength: fc.integer({ min: 5, max: 100 }).map((n) => n / 100),
@@ -247,28 +359,43 @@ describe('engineArgs', () => {
 
   it('always gives flag–value pairs that read back to the job', () => {
     fc.assert(
-      fc.property(job, path, path, path, path, fc.option(fc.integer({ min: 1, max: 20 }), { nil: undefined }), (j, out, init, mask, model, every) => {
-        const preview = every === undefined ? undefined : { path: `${out}.preview.png`, intervalSteps: every };
-        const args = engineArgs(j, { modelArgs: ['-m', model], output: out, initImage: init, mask, upscaleModel: model, preview });
-        const options = parseArgs(args);
-        expect(options.get('-o')).toBe(out);
-        if (j.kind === 'upscale') {
-          expect(options.get('-M')).toBe('upscale');
-          expect(options.get('-i')).toBe(init);
-          expect([...options.keys()].sort()).toEqual(['--upscale-model', '--upscale-repeats', '-M', '-i', '-o']);
-          return;
-        }
-        expect(options.get('-p')).toBe(j.params.prompt);
-        expect(options.get('-n')).toBe(j.params.negativePrompt || undefined);
-        expect(Number(options.get('-W'))).toBe(j.params.width);
-        expect(Number(options.get('--cfg-scale'))).toBe(j.params.cfgScale);
-        expect(Number(options.get('-s'))).toBe(j.params.seed);
-        expect(options.get('-b')).toBe(j.count > 1 ? String(j.count) : undefined);
-        expect(options.get('--preview-interval')).toBe(every === undefined ? undefined : String(every));
-        expect(options.get('-i')).toBe(j.kind === 'txt2img' ? undefined : init);
-        expect(options.get('--mask')).toBe(j.kind === 'inpaint' ? mask : undefined);
-        expect(Number(options.get('--strength') ?? 'NaN')).toBe(j.kind === 'txt2img' ? NaN : j.strength);
-      }),
+      fc.property(
+        job,
+        path,
+        path,
+        path,
+        path,
+        fc.option(fc.integer({ min: 1, max: 20 }), { nil: undefined }),
+        (j, out, init, mask, model, every) => {
+          const preview = every === undefined ? undefined : { path: `${out}.preview.png`, intervalSteps: every };
+          const args = engineArgs(j, {
+            modelArgs: ['-m', model],
+            output: out,
+            initImage: init,
+            mask,
+            upscaleModel: model,
+            preview,
+          });
+          const options = parseArgs(args);
+          expect(options.get('-o')).toBe(out);
+          if (j.kind === 'upscale') {
+            expect(options.get('-M')).toBe('upscale');
+            expect(options.get('-i')).toBe(init);
+            expect([...options.keys()].sort()).toEqual(['--upscale-model', '--upscale-repeats', '-M', '-i', '-o']);
+            return;
+          }
+          expect(options.get('-p')).toBe(j.params.prompt);
+          expect(options.get('-n')).toBe(j.params.negativePrompt || undefined);
+          expect(Number(options.get('-W'))).toBe(j.params.width);
+          expect(Number(options.get('--cfg-scale'))).toBe(j.params.cfgScale);
+          expect(Number(options.get('-s'))).toBe(j.params.seed);
+          expect(options.get('-b')).toBe(j.count > 1 ? String(j.count) : undefined);
+          expect(options.get('--preview-interval')).toBe(every === undefined ? undefined : String(every));
+          expect(options.get('-i')).toBe(j.kind === 'txt2img' ? undefined : init);
+          expect(options.get('--mask')).toBe(j.kind === 'inpaint' ? mask : undefined);
+          expect(Number(options.get('--strength') ?? 'NaN')).toBe(j.kind === 'txt2img' ? NaN : j.strength);
+        },
+      ),
     );
   });
 });
@@ -276,7 +403,11 @@ describe('engineArgs', () => {
 describe('engineOutputFiles', () => {
   it('names a batch as sd-cli writes it', () => {
     expect(engineOutputFiles('/tmp/a.b/out.png', 1)).toEqual(['/tmp/a.b/out.png']);
-    expect(engineOutputFiles('/tmp/a.b/out.png', 3)).toEqual(['/tmp/a.b/out_0.png', '/tmp/a.b/out_1.png', '/tmp/a.b/out_2.png']);
+    expect(engineOutputFiles('/tmp/a.b/out.png', 3)).toEqual([
+      '/tmp/a.b/out_0.png',
+      '/tmp/a.b/out_1.png',
+      '/tmp/a.b/out_2.png',
+    ]);
     expect(engineOutputFiles('/tmp/a.b/out', 2)).toEqual(['/tmp/a.b/out_0', '/tmp/a.b/out_1']);
   });
 });

@@ -122,7 +122,9 @@ export function effectiveSteps(steps: number, strength: number): number {
   return Math.max(1, Math.ceil(Math.round(steps * strength * 1e9) / 1e9));
 }
 
-export function estimateTxt2img(input: Pick<Txt2imgInput, 'model' | 'width' | 'height' | 'steps'> & { count?: number }) {
+export function estimateTxt2img(
+  input: Pick<Txt2imgInput, 'model' | 'width' | 'height' | 'steps'> & { count?: number },
+) {
   return estimateCredits(input) * (input.count ?? 1);
 }
 
@@ -214,6 +216,7 @@ function previewArgs(preview: PreviewFiles | undefined): string[] {
 }
 
 function diffusionArgs(params: EngineParams, count: number, files: EngineFiles, imageArgs: string[] = []): string[] {
+  // prettier-ignore
   return [
     ...(files.modelArgs ?? []),
     '-p', params.prompt,
@@ -232,6 +235,7 @@ function diffusionArgs(params: EngineParams, count: number, files: EngineFiles, 
 }
 
 /** The sd-cli argument list for one job. Throws on a missing file: that is the caller's bug, not the user's. */
+// prettier-ignore
 export function engineArgs(job: EngineJob, files: EngineFiles): string[] {
   switch (job.kind) {
     case 'txt2img':

@@ -25,7 +25,7 @@ const COMPLETE_GRACE_SECONDS = 15 * 60;
 /** How long a checked upload waits for a job to use it before it is deleted. */
 export const UNUSED_UPLOAD_SECONDS = 24 * 3600;
 
-/** Where the checked PNG of a raw upload goes: derived, so a crash between the two writes leaves nothing untraceable. */
+/** Where the checked PNG of a raw upload goes: derived, so a crash between the two writes leaves no untraceable object. */
 export function checkedKeyFor(rawKey: string): string {
   return `${CHECKED_PREFIX}${rawKey.slice(INCOMING_PREFIX.length)}.png`;
 }
@@ -36,8 +36,20 @@ export function pendingUploadSeconds(deps: Pick<AppDeps, 'store'>): number {
 }
 
 /** sharp's names for the formats we take, by the Content-Type a client declares for them. */
-const FORMAT_OF_TYPE: Record<UploadImageType, string> = { 'image/png': 'png', 'image/jpeg': 'jpeg', 'image/webp': 'webp' };
-const FORMAT_NAMES: Record<string, string> = { png: 'PNG', jpeg: 'JPEG', webp: 'WebP', gif: 'GIF', svg: 'SVG', tiff: 'TIFF', heif: 'HEIF' };
+const FORMAT_OF_TYPE: Record<UploadImageType, string> = {
+  'image/png': 'png',
+  'image/jpeg': 'jpeg',
+  'image/webp': 'webp',
+};
+const FORMAT_NAMES: Record<string, string> = {
+  png: 'PNG',
+  jpeg: 'JPEG',
+  webp: 'WebP',
+  gif: 'GIF',
+  svg: 'SVG',
+  tiff: 'TIFF',
+  heif: 'HEIF',
+};
 
 function refused(message: string, details: Record<string, unknown> = {}): DomainError<'BAD_REQUEST'> {
   return new DomainError('BAD_REQUEST', message, details);
@@ -65,7 +77,10 @@ export async function createUpload(deps: AppDeps, userId: string, input: UploadC
       .returning({ id: uploads.id }),
   );
   const seconds = uploadUrlSeconds(deps.store);
-  const url = await deps.store.presignPut(rawKey, input.contentType, { contentLength: input.size, expiresSeconds: seconds });
+  const url = await deps.store.presignPut(rawKey, input.contentType, {
+    contentLength: input.size,
+    expiresSeconds: seconds,
+  });
   return { uploadId: row!.id, url, expiresAt: new Date(Date.now() + seconds * 1000) };
 }
 
@@ -76,7 +91,10 @@ export interface CheckedUpload {
 }
 
 /** Looks at the bytes, never at the declared type; refuses anything that is not a sane, small image. */
-async function reencode(raw: Uint8Array, declared: UploadImageType): Promise<{ png: Buffer; width: number; height: number }> {
+async function reencode(
+  raw: Uint8Array,
+  declared: UploadImageType,
+): Promise<{ png: Buffer; width: number; height: number }> {
   let header: Metadata;
   try {
     // Reads the header only: no pixel is decoded before the dimensions are known to be sane.
@@ -86,14 +104,21 @@ async function reencode(raw: Uint8Array, declared: UploadImageType): Promise<{ p
   }
   const format = header.format as string;
   if (!Object.values(FORMAT_OF_TYPE).includes(format)) {
-    throw refused(`The file is ${FORMAT_NAMES[format] ?? `a ${format}`} image; upload a PNG, JPEG or WebP.`, { format });
+    throw refused(`The file is ${FORMAT_NAMES[format] ?? `a ${format}`} image; upload a PNG, JPEG or WebP.`, {
+      format,
+    });
   }
   if (format !== FORMAT_OF_TYPE[declared]) {
-    throw refused(`The file was declared ${declared} but is a ${FORMAT_NAMES[format]}; declare the type it has.`, { format });
+    throw refused(`The file was declared ${declared} but is a ${FORMAT_NAMES[format]}; declare the type it has.`, {
+      format,
+    });
   }
   const { width, height } = header;
   if (!width || !height || width > MAX_UPLOAD_SIDE || height > MAX_UPLOAD_SIDE) {
-    throw refused(`The image is ${width}×${height}; each side may be at most ${MAX_UPLOAD_SIDE} pixels.`, { width, height });
+    throw refused(`The image is ${width}×${height}; each side may be at most ${MAX_UPLOAD_SIDE} pixels.`, {
+      width,
+      height,
+    });
   }
   try {
     // The pixel limit again at decode time, in case a format's header and its data disagree.
@@ -170,7 +195,10 @@ export async function completeUpload(deps: AppDeps, userId: string, uploadId: st
 async function reject(deps: AppDeps, userId: string, uploadId: string, rawKey: string): Promise<void> {
   await deps.store.deleteKeys([rawKey]);
   await withUser(deps.db, userId, (tx) =>
-    tx.update(uploads).set({ status: 'rejected' }).where(and(eq(uploads.id, uploadId), eq(uploads.status, 'pending'))),
+    tx
+      .update(uploads)
+      .set({ status: 'rejected' })
+      .where(and(eq(uploads.id, uploadId), eq(uploads.status, 'pending'))),
   );
 }
 
@@ -188,7 +216,11 @@ export interface ResolvedImage {
  * With `retain`, a checked upload stops expiring (a job now relies on it); an upload already
  * past its expiry is NOT_FOUND, so the expiry sweep and a job can never both have it.
  */
-export async function resolveImageSource(tx: Tx, source: ImageSource, options: { retain?: boolean } = {}): Promise<ResolvedImage> {
+export async function resolveImageSource(
+  tx: Tx,
+  source: ImageSource,
+  options: { retain?: boolean } = {},
+): Promise<ResolvedImage> {
   if ('imageId' in source) {
     const [image] = await tx
       .select({ key: images.originalKey, bytes: images.bytes, width: images.width, height: images.height })

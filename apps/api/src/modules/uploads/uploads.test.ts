@@ -11,8 +11,12 @@ import { resolveImageSource } from './uploads.service.js';
 import { sweepExpiredUploads } from './uploads-expiry.task.js';
 
 let app: TestApp;
-beforeAll(async () => { app = await createTestApp(); });
-afterAll(async () => { await app.close(); });
+beforeAll(async () => {
+  app = await createTestApp();
+});
+afterAll(async () => {
+  await app.close();
+});
 
 /** Every object key under uploads/, sorted. */
 async function storedUploads(): Promise<string[]> {
@@ -64,7 +68,8 @@ function pngClaiming(width: number, height: number): Uint8Array {
   return Buffer.concat([
     Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
     chunk('IHDR', ihdr),
-    chunk('IDAT', deflateSync(Buffer.alloc(1 + width * 3))), // one row of 20,000 pixels: 60 KB of zeros, ~60 bytes deflated
+    // One row of zeros (60 KB for 20,000 pixels) deflates to about 60 bytes.
+    chunk('IDAT', deflateSync(Buffer.alloc(1 + width * 3))),
     chunk('IEND', Buffer.alloc(0)),
   ]);
 }
@@ -81,7 +86,9 @@ describe('uploads.create', () => {
     const error = await failure(app.callerFor(user).uploads.create(input as never));
     expect(error?.code).toBe('BAD_REQUEST');
     expect(error?.message).toContain(message);
-    const [{ count }] = (await app.database.admin`select count(*)::int from uploads where user_id = ${user.id}`) as [{ count: number }];
+    const [{ count }] = (await app.database.admin`select count(*)::int from uploads where user_id = ${user.id}`) as [
+      { count: number },
+    ];
     expect(count).toBe(0);
     expect(await storedUploads()).toEqual(before);
   });
@@ -97,7 +104,9 @@ describe('uploads.create', () => {
     // Real S3 refuses a body of another length than signed; the embedded server does not check
     // signatures, so this PUT lands, and complete must catch it on its own.
     const longer = Buffer.concat([body, Buffer.alloc(1)]);
-    expect((await fetch(url, { method: 'PUT', body: longer, headers: { 'content-type': 'image/png' } })).status).toBe(200);
+    expect((await fetch(url, { method: 'PUT', body: longer, headers: { 'content-type': 'image/png' } })).status).toBe(
+      200,
+    );
     expect((await failure(app.callerFor(user).uploads.complete({ uploadId })))?.message).toBe(
       `The stored file is ${body.length + 1} bytes, not the ${body.length} declared.`,
     );
@@ -105,7 +114,9 @@ describe('uploads.create', () => {
   });
 
   it('requires a signed-in user', async () => {
-    expect((await failure(app.callerFor(null).uploads.create({ contentType: 'image/png', size: 10 })))?.code).toBe('UNAUTHORIZED');
+    expect((await failure(app.callerFor(null).uploads.create({ contentType: 'image/png', size: 10 })))?.code).toBe(
+      'UNAUTHORIZED',
+    );
   });
 });
 
@@ -145,12 +156,27 @@ describe('uploads.complete', () => {
 
   const refusals: [string, () => Promise<Uint8Array>, UploadImageType, RegExp][] = [
     ['a GIF', () => photo('gif'), 'image/png', /The file is GIF image; upload a PNG, JPEG or WebP/],
-    ['a text file named .png', async () => Buffer.from('just some text, not a picture\n'), 'image/png', /not an image we can read/],
+    [
+      'a text file named .png',
+      async () => Buffer.from('just some text, not a picture\n'),
+      'image/png',
+      /not an image we can read/,
+    ],
     ['a JPEG declared as PNG', () => photo('jpeg'), 'image/png', /declared image\/png but is a JPEG/],
     ['a PNG declared as WebP', () => photo('png'), 'image/webp', /declared image\/webp but is a PNG/],
-    ['a 20,000 × 20,000 PNG (bomb)', async () => pngClaiming(20_000, 20_000), 'image/png', /20000×20000; each side may be at most 4096/],
+    [
+      'a 20,000 × 20,000 PNG (bomb)',
+      async () => pngClaiming(20_000, 20_000),
+      'image/png',
+      /20000×20000; each side may be at most 4096/,
+    ],
     ['a 4,097 × 16 PNG', () => photo('png', 4097, 16), 'image/png', /4097×16; each side may be at most 4096/],
-    ['a truncated PNG', async () => (await photo('png', 300, 300)).subarray(0, 120), 'image/png', /damaged|not an image/],
+    [
+      'a truncated PNG',
+      async () => (await photo('png', 300, 300)).subarray(0, 120),
+      'image/png',
+      /damaged|not an image/,
+    ],
   ];
 
   it.each(refusals)('refuses %s with a clear 400 and keeps nothing', async (_, make, declared, message) => {
@@ -169,7 +195,9 @@ describe('uploads.complete', () => {
     expect(await uploadRow(uploadId)).toMatchObject({ status: 'rejected', image_key: null });
     // Refused for good: completing again does not resurrect it, and no job can use it.
     expect((await failure(app.callerFor(user).uploads.complete({ uploadId })))?.message).toMatch(/was refused/);
-    await expect(withUser(app.deps.db, user.id, (tx) => resolveImageSource(tx, { uploadId }))).rejects.toThrow('Upload not found');
+    await expect(withUser(app.deps.db, user.id, (tx) => resolveImageSource(tx, { uploadId }))).rejects.toThrow(
+      'Upload not found',
+    );
   });
 
   it('answers "upload first" before the PUT, and completes once the file is there', async () => {
@@ -177,7 +205,10 @@ describe('uploads.complete', () => {
     const body = await photo('png');
     const { uploadId, url } = await app.callerFor(user).uploads.create({ contentType: 'image/png', size: body.length });
     const early = await failure(app.callerFor(user).uploads.complete({ uploadId }));
-    expect(early).toEqual({ code: 'BAD_REQUEST', message: 'Nothing has been uploaded yet: PUT the file to the URL first.' });
+    expect(early).toEqual({
+      code: 'BAD_REQUEST',
+      message: 'Nothing has been uploaded yet: PUT the file to the URL first.',
+    });
     expect(await uploadRow(uploadId)).toMatchObject({ status: 'pending' });
     await fetch(url, { method: 'PUT', body, headers: { 'content-type': 'image/png' } });
     expect(await app.callerFor(user).uploads.complete({ uploadId })).toEqual({ uploadId, width: 64, height: 48 });
@@ -187,7 +218,10 @@ describe('uploads.complete', () => {
     const owner = await app.createUser();
     const other = await app.createUser();
     const uploadId = await put(owner, await photo('png'));
-    expect(await failure(app.callerFor(other).uploads.complete({ uploadId }))).toEqual({ code: 'NOT_FOUND', message: 'Upload not found.' });
+    expect(await failure(app.callerFor(other).uploads.complete({ uploadId }))).toEqual({
+      code: 'NOT_FOUND',
+      message: 'Upload not found.',
+    });
     expect(await uploadRow(uploadId)).toMatchObject({ status: 'pending' });
     expect((await app.callerFor(owner).uploads.complete({ uploadId })).width).toBe(64);
   });
@@ -196,7 +230,9 @@ describe('uploads.complete', () => {
     const user = await app.createUser();
     const uploadId = await put(user, await photo('png'));
     await app.database.admin`update uploads set expires_at = now() - interval '1 second' where id = ${uploadId}`;
-    expect((await failure(app.callerFor(user).uploads.complete({ uploadId })))?.message).toBe('This upload has expired; start a new one.');
+    expect((await failure(app.callerFor(user).uploads.complete({ uploadId })))?.message).toBe(
+      'This upload has expired; start a new one.',
+    );
   });
 });
 
@@ -213,7 +249,12 @@ describe('resolveImageSource', () => {
     const upload = await resolve(owner, { uploadId });
     expect(upload).toMatchObject({ width: 128, height: 64, key: (await uploadRow(uploadId))!.image_key });
     expect(upload.bytes).toBeGreaterThan(0);
-    expect(await resolve(owner, { imageId: image!.id })).toEqual({ key: image!.originalKey, bytes: 4, width: 512, height: 512 });
+    expect(await resolve(owner, { imageId: image!.id })).toEqual({
+      key: image!.originalKey,
+      bytes: 4,
+      width: 512,
+      height: 512,
+    });
     await expect(resolve(other, { uploadId })).rejects.toThrow('Upload not found');
     await expect(resolve(other, { imageId: image!.id })).rejects.toThrow('Image not found');
   });
@@ -232,16 +273,19 @@ describe('resolveImageSource', () => {
 describe('expiry', () => {
   it('deletes expired uploads with their objects, on several replicas at once, and keeps the rest', async () => {
     const user = await app.createUser();
-    const checked = await Promise.all([1, 2, 3, 4].map(async () => {
-      const uploadId = await put(user, await photo('png'));
-      await app.callerFor(user).uploads.complete({ uploadId });
-      return uploadId;
-    }));
+    const checked = await Promise.all(
+      [1, 2, 3, 4].map(async () => {
+        const uploadId = await put(user, await photo('png'));
+        await app.callerFor(user).uploads.complete({ uploadId });
+        return uploadId;
+      }),
+    );
     const pending = await put(user, await photo('png'));
     const fresh = await put(user, await photo('png'));
     const expiring = [...checked.slice(0, 3), pending];
     const rows = await Promise.all(expiring.map(uploadRow));
-    await app.database.admin`update uploads set expires_at = now() - interval '1 second' where id = any(${expiring}::uuid[])`;
+    await app.database
+      .admin`update uploads set expires_at = now() - interval '1 second' where id = any(${expiring}::uuid[])`;
 
     const reports = await Promise.all([sweepExpiredUploads(app.deps), sweepExpiredUploads(app.deps)]);
     expect(reports.reduce((sum, report) => sum + report.uploadsDeleted, 0)).toBe(4);
@@ -261,7 +305,9 @@ describe('expiry', () => {
     const { raw_key: rawKey } = (await uploadRow(uploadId))!;
     expect((await sweepExpiredUploads(app.deps)).rawObjectsDeleted).toBe(0);
     expect(await storedUploads()).toContain(rawKey);
-    expect((await sweepExpiredUploads(app.deps, { rawOlderThanSeconds: 0 })).rawObjectsDeleted).toBeGreaterThanOrEqual(1);
+    expect((await sweepExpiredUploads(app.deps, { rawOlderThanSeconds: 0 })).rawObjectsDeleted).toBeGreaterThanOrEqual(
+      1,
+    );
     expect(await storedUploads()).not.toContain(rawKey);
   });
 
@@ -271,7 +317,9 @@ describe('expiry', () => {
     await app.callerFor(user).uploads.complete({ uploadId });
     const pending = await put(user, await photo('png'));
     const before = await storedUploads();
-    expect(before).toEqual(expect.arrayContaining([(await uploadRow(uploadId))!.image_key, (await uploadRow(pending))!.raw_key]));
+    expect(before).toEqual(
+      expect.arrayContaining([(await uploadRow(uploadId))!.image_key, (await uploadRow(pending))!.raw_key]),
+    );
     await sweepOrphanObjects(app.deps, { olderThanSeconds: 0 });
     expect(await storedUploads()).toEqual(before);
   });
