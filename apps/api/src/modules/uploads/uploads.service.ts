@@ -174,7 +174,7 @@ export async function completeUpload(deps: AppDeps, userId: string, uploadId: st
 
   const imageKey = checkedKeyFor(row.rawKey);
   await deps.store.putBytes(imageKey, checked.png, 'image/png');
-  await withUser(deps.db, userId, (tx) =>
+  const [marked] = await withUser(deps.db, userId, (tx) =>
     tx
       .update(uploads)
       .set({
@@ -186,10 +186,33 @@ export async function completeUpload(deps: AppDeps, userId: string, uploadId: st
         completedAt: sql`now()`,
         expiresAt: sql`now() + make_interval(secs => ${UNUSED_UPLOAD_SECONDS})`,
       })
-      .where(and(eq(uploads.id, uploadId), eq(uploads.status, 'pending'))),
+      .where(and(eq(uploads.id, uploadId), eq(uploads.status, 'pending')))
+      .returning({ id: uploads.id }),
   );
+  if (!marked) return afterLostRace(deps, userId, uploadId, imageKey);
   await deps.store.deleteKeys([row.rawKey]);
   return { uploadId, width: checked.width, height: checked.height };
+}
+
+/**
+ * The row changed while the file was being checked: another complete finished first (same
+ * answer), or the expiry sweep took the upload, in which case the PNG just written is deleted.
+ */
+async function afterLostRace(
+  deps: AppDeps,
+  userId: string,
+  uploadId: string,
+  imageKey: string,
+): Promise<CheckedUpload> {
+  const [now] = await withUser(deps.db, userId, (tx) =>
+    tx
+      .select({ status: uploads.status, width: uploads.width, height: uploads.height })
+      .from(uploads)
+      .where(eq(uploads.id, uploadId)),
+  );
+  if (now?.status === 'ready') return { uploadId, width: now.width!, height: now.height! };
+  await deps.store.deleteKeys([imageKey]);
+  throw refused('This upload has expired; start a new one.', { uploadId });
 }
 
 async function reject(deps: AppDeps, userId: string, uploadId: string, rawKey: string): Promise<void> {

@@ -7,7 +7,7 @@ import { createTestApp, type TestApp } from '../../test/harness.js';
 import type { SessionUser } from '../../context.js';
 import { seedImages } from '../gallery/test-fixtures.js';
 import { sweepOrphanObjects } from '../worker/orphan-sweep.task.js';
-import { resolveImageSource } from './uploads.service.js';
+import { completeUpload, resolveImageSource } from './uploads.service.js';
 import { sweepExpiredUploads } from './uploads-expiry.task.js';
 
 let app: TestApp;
@@ -233,6 +233,27 @@ describe('uploads.complete', () => {
     expect((await failure(app.callerFor(user).uploads.complete({ uploadId })))?.message).toBe(
       'This upload has expired; start a new one.',
     );
+  });
+});
+
+describe('complete racing the expiry sweep', () => {
+  it('leaves no PNG behind when the sweep takes the upload while it is being checked', async () => {
+    const user = await app.createUser();
+    const uploadId = await put(user, await photo('png'));
+    const { raw_key: rawKey } = (await uploadRow(uploadId))!;
+    // The real store and the real sweep; only the moment is forced: right after the PNG is written,
+    // the upload passes its expiry and a sweeper on another replica runs.
+    const store = Object.create(app.deps.store) as typeof app.deps.store;
+    store.putBytes = async (key, body, contentType) => {
+      await app.deps.store.putBytes(key, body, contentType);
+      await app.database.admin`update uploads set expires_at = now() - interval '1 second' where id = ${uploadId}`;
+      await sweepExpiredUploads(app.deps);
+    };
+    await expect(completeUpload({ ...app.deps, store }, user.id, uploadId)).rejects.toThrow(
+      'This upload has expired; start a new one.',
+    );
+    expect(await uploadRow(uploadId)).toBeUndefined();
+    expect((await storedUploads()).filter((key) => key.includes(rawKey.split('/').pop()!))).toEqual([]);
   });
 });
 
