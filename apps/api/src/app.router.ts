@@ -5,6 +5,7 @@ import { paymentsRouter } from './modules/payments/payments.router.js';
 import { generationRouter } from './modules/generation/generation.router.js';
 import { galleryRouter } from './modules/gallery/gallery.router.js';
 import { boardsRouter } from './modules/gallery/boards.router.js';
+import { uploadsRouter } from './modules/uploads/uploads.router.js';
 
 /** Mounted at /trpc; the web imports `type AppRouter`. */
 export const appRouter = router({
@@ -14,6 +15,7 @@ export const appRouter = router({
   generation: generationRouter,
   gallery: galleryRouter,
   boards: boardsRouter,
+  uploads: uploadsRouter,
 });
 
 export type AppRouter = typeof appRouter;

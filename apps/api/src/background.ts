@@ -5,11 +5,12 @@ import { startSubscriptionEndTask } from './modules/payments/subscription-end.ta
 import { startReconciler } from './modules/generation/reconciler.js';
 import { startOrphanSweep } from './modules/worker/orphan-sweep.task.js';
 import { startRedisLossWatch } from './modules/generation/redis-loss.task.js';
+import { startUploadExpiry } from './modules/uploads/uploads-expiry.task.js';
 
-/** Loops the API process runs beside serving requests (reconciler, e-mail sender, subscription ends, orphan sweep, Redis-loss watch). */
+/** Loops each API replica runs beside serving requests; every one is safe on all replicas at once. */
 export function startBackgroundTasks(deps: AppDeps): BackgroundTask[] {
   return [
     startEmailSender(deps), startSubscriptionEndTask(deps), startReconciler(deps), startOrphanSweep(deps),
-    startRedisLossWatch(deps),
+    startRedisLossWatch(deps), startUploadExpiry(deps),
   ];
 }

@@ -102,6 +102,8 @@ const apiEnvSchema = z
     CDN_URL_SECONDS: z.coerce.number().int().positive().max(7 * 24 * 3600).default(3600),
     /** How often each API replica looks for objects of attempts that never completed (and deletes them). */
     ORPHAN_SWEEP_INTERVAL_SECONDS: z.coerce.number().int().positive().default(900),
+    /** How often each API replica deletes expired uploads (never completed, refused, or unused for a day). */
+    UPLOAD_SWEEP_INTERVAL_SECONDS: z.coerce.number().int().positive().default(300),
     SMTP_URL: optionalString,
     MAIL_FROM: z.string().default('Pingvas Studio <studio@pingvas.local>'),
     MAIL_DIR: z.string().default('.data/mail'),

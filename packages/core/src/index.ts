@@ -9,3 +9,5 @@ export * from './events.js';
 export * from './worker-protocol.js';
 export * from './env.js';
 export * from './keyset-cursor.js';
+export * from './job-kinds.js';
+export * from './uploads.js';

@@ -41,6 +41,7 @@ async function seedUser(admin: postgres.Sql, userId: string, n: number): Promise
     await q`insert into boards (id, user_id, name) values (${boardId}, ${userId}, 'private board')`;
     await q`insert into board_images (board_id, image_id, user_id) values (${boardId}, ${imageId}, ${userId})`;
     await q`insert into session_revocations (session_id, user_id, expires_at) values (${randomUUID()}, ${userId}, now() + interval '1 hour')`;
+    await q`insert into uploads (user_id, declared_content_type, declared_bytes, raw_key) values (${userId}, 'image/png', 10, ${`uploads/incoming/${userId}`})`;
     await q`insert into webhook_events (provider, event_name, dedupe_key, user_id, payload, outcome) values ('lemonsqueezy', 'order_created', ${`wh:${userId}`}, ${userId}, '{}', 'applied')`;
     await q`insert into email_outbox (user_id, dedupe_key, to_address, template, subject, text_body, html_body) values (${userId}, ${`mail:${userId}`}, 'x@example.test', 'welcome', 's', 't', 'h')`;
   });
@@ -76,6 +77,7 @@ function insertOwnedBy(table: UserTable, owner: string): string {
     case 'images': return `insert into images (user_id, job_id, original_key, thumb_key, width, height, prompt, model, steps, cfg_scale, seed, sampler, engine) values ('${owner}', '${b.jobId}', 'o', 't', 512, 512, 'p', 'sd15', 20, 7, 1, 'euler_a', 'reference')`;
     case 'boards': return `insert into boards (user_id, name) values ('${owner}', 'forged')`;
     case 'session_revocations': return `insert into session_revocations (session_id, user_id, expires_at) values ('${randomUUID()}', '${owner}', now())`;
+    case 'uploads': return `insert into uploads (user_id, declared_content_type, declared_bytes, raw_key) values ('${owner}', 'image/png', 1, 'forged-${randomUUID()}')`;
     case 'board_images': return `insert into board_images (board_id, image_id, user_id) values ('${b.boardId}', '${ids[A]!.imageId}', '${owner}')`;
   }
 }

@@ -248,10 +248,35 @@ export const emailOutbox = pgTable('email_outbox', {
   createdAt: createdAt(),
 }, (t) => [index('email_outbox_due_idx').on(t.nextAttemptAt).where(sql`status = 'pending'`)]);
 
+/**
+ * An image the user uploaded to start from or to paint with. The browser PUTs to `rawKey`;
+ * uploads.complete stores the checked, re-encoded PNG at `imageKey`. The sweep deletes the row
+ * and its objects after `expiresAt`; NULL means a job relies on it and it is kept.
+ */
+export const uploads = pgTable('uploads', {
+  id: id(),
+  userId: ownerId(),
+  status: text('status', { enum: ['pending', 'ready', 'rejected'] }).notNull().default('pending'),
+  declaredContentType: text('declared_content_type').notNull(),
+  declaredBytes: integer('declared_bytes').notNull(),
+  rawKey: text('raw_key').notNull().unique(),
+  imageKey: text('image_key').unique(),
+  width: integer('width'),
+  height: integer('height'),
+  bytes: integer('bytes'),
+  createdAt: createdAt(),
+  completedAt: timestamp('completed_at', { withTimezone: true }),
+  expiresAt: timestamp('expires_at', { withTimezone: true }),
+}, (t) => [
+  index('uploads_expires_idx').on(t.expiresAt).where(sql`expires_at IS NOT NULL`),
+  index('uploads_user_idx').on(t.userId, t.createdAt.desc()),
+]);
+
 /** Tables whose rows belong to one user: RLS enabled, forced, and scoped by `user_id`. */
 export const PER_USER_TABLES = [
   'subscriptions', 'credit_balances', 'credit_transactions', 'credit_holds', 'generation_jobs', 'images', 'boards', 'board_images',
   'session_revocations',
+  'uploads',
 ] as const;
 /** Tables only the system path may touch (RLS forced, no user policy). */
 export const SYSTEM_ONLY_TABLES = ['webhook_events', 'email_outbox'] as const;
