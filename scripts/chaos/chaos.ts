@@ -13,7 +13,10 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import pino from 'pino';
 import { z } from 'zod';
+import { ObjectStore } from '../../apps/api/src/infra/object-store.js';
+import { sweepOrphanObjects } from '../../apps/api/src/modules/worker/orphan-sweep.task.js';
 import { check, unsettled, type Findings } from './checks.js';
 import { Cluster } from './cluster.js';
 import { Injector } from './injector.js';
@@ -67,8 +70,23 @@ function readOptions(): ChaosOptions {
  * Runs once the faults have stopped and everything settled, just before the final checks.
  * The place for end-of-run housekeeping the checks should see done (e.g. an orphan sweep).
  */
-async function beforeFinalChecks(_cluster: Cluster): Promise<void> {
-  // Nothing yet.
+async function beforeFinalChecks(cluster: Cluster): Promise<void> {
+  // Every job is terminal now, so no attempt can still be uploading: sweep without the age margin
+  // the periodic task keeps, and the checks then see whether any object of a dead attempt survived.
+  const store = new ObjectStore({
+    endpoint: cluster.s3.endpoint,
+    region: cluster.s3.region,
+    bucket: cluster.s3.bucket,
+    accessKeyId: cluster.s3.accessKeyId,
+    secretAccessKey: cluster.s3.secretAccessKey,
+    forcePathStyle: true,
+    presignSeconds: 60,
+  });
+  const { listed, deleted } = await sweepOrphanObjects(
+    { db: cluster.database.db, store, logger: pino({ level: 'silent' }) },
+    { olderThanSeconds: 0 },
+  );
+  console.log(`chaos: orphan sweep listed ${listed} objects, deleted ${deleted}`);
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -115,7 +133,8 @@ function printReport(
     `chaos: ${findings.jobs.total} jobs, ${totalFaults} faults, ${findings.lost.length} lost, ` +
       `${findings.doubleCharged.length} double-charged, ${findings.stuck.length} stuck, ${findings.orphans.length} orphans`,
   );
-  return findings.lost.length + findings.doubleCharged.length + findings.stuck.length === 0 ? 0 : 1;
+  const failures = findings.lost.length + findings.doubleCharged.length + findings.stuck.length + findings.orphans.length;
+  return failures === 0 ? 0 : 1;
 }
 
 async function main(): Promise<number> {

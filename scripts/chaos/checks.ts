@@ -12,8 +12,8 @@ import type { TrackedJob } from './traffic.js';
  * - double-charged: a charge that differs from its hold's capture, a failed job that was
  *   charged, a hold not closed the way its job ended, a charge above the estimate, a second
  *   image for one job;
- * - orphans: objects under images/ that no image row points to (reported, not a failure:
- *   the orphan sweep removes them over time).
+ * - orphans: objects under images/ that no image row points to, left after the end-of-run orphan
+ *   sweep (so any orphan here is one the sweep failed to remove).
  */
 
 export interface Findings {
