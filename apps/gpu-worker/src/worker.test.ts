@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
-import { readdirSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import pino from 'pino';
 import sharp from 'sharp';
@@ -55,7 +56,11 @@ afterEach(async () => {
   await expectLedgerInvariants(app.database.admin);
 });
 
+/** The in-process workers' job folders: this file's own, so other test files' jobs never show up in it. */
+const scratchDir = mkdtempSync(join(tmpdir(), 'worker-test-scratch-'));
+
 afterAll(async () => {
+  rmSync(scratchDir, { recursive: true, force: true });
   if (server) {
     // Long-poll claims that stopped workers hung up on must not hold the test's teardown.
     const closing = server.close();
@@ -128,6 +133,7 @@ async function inProcessWorker(engineEnv: Record<string, string> = {}, options: 
     engineTimeoutMs: 60_000,
     claimWaitMs: 1_000,
     logger: pino({ level: 'info' }, { write: (line: string) => void logs.push(JSON.parse(line) as Record<string, unknown>) }),
+    scratchDir,
     onJobSettled: (record) => records.push(record),
   });
   worker.start();
@@ -144,7 +150,6 @@ function childWorker(id: string, env: Record<string, string> = {}): WorkerProces
 describe('GPU worker against the real API', () => {
   it('takes a job from create to completed: both objects stored, the image recorded, the engine seconds charged', async () => {
     const user = await payingUser();
-    const foldersBefore = jobFolders();
     const { worker, records } = await inProcessWorker({ REFENGINE_STEP_MS: '150' });
     const status = await startStatusServer({ port: 0, host: '127.0.0.1', status: () => worker.status() });
     stops.push(async () => void status.server.close());
@@ -178,7 +183,7 @@ describe('GPU worker against the real API', () => {
     await expect.poll(() => records.length).toBe(1);
     expect(records[0]).toMatchObject({ jobId, result: 'completed' });
     // The job's folder (the engine's PNG) is gone once the job is delivered.
-    expect(jobFolders().filter((name) => !foldersBefore.includes(name))).toEqual([]);
+    expect(readdirSync(scratchDir)).toEqual([]);
     expect((await readStatus())).toMatchObject({ currentJobs: [], jobsDone: 1, jobsFailed: 0 });
   });
 
@@ -339,7 +344,4 @@ describe('GPU worker against the real API', () => {
   });
 });
 
-function jobFolders(): string[] {
-  return readdirSync(tmpdir()).filter((name) => name.startsWith('pingvas-job-'));
-}
 

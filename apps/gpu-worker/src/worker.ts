@@ -36,6 +36,8 @@ export interface WorkerOptions {
   engineTimeoutMs: number;
   claimWaitMs: number;
   logger: Logger;
+  /** Where each job gets its scratch folder (the engine's output); the system temp folder by default. */
+  scratchDir?: string;
   /** Told about every job once the worker is done with it. */
   onJobSettled?: (record: JobRecord) => void;
 }
@@ -281,7 +283,7 @@ export class Worker {
    */
   private async runEngine(job: ActiveJob, nearlyDone: () => void): Promise<EngineOutcome> {
     try {
-      job.dir = await mkdtemp(join(tmpdir(), 'pingvas-job-'));
+      job.dir = await mkdtemp(join(this.options.scratchDir ?? tmpdir(), 'pingvas-job-'));
       job.phase = 'running';
       job.log.debug('engine starting');
       const outcome = await this.options.engine.run(job.claimed.job.params, {

@@ -16,6 +16,9 @@ import { busFor } from './bus.js';
 import { fundedUser, smallParams } from '../../test/factories.js';
 import { claim, completeClaimed, settleAll } from './generation.test-support.js';
 
+/** Waiting, not timing: a loaded machine can take seconds to deliver an event over the socket. */
+const EVENTUALLY = { timeout: 15_000 };
+
 let app: TestApp;
 let server: FastifyInstance;
 let url: string;
@@ -70,7 +73,7 @@ describe('generation.onJob over WebSocket', () => {
     const user = await fundedUser(app, 'free', 100);
     const { jobId } = await app.callerFor(user).generation.create(smallParams());
     const live = follow(await liveClient(user), jobId);
-    await vi.waitFor(() => expect(live.events[0]).toMatchObject({ type: 'snapshot', status: 'pending', queuePosition: 0 }));
+    await vi.waitFor(() => expect(live.events[0]).toMatchObject({ type: 'snapshot', status: 'pending', queuePosition: 0 }), EVENTUALLY);
 
     // A first run crashes: the job goes back to the queue and is claimed again.
     const crashed = (await claim(app))!;
@@ -81,7 +84,7 @@ describe('generation.onJob over WebSocket', () => {
       await app.workerCaller().heartbeat({ jobId, leaseToken: claimed.lease.token, progress: { percent: step * 5, step, totalSteps: 20 } });
     }
     await completeClaimed(app, claimed, 6);
-    await vi.waitFor(() => expect(live.state.done).toBe(true));
+    await vi.waitFor(() => expect(live.state.done).toBe(true), EVENTUALLY);
     expect(live.events.map((e) => e.type)).toEqual([
       'snapshot', 'started', 'progress', 'queued', 'started', 'progress', 'progress', 'progress', 'completed',
     ]);
@@ -97,14 +100,14 @@ describe('generation.onJob over WebSocket', () => {
     await app.workerCaller().heartbeat({ jobId, leaseToken: claimed.lease.token, progress: { percent: 60, step: 12, totalSteps: 20 } });
     const client = await liveClient(user);
     const running = follow(client, jobId);
-    await vi.waitFor(() => expect(running.events[0]).toMatchObject({ type: 'snapshot', status: 'in_progress', progress: 60 }));
+    await vi.waitFor(() => expect(running.events[0]).toMatchObject({ type: 'snapshot', status: 'in_progress', progress: 60 }), EVENTUALLY);
 
     await completeClaimed(app, claimed, 2);
-    await vi.waitFor(() => expect(running.state.done).toBe(true));
+    await vi.waitFor(() => expect(running.state.done).toBe(true), EVENTUALLY);
     expect(running.events.map((e) => e.type)).toEqual(['snapshot', 'completed']);
     // After the end: the snapshot, then the terminal event with its details, then done.
     const after = follow(client, jobId);
-    await vi.waitFor(() => expect(after.state.done).toBe(true));
+    await vi.waitFor(() => expect(after.state.done).toBe(true), EVENTUALLY);
     expect(after.events).toEqual([
       expect.objectContaining({ type: 'snapshot', status: 'completed', progress: 100 }),
       expect.objectContaining({ type: 'completed', creditsCharged: 2, balance: 98 }),
@@ -116,12 +119,12 @@ describe('generation.onJob over WebSocket', () => {
     const { jobId } = await app.callerFor(user).generation.create(smallParams());
     const claimed = (await claim(app))!;
     const live = follow(await liveClient(user), jobId);
-    await vi.waitFor(() => expect(live.events).toHaveLength(1));
+    await vi.waitFor(() => expect(live.events).toHaveLength(1), EVENTUALLY);
     const subscriber = (busFor(app.deps) as unknown as { subscriber: Redis }).subscriber;
     subscriber.disconnect();
     await completeClaimed(app, claimed, 2); // its `completed` is published while nobody listens
     await subscriber.connect();
-    await vi.waitFor(() => expect(live.state.done).toBe(true));
+    await vi.waitFor(() => expect(live.state.done).toBe(true), EVENTUALLY);
     expect(live.events.map((e) => e.type)).toEqual(['snapshot', 'snapshot', 'completed']);
     expect(live.events[1]).toMatchObject({ status: 'completed' });
   });
@@ -130,9 +133,9 @@ describe('generation.onJob over WebSocket', () => {
     const user = await fundedUser(app, 'free', 100);
     const { jobId } = await app.callerFor(user).generation.create(smallParams());
     const live = follow(await liveClient(user), jobId);
-    await vi.waitFor(() => expect(live.events).toHaveLength(1));
+    await vi.waitFor(() => expect(live.events).toHaveLength(1), EVENTUALLY);
     await app.callerFor(user).generation.cancel({ jobId });
-    await vi.waitFor(() => expect(live.state.done).toBe(true));
+    await vi.waitFor(() => expect(live.state.done).toBe(true), EVENTUALLY);
     expect(live.events.at(-1)).toEqual({ type: 'cancelled', jobId, refunded: 10 });
   });
 
@@ -141,7 +144,7 @@ describe('generation.onJob over WebSocket', () => {
     const stranger = await fundedUser(app);
     const { jobId } = await app.callerFor(owner).generation.create(smallParams());
     const live = follow(await liveClient(stranger), jobId);
-    await vi.waitFor(() => expect(live.state.error).toBeTruthy());
+    await vi.waitFor(() => expect(live.state.error).toBeTruthy(), EVENTUALLY);
     expect(live.state.error).toMatchObject({ data: { code: 'NOT_FOUND' } });
     expect(live.events).toEqual([]);
   });
