@@ -36,14 +36,24 @@ import type { WorkerRouter } from '../apps/api/src/modules/worker/worker.router.
 import { signSession } from '../apps/api/src/modules/auth/session.js';
 import { createTestApp, type TestApp } from '../apps/api/src/test/harness.js';
 import { fundedUser, smallParams } from '../apps/api/src/test/factories.js';
+import { benchCounts, benchFlag, childEnv } from './settings.js';
 
-const WATCHERS = Number(process.env.BENCH_WATCHERS ?? 1000);
-const HEARTBEAT_MS = Number(process.env.BENCH_HEARTBEAT_MS ?? 5000);
-const CREATES_PER_SECOND = Number(process.env.BENCH_CREATES_PER_SECOND ?? 100);
-const SECONDS = Number(process.env.BENCH_SECONDS ?? 60);
-/** Seconds of progress streaming without creates first: the live path's own baseline. */
-const QUIET_SECONDS = Number(process.env.BENCH_QUIET_SECONDS ?? 10);
-const IDLE_SOCKETS = Number(process.env.BENCH_IDLE_SOCKETS ?? 10_000);
+/** BENCH_QUIET_SECONDS: seconds of progress streaming without creates first, the live path's own baseline. */
+const {
+  BENCH_WATCHERS: WATCHERS,
+  BENCH_HEARTBEAT_MS: HEARTBEAT_MS,
+  BENCH_CREATES_PER_SECOND: CREATES_PER_SECOND,
+  BENCH_SECONDS: SECONDS,
+  BENCH_QUIET_SECONDS: QUIET_SECONDS,
+  BENCH_IDLE_SOCKETS: IDLE_SOCKETS,
+} = benchCounts({
+  BENCH_WATCHERS: 1000,
+  BENCH_HEARTBEAT_MS: 5000,
+  BENCH_CREATES_PER_SECOND: 100,
+  BENCH_SECONDS: 60,
+  BENCH_QUIET_SECONDS: 10,
+  BENCH_IDLE_SOCKETS: 10_000,
+});
 /** Pro users run 4 jobs at a time; the watched jobs are spread over this many. */
 const JOBS_PER_WATCHED_USER = 4;
 /** Pro users may have 100 jobs pending; the create stream is spread so nobody hits it. */
@@ -52,7 +62,7 @@ const CREATES_PER_USER = 90;
 function ensureOpenFiles(): void {
   const needed = IDLE_SOCKETS + 2000;
   const soft = Number(spawnSync('sh', ['-c', 'ulimit -n'], { encoding: 'utf8' }).stdout.trim());
-  if (Number.isNaN(soft) || soft >= needed || process.env.BENCH_LOAD_REEXEC) return;
+  if (Number.isNaN(soft) || soft >= needed || benchFlag('BENCH_LOAD_REEXEC')) return;
   const hard = spawnSync('sh', ['-c', 'ulimit -Hn'], { encoding: 'utf8' }).stdout.trim();
   if (hard !== 'unlimited' && Number(hard) < needed) {
     console.error(
@@ -64,7 +74,7 @@ function ensureOpenFiles(): void {
   const args = [...process.execArgv, ...process.argv.slice(1)].map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(' ');
   const child = spawnSync('sh', ['-c', `ulimit -n ${hard} && exec '${process.execPath}' ${args}`], {
     stdio: 'inherit',
-    env: { ...process.env, BENCH_LOAD_REEXEC: '1' },
+    env: childEnv({ BENCH_LOAD_REEXEC: '1' }),
   });
   process.exit(child.status ?? 1);
 }
@@ -98,9 +108,10 @@ function residentBytes(pid: number): number {
 
 async function startApi(app: TestApp, redisUrl: string) {
   const port = await freePort();
+  const { PATH, HOME } = childEnv();
   const env = {
-    PATH: process.env.PATH,
-    HOME: process.env.HOME,
+    PATH,
+    HOME,
     NODE_ENV: 'development',
     LOG_LEVEL: 'warn',
     API_PORT: String(port),

@@ -232,7 +232,7 @@ export class Cluster {
 
   /** Ends engines whose worker was SIGKILLed (a hung one would wait forever). */
   private killStrayEngines(): void {
-    let pids: string[] = [];
+    let pids: string[];
     try {
       pids = readdirSync(join(this.options.runDir, 'engines'));
     } catch {

@@ -9,11 +9,12 @@ import { createCallerFactory } from '../../trpc.js';
 import { workerRouter } from '../worker/worker.router.js';
 import { CSRF_HEADER } from './csrf.js';
 import { SESSION_COOKIE } from './session.js';
+import type * as WorkerRouterModule from '../worker/worker.router.js';
 
 // A probe on the worker router that needs nothing but the worker token, so the transport
 // check on /internal/trpc is tested whatever procedures the worker module has today.
 vi.mock('../worker/worker.router.js', async (importOriginal) => {
-  const actual = await importOriginal<typeof import('../worker/worker.router.js')>();
+  const actual = await importOriginal<typeof WorkerRouterModule>();
   const { mergeRouters, router, workerProcedure } = await import('../../trpc.js');
   return { ...actual, workerRouter: mergeRouters(actual.workerRouter, router({ authProbe: workerProcedure.query(() => 'worker ok') })) };
 });

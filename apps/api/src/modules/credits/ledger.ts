@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type postgres from 'postgres';
-import { schema, sqlOf, type Tx } from '@pingvas/db';
+import { sqlOf, type schema, type Tx } from '@pingvas/db';
 import { DomainError, paymentRequired, type CreditBucket } from '@pingvas/core';
 import { countedLedgerOperation } from '../metrics/metrics.js';
 

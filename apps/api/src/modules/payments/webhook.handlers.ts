@@ -233,7 +233,7 @@ async function onInvoice(ctx: EventContext, name: string, a: InvoiceAttributes):
     case 'subscription_payment_failed': {
       if (!newer) return { outcome: 'stale', userId: user.id, note: 'an invoice event at least as new was applied' };
       const count = sub.failedInvoiceId === invoiceId ? sub.paymentFailedCount + 1 : 1;
-      sub = await saveSubscription(tx, sub, { invoiceAt: at, failedInvoiceId: invoiceId, paymentFailedCount: count });
+      await saveSubscription(tx, sub, { invoiceAt: at, failedInvoiceId: invoiceId, paymentFailedCount: count });
       await queueEmail(tx, {
         userId: user.id,
         to: user.email,
