@@ -39,7 +39,7 @@ describe('ledger invariants', () => {
     await expectLedgerInvariants(app.database.admin);
   });
 
-  it('catch a balance that drifts from its transactions, for that user and unscoped, not for another user', async () => {
+  it('catch a balance that drifts from its transactions (that user and unscoped; not another user)', async () => {
     const broken = await userWithCredits();
     const other = await userWithCredits();
     const admin = app.database.admin;
