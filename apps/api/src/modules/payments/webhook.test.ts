@@ -78,7 +78,7 @@ describe('Lemon Squeezy webhooks: journeys', () => {
     expect(mails[0]!.text_body).toContain("we'll retry");
     expect(mails[1]!.text_body).toContain('Please update your card');
     // Our billing page, which asks the provider for a fresh link: its own expires within a day.
-    expect(mails[1]!.text_body).toContain('http://studio.test/billing?update-card=1');
+    expect(mails[1]!.text_body).toContain('http://studio.localhost/billing?update-card=1');
 
     await spend(h.app, user.id, 9000, `${user.id}:c`);
     await deliverInOrder(h, [ls.invoice('subscription_payment_recovered', 4, 'renewal', 120)]);
