@@ -556,6 +556,7 @@ int server_poll(double until) {
                 handle_connection(fd);
                 close(fd);
             }
+            if (!g_current) break; /* idle: a new job may be waiting to start */
         } else if (ready < 0 && errno != EINTR) break;
         if (ready <= 0 && mono_s() >= until) break;
     }
