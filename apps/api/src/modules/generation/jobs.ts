@@ -36,8 +36,8 @@ export async function tierOf(tx: Tx, userId: string): Promise<Tier> {
   return row?.tier ?? 'free';
 }
 
-export function queueEntryFor(job: Pick<JobRow, 'id' | 'userId' | 'queueScore'>, tier: Tier): QueueEntry {
-  return { jobId: job.id, userId: job.userId, score: job.queueScore, concurrency: PLANS[tier].concurrentJobs };
+export function queueEntryFor(job: Pick<JobRow, 'id' | 'userId' | 'queueScore' | 'model'>, tier: Tier): QueueEntry {
+  return { jobId: job.id, userId: job.userId, score: job.queueScore, concurrency: PLANS[tier].concurrentJobs, model: job.model };
 }
 
 export interface Stopped {

@@ -27,11 +27,11 @@ const DEFAULT_JOB_SECONDS = 30;
 const WORKER_ACTIVE_MS = 60_000;
 
 const SCRIPTS = {
-  enqueue: 4,
-  claim: 6,
-  dequeue: 2,
+  enqueue: 5,
+  claim: 8,
+  dequeue: 4,
   finish: 4,
-  requeue_missing: 4,
+  requeue_missing: 5,
   sync_running: 4,
 } as const;
 type ScriptName = keyof typeof SCRIPTS;
@@ -57,26 +57,53 @@ export interface QueueEntry {
   score: number;
   /** The owner's plan limit on running jobs. */
   concurrency: number;
+  /** The job's model: claims only hand it to a worker that can run it. */
+  model: string;
+}
+
+/** What a claiming worker has loaded and can load (see claim.lua); absent: any model, none warm. */
+export interface WorkerModels {
+  warm: readonly string[];
+  loadable: readonly string[];
+}
+
+/** How far model affinity may reorder the queue (claim.lua's model-aware block). */
+export interface AffinityBounds {
+  /** Runnable cold jobs from the head a claim may look past for a warm one. */
+  window: number;
+  /** The most a job may be passed over for warm jobs, in all (ms). */
+  maxDelayMs: number;
 }
 
 /** Adds the job (again) and wakes idle claimers; returns how many jobs are ahead of it. */
 export async function enqueue(deps: AppDeps, entry: QueueEntry): Promise<number> {
   const { keys } = deps;
   const rank = await scripted(deps.redis).enqueue(
-    keys.queue, keys.queueOwners, keys.queueLimits, keys.queueClaiming,
-    entry.jobId, entry.score, entry.userId, entry.concurrency, keys.queueWakeup,
+    keys.queue, keys.queueOwners, keys.queueLimits, keys.queueClaiming, keys.queueModels,
+    entry.jobId, entry.score, entry.userId, entry.concurrency, keys.queueWakeup, entry.model,
   );
   return Number(rank);
 }
 
-/** Pops the best eligible job (see claim.lua), or null. */
-export async function popEligible(deps: AppDeps): Promise<{ jobId: string; userId: string } | null> {
+/** Pops the best eligible job for a worker with these models (see claim.lua), or null. */
+export async function popEligible(
+  deps: AppDeps,
+  models?: WorkerModels,
+  bounds: AffinityBounds = affinityBounds(deps),
+  now = Date.now(),
+): Promise<{ jobId: string; userId: string } | null> {
   const { keys } = deps;
   const result = (await scripted(deps.redis).claim(
     keys.queue, keys.queueOwners, keys.queueLimits, keys.queueClaiming, keys.runningJobs, keys.runningCounts,
-    Date.now(), CLAIM_SCAN_BATCH, CLAIM_SCAN_LIMIT,
+    keys.queueModels, keys.queueSkipped,
+    now, CLAIM_SCAN_BATCH, CLAIM_SCAN_LIMIT,
+    models ? models.warm.join(',') : '', models ? models.loadable.join(',') : '*', bounds.window, bounds.maxDelayMs,
   )) as [string, string] | null;
   return result ? { jobId: result[0], userId: result[1] } : null;
+}
+
+export function affinityBounds(deps: AppDeps): AffinityBounds {
+  return { window: deps.config.DISPATCH_AFFINITY_WINDOW, maxDelayMs: deps.config.DISPATCH_AFFINITY_MAX_DELAY_SECONDS * 1000 };
 }
 
 /** The claim's DB commit is done (either way): the job is no longer "being claimed". */
@@ -86,7 +113,8 @@ export async function claimSettled(deps: AppDeps, jobId: string): Promise<void> 
 
 /** Removes a queued job; true if it was there. */
 export async function dequeue(deps: AppDeps, jobId: string): Promise<boolean> {
-  const removed = await scripted(deps.redis).dequeue(deps.keys.queue, deps.keys.queueOwners, jobId);
+  const { keys } = deps;
+  const removed = await scripted(deps.redis).dequeue(keys.queue, keys.queueOwners, keys.queueModels, keys.queueSkipped, jobId);
   return Number(removed) === 1;
 }
 
@@ -100,9 +128,9 @@ export async function finishRunning(deps: AppDeps, jobId: string): Promise<void>
 export async function requeueMissing(deps: AppDeps, pending: QueueEntry[], now = Date.now()): Promise<number> {
   if (pending.length === 0) return 0;
   const { keys } = deps;
-  const args = pending.flatMap((e) => [e.jobId, e.score, e.userId, e.concurrency]);
+  const args = pending.flatMap((e) => [e.jobId, e.score, e.userId, e.concurrency, e.model]);
   const added = await scripted(deps.redis).requeue_missing(
-    keys.queue, keys.queueOwners, keys.queueLimits, keys.queueClaiming,
+    keys.queue, keys.queueOwners, keys.queueLimits, keys.queueClaiming, keys.queueModels,
     now - STALE_CLAIM_MS, keys.queueWakeup, ...args,
   );
   return Number(added);

@@ -60,7 +60,7 @@ function runDeadlineOf(deps: AppDeps, job: Pick<JobRow, 'estimatedCredits'>) {
 /** One pop from Redis, made real by the DB; skips popped jobs that are no longer pending. */
 async function claimOnce(deps: AppDeps, input: ClaimInput): Promise<ClaimedJob | null> {
   for (;;) {
-    const popped = await popEligible(deps);
+    const popped = await popEligible(deps, input.models);
     if (!popped) return null;
     const token = randomUUID();
     const keys = imageKeys(popped.userId, popped.jobId);
