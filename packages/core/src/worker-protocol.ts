@@ -59,6 +59,8 @@ export const heartbeatInputSchema = z.object({
       secondsPerStep: z.number({ error: fieldError('progress.secondsPerStep') }).min(0).optional(),
     }, { error: fieldError('progress') })
     .optional(),
+  /** The job waits for its model to load on the worker (no step yet); the user is told so. */
+  loadingModel: z.boolean({ error: fieldError('loadingModel') }).optional(),
 });
 export type HeartbeatInput = z.infer<typeof heartbeatInputSchema>;
 export interface HeartbeatResult {

@@ -117,6 +117,8 @@ export const generationJobs = pgTable('generation_jobs', {
   runDeadlineAt: timestamp('run_deadline_at', { withTimezone: true }),
   workerId: text('worker_id'),
   progress: integer('progress').notNull().default(0),
+  /** The worker is loading the job's model (no step yet): shown to the user; cleared by progress and by any stop. */
+  loadingModel: boolean('loading_model').notNull().default(false),
   cancelRequested: boolean('cancel_requested').notNull().default(false),
   engineSeconds: real('engine_seconds'),
   failureCode: text('failure_code'),

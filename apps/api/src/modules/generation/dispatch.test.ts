@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import type { TestApp } from '../../test/harness.js';
+import { jobEvents } from './job-events.js';
 import { enqueue, popEligible, type AffinityBounds, type WorkerModels } from './queue.js';
 import { fundedUser, jobRow, smallParams, useGenerationTestApp } from './test-support.js';
 
@@ -102,5 +103,36 @@ describe('model-aware dispatch', () => {
     const second = await queued('sdxl', 2);
     expect((await popEligible(app.deps, { warm: [], loadable: BOTH }))!.jobId).toBe(first);
     expect((await popEligible(app.deps, { warm: [], loadable: BOTH }))!.jobId).toBe(second);
+  });
+});
+
+describe('a job waiting for its model to load', () => {
+  it("shows in the job's details and its snapshot from the worker's heartbeat until the first step", async () => {
+    const user = await fundedUser(app, 'starter');
+    const { jobId } = await app.callerFor(user).generation.create(smallParams());
+    const claimed = (await claimFor('cold-worker', { warm: [], loadable: BOTH }))!;
+    const details = () => app.callerFor(user).generation.get({ jobId });
+    const firstEvent = async () => {
+      const stop = new AbortController();
+      const events = jobEvents(app.deps, user.id, jobId, stop.signal);
+      const { value } = await events.next();
+      stop.abort();
+      await events.return(undefined);
+      return value;
+    };
+    expect((await details()).loadingModel).toBe(false);
+
+    await app.workerCaller().heartbeat({ jobId, leaseToken: claimed.lease.token, loadingModel: true });
+    expect((await details()).loadingModel).toBe(true);
+    expect(await firstEvent()).toMatchObject({ type: 'snapshot', status: 'in_progress', loadingModel: true });
+
+    await app.workerCaller().heartbeat({ jobId, leaseToken: claimed.lease.token, progress: { percent: 5, step: 1, totalSteps: 20 } });
+    expect((await details()).loadingModel).toBe(false);
+    expect(await firstEvent()).not.toHaveProperty('loadingModel');
+
+    // A run that stops while loading (here: handed back) leaves nothing behind for its next attempt.
+    await app.workerCaller().heartbeat({ jobId, leaseToken: claimed.lease.token, loadingModel: true });
+    await app.workerCaller().release({ jobId, leaseToken: claimed.lease.token });
+    expect(await jobRow(app, jobId)).toMatchObject({ status: 'pending', loading_model: false });
   });
 });

@@ -51,7 +51,8 @@ export interface Stopped {
 }
 
 async function update(tx: Tx, jobId: string, values: PgUpdateSetSource<typeof jobs>): Promise<number> {
-  const [row] = await tx.update(jobs).set({ ...values, updatedAt: nextVersion }).where(eq(jobs.id, jobId)).returning({ version: jobVersion });
+  // Every stop ends whatever model load the run was waiting for.
+  const [row] = await tx.update(jobs).set({ ...values, loadingModel: false, updatedAt: nextVersion }).where(eq(jobs.id, jobId)).returning({ version: jobVersion });
   return Number(row!.version);
 }
 

@@ -63,8 +63,8 @@ export interface QueueEntry {
 
 /** What a claiming worker has loaded and can load (see claim.lua); absent: any model, none warm. */
 export interface WorkerModels {
-  warm: readonly string[];
-  loadable: readonly string[];
+  warm: string[];
+  loadable: string[];
 }
 
 /** How far model affinity may reorder the queue (claim.lua's model-aware block). */

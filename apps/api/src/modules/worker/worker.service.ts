@@ -71,7 +71,7 @@ async function claimOnce(deps: AppDeps, input: ClaimInput): Promise<ClaimedJob |
     try {
       [claimed] = await withSystem(deps.db, async (tx) => {
         const rows = await tx.update(jobs).set({
-          status: 'in_progress', startedAt: sql`now()`, leaseToken: token, workerId: input.workerId, progress: 0,
+          status: 'in_progress', startedAt: sql`now()`, leaseToken: token, workerId: input.workerId, progress: 0, loadingModel: false,
           leaseExpiresAt: sql`now() + make_interval(secs => ${deps.config.LEASE_SECONDS})`, updatedAt: nextVersion,
         }).where(and(eq(jobs.id, popped.jobId), eq(jobs.status, 'pending'))).returning({ ...getTableColumns(jobs), version: jobVersion });
         return rows[0] ? [await withRunDeadline(tx, deps, rows[0])] : [];
@@ -144,6 +144,8 @@ export async function heartbeat(deps: AppDeps, input: HeartbeatInput): Promise<H
     tx.update(jobs).set({
       leaseExpiresAt: sql`now() + make_interval(secs => ${deps.config.LEASE_SECONDS})`,
       progress: input.progress ? Math.round(input.progress.percent) : undefined,
+      // Loading until the worker says otherwise: any progress means the model is in.
+      loadingModel: input.progress ? false : input.loadingModel,
       updatedAt: nextVersion,
     }).where(and(
       eq(jobs.id, input.jobId), eq(jobs.status, 'in_progress'), eq(jobs.leaseToken, input.leaseToken), gt(jobs.leaseExpiresAt, sql`now()`),
@@ -154,6 +156,8 @@ export async function heartbeat(deps: AppDeps, input: HeartbeatInput): Promise<H
   if (input.progress) {
     const { percent, step, totalSteps } = input.progress;
     await publishJobEvent(deps, Number(row.version), { type: 'progress', jobId: input.jobId, percent, step, totalSteps });
+  } else if (input.loadingModel) {
+    await publishJobEvent(deps, Number(row.version), { type: 'loading-model', jobId: input.jobId });
   }
   return { cancel: row.cancel, leaseExpiresAt: row.leaseExpiresAt! };
 }
@@ -191,7 +195,7 @@ export async function completeJob(deps: AppDeps, input: CompleteInput): Promise<
     const charged = chargeCredits(input.engineSeconds, job.estimatedCredits);
     const [updated] = await tx.update(jobs).set({
       status: 'completed', finishedAt: sql`now()`, engineSeconds: input.engineSeconds, chargedCredits: charged,
-      progress: 100, leaseExpiresAt: null, updatedAt: nextVersion,
+      progress: 100, loadingModel: false, leaseExpiresAt: null, updatedAt: nextVersion,
     }).where(eq(jobs.id, job.id)).returning({ version: jobVersion });
     const [image] = await tx.insert(schema.images).values({
       userId: job.userId, jobId: job.id, originalKey: keys.original, thumbKey: keys.thumb,
