@@ -138,6 +138,21 @@ describe('ServerEngine against the reference sd-server', () => {
     expect((await run(e, params({ steps: 2 }))).outcome.ok).toBe(true);
   });
 
+  it('an idle warm server that dies is restarted; one that cannot load its model is not retried in a loop', async () => {
+    const e = engine();
+    await e.prewarm(['sd15']);
+    const pid = await serverPid(e);
+    process.kill(-pid, 'SIGKILL');
+    await expect.poll(() => e.processGroups().filter((p) => p !== pid).length, { timeout: 10_000 }).toBe(1);
+    await expect.poll(() => e.models().warm, { timeout: 15_000 }).toEqual(['sd15']);
+
+    const broken = engine({}, { models: { sd15: { args: ['-m', join(dir, 'missing-model.safetensors')] } } });
+    const { outcome } = await run(broken, params());
+    expect(outcome).toMatchObject({ ok: false, code: 'ENGINE_ERROR' });
+    if (!outcome.ok) expect(outcome.detail).toMatch(/while loading sd15: .*missing-model/);
+    expect(broken.processGroups()).toEqual([]);
+  });
+
   it('an out-of-memory fails the job as OOM and replaces the server', async () => {
     const e = engine({ REFENGINE_OOM_AT_STEP: '3' });
     const { outcome } = await run(e, params());

@@ -43,6 +43,8 @@ type OutputListener = (stream: 'stdout' | 'stderr', chunk: string) => void;
 /** One sd-server process holding one model, on a loopback port of its own. */
 class ModelServer {
   state: 'loading' | 'ready' | 'dead' = 'loading';
+  /** It served at some point: dying later is an accident worth a restart, not a model that cannot load. */
+  wasReady = false;
   lastUsedAt = performance.now();
   /** Jobs running on it or waiting for it: a server with any is never evicted. */
   jobs = 0;
@@ -95,6 +97,7 @@ class ModelServer {
         await fetch(`${this.url}/sdcpp/v1/capabilities`, { signal: AbortSignal.timeout(CALL_TIMEOUT_MS) });
         if ((this.state as ModelServer['state']) === 'dead') continue;
         this.state = 'ready';
+        this.wasReady = true;
         this.output = '';
         return;
       } catch {
@@ -351,6 +354,7 @@ export class ServerEngine implements Engine {
   /** Unloads idle models, least recently used first, until this one fits; waits while the others are busy. */
   private async startWithRoom(model: string, entry: ModelEntry, stop: AbortSignal): Promise<ModelServer> {
     const need = this.sizeOf(entry);
+    const stopped = abortOf(stop);
     for (;;) {
       const existing = this.servers.get(model);
       if (existing) return existing;
@@ -364,7 +368,7 @@ export class ServerEngine implements Engine {
         continue;
       }
       if (stop.aborted) throw new Error('stopped');
-      await Promise.race([sleep(100), abortOf(stop)]);
+      await Promise.race([sleep(100), stopped]);
     }
   }
 
@@ -386,7 +390,11 @@ export class ServerEngine implements Engine {
       () => this.options.logger?.info({ model, loadMs: Math.round(performance.now() - startedAt) }, 'model loaded'),
       () => this.options.logger?.warn({ model, output: server.loadOutput.slice(-500) }, 'model server failed to load'),
     );
-    void server.exited.then(() => this.forget(server));
+    void server.exited.then(() => {
+      // Still in the pool: nobody stopped it on purpose (unloading, replacing and closing forget it first).
+      if (this.servers.get(model) === server && server.wasReady) this.restart(server);
+      else this.forget(server);
+    });
     return server;
   }
 
