@@ -15,7 +15,8 @@
  * p50/p95 wait (create → claim) per tier. Goals: (c) sampling share ≥ 90% and ≥ 2.5× the jobs
  * per minute of (a); pro p95 wait ≤ starter p95 wait in every mode.
  *
- *   npm run bench:warm          (BENCH_WARM_JOBS=200 to change the count)
+ *   npm run bench:warm          (BENCH_WARM_JOBS=200 to change the count; BENCH_WARM_MODES=affinity
+ *                               runs only the modes named, without the RESULT line)
  */
 import { execFileSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
@@ -58,6 +59,8 @@ const registry: ModelRegistry = {
 /** Records each job's sampling span (first to last step) and, for mode (b), hides the warm models from the claim. */
 class MeasuredEngine implements Engine {
   samplingSeconds = 0;
+  /** Jobs that waited for a model load (server modes; the CLI loads for every job). */
+  loads = 0;
 
   constructor(private readonly inner: Engine, private readonly reportWarm: boolean) {}
 
@@ -83,6 +86,10 @@ class MeasuredEngine implements Engine {
     let last = 0;
     const outcome = await this.inner.run(params, {
       ...options,
+      onModelLoading: () => {
+        this.loads += 1;
+        options.onModelLoading?.();
+      },
       onProgress: (progress) => {
         const now = performance.now();
         // The first event ends the first step: the span starts one step earlier.
@@ -114,6 +121,7 @@ interface ModeResult {
   wallSeconds: number;
   samplingShare: number;
   jobsPerMin: number;
+  loads: number;
   wait: Record<'pro' | 'starter', { p50: number; p95: number }>;
 }
 
@@ -174,6 +182,7 @@ async function runMode(app: TestApp, apiUrl: string, mode: Mode): Promise<ModeRe
     wallSeconds,
     samplingShare: sampling / (WORKERS * wallSeconds),
     jobsPerMin: (JOBS / wallSeconds) * 60,
+    loads: mode === 'cli' ? JOBS : engines.reduce((sum, e) => sum + e.loads, 0),
     wait: {
       pro: { p50: percentile(waits('pro'), 0.5), p95: percentile(waits('pro'), 0.95) },
       starter: { p50: percentile(waits('starter'), 0.5), p95: percentile(waits('starter'), 0.95) },
@@ -194,12 +203,13 @@ async function main() {
     + `SD 1.5 ${STEPS}×${TIMES.sd15.stepMs} ms + load ${TIMES.sd15.loadMs} ms; affinity bound ${MAX_DELAY_SECONDS} s`);
   const results: ModeResult[] = [];
   try {
-    for (const mode of ['cli', 'warm', 'affinity'] as const) {
+    const modes = (process.env.BENCH_WARM_MODES ?? 'cli,warm,affinity').split(',') as Mode[];
+    for (const mode of modes) {
       const result = await runMode(app, apiUrl, mode);
       results.push(result);
       const w = result.wait;
       console.log(`(${mode}) ${result.wallSeconds.toFixed(1)} s: sampling share ${(result.samplingShare * 100).toFixed(1)}%, `
-        + `${result.jobsPerMin.toFixed(1)} jobs/min; wait p50/p95 pro ${w.pro.p50.toFixed(1)}/${w.pro.p95.toFixed(1)} s, `
+        + `${result.jobsPerMin.toFixed(1)} jobs/min, ${result.loads} model loads; wait p50/p95 pro ${w.pro.p50.toFixed(1)}/${w.pro.p95.toFixed(1)} s, `
         + `starter ${w.starter.p50.toFixed(1)}/${w.starter.p95.toFixed(1)} s`);
     }
   } finally {
@@ -208,6 +218,7 @@ async function main() {
     await closing;
     await app.close();
   }
+  if (results.length < 3) return;
   const [cli, warm, affinity] = results as [ModeResult, ModeResult, ModeResult];
   const round = (n: number, d = 3) => Number(n.toFixed(d));
   console.log(`load average at end: ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);

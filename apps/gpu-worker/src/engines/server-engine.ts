@@ -16,6 +16,12 @@ import { ProgressParser, ProgressThrottle } from './progress.js';
 const OUTPUT_KEEP = 16 * 1024;
 /** One HTTP call to a local server; a server that does not answer within this is hung or busy loading. */
 const CALL_TIMEOUT_MS = 5_000;
+/**
+ * Polls while the job samples only watch for a cancel or a lost job (stdout shows the steps);
+ * once the last step is drawn, the image is close and the status is polled quickly.
+ */
+const POLL_SAMPLING_MS = 200;
+const POLL_FINISHING_MS = 10;
 /** After a cancel, how long the server may take to stop the job before it is killed (and restarted). */
 const CANCEL_GRACE_MS = 5_000;
 
@@ -28,6 +34,7 @@ export interface ServerEngineOptions {
   gpuMemoryMb: number;
   /** Added to every server's environment (tests pass fault switches here). */
   env?: Record<string, string>;
+  /** Poll interval while sampling (default 200 ms); after the last step it is 10 ms. */
   pollIntervalMs?: number;
   progressIntervalMs?: number;
   logger?: Logger;
@@ -246,14 +253,25 @@ export class ServerEngine implements Engine {
     let stderr = '';
     const parser = new ProgressParser();
     const throttle = new ProgressThrottle((p) => options.onProgress?.(p), this.options.progressIntervalMs);
+    let sampled = false;
+    let wake: (() => void) | null = null;
     const detach = server.listen((stream, chunk) => {
       if (stream === 'stderr') {
         stderr = (stderr + chunk).slice(-OUTPUT_KEEP);
         return;
       }
       stdout = (stdout + chunk).slice(-OUTPUT_KEEP);
-      for (const progress of parser.push(chunk)) throttle.push(progress);
+      for (const progress of parser.push(chunk)) {
+        throttle.push(progress);
+        if (progress.step === progress.totalSteps) {
+          sampled = true;
+          wake?.();
+        }
+      }
     });
+    // A cancel is sent at once, not at the next poll.
+    const onAbort = () => wake?.();
+    options.signal?.addEventListener('abort', onAbort);
     const submittedAt = performance.now();
     const seconds = () => (performance.now() - submittedAt) / 1000;
     const died = async (): Promise<EngineFailure & { ok: false }> => {
@@ -296,8 +314,10 @@ export class ServerEngine implements Engine {
             ? engineFailure('CANCELLED', 'stopped by the worker (the model server was killed)', seconds())
             : engineFailure('TIMEOUT', `no result after ${options.timeoutMs / 1000} s`, seconds());
         }
-        const wait = Math.min(this.options.pollIntervalMs ?? 50, deadline - now);
-        await Promise.race([sleep(wait), server.exited]);
+        const interval = sampled ? POLL_FINISHING_MS : (this.options.pollIntervalMs ?? POLL_SAMPLING_MS);
+        const wait = Math.min(interval, deadline - now);
+        await Promise.race([sleep(wait), server.exited, new Promise<void>((resolve) => (wake = resolve))]);
+        wake = null;
         if (server.state === 'dead') return await died();
         const status = await pollJob(jobUrl);
         if (status === 'gone') return engineFailure('ENGINE_ERROR', 'the model server no longer knows the job', seconds());
@@ -318,6 +338,7 @@ export class ServerEngine implements Engine {
         }
       }
     } finally {
+      options.signal?.removeEventListener('abort', onAbort);
       detach();
       throttle.stop();
     }

@@ -75,6 +75,26 @@ describe('model-aware dispatch', () => {
     expect((await popEligible(app.deps, warmOn('sdxl'), bounds, t0 + 10_000))!.jobId).toBe(starterJobs[2]);
   });
 
+  it("starts the bound's clock for the job plain order would hand out next, and for every higher-tier job passed over", async () => {
+    const bounds: AffinityBounds = { window: 50, maxDelayMs: 10_000 };
+    const skipped = async () => app.deps.redis.hkeys(app.deps.keys.queueSkipped);
+    // Same tier: only the next in line is held back by this claim; the one behind it is not yet.
+    const next = await queued('sd15', 1);
+    const behind = await queued('sd15', 2);
+    await queued('sdxl', 3);
+    await popEligible(app.deps, warmOn('sdxl'), bounds, 1_000);
+    expect(await skipped()).toEqual([next]);
+    const sd15Jobs = [await popEligible(app.deps, warmOn('sd15'), bounds, 1_000), await popEligible(app.deps, warmOn('sd15'), bounds, 1_000)];
+    expect(sd15Jobs.map((popped) => popped!.jobId)).toEqual([next, behind]);
+    expect(await skipped()).toEqual([]);
+
+    // A higher tier's jobs (queueScore: -priority × 10¹⁰ + seconds) all start their clock when a lower tier's job goes first.
+    const pro = [await queued('sd15', -50e10 + 1), await queued('sd15', -50e10 + 2)];
+    await queued('sdxl', -20e10 + 3);
+    await popEligible(app.deps, warmOn('sdxl'), bounds, 2_000);
+    expect((await skipped()).sort()).toEqual([...pro].sort());
+  });
+
   it('one job of a model among 2000 of another is served within the bound, and only by a worker that can run it', async () => {
     const bounds: AffinityBounds = { window: 50, maxDelayMs: 10_000 };
     const lonely = await queued('sd15', 0);

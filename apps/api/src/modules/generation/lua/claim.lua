@@ -6,7 +6,8 @@
 -- set at once, so a concurrent claim already sees the owner's new running count.
 -- Model-aware dispatch (the block below `take`): a job for a model the worker cannot run is
 -- skipped, never handed out; a job whose model is warm on the worker is preferred within a
--- window of the head, and a job may be passed over for that for at most ARGV[7] ms in all.
+-- window of the head. The job plain order would hand out next, and any job of a higher tier
+-- than the warm job taken, are passed over that way for at most ARGV[7] ms in all.
 -- KEYS: 1 queue, 2 owners, 3 limits, 4 claiming, 5 running jobs (jobId → userId), 6 running counts (userId → n),
 --       7 models (jobId → model), 8 skipped (jobId → ms when a claim first passed it over for a warm job)
 -- ARGV: 1 now (ms), 2 batch size, 3 max entries scanned,
@@ -41,21 +42,32 @@ local anyModel = ARGV[5] == '*'
 local loadable = set(ARGV[5])
 local window = tonumber(ARGV[6])
 local maxDelay = tonumber(ARGV[7])
--- Runnable cold jobs passed over while looking for a warm one, and the first of them (taken
--- when no warm job is found in the window).
+-- Runnable cold jobs passed over while looking for a warm one ({jobId, owner, tier}), and the
+-- first of them (taken when no warm job is found in the window).
 local passed = {}
 local fallback = nil
 local coldSeen = 0
 
+-- The tier part of a queue score (core queueScore: -priority × 10^10 + seconds): lower is a higher tier.
+local function tierOf(score)
+  return math.floor(tonumber(score) / 1e10)
+end
+-- Taking `tier`'s job delays the passed-over ones: the first (plain order's next) and those of a
+-- higher tier start their clock (once). Same-tier jobs further back get theirs when they are next.
+local function stampPassed(tier)
+  for i, p in ipairs(passed) do
+    if i == 1 or p[3] < tier then redis.call('HSETNX', KEYS[8], p[1], now) end
+  end
+end
+
 -- What to do with a job the owner's limit allows: {jobId, owner} to take it, nil to go on.
-local function consider(jobId, owner)
+local function consider(jobId, owner, score)
   local model = redis.call('HGET', KEYS[7], jobId)
   -- A job queued without a model (before this field existed) runs anywhere, cold.
   if model and not anyModel and not loadable[model] then return nil end
   if not hasWarm then return {jobId, owner} end
   if model and warm[model] then
-    -- The cold jobs passed over are now delayed by this choice: their clock starts (once).
-    for _, p in ipairs(passed) do redis.call('HSETNX', KEYS[8], p[1], now) end
+    stampPassed(tierOf(score))
     return {jobId, owner}
   end
   coldSeen = coldSeen + 1
@@ -63,11 +75,11 @@ local function consider(jobId, owner)
   local since = redis.call('HGET', KEYS[8], jobId)
   if since and now - tonumber(since) >= maxDelay then
     -- Passed over long enough: it goes now, ahead of any warm job behind it.
-    for _, p in ipairs(passed) do redis.call('HSETNX', KEYS[8], p[1], now) end
+    stampPassed(tierOf(score))
     return {jobId, owner}
   end
   fallback = fallback or {jobId, owner}
-  passed[#passed + 1] = {jobId, owner}
+  passed[#passed + 1] = {jobId, owner, tierOf(score)}
   return nil
 end
 -- ── end of model-aware dispatch ───────────────────────────────────────────────────────
@@ -76,10 +88,11 @@ local full = {}
 local start = 0
 local scanned = 0
 while scanned < maxScan do
-  local ids = redis.call('ZRANGE', KEYS[1], start, start + batch - 1)
-  if #ids == 0 then break end
+  local entries = redis.call('ZRANGE', KEYS[1], start, start + batch - 1, 'WITHSCORES')
+  if #entries == 0 then break end
   local removed = 0
-  for _, jobId in ipairs(ids) do
+  for e = 1, #entries, 2 do
+    local jobId, score = entries[e], entries[e + 1]
     scanned = scanned + 1
     local owner = redis.call('HGET', KEYS[2], jobId)
     if not owner then
@@ -92,7 +105,7 @@ while scanned < maxScan do
       local limit = tonumber(redis.call('HGET', KEYS[3], owner) or '1')
       local running = tonumber(redis.call('HGET', KEYS[6], owner) or '0')
       if running < limit then
-        local chosen = consider(jobId, owner)
+        local chosen = consider(jobId, owner, score)
         if chosen then return take(chosen[1], chosen[2]) end
       else
         full[owner] = true
@@ -100,7 +113,7 @@ while scanned < maxScan do
     end
     if scanned >= maxScan then break end
   end
-  start = start + #ids - removed
+  start = start + #entries / 2 - removed
 end
 if fallback then return take(fallback[1], fallback[2]) end
 return false
