@@ -31,7 +31,12 @@ import { buildServer } from '../apps/api/src/server.js';
 import { grant } from '../apps/api/src/modules/credits/ledger.js';
 import type { SessionUser } from '../apps/api/src/context.js';
 import { createWorkerApi } from '../apps/gpu-worker/src/api-client.js';
-import { REFERENCE_ENGINE_BIN, REFERENCE_MODEL_FILE, REFERENCE_SERVER_BIN, type ModelRegistry } from '../apps/gpu-worker/src/config.js';
+import {
+  REFERENCE_ENGINE_BIN,
+  REFERENCE_MODEL_FILE,
+  REFERENCE_SERVER_BIN,
+  type ModelRegistry,
+} from '../apps/gpu-worker/src/config.js';
 import { CliEngine } from '../apps/gpu-worker/src/engines/cli-engine.js';
 import type { Engine, EngineOutcome, EngineRunOptions } from '../apps/gpu-worker/src/engines/engine.js';
 import { ServerEngine } from '../apps/gpu-worker/src/engines/server-engine.js';
@@ -40,7 +45,7 @@ import { Worker } from '../apps/gpu-worker/src/worker.js';
 const JOBS = Number(process.env.BENCH_WARM_JOBS ?? 200);
 const WORKERS = 4;
 const STEPS = 20;
-/** Per step and per load, in ms: SDXL samples 20 × 60 ms = 1.2 s and loads 2.4 s (2×); SD 1.5 0.8 s and 2.0 s (2.5×). */
+/** Per step and per load (ms): SDXL samples 20 × 60 ms = 1.2 s, loads 2.4 s (2×); SD 1.5 0.8 s and 2.0 s (2.5×). */
 const TIMES = { sdxl: { stepMs: 60, loadMs: 2400 }, sd15: { stepMs: 40, loadMs: 2000 } } as const;
 /** One model at a time fits: 7000 + 2500 MB > 8000 MB. */
 const GPU_MEMORY_MB = 8000;
@@ -50,7 +55,10 @@ const MAX_DELAY_SECONDS = 3;
 type Mode = 'cli' | 'warm' | 'affinity';
 
 /** The reference engine reads both times from its environment, which the registry sets per model. */
-const timesEnv = (id: keyof typeof TIMES) => ({ REFENGINE_LOAD_MS: String(TIMES[id].loadMs), REFENGINE_STEP_MS: String(TIMES[id].stepMs) });
+const timesEnv = (id: keyof typeof TIMES) => ({
+  REFENGINE_LOAD_MS: String(TIMES[id].loadMs),
+  REFENGINE_STEP_MS: String(TIMES[id].stepMs),
+});
 const registry: ModelRegistry = {
   sdxl: { args: ['-m', REFERENCE_MODEL_FILE], memoryMb: 7000, env: timesEnv('sdxl') },
   sd15: { args: ['-m', REFERENCE_MODEL_FILE], memoryMb: 2500, env: timesEnv('sd15') },
@@ -62,7 +70,10 @@ class MeasuredEngine implements Engine {
   /** Jobs that waited for a model load (server modes; the CLI loads for every job). */
   loads = 0;
 
-  constructor(private readonly inner: Engine, private readonly reportWarm: boolean) {}
+  constructor(
+    private readonly inner: Engine,
+    private readonly reportWarm: boolean,
+  ) {}
 
   get name(): string {
     return this.inner.name;
@@ -112,7 +123,14 @@ function percentile(samples: number[], q: number): number {
 async function user(app: TestApp, tier: 'pro' | 'starter'): Promise<SessionUser> {
   const created = await app.createUser({ tier });
   await withSystem(app.deps.db, (tx) =>
-    grant(tx, { userId: created.id, key: `bench:${randomUUID()}`, type: 'purchase', bucket: 'purchased', amount: 1_000_000 }));
+    grant(tx, {
+      userId: created.id,
+      key: `bench:${randomUUID()}`,
+      type: 'purchase',
+      bucket: 'purchased',
+      amount: 1_000_000,
+    }),
+  );
   return created;
 }
 
@@ -127,23 +145,40 @@ interface ModeResult {
 
 async function runMode(app: TestApp, apiUrl: string, mode: Mode): Promise<ModeResult> {
   const engines = Array.from({ length: WORKERS }, () => {
-    const inner: Engine = mode === 'cli'
-      ? new CliEngine({ bin: REFERENCE_ENGINE_BIN, name: 'reference', models: registry, progressIntervalMs: 0 })
-      : new ServerEngine({ bin: REFERENCE_SERVER_BIN, name: 'reference', models: registry, gpuMemoryMb: GPU_MEMORY_MB, progressIntervalMs: 0 });
+    const inner: Engine =
+      mode === 'cli'
+        ? new CliEngine({ bin: REFERENCE_ENGINE_BIN, name: 'reference', models: registry, progressIntervalMs: 0 })
+        : new ServerEngine({
+            bin: REFERENCE_SERVER_BIN,
+            name: 'reference',
+            models: registry,
+            gpuMemoryMb: GPU_MEMORY_MB,
+            progressIntervalMs: 0,
+          });
     return new MeasuredEngine(inner, mode === 'affinity');
   });
-  const workers = await Promise.all(engines.map(async (engine, i) => new Worker({
-    api: createWorkerApi({ apiUrl, workerToken: app.config.WORKER_TOKEN }),
-    engine, engineVersion: await engine.version(), workerId: `bench-${mode}-${i}`, concurrency: 1,
-    engineTimeoutMs: 600_000, claimWaitMs: 2_000, logger: pino({ level: 'silent' }),
-  })));
+  const workers = await Promise.all(
+    engines.map(
+      async (engine, i) =>
+        new Worker({
+          api: createWorkerApi({ apiUrl, workerToken: app.config.WORKER_TOKEN }),
+          engine,
+          engineVersion: await engine.version(),
+          workerId: `bench-${mode}-${i}`,
+          concurrency: 1,
+          engineTimeoutMs: 600_000,
+          claimWaitMs: 2_000,
+          logger: pino({ level: 'silent' }),
+        }),
+    ),
+  );
 
   // 40% of the jobs are pro, spread over users so that no plan's concurrency limit is what waits.
   const pros = await Promise.all(Array.from({ length: 10 }, () => user(app, 'pro')));
   const starters = await Promise.all(Array.from({ length: 20 }, () => user(app, 'starter')));
   // A fixed interleaving: 3 of every 5 jobs SDXL, 2 of every 5 pro.
   const plan = Array.from({ length: JOBS }, (_, i) => ({
-    model: i % 5 < 3 ? 'sdxl' as const : 'sd15' as const,
+    model: i % 5 < 3 ? ('sdxl' as const) : ('sd15' as const),
     owner: (i * 3) % 5 < 2 ? pros[i % pros.length]! : starters[i % starters.length]!,
   }));
 
@@ -151,9 +186,18 @@ async function runMode(app: TestApp, apiUrl: string, mode: Mode): Promise<ModeRe
   const jobIds: string[] = [];
   for (const { model, owner } of plan) {
     // The smallest size the API takes: the engine's own work stays well inside each step's sleep.
-    jobIds.push((await app.callerFor(owner).generation.create({
-      prompt: `bench ${mode} ${randomUUID()}`, model, width: 256, height: 256, steps: STEPS, cfgScale: 7,
-    })).jobId);
+    jobIds.push(
+      (
+        await app.callerFor(owner).generation.create({
+          prompt: `bench ${mode} ${randomUUID()}`,
+          model,
+          width: 256,
+          height: 256,
+          steps: STEPS,
+          cfgScale: 7,
+        })
+      ).jobId,
+    );
   }
   const startedAt = performance.now();
   for (const worker of workers) worker.start();
@@ -191,16 +235,28 @@ async function runMode(app: TestApp, apiUrl: string, mode: Mode): Promise<ModeRe
 }
 
 async function main() {
-  execFileSync(process.execPath, [fileURLToPath(new URL('../apps/gpu-worker/reference-engine/build.mjs', import.meta.url)), '--quiet'], { stdio: 'inherit' });
+  execFileSync(
+    process.execPath,
+    [fileURLToPath(new URL('../apps/gpu-worker/reference-engine/build.mjs', import.meta.url)), '--quiet'],
+    { stdio: 'inherit' },
+  );
   const app = await createTestApp({
-    GENERATION_RATE_LIMIT: '100000', DISPATCH_AFFINITY_MAX_DELAY_SECONDS: String(MAX_DELAY_SECONDS), DISPATCH_AFFINITY_WINDOW: '50',
+    GENERATION_RATE_LIMIT: '100000',
+    DISPATCH_AFFINITY_MAX_DELAY_SECONDS: String(MAX_DELAY_SECONDS),
+    DISPATCH_AFFINITY_WINDOW: '50',
   });
   const server = await buildServer(app.deps);
   await server.listen({ port: 0, host: '127.0.0.1' });
   const apiUrl = `http://127.0.0.1:${(server.server.address() as AddressInfo).port}`;
-  console.log(`load average at start: ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
-  console.log(`${JOBS} jobs, ${WORKERS} workers; SDXL ${STEPS}×${TIMES.sdxl.stepMs} ms + load ${TIMES.sdxl.loadMs} ms, `
-    + `SD 1.5 ${STEPS}×${TIMES.sd15.stepMs} ms + load ${TIMES.sd15.loadMs} ms; affinity bound ${MAX_DELAY_SECONDS} s`);
+  console.log(
+    `load average at start: ${loadavg()
+      .map((l) => l.toFixed(2))
+      .join(' ')}`,
+  );
+  console.log(
+    `${JOBS} jobs, ${WORKERS} workers; SDXL ${STEPS}×${TIMES.sdxl.stepMs} ms + load ${TIMES.sdxl.loadMs} ms, ` +
+      `SD 1.5 ${STEPS}×${TIMES.sd15.stepMs} ms + load ${TIMES.sd15.loadMs} ms; affinity bound ${MAX_DELAY_SECONDS} s`,
+  );
   const results: ModeResult[] = [];
   try {
     const modes = (process.env.BENCH_WARM_MODES ?? 'cli,warm,affinity').split(',') as Mode[];
@@ -208,9 +264,12 @@ async function main() {
       const result = await runMode(app, apiUrl, mode);
       results.push(result);
       const w = result.wait;
-      console.log(`(${mode}) ${result.wallSeconds.toFixed(1)} s: sampling share ${(result.samplingShare * 100).toFixed(1)}%, `
-        + `${result.jobsPerMin.toFixed(1)} jobs/min, ${result.loads} model loads; wait p50/p95 pro ${w.pro.p50.toFixed(1)}/${w.pro.p95.toFixed(1)} s, `
-        + `starter ${w.starter.p50.toFixed(1)}/${w.starter.p95.toFixed(1)} s`);
+      console.log(
+        `(${mode}) ${result.wallSeconds.toFixed(1)} s: sampling share ${(result.samplingShare * 100).toFixed(1)}%, ` +
+          `${result.jobsPerMin.toFixed(1)} jobs/min, ${result.loads} model loads; ` +
+          `wait p50/p95 pro ${w.pro.p50.toFixed(1)}/${w.pro.p95.toFixed(1)} s, ` +
+          `starter ${w.starter.p50.toFixed(1)}/${w.starter.p95.toFixed(1)} s`,
+      );
     }
   } finally {
     const closing = server.close();
@@ -221,23 +280,34 @@ async function main() {
   if (results.length < 3) return;
   const [cli, warm, affinity] = results as [ModeResult, ModeResult, ModeResult];
   const round = (n: number, d = 3) => Number(n.toFixed(d));
-  console.log(`load average at end: ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
-  console.log(`goals: affinity share ≥ 0.90 (${round(affinity.samplingShare)}), affinity ≥ 2.5× cli jobs/min `
-    + `(${round(affinity.jobsPerMin / cli.jobsPerMin, 2)}×), pro p95 ≤ starter p95 in every mode `
-    + `(${results.every((r) => r.wait.pro.p95 <= r.wait.starter.p95)})`);
-  console.log(`RESULT ${JSON.stringify({
-    cliShare: round(cli.samplingShare),
-    warmShare: round(warm.samplingShare),
-    affinityShare: round(affinity.samplingShare),
-    cliJobsPerMin: round(cli.jobsPerMin, 1),
-    warmJobsPerMin: round(warm.jobsPerMin, 1),
-    affinityJobsPerMin: round(affinity.jobsPerMin, 1),
-    proP95WaitS: Object.fromEntries(results.map((r) => [r.mode, round(r.wait.pro.p95, 2)])),
-    starterP95WaitS: Object.fromEntries(results.map((r) => [r.mode, round(r.wait.starter.p95, 2)])),
-  })}`);
+  console.log(
+    `load average at end: ${loadavg()
+      .map((l) => l.toFixed(2))
+      .join(' ')}`,
+  );
+  console.log(
+    `goals: affinity share ≥ 0.90 (${round(affinity.samplingShare)}), affinity ≥ 2.5× cli jobs/min ` +
+      `(${round(affinity.jobsPerMin / cli.jobsPerMin, 2)}×), pro p95 ≤ starter p95 in every mode ` +
+      `(${results.every((r) => r.wait.pro.p95 <= r.wait.starter.p95)})`,
+  );
+  console.log(
+    `RESULT ${JSON.stringify({
+      cliShare: round(cli.samplingShare),
+      warmShare: round(warm.samplingShare),
+      affinityShare: round(affinity.samplingShare),
+      cliJobsPerMin: round(cli.jobsPerMin, 1),
+      warmJobsPerMin: round(warm.jobsPerMin, 1),
+      affinityJobsPerMin: round(affinity.jobsPerMin, 1),
+      proP95WaitS: Object.fromEntries(results.map((r) => [r.mode, round(r.wait.pro.p95, 2)])),
+      starterP95WaitS: Object.fromEntries(results.map((r) => [r.mode, round(r.wait.starter.p95, 2)])),
+    })}`,
+  );
 }
 
-main().then(() => process.exit(0), (error: unknown) => {
-  console.error(error);
-  process.exit(1);
-});
+main().then(
+  () => process.exit(0),
+  (error: unknown) => {
+    console.error(error);
+    process.exit(1);
+  },
+);

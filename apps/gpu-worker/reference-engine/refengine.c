@@ -1076,7 +1076,8 @@ static int request_params(const srv_request *r, params *p, char *err, size_t err
     const char *why = NULL;
     if (k == SAMPLER_COUNT) why = "unknown sample_method";
     else if (p->scheduler < 0) why = "unknown scheduler";
-    else if (p->width < 8 || p->width > MAX_SIDE || p->width % 8 || p->height < 8 || p->height > MAX_SIDE || p->height % 8)
+    else if (p->width < 8 || p->width > MAX_SIDE || p->width % 8 || p->height < 8 || p->height > MAX_SIDE ||
+             p->height % 8)
         why = "width and height must be multiples of 8 between 8 and 4096";
     else if (p->steps <= 0 || p->steps > MAX_STEPS) why = "sample_steps must be between 1 and 1000";
     else if (p->batch <= 0 || p->batch > MAX_BATCH) why = "batch_count must be between 1 and 16";

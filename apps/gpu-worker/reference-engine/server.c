@@ -256,13 +256,20 @@ static void send_all(int fd, const char *p, size_t n) {
 }
 
 static void respond(int fd, int status, const sbuf *body) {
-    const char *reason = status == 200 ? "OK" : status == 202 ? "Accepted" : status == 400 ? "Bad Request"
-                       : status == 404 ? "Not Found" : status == 405 ? "Method Not Allowed" : status == 409 ? "Conflict"
-                       : status == 410 ? "Gone" : status == 413 ? "Payload Too Large" : status == 429 ? "Too Many Requests"
-                       : "Internal Server Error";
+    const char *reason = status == 200   ? "OK"
+                         : status == 202 ? "Accepted"
+                         : status == 400 ? "Bad Request"
+                         : status == 404 ? "Not Found"
+                         : status == 405 ? "Method Not Allowed"
+                         : status == 409 ? "Conflict"
+                         : status == 410 ? "Gone"
+                         : status == 413 ? "Payload Too Large"
+                         : status == 429 ? "Too Many Requests"
+                                         : "Internal Server Error";
     char head[256];
     int n = snprintf(head, sizeof(head),
-                     "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n",
+                     "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n"
+                     "Connection: close\r\n\r\n",
                      status, reason, body->len);
     send_all(fd, head, (size_t)n);
     send_all(fd, body->s, body->len);
@@ -386,7 +393,8 @@ static int parse_request(const char *body, srv_request *r, char *err, size_t err
     const char *scheduler = json_find(body, "scheduler");
     r->scheduler = scheduler ? json_string(scheduler) : strdup("discrete");
     if (!r->negative || !r->sample_method || !r->scheduler) {
-        snprintf(err, errlen, "negative_prompt, sample_params.sample_method and sample_params.scheduler must be strings");
+        snprintf(err, errlen,
+                 "negative_prompt, sample_params.sample_method and sample_params.scheduler must be strings");
         return 0;
     }
     static const char *const names[] = {"width", "height", "sample_steps", "batch_count", "txt_cfg", "seed"};

@@ -67,27 +67,49 @@ const registry = (): ModelRegistry => ({
 async function payingUser(): Promise<SessionUser> {
   const user = await app.createUser({ tier: 'pro' });
   await withSystem(app.deps.db, (tx) =>
-    grant(tx, { userId: user.id, key: `test:${randomUUID()}`, type: 'purchase', bucket: 'purchased', amount: 1000 }));
+    grant(tx, { userId: user.id, key: `test:${randomUUID()}`, type: 'purchase', bucket: 'purchased', amount: 1000 }),
+  );
   return user;
 }
 
 async function createJob(user: SessionUser, steps = 10): Promise<string> {
   const { jobId } = await app.callerFor(user).generation.create({
-    prompt: `a lighthouse ${randomUUID()}`, model: 'sd15', width: 256, height: 256, steps, cfgScale: 7, seed: 42,
+    prompt: `a lighthouse ${randomUUID()}`,
+    model: 'sd15',
+    width: 256,
+    height: 256,
+    steps,
+    cfgScale: 7,
+    seed: 42,
   });
   return jobId;
 }
 
-const row = async (jobId: string) => (await app.database.admin`
-  select status, retry_count, failure_code, loading_model, worker_id from generation_jobs where id = ${jobId}`)[0]!;
+const row = async (jobId: string) =>
+  (
+    await app.database.admin`
+  select status, retry_count, failure_code, loading_model, worker_id from generation_jobs where id = ${jobId}`
+  )[0]!;
 
 async function serverModeWorker(env: Record<string, string> = {}) {
-  const engine = new ServerEngine({ bin: REFERENCE_SERVER_BIN, name: 'reference', models: registry(), gpuMemoryMb: 8000, env });
+  const engine = new ServerEngine({
+    bin: REFERENCE_SERVER_BIN,
+    name: 'reference',
+    models: registry(),
+    gpuMemoryMb: 8000,
+    env,
+  });
   const records: JobRecord[] = [];
   const worker = new Worker({
     api: createWorkerApi({ apiUrl, workerToken: app.config.WORKER_TOKEN }),
-    engine, engineVersion: await engine.version(), workerId: `server-worker-${randomUUID()}`, concurrency: 1,
-    engineTimeoutMs: 60_000, claimWaitMs: 1_000, logger: pino({ level: 'silent' }), onJobSettled: (record) => records.push(record),
+    engine,
+    engineVersion: await engine.version(),
+    workerId: `server-worker-${randomUUID()}`,
+    concurrency: 1,
+    engineTimeoutMs: 60_000,
+    claimWaitMs: 1_000,
+    logger: pino({ level: 'silent' }),
+    onJobSettled: (record) => records.push(record),
   });
   worker.start();
   stops.push(async () => {
@@ -98,7 +120,7 @@ async function serverModeWorker(env: Record<string, string> = {}) {
 }
 
 describe('GPU worker in server mode', () => {
-  it('completes jobs through a warm server: both objects stored, the model loaded once, the loading shown while it loads', async () => {
+  it('completes jobs on a warm server: both objects stored, one model load, shown while it loads', async () => {
     const user = await payingUser();
     const { engine, records } = await serverModeWorker({ REFENGINE_STEP_MS: '30' });
     const first = await createJob(user);
@@ -106,8 +128,13 @@ describe('GPU worker in server mode', () => {
     await expect.poll(async () => (await row(first)).status, { timeout: 30_000 }).toBe('completed');
     expect(await row(first)).toMatchObject({ loading_model: false, retry_count: 0 });
     const keys = imageKeys(user.id, first);
-    expect(await sharp(Buffer.from(await app.deps.store.getBytes(keys.original))).metadata()).toMatchObject({ format: 'png', width: 256 });
-    expect(await sharp(Buffer.from(await app.deps.store.getBytes(keys.thumb))).metadata()).toMatchObject({ format: 'webp' });
+    expect(await sharp(Buffer.from(await app.deps.store.getBytes(keys.original))).metadata()).toMatchObject({
+      format: 'png',
+      width: 256,
+    });
+    expect(await sharp(Buffer.from(await app.deps.store.getBytes(keys.thumb))).metadata()).toMatchObject({
+      format: 'webp',
+    });
 
     const [pid] = engine.processGroups();
     const second = await createJob(user);
@@ -132,10 +159,15 @@ describe('GPU worker in server mode', () => {
     expect(images!.n).toBe(1);
   });
 
-  it('the worker process (ENGINE_MODE=server) pre-warms its models and takes its servers along on SIGTERM', async () => {
+  it('the worker process (ENGINE_MODE=server) pre-warms, and takes its servers along on SIGTERM', async () => {
     const worker = spawnWorker({
-      API_URL: apiUrl, WORKER_TOKEN: app.config.WORKER_TOKEN, WORKER_ID: 'server-mode-process', WORKER_CLAIM_WAIT_MS: '1000',
-      ENGINE_MODE: 'server', WORKER_GPU_MEMORY_MB: '10000', ENGINE_PREWARM: 'sdxl,sd15',
+      API_URL: apiUrl,
+      WORKER_TOKEN: app.config.WORKER_TOKEN,
+      WORKER_ID: 'server-mode-process',
+      WORKER_CLAIM_WAIT_MS: '1000',
+      ENGINE_MODE: 'server',
+      WORKER_GPU_MEMORY_MB: '10000',
+      ENGINE_PREWARM: 'sdxl,sd15',
       ENGINE_MODELS: JSON.stringify({
         sdxl: { files: { model: join(modelDir, 'model.txt') }, memoryMb: 7000 },
         sd15: { files: { model: join(modelDir, 'model.txt') }, memoryMb: 2500 },

@@ -41,12 +41,25 @@ const params = (over: Partial<EngineParams> = {}): EngineParams => ({
 
 /** Per-model load times, as the registry gives them to the reference engine. */
 const registry = (loadMs = 300): ModelRegistry =>
-  Object.fromEntries(Object.entries(REFERENCE_REGISTRY).map(([id, entry]) => [id, { ...entry, env: { REFENGINE_LOAD_MS: String(loadMs) } }]));
+  Object.fromEntries(
+    Object.entries(REFERENCE_REGISTRY).map(([id, entry]) => [
+      id,
+      { ...entry, env: { REFENGINE_LOAD_MS: String(loadMs) } },
+    ]),
+  );
 
-function engine(env: Record<string, string> = {}, options: { gpuMemoryMb?: number; models?: ModelRegistry } = {}): ServerEngine {
+function engine(
+  env: Record<string, string> = {},
+  options: { gpuMemoryMb?: number; models?: ModelRegistry } = {},
+): ServerEngine {
   const e = new ServerEngine({
-    bin: REFERENCE_SERVER_BIN, name: 'reference', models: options.models ?? registry(), gpuMemoryMb: options.gpuMemoryMb ?? 0,
-    env, pollIntervalMs: 20, progressIntervalMs: 0,
+    bin: REFERENCE_SERVER_BIN,
+    name: 'reference',
+    models: options.models ?? registry(),
+    gpuMemoryMb: options.gpuMemoryMb ?? 0,
+    env,
+    pollIntervalMs: 20,
+    progressIntervalMs: 0,
   });
   engines.push(e);
   return e;
@@ -59,13 +72,20 @@ interface Run {
   loading: boolean;
 }
 
-async function run(e: ServerEngine, p: EngineParams, extra: { signal?: AbortSignal; timeoutMs?: number } = {}): Promise<Run> {
+async function run(
+  e: ServerEngine,
+  p: EngineParams,
+  extra: { signal?: AbortSignal; timeoutMs?: number } = {},
+): Promise<Run> {
   const path = output();
   const events: EngineProgress[] = [];
   let loading = false;
   const outcome = await e.run(p, {
-    outputPath: path, timeoutMs: extra.timeoutMs ?? 30_000, signal: extra.signal,
-    onProgress: (progress) => events.push(progress), onModelLoading: () => (loading = true),
+    outputPath: path,
+    timeoutMs: extra.timeoutMs ?? 30_000,
+    signal: extra.signal,
+    onProgress: (progress) => events.push(progress),
+    onModelLoading: () => (loading = true),
   });
   return { outcome, path, events, loading };
 }
@@ -77,7 +97,7 @@ async function serverPid(e: ServerEngine): Promise<number> {
 }
 
 describe('ServerEngine against the reference sd-server', () => {
-  it('loads the model once: the first job waits for it, the next starts at once; progress in order; valid PNGs', async () => {
+  it('loads the model once (the first job waits, the next starts at once); progress in order; valid PNGs', async () => {
     const e = engine({ REFENGINE_STEP_MS: '20' });
     expect(e.models()).toEqual({ warm: [], loadable: ['sdxl', 'sd15'] });
 
@@ -102,8 +122,10 @@ describe('ServerEngine against the reference sd-server', () => {
   it('makes byte for byte the image the CLI makes for the same job', async () => {
     const served = await run(engine(), params({ seed: 5, negativePrompt: 'fog' }));
     const cliPath = output();
-    const cli = await new CliEngine({ bin: REFERENCE_ENGINE_BIN, name: 'reference', models: REFERENCE_REGISTRY })
-      .run(params({ seed: 5, negativePrompt: 'fog' }), { outputPath: cliPath, timeoutMs: 30_000 });
+    const cli = await new CliEngine({ bin: REFERENCE_ENGINE_BIN, name: 'reference', models: REFERENCE_REGISTRY }).run(
+      params({ seed: 5, negativePrompt: 'fog' }),
+      { outputPath: cliPath, timeoutMs: 30_000 },
+    );
     expect(served.outcome.ok && cli.ok).toBe(true);
     expect(readFileSync(served.path).equals(readFileSync(cliPath))).toBe(true);
   });
@@ -138,7 +160,7 @@ describe('ServerEngine against the reference sd-server', () => {
     expect((await run(e, params({ steps: 2 }))).outcome.ok).toBe(true);
   });
 
-  it('an idle warm server that dies is restarted; one that cannot load its model is not retried in a loop', async () => {
+  it('restarts an idle warm server that died, never one that cannot load its model', async () => {
     const e = engine();
     await e.prewarm(['sd15']);
     const pid = await serverPid(e);
@@ -200,7 +222,7 @@ describe('ServerEngine against the reference sd-server', () => {
     expect((await run(roomy, params({ model: 'sdxl', steps: 2 }))).loading).toBe(false);
   });
 
-  it('a model larger than the GPU budget is not loadable, and a job for it fails without starting anything', async () => {
+  it('a model larger than the GPU budget is not loadable; a job for it fails, starting nothing', async () => {
     const e = engine({}, { gpuMemoryMb: 4000 });
     expect(e.models().loadable).toEqual(['sd15']);
     const { outcome } = await run(e, params({ model: 'sdxl' }));

@@ -7,7 +7,12 @@ import type { ModelEntry, ModelRegistry } from '../config.js';
 import { sleep } from '../backoff.js';
 import { ANSI, checkPng, classifyFailure, engineEnv, OOM, probeVersion } from './cli-engine.js';
 import {
-  engineFailure, type Engine, type EngineFailure, type EngineOutcome, type EngineRunOptions, type ModelAvailability,
+  engineFailure,
+  type Engine,
+  type EngineFailure,
+  type EngineOutcome,
+  type EngineRunOptions,
+  type ModelAvailability,
 } from './engine.js';
 import { killGroup, releaseGroup, trackGroup } from './process-groups.js';
 import { ProgressParser, ProgressThrottle } from './progress.js';
@@ -203,15 +208,26 @@ export class ServerEngine implements Engine {
     const entry = this.options.models[params.model];
     if (!entry) {
       const known = Object.keys(this.options.models).join(', ') || 'none';
-      return engineFailure('ENGINE_ERROR', `model ${params.model} is not installed on this worker (it has: ${known})`, 0);
+      return engineFailure(
+        'ENGINE_ERROR',
+        `model ${params.model} is not installed on this worker (it has: ${known})`,
+        0,
+      );
     }
     if (!this.fits(entry)) {
-      return engineFailure('ENGINE_ERROR', `model ${params.model} needs ${entry.memoryMb} MB, this worker's GPU budget is ${this.budget()} MB`, 0);
+      return engineFailure(
+        'ENGINE_ERROR',
+        `model ${params.model} needs ${entry.memoryMb} MB, this worker's GPU budget is ${this.budget()} MB`,
+        0,
+      );
     }
     if (this.closed) return engineFailure('CANCELLED', 'the engine is shutting down', 0);
     if (options.signal?.aborted) return engineFailure('CANCELLED', 'stopped before the engine started', 0);
     const deadline = performance.now() + options.timeoutMs;
-    const stop = AbortSignal.any([options.signal ?? new AbortController().signal, AbortSignal.timeout(options.timeoutMs)]);
+    const stop = AbortSignal.any([
+      options.signal ?? new AbortController().signal,
+      AbortSignal.timeout(options.timeoutMs),
+    ]);
 
     let server = this.servers.get(params.model);
     if (server?.state !== 'ready') options.onModelLoading?.();
@@ -223,7 +239,13 @@ export class ServerEngine implements Engine {
     server.jobs++;
     try {
       return await server.exclusive(async () => {
-        const loaded = await Promise.race([server!.ready.then(() => true, () => false), abortOf(stop)]);
+        const loaded = await Promise.race([
+          server!.ready.then(
+            () => true,
+            () => false,
+          ),
+          abortOf(stop),
+        ]);
         if (loaded === 'stopped') return this.stopped(options, 0, 'while the model was loading');
         if (!loaded) return this.loadFailed(server!);
         return this.generate(server!, params, options, deadline);
@@ -236,19 +258,29 @@ export class ServerEngine implements Engine {
 
   private stopped(options: EngineRunOptions, engineSeconds: number, when: string): EngineOutcome {
     if (options.signal?.aborted) return engineFailure('CANCELLED', `stopped by the worker ${when}`, engineSeconds);
-    return engineFailure('TIMEOUT', `no result after ${options.timeoutMs / 1000} s (${when.replace(/^while /, '')})`, engineSeconds);
+    return engineFailure(
+      'TIMEOUT',
+      `no result after ${options.timeoutMs / 1000} s (${when.replace(/^while /, '')})`,
+      engineSeconds,
+    );
   }
 
   private async loadFailed(server: ModelServer): Promise<EngineOutcome> {
     const { code, signal } = await server.exited;
     this.forget(server);
     const text = server.loadOutput;
-    if (code === null && signal === null) return engineFailure('ENGINE_ERROR', `could not run ${this.options.bin}: ${text.trim()}`, 0);
+    if (code === null && signal === null)
+      return engineFailure('ENGINE_ERROR', `could not run ${this.options.bin}: ${text.trim()}`, 0);
     const failure = classifyFailure(code, signal, text, text, 0);
     return { ...failure, detail: `the model server stopped while loading ${server.model}: ${failure.detail}` };
   }
 
-  private async generate(server: ModelServer, params: EngineParams, options: EngineRunOptions, deadline: number): Promise<EngineOutcome> {
+  private async generate(
+    server: ModelServer,
+    params: EngineParams,
+    options: EngineRunOptions,
+    deadline: number,
+  ): Promise<EngineOutcome> {
     let stdout = '';
     let stderr = '';
     const parser = new ProgressParser();
@@ -295,14 +327,20 @@ export class ServerEngine implements Engine {
       }
       const accepted = (await submitted.json().catch(() => ({}))) as { id?: string; error?: { message?: string } };
       if (submitted.status !== 202 || !accepted.id) {
-        return engineFailure('ENGINE_ERROR', `the model server refused the job (${submitted.status}): ${accepted.error?.message ?? 'no message'}`, 0);
+        return engineFailure(
+          'ENGINE_ERROR',
+          `the model server refused the job (${submitted.status}): ${accepted.error?.message ?? 'no message'}`,
+          0,
+        );
       }
       const jobUrl = `${server.url}/sdcpp/v1/jobs/${encodeURIComponent(accepted.id)}`;
       let cancelBy: number | null = null;
       for (;;) {
         if (options.signal?.aborted && cancelBy === null) {
           cancelBy = performance.now() + CANCEL_GRACE_MS;
-          await fetch(`${jobUrl}/cancel`, { method: 'POST', signal: AbortSignal.timeout(CALL_TIMEOUT_MS) }).catch(() => undefined);
+          await fetch(`${jobUrl}/cancel`, { method: 'POST', signal: AbortSignal.timeout(CALL_TIMEOUT_MS) }).catch(
+            () => undefined,
+          );
         }
         const now = performance.now();
         if (now >= deadline || (cancelBy !== null && now >= cancelBy)) {
@@ -320,7 +358,8 @@ export class ServerEngine implements Engine {
         wake = null;
         if (server.state === 'dead') return await died();
         const status = await pollJob(jobUrl);
-        if (status === 'gone') return engineFailure('ENGINE_ERROR', 'the model server no longer knows the job', seconds());
+        if (status === 'gone')
+          return engineFailure('ENGINE_ERROR', 'the model server no longer knows the job', seconds());
         if (!status) continue;
         if (status.status === 'completed') return await this.saveImage(status, params, options.outputPath, seconds());
         if (status.status === 'cancelled') return engineFailure('CANCELLED', 'stopped by the worker', seconds());
@@ -332,7 +371,13 @@ export class ServerEngine implements Engine {
             server.kill();
             await server.exited;
             this.restart(server);
-            return classifyFailure(1, null, stdout.replace(ANSI, ''), `${stderr.replace(ANSI, '')}\n${message}`, seconds());
+            return classifyFailure(
+              1,
+              null,
+              stdout.replace(ANSI, ''),
+              `${stderr.replace(ANSI, '')}\n${message}`,
+              seconds(),
+            );
           }
           return engineFailure('ENGINE_ERROR', `the model server failed the job: ${message}`, seconds());
         }
@@ -344,12 +389,19 @@ export class ServerEngine implements Engine {
     }
   }
 
-  private async saveImage(status: JobStatus, params: EngineParams, outputPath: string, engineSeconds: number): Promise<EngineOutcome> {
-    const b64 = status.result?.images?.find((image) => image.index === 0)?.b64_json ?? status.result?.images?.[0]?.b64_json;
+  private async saveImage(
+    status: JobStatus,
+    params: EngineParams,
+    outputPath: string,
+    engineSeconds: number,
+  ): Promise<EngineOutcome> {
+    const b64 =
+      status.result?.images?.find((image) => image.index === 0)?.b64_json ?? status.result?.images?.[0]?.b64_json;
     if (!b64) return engineFailure('BAD_OUTPUT', 'the model server completed the job without an image', engineSeconds);
     await writeFile(outputPath, Buffer.from(b64, 'base64'));
     const image = await checkPng(outputPath, params);
-    if (typeof image === 'string') return engineFailure('BAD_OUTPUT', image.replace('the engine', 'the model server'), engineSeconds);
+    if (typeof image === 'string')
+      return engineFailure('BAD_OUTPUT', image.replace('the engine', 'the model server'), engineSeconds);
     return { ok: true, outputPath, engineSeconds, ...image };
   }
 
@@ -380,7 +432,9 @@ export class ServerEngine implements Engine {
       const existing = this.servers.get(model);
       if (existing) return existing;
       if (this.usedMb() + need <= this.budget()) return this.start(model, entry);
-      const idle = [...this.servers.values()].filter((s) => s.jobs === 0).sort((a, b) => a.lastUsedAt - b.lastUsedAt)[0];
+      const idle = [...this.servers.values()]
+        .filter((s) => s.jobs === 0)
+        .sort((a, b) => a.lastUsedAt - b.lastUsedAt)[0];
       if (idle) {
         this.options.logger?.info({ model: idle.model, for: model }, 'unloading the least recently used model');
         this.forget(idle);
@@ -430,10 +484,14 @@ export class ServerEngine implements Engine {
     if (this.closed) return;
     const entry = this.options.models[server.model]!;
     this.options.logger?.warn({ model: server.model }, 'restarting the model server');
-    void server.exited.then(() => {
-      if (this.closed || this.servers.has(server.model) || this.usedMb() + this.sizeOf(entry) > this.budget()) return;
-      return this.start(server.model, entry);
-    }).catch((error: unknown) => this.options.logger?.error({ err: error, model: server.model }, 'could not restart the model server'));
+    void server.exited
+      .then(() => {
+        if (this.closed || this.servers.has(server.model) || this.usedMb() + this.sizeOf(entry) > this.budget()) return;
+        return this.start(server.model, entry);
+      })
+      .catch((error: unknown) =>
+        this.options.logger?.error({ err: error, model: server.model }, 'could not restart the model server'),
+      );
   }
 
   /** The servers' process groups, for tests that check nothing is left behind. */
@@ -451,7 +509,11 @@ function requestBody(params: EngineParams): Record<string, unknown> {
     height: params.height,
     seed: params.seed,
     batch_count: 1,
-    sample_params: { sample_method: params.sampler, sample_steps: params.steps, guidance: { txt_cfg: params.cfgScale } },
+    sample_params: {
+      sample_method: params.sampler,
+      sample_steps: params.steps,
+      guidance: { txt_cfg: params.cfgScale },
+    },
     output_format: 'png',
   };
 }

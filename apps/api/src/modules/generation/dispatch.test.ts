@@ -6,7 +6,9 @@ import { enqueue, popEligible, type AffinityBounds, type WorkerModels } from './
 import { fundedUser, jobRow, smallParams, useGenerationTestApp } from './test-support.js';
 
 let app: TestApp;
-useGenerationTestApp((created) => { app = created; });
+useGenerationTestApp((created) => {
+  app = created;
+});
 
 const BOTH = ['sdxl', 'sd15'];
 const warmOn = (model: string, loadable = BOTH): WorkerModels => ({ warm: [model], loadable });
@@ -36,7 +38,7 @@ describe('model-aware dispatch', () => {
     expect((await claimFor('any', { warm: [], loadable: BOTH }))!.job.id).toBe(xl.jobId);
   });
 
-  it('with two workers warm on different models, each gets the jobs of its own model, through the real claim', async () => {
+  it('two workers warm on different models each get their own model\'s jobs, through the real claim', async () => {
     const users = await Promise.all([0, 1, 2, 3].map(() => fundedUser(app, 'starter', 5000)));
     const models = ['sdxl', 'sd15', 'sdxl', 'sd15'] as const;
     const ids: string[] = [];
@@ -65,7 +67,8 @@ describe('model-aware dispatch', () => {
     const starters = await Promise.all([0, 1, 2].map(() => fundedUser(app, 'starter', 5000)));
     const proJob = (await app.callerFor(pro).generation.create(smallParams({ model: 'sd15' }))).jobId;
     const starterJobs: string[] = [];
-    for (const user of starters) starterJobs.push((await app.callerFor(user).generation.create(smallParams({ model: 'sdxl' }))).jobId);
+    for (const user of starters)
+      starterJobs.push((await app.callerFor(user).generation.create(smallParams({ model: 'sdxl' }))).jobId);
 
     const t0 = 1_000_000;
     expect((await popEligible(app.deps, warmOn('sdxl'), bounds, t0))!.jobId).toBe(starterJobs[0]);
@@ -75,7 +78,7 @@ describe('model-aware dispatch', () => {
     expect((await popEligible(app.deps, warmOn('sdxl'), bounds, t0 + 10_000))!.jobId).toBe(starterJobs[2]);
   });
 
-  it("starts the bound's clock for the job plain order would hand out next, and for every higher-tier job passed over", async () => {
+  it("starts the bound's clock for the next job in plain order and for every higher-tier job passed over", async () => {
     const bounds: AffinityBounds = { window: 50, maxDelayMs: 10_000 };
     const skipped = async () => app.deps.redis.hkeys(app.deps.keys.queueSkipped);
     // Same tier: only the next in line is held back by this claim; the one behind it is not yet.
@@ -84,18 +87,22 @@ describe('model-aware dispatch', () => {
     await queued('sdxl', 3);
     await popEligible(app.deps, warmOn('sdxl'), bounds, 1_000);
     expect(await skipped()).toEqual([next]);
-    const sd15Jobs = [await popEligible(app.deps, warmOn('sd15'), bounds, 1_000), await popEligible(app.deps, warmOn('sd15'), bounds, 1_000)];
+    const sd15Jobs = [
+      await popEligible(app.deps, warmOn('sd15'), bounds, 1_000),
+      await popEligible(app.deps, warmOn('sd15'), bounds, 1_000),
+    ];
     expect(sd15Jobs.map((popped) => popped!.jobId)).toEqual([next, behind]);
     expect(await skipped()).toEqual([]);
 
-    // A higher tier's jobs (queueScore: -priority × 10¹⁰ + seconds) all start their clock when a lower tier's job goes first.
+    // A higher tier's jobs (queueScore: -priority × 10¹⁰ + seconds) all start their clock
+    // when a lower tier's job goes first.
     const pro = [await queued('sd15', -50e10 + 1), await queued('sd15', -50e10 + 2)];
     await queued('sdxl', -20e10 + 3);
     await popEligible(app.deps, warmOn('sdxl'), bounds, 2_000);
     expect((await skipped()).sort()).toEqual([...pro].sort());
   });
 
-  it('one job of a model among 2000 of another is served within the bound, and only by a worker that can run it', async () => {
+  it('one job of a model among 2000 of another is served within the bound, only by a worker able to', async () => {
     const bounds: AffinityBounds = { window: 50, maxDelayMs: 10_000 };
     const lonely = await queued('sd15', 0);
     for (let i = 1; i <= 2000; i += 1) await queued('sdxl', i);
@@ -146,7 +153,9 @@ describe('a job waiting for its model to load', () => {
     expect((await details()).loadingModel).toBe(true);
     expect(await firstEvent()).toMatchObject({ type: 'snapshot', status: 'in_progress', loadingModel: true });
 
-    await app.workerCaller().heartbeat({ jobId, leaseToken: claimed.lease.token, progress: { percent: 5, step: 1, totalSteps: 20 } });
+    await app
+      .workerCaller()
+      .heartbeat({ jobId, leaseToken: claimed.lease.token, progress: { percent: 5, step: 1, totalSteps: 20 } });
     expect((await details()).loadingModel).toBe(false);
     expect(await firstEvent()).not.toHaveProperty('loadingModel');
 
