@@ -76,8 +76,9 @@ describe('worker config', () => {
   });
 
   it('server mode: the server binary beside the engine, sizes and per-model env from the registry, a checked prewarm list', () => {
-    expect(loadWorkerConfig({})).toMatchObject({ engineMode: 'cli', engineServerBin: REFERENCE_SERVER_BIN, gpuMemoryMb: 0, prewarm: [] });
+    expect(loadWorkerConfig(DEV)).toMatchObject({ engineMode: 'cli', engineServerBin: REFERENCE_SERVER_BIN, gpuMemoryMb: 0, prewarm: [] });
     const config = loadWorkerConfig({
+      ...DEV,
       ENGINE_MODE: 'server', ENGINE_BIN: '/opt/sd/sd-cli', WORKER_GPU_MEMORY_MB: '24000', ENGINE_PREWARM: 'sdxl, sd15',
       ENGINE_MODELS: JSON.stringify({
         sdxl: { files: { model: '/m/sdxl.safetensors' }, memoryMb: 7000, env: { GGML_CUDA_NO_VMM: '1' } },
@@ -89,10 +90,11 @@ describe('worker config', () => {
       sdxl: { args: ['-m', '/m/sdxl.safetensors'], memoryMb: 7000, env: { GGML_CUDA_NO_VMM: '1' } },
       sd15: { args: ['-m', '/m/sd15.safetensors'] },
     });
-    expect(() => loadWorkerConfig({ ENGINE_PREWARM: 'sd3' })).toThrow('config: ENGINE_PREWARM names sd3, which is not in ENGINE_MODELS');
-    expect(() => loadWorkerConfig({ ENGINE_MODE: 'daemon' })).toThrow(/^config: ENGINE_MODE /);
-    expect(() => loadWorkerConfig({ NODE_ENV: 'production', WORKER_TOKEN: 't', ENGINE_MODELS: '{}', ENGINE_MODE: 'server' }))
-      .toThrow('config: ENGINE_SERVER_BIN is required in production with ENGINE_MODE=server');
+    expect(() => loadWorkerConfig({ ...DEV, ENGINE_PREWARM: 'sd3' })).toThrow('config: ENGINE_PREWARM names sd3, which is not in ENGINE_MODELS');
+    expect(() => loadWorkerConfig({ ...DEV, ENGINE_MODE: 'daemon' })).toThrow(/^config: ENGINE_MODE /);
+    const production = { NODE_ENV: 'production', WORKER_TOKEN: 'w'.repeat(64), ENGINE_MODELS: '{}', ENGINE_MODE: 'server' };
+    expect(() => loadWorkerConfig(production))
+      .toThrow(new ConfigError('config: ENGINE_SERVER_BIN is required in production with ENGINE_MODE=server'));
   });
 
   it('names the variable in one line when one is bad', () => {
