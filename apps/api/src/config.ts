@@ -115,6 +115,10 @@ const apiEnvSchema = z
     JOB_LOAD_ALLOWANCE_SECONDS: z.coerce.number().min(0).default(120),
     JOB_UPLOAD_ALLOWANCE_SECONDS: z.coerce.number().min(0).default(60),
     RECONCILE_INTERVAL_MS: z.coerce.number().int().positive().default(5000),
+    /** Model-aware dispatch: how many runnable cold jobs from the queue head a claim may look past for a warm one. */
+    DISPATCH_AFFINITY_WINDOW: z.coerce.number().int().min(0).default(50),
+    /** …and the most any job may be passed over that way, in all (a higher tier's job included). */
+    DISPATCH_AFFINITY_MAX_DELAY_SECONDS: z.coerce.number().min(0).default(15),
     /** generation.create calls allowed per user per window (a burst guard; the pending-jobs cap is per plan). */
     GENERATION_RATE_LIMIT: z.coerce.number().int().positive().default(60),
     GENERATION_RATE_WINDOW_SECONDS: z.coerce.number().int().positive().default(60),

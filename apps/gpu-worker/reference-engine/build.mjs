@@ -10,17 +10,22 @@
 // The compiler is $CC when set, else the first of cc, gcc, clang that runs.
 // Importable too: `import { buildEngine, ENGINE_BIN } from './build.mjs'`.
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, renameSync, rmSync, statSync } from 'node:fs';
+import { existsSync, linkSync, mkdirSync, renameSync, rmSync, statSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const ENGINE_DIR = dirname(fileURLToPath(import.meta.url));
-const SOURCES = ['refengine.c', 'scene.c', 'png.c'];
-const HEADERS = ['detmath.h', 'png.h', 'scene.h'];
+const SOURCES = ['refengine.c', 'scene.c', 'png.c', 'server.c'];
+const HEADERS = ['detmath.h', 'png.h', 'scene.h', 'server.h'];
 const EXE = process.platform === 'win32' ? '.exe' : '';
 
 /** Absolute path of the built engine binary. */
 export const ENGINE_BIN = join(ENGINE_DIR, 'bin', `refengine${EXE}`);
+/**
+ * The same program under a name ending in `-server`: it then behaves as sd-server (loads the
+ * model once, serves the native async API on --listen-ip/--listen-port).
+ */
+export const SERVER_BIN = join(ENGINE_DIR, 'bin', `refengine-server${EXE}`);
 
 export const NO_COMPILER_MESSAGE = 'no C compiler found: install one, e.g. apt-get install -y gcc';
 
@@ -36,7 +41,7 @@ function findCompiler() {
 }
 
 function isUpToDate() {
-  if (!existsSync(ENGINE_BIN)) return false;
+  if (!existsSync(ENGINE_BIN) || !existsSync(SERVER_BIN)) return false;
   const built = statSync(ENGINE_BIN).mtimeMs;
   const inputs = [...SOURCES, ...HEADERS, 'build.mjs'].map((f) => join(ENGINE_DIR, f));
   return inputs.every((f) => statSync(f).mtimeMs <= built);
@@ -70,6 +75,11 @@ export function buildEngine({ force = false, strict = false, quiet = false } = {
     throw new EngineBuildError(`refengine: ${cc} failed to compile the reference engine (${why})`);
   }
   renameSync(tmp, ENGINE_BIN);
+  // A second name for the same file, linked under a private name first (parallel builds).
+  const serverTmp = `${SERVER_BIN}.${process.pid}.tmp`;
+  rmSync(serverTmp, { force: true });
+  linkSync(ENGINE_BIN, serverTmp);
+  renameSync(serverTmp, SERVER_BIN);
   if (!quiet) {
     const where = relative(process.cwd(), ENGINE_BIN) || ENGINE_BIN;
     console.log(`refengine: built ${where} with ${cc} in ${((Date.now() - started) / 1000).toFixed(1)}s`);

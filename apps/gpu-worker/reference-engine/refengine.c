@@ -14,6 +14,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -29,6 +30,7 @@
 #include "detmath.h"
 #include "png.h"
 #include "scene.h"
+#include "server.h"
 
 #define REFENGINE_VERSION "1.0.0"
 #define REFENGINE_LABEL "reference engine \xe2\x80\x94 no model" /* UTF-8 em dash */
@@ -439,6 +441,10 @@ typedef struct {
 
 static faults_t g_faults;
 
+/* sd-server mode (server.c): an out-of-memory fails the job, not the process */
+static int g_server_mode;
+static jmp_buf g_job_failed;
+
 static void read_faults(void) {
     g_faults.step_ms = env_long("REFENGINE_STEP_MS", 0);
     g_faults.load_ms = env_long("REFENGINE_LOAD_MS", 100);
@@ -459,6 +465,7 @@ static void fail_oom(int line_w, int line_h) {
            mib * 1024 * 1024);
     LOG_AS(L_ERROR, "ggml_extend.hpp", 2234, "unet: failed to allocate the compute buffer");
     LOG_AS(L_ERROR, "main.cpp", 952, "generate failed");
+    if (g_server_mode) longjmp(g_job_failed, 1);
     exit(1);
 }
 
@@ -893,10 +900,19 @@ static float *sample_image(const params *p, int index, long long seed) {
         if (g_faults.abort_at == step) fail_abort();
         if (g_faults.hang_at == step) hang_forever();
         sampler_step(s, &m, &b, sig, i, mix64(useed + (uint64_t)step * 0x9e3779b97f4a7c15ULL));
-        if (g_faults.step_ms > 0) sleep_s(ts + (double)g_faults.step_ms / 1000.0 - now_s());
+        double until = ts + (double)g_faults.step_ms / 1000.0;
+        /* a server answers its clients between steps (and while it stands in for GPU time) */
+        int cancelled = g_server_mode ? server_poll(until) : (sleep_s(until - now_s()), 0);
         step_progress(step, steps, now_s() - ts);
+        if (cancelled) {
+            if (step < steps) printf("\n");
+            LOG_INFO("generation cancelled at step %d/%d", step, steps);
+            free(b.x);
+            b.x = NULL;
+            break;
+        }
     }
-    LOG_INFO("sampling completed, taking %.2fs", now_s() - t0);
+    if (b.x) LOG_INFO("sampling completed, taking %.2fs", now_s() - t0);
 
     float *x = b.x;
     free(T);
@@ -1037,7 +1053,113 @@ static long long seed_of(const params *p, int i) {
     return u > (unsigned long long)LLONG_MAX ? -(long long)(~u) - 1 : (long long)u;
 }
 
+/* ------------------------------------------------------------------ */
+/* sd-server mode                                                      */
+/* ------------------------------------------------------------------ */
+
+static params g_server_params; /* the models and defaults the server was started with */
+
+/* the request as command-line params; 0 when valid, else why not in err */
+static int request_params(const srv_request *r, params *p, char *err, size_t errlen) {
+    *p = g_server_params;
+    p->prompt = r->prompt;
+    p->negative = r->negative;
+    p->width = r->width;
+    p->height = r->height;
+    p->steps = r->steps;
+    p->batch = r->batch;
+    p->cfg = (float)r->cfg;
+    p->seed = r->seed;
+    int k = 0;
+    while (k < SAMPLER_COUNT && strcmp(r->sample_method, SAMPLERS[k].name) != 0) k++;
+    if (strcmp(r->sample_method, "default") == 0) k = SAMPLER_EULER_A;
+    p->sampler = k;
+    p->scheduler = strcmp(r->scheduler, "default") == 0 ? 0 : lookup(r->scheduler, SCHEDULERS);
+    const char *why = NULL;
+    if (k == SAMPLER_COUNT) why = "unknown sample_method";
+    else if (p->scheduler < 0) why = "unknown scheduler";
+    else if (p->width < 8 || p->width > MAX_SIDE || p->width % 8 || p->height < 8 || p->height > MAX_SIDE ||
+             p->height % 8)
+        why = "width and height must be multiples of 8 between 8 and 4096";
+    else if (p->steps <= 0 || p->steps > MAX_STEPS) why = "sample_steps must be between 1 and 1000";
+    else if (p->batch <= 0 || p->batch > MAX_BATCH) why = "batch_count must be between 1 and 16";
+    else if (!(p->cfg >= 0 && p->cfg <= 100)) why = "guidance.txt_cfg must be between 0 and 100";
+    if (why) {
+        snprintf(err, errlen, "%s", why);
+        return -1;
+    }
+    if (p->seed < 0) {
+        uint64_t rnd = mix64((uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32) ^ (uint64_t)(now_s() * 1e9));
+        p->seed = (long long)(rnd & 0x7fffffff);
+    }
+    return 0;
+}
+
+int engine_check(const srv_request *r, char *err, size_t errlen) {
+    params p;
+    return request_params(r, &p, err, errlen);
+}
+
+int engine_generate(const srv_request *r, srv_image *out, char *err, size_t errlen) {
+    static params p; /* static: intact after a longjmp */
+    static volatile int made;
+    made = 0;
+    if (request_params(r, &p, err, errlen) != 0) return -1;
+    if (setjmp(g_job_failed)) { /* an out-of-memory: the buffers of this job are lost, the server goes on */
+        snprintf(err, errlen, "generate failed: out of memory");
+        for (int i = 0; i < made; i++) free(out[i].data);
+        return -1;
+    }
+    double t0 = now_s();
+    LOG_INFO("sampling using %s method", SAMPLERS[p.sampler].pretty);
+    for (int i = 0; i < p.batch; i++) {
+        long long seed = seed_of(&p, i);
+        float *latent = sample_image(&p, i, seed);
+        if (!latent) {
+            for (int k = 0; k < made; k++) free(out[k].data);
+            return 0;
+        }
+        uint8_t *rgb = decode_latent(&p, latent);
+        free(latent);
+        char *ptext = params_text(&p, seed);
+        png_text texts[2] = {{"Software", PNG_SOFTWARE}, {"parameters", ptext ? ptext : ""}};
+        int ok = png_encode_rgb(rgb, p.width, p.height, texts, 2, &out[i].data, &out[i].len) == 0;
+        free(ptext);
+        free(rgb);
+        if (!ok) {
+            snprintf(err, errlen, "could not encode the image: out of memory");
+            for (int k = 0; k < made; k++) free(out[k].data);
+            return -1;
+        }
+        made = i + 1;
+    }
+    LOG_INFO("generate_image completed in %.2fs", now_s() - t0);
+    return made;
+}
+
+/* sd-server: the same flags as sd-cli plus --listen-ip and --listen-port; models load once */
+static int server_main(int argc, char **argv) {
+    const char *ip = "127.0.0.1";
+    int port = 1234;
+    char **rest = (char **)calloc((size_t)argc + 1, sizeof(char *));
+    int n = 0;
+    for (int i = 0; i < argc; i++) {
+        if (i > 0 && strcmp(argv[i], "--listen-ip") == 0 && i + 1 < argc) ip = argv[++i];
+        else if (i > 0 && strcmp(argv[i], "--listen-port") == 0 && i + 1 < argc)
+            port = (int)sto_integer(argv[++i], 0, 65535, "stoi");
+        else rest[n++] = argv[i];
+    }
+    parse_args(n, rest, &g_server_params);
+    read_faults();
+    g_server_mode = 1;
+    load_models(&g_server_params);
+    return server_run(ip, port);
+}
+
 int main(int argc, char **argv) {
+    const char *self = basename_of(argv[0]);
+    size_t len = strlen(self);
+    if (len >= 7 && strcmp(self + len - 7, "-server") == 0) return server_main(argc, argv);
     params p;
     parse_args(argc, argv, &p);
     read_faults();

@@ -6,7 +6,7 @@ import { DEV_WORKER_TOKEN } from '@pingvas/core';
 import { referenceEngine } from './test/reference-engine.js';
 import { spawnWorker, type WorkerProcess } from './test/worker-process.js';
 import {
-  ConfigError, describeConfig, loadWorkerConfig, modelRegistryProblem, REFERENCE_ENGINE_BIN, REFERENCE_MODEL_FILE, REFERENCE_REGISTRY,
+  ConfigError, describeConfig, loadWorkerConfig, modelRegistryProblem, REFERENCE_ENGINE_BIN, REFERENCE_MODEL_FILE, REFERENCE_REGISTRY, REFERENCE_SERVER_BIN,
   WORKER_ENV_VARIABLES,
 } from './config.js';
 
@@ -73,6 +73,28 @@ describe('worker config', () => {
       sdxl: { args: ['-m', '/models/sdxl/main.safetensors', '--vae', '/models/sdxl/vae.safetensors', '--vae-tiling'] },
       sd15: { args: ['-m', '/models/sd15.safetensors'] },
     });
+  });
+
+  it('server mode: the server binary beside the engine, sizes and per-model env from the registry, a checked prewarm list', () => {
+    expect(loadWorkerConfig(DEV)).toMatchObject({ engineMode: 'cli', engineServerBin: REFERENCE_SERVER_BIN, gpuMemoryMb: 0, prewarm: [] });
+    const config = loadWorkerConfig({
+      ...DEV,
+      ENGINE_MODE: 'server', ENGINE_BIN: '/opt/sd/sd-cli', WORKER_GPU_MEMORY_MB: '24000', ENGINE_PREWARM: 'sdxl, sd15',
+      ENGINE_MODELS: JSON.stringify({
+        sdxl: { files: { model: '/m/sdxl.safetensors' }, memoryMb: 7000, env: { GGML_CUDA_NO_VMM: '1' } },
+        sd15: { files: { model: '/m/sd15.safetensors' } },
+      }),
+    });
+    expect(config).toMatchObject({ engineMode: 'server', engineServerBin: '/opt/sd/sd-cli-server', gpuMemoryMb: 24000, prewarm: ['sdxl', 'sd15'] });
+    expect(config.engineModels).toEqual({
+      sdxl: { args: ['-m', '/m/sdxl.safetensors'], memoryMb: 7000, env: { GGML_CUDA_NO_VMM: '1' } },
+      sd15: { args: ['-m', '/m/sd15.safetensors'] },
+    });
+    expect(() => loadWorkerConfig({ ...DEV, ENGINE_PREWARM: 'sd3' })).toThrow('config: ENGINE_PREWARM names sd3, which is not in ENGINE_MODELS');
+    expect(() => loadWorkerConfig({ ...DEV, ENGINE_MODE: 'daemon' })).toThrow(/^config: ENGINE_MODE /);
+    const production = { NODE_ENV: 'production', WORKER_TOKEN: 'w'.repeat(64), ENGINE_MODELS: '{}', ENGINE_MODE: 'server' };
+    expect(() => loadWorkerConfig(production))
+      .toThrow(new ConfigError('config: ENGINE_SERVER_BIN is required in production with ENGINE_MODE=server'));
   });
 
   it('names the variable in one line when one is bad', () => {

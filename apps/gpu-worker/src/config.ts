@@ -14,6 +14,8 @@ export const REFERENCE_ENGINE_BIN = fileURLToPath(new URL('../reference-engine/b
  * model flag and checks that the file exists (it never reads it).
  */
 export const REFERENCE_MODEL_FILE = fileURLToPath(new URL('../reference-engine/procedural-model.txt', import.meta.url));
+/** The reference engine under its sd-server name (the build links it beside the CLI). */
+export const REFERENCE_SERVER_BIN = fileURLToPath(new URL('../reference-engine/bin/refengine-server', import.meta.url));
 
 /**
  * One entry of the model registry: the engine flags that select a model's files.
@@ -34,6 +36,10 @@ const modelEntrySchema = z
       .strict()
       .default({}),
     args: z.array(z.string()).default([]),
+    /** GPU memory the model takes while loaded (weights and working buffers), for the memory budget. */
+    memoryMb: z.number().int().positive().optional(),
+    /** Added to the engine's environment for this model only (the reference engine's REFENGINE_LOAD_MS). */
+    env: z.record(z.string(), z.string()).default({}),
   })
   .strict();
 
@@ -46,7 +52,13 @@ const FILE_FLAGS = {
   t5xxl: '--t5xxl',
 } as const;
 
-export type ModelRegistry = Record<string, { args: string[] }>;
+export interface ModelEntry {
+  args: string[];
+  /** Without a size the model is assumed to take the whole GPU: it is kept warm alone. */
+  memoryMb?: number;
+  env?: Record<string, string>;
+}
+export type ModelRegistry = Record<string, ModelEntry>;
 
 const modelsSchema = z
   .string()
@@ -68,20 +80,23 @@ const modelsSchema = z
             ...Object.entries(entry.files).flatMap(([name, file]) => [FILE_FLAGS[name as keyof typeof FILE_FLAGS], file]),
             ...entry.args,
           ],
+          ...(entry.memoryMb === undefined ? {} : { memoryMb: entry.memoryMb }),
+          ...(Object.keys(entry.env).length ? { env: entry.env } : {}),
         },
       ]),
     ),
   );
 
 /** Development and tests: every model id runs the reference engine on its stand-in model file. */
+/** Sizes as on a real GPU (SDXL ≈ 7 GB, SD 1.5 ≈ 2.5 GB loaded), so the memory budget behaves as there. */
 const REFERENCE_MODELS = JSON.stringify({
-  sdxl: { files: { model: REFERENCE_MODEL_FILE } },
-  sd15: { files: { model: REFERENCE_MODEL_FILE } },
+  sdxl: { files: { model: REFERENCE_MODEL_FILE }, memoryMb: 7000 },
+  sd15: { files: { model: REFERENCE_MODEL_FILE }, memoryMb: 2500 },
 });
 /** The same registry in its parsed form, for tests that drive an engine directly. */
 export const REFERENCE_REGISTRY: ModelRegistry = {
-  sdxl: { args: ['-m', REFERENCE_MODEL_FILE] },
-  sd15: { args: ['-m', REFERENCE_MODEL_FILE] },
+  sdxl: { args: ['-m', REFERENCE_MODEL_FILE], memoryMb: 7000 },
+  sd15: { args: ['-m', REFERENCE_MODEL_FILE], memoryMb: 2500 },
 };
 
 /** Engine flags whose value is a file the engine loads (sd-cli's names). */
@@ -130,6 +145,14 @@ const workerEnvSchema = z
     API_URL: z.url().default('http://127.0.0.1:3000'),
     WORKER_TOKEN: optionalString,
     ENGINE_BIN: z.string().trim().min(1).default(REFERENCE_ENGINE_BIN),
+    /** cli: one engine process per job (loads the model every time); server: one sd-server per warm model. */
+    ENGINE_MODE: z.enum(['cli', 'server']).default('cli'),
+    /** sd-server for ENGINE_MODE=server; the reference engine's server when ENGINE_BIN is the reference engine. */
+    ENGINE_SERVER_BIN: optionalString,
+    /** The GPU memory the warm models may take together (server mode); 0 = unlimited. */
+    WORKER_GPU_MEMORY_MB: z.coerce.number().int().min(0).default(0),
+    /** Models to load at start in server mode, comma-separated (as many as fit, in order). */
+    ENGINE_PREWARM: optionalString,
     /** Recorded on each image; derived from ENGINE_BIN when unset (`refengine` → `reference`). */
     ENGINE_NAME: optionalString,
     ENGINE_MODELS: optionalString,
@@ -156,6 +179,9 @@ function insecureSettings(e: z.infer<typeof workerEnvSchema>): string[] {
   if (!e.ENGINE_MODELS) {
     lines.push('ENGINE_MODELS is unset: every model would run the reference engine with no weights');
   }
+  if (e.ENGINE_MODE === 'server' && !e.ENGINE_SERVER_BIN) {
+    lines.push('ENGINE_SERVER_BIN is required in production with ENGINE_MODE=server');
+  }
   return lines;
 }
 
@@ -170,6 +196,10 @@ export interface WorkerConfig {
   engineBin: string;
   engineName: string;
   engineModels: ModelRegistry;
+  engineMode: 'cli' | 'server';
+  engineServerBin: string;
+  gpuMemoryMb: number;
+  prewarm: string[];
   engineTimeoutMs: number;
   concurrency: number;
   graceMs: number;
@@ -204,6 +234,10 @@ export function loadWorkerConfig(env: NodeJS.ProcessEnv = process.env): WorkerCo
     engineBin: e.ENGINE_BIN,
     engineName: e.ENGINE_NAME ?? engineNameFor(e.ENGINE_BIN),
     engineModels: models.data,
+    engineMode: e.ENGINE_MODE,
+    engineServerBin: e.ENGINE_SERVER_BIN ?? (e.ENGINE_BIN === REFERENCE_ENGINE_BIN ? REFERENCE_SERVER_BIN : `${e.ENGINE_BIN}-server`),
+    gpuMemoryMb: e.WORKER_GPU_MEMORY_MB,
+    prewarm: prewarmList(e.ENGINE_PREWARM, models.data),
     engineTimeoutMs: Math.round(e.ENGINE_TIMEOUT_SECONDS * 1000),
     concurrency: e.WORKER_CONCURRENCY,
     graceMs: Math.round(e.WORKER_GRACE_SECONDS * 1000),
@@ -212,6 +246,13 @@ export function loadWorkerConfig(env: NodeJS.ProcessEnv = process.env): WorkerCo
     statusHost: e.WORKER_STATUS_HOST,
     claimWaitMs: e.WORKER_CLAIM_WAIT_MS,
   };
+}
+
+function prewarmList(text: string | undefined, registry: ModelRegistry): string[] {
+  const ids = (text ?? '').split(',').map((id) => id.trim()).filter(Boolean);
+  const unknown = ids.find((id) => !registry[id]);
+  if (unknown) throw new ConfigError(`config: ENGINE_PREWARM names ${unknown}, which is not in ENGINE_MODELS`);
+  return ids;
 }
 
 /** The config as it is safe to log: the token never leaves the process. */

@@ -4,6 +4,8 @@ import {
   ConfigError, describeConfig, loadWorkerConfig, modelRegistryProblem, REFERENCE_ENGINE_BIN, type WorkerConfig,
 } from './config.js';
 import { CliEngine } from './engines/cli-engine.js';
+import type { Engine } from './engines/engine.js';
+import { ServerEngine } from './engines/server-engine.js';
 import { startStatusServer } from './status-server.js';
 import { Worker } from './worker.js';
 
@@ -37,14 +39,23 @@ const crash = (error: unknown) => {
 process.on('uncaughtException', crash);
 process.on('unhandledRejection', crash);
 
-const engine = new CliEngine({ bin: config.engineBin, name: config.engineName, models: config.engineModels });
+const serverEngine = config.engineMode === 'server'
+  ? new ServerEngine({
+    bin: config.engineServerBin, name: config.engineName, models: config.engineModels, gpuMemoryMb: config.gpuMemoryMb, logger,
+  })
+  : null;
+const engine: Engine = serverEngine ?? new CliEngine({ bin: config.engineBin, name: config.engineName, models: config.engineModels });
+const engineBin = serverEngine ? config.engineServerBin : config.engineBin;
 let engineVersion: string;
 try {
   engineVersion = await engine.version();
 } catch (error) {
+  const variable = serverEngine ? 'ENGINE_SERVER_BIN' : 'ENGINE_BIN';
   const hint = config.engineBin === REFERENCE_ENGINE_BIN ? '; build it with `npm run build -w @pingvas/gpu-worker`' : '';
-  exitWith(`config: ENGINE_BIN ${config.engineBin} cannot run (${(error as Error).message.split('\n')[0]})${hint}`);
+  exitWith(`config: ${variable} ${engineBin} cannot run (${(error as Error).message.split('\n')[0]})${hint}`);
 }
+// Loading happens in the background: the worker claims meanwhile, and says which models are warm.
+if (serverEngine && config.prewarm.length) void serverEngine.prewarm(config.prewarm);
 
 const worker = new Worker({
   api: createWorkerApi(config),
@@ -73,6 +84,7 @@ async function shutdown(signal: string): Promise<void> {
   logger.info({ signal, graceMs: grace }, 'worker stopping');
   if (signals > 1) return void worker.stop(0);
   await worker.stop(grace);
+  await engine.close();
   status.server.close();
   logger.info('worker stopped');
   process.exit(0);

@@ -45,7 +45,11 @@ export interface WorkerOptions {
 export interface WorkerStatus {
   workerId: string;
   engineVersion: string;
-  currentJobs: { jobId: string; phase: 'claimed' | 'running' | 'finishing'; percent: number; step: number; totalSteps: number }[];
+  currentJobs: {
+    jobId: string; phase: 'claimed' | 'running' | 'finishing'; loadingModel: boolean; percent: number; step: number; totalSteps: number;
+  }[];
+  /** The engine's models: loaded now, and runnable at all. */
+  models: { warm: string[]; loadable: string[] };
   jobsDone: number;
   jobsFailed: number;
   startedAt: string;
@@ -71,6 +75,8 @@ class ActiveJob {
   readonly log: Logger;
   phase: 'claimed' | 'running' | 'finishing' = 'claimed';
   progress: EngineProgress | null = null;
+  /** Waiting for the engine to load the job's model (until the first step). */
+  loadingModel = false;
   dir: string | null = null;
   engineExitedAt = 0;
   private timer: NodeJS.Timeout | null = null;
@@ -117,6 +123,12 @@ class ActiveJob {
 
   onProgress(progress: EngineProgress): void {
     this.progress = progress;
+    this.loadingModel = false;
+    this.beat();
+  }
+
+  onModelLoading(): void {
+    this.loadingModel = true;
     this.beat();
   }
 
@@ -129,7 +141,13 @@ class ActiveJob {
     }
     this.beating = true;
     this.api.heartbeat
-      .mutate({ jobId: this.id, leaseToken: this.claimed.lease.token, progress: this.progress ?? undefined }, { signal: AbortSignal.timeout(CALL_TIMEOUT_MS) })
+      .mutate(
+        {
+          jobId: this.id, leaseToken: this.claimed.lease.token, progress: this.progress ?? undefined,
+          ...(this.loadingModel ? { loadingModel: true } : {}),
+        },
+        { signal: AbortSignal.timeout(CALL_TIMEOUT_MS) },
+      )
       .then((reply) => {
         // A cancel that arrives after the engine is done changes nothing: the image is made.
         if (reply.cancel && this.phase !== 'finishing') {
@@ -196,10 +214,12 @@ export class Worker {
       currentJobs: [...this.active.values()].map((job) => ({
         jobId: job.id,
         phase: job.phase,
+        loadingModel: job.loadingModel,
         percent: job.progress?.percent ?? 0,
         step: job.progress?.step ?? 0,
         totalSteps: job.progress?.totalSteps ?? job.claimed.job.params.steps,
       })),
+      models: this.options.engine.models(),
       jobsDone: this.jobsDone,
       jobsFailed: this.jobsFailed,
       startedAt: this.startedAt.toISOString(),
@@ -246,7 +266,10 @@ export class Worker {
     let claimed: ClaimedJob | null;
     try {
       claimed = await this.options.api.claim.mutate(
-        { workerId: this.options.workerId, engineVersion: this.options.engineVersion, waitMs: this.options.claimWaitMs },
+        {
+          workerId: this.options.workerId, engineVersion: this.options.engineVersion, waitMs: this.options.claimWaitMs,
+          models: this.options.engine.models(),
+        },
         // Stopping hangs up a waiting claim at once: the API hands back a job it claimed for a caller that left.
         { signal: AbortSignal.any([this.softStop.signal, AbortSignal.timeout(this.options.claimWaitMs + CALL_TIMEOUT_MS)]) },
       );
@@ -290,6 +313,7 @@ export class Worker {
         outputPath: join(job.dir, 'original.png'),
         signal: job.stopper.signal,
         timeoutMs: engineTimeoutMs(job.claimed, this.options.engineTimeoutMs),
+        onModelLoading: () => job.onModelLoading(),
         onProgress: (progress) => {
           job.onProgress(progress);
           const left = (progress.totalSteps - progress.step) * (progress.secondsPerStep ?? Infinity);

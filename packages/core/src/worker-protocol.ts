@@ -13,11 +13,23 @@ const leaseToken = z.uuid({ error: fieldError('leaseToken') });
 const jobId = z.uuid({ error: fieldError('jobId') });
 const engineSeconds = z.number({ error: fieldError('engineSeconds') }).min(0).max(24 * 3600);
 
+/** A model id as the worker's registry names it (the registry may hold models the API does not offer). */
+const modelIdSchema = (field: string) => z.string({ error: fieldError(field) }).trim().min(1).max(100).regex(/^[^,]+$/, { error: fieldError(field) });
+
 export const claimInputSchema = z.object({
   workerId: workerIdSchema,
   engineVersion: z.string({ error: fieldError('engineVersion') }).trim().min(1).max(200),
   /** How long the API may hold the call open waiting for a job (long poll), 0 = answer at once. */
   waitMs: z.number({ error: fieldError('waitMs') }).int().min(0).max(20_000).default(0),
+  /**
+   * The worker's models: loaded now (`warm`) and runnable at all (`loadable`). The API never
+   * hands it a job for a model outside `loadable`, and prefers jobs for a `warm` model within
+   * a bounded window of the queue head. Absent: any model, none warm (older workers).
+   */
+  models: z.object({
+    warm: z.array(modelIdSchema('models.warm')).max(64),
+    loadable: z.array(modelIdSchema('models.loadable')).max(64),
+  }, { error: fieldError('models') }).optional(),
 });
 export type ClaimInput = z.input<typeof claimInputSchema>;
 
@@ -82,6 +94,8 @@ export const heartbeatInputSchema = z.object({
       secondsPerStep: z.number({ error: fieldError('progress.secondsPerStep') }).min(0).optional(),
     }, { error: fieldError('progress') })
     .optional(),
+  /** The job waits for its model to load on the worker (no step yet); the user is told so. */
+  loadingModel: z.boolean({ error: fieldError('loadingModel') }).optional(),
 });
 export type HeartbeatInput = z.infer<typeof heartbeatInputSchema>;
 export interface HeartbeatResult {

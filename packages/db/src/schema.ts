@@ -148,6 +148,8 @@ export const generationJobs = pgTable('generation_jobs', {
   /** The current (or last) claim's object prefix, `images/<random>`: the only place its worker may upload. */
   attemptPrefix: text('attempt_prefix'),
   progress: integer('progress').notNull().default(0),
+  /** The worker is loading the job's model (no step yet): shown to the user; cleared by progress and by any stop. */
+  loadingModel: boolean('loading_model').notNull().default(false),
   cancelRequested: boolean('cancel_requested').notNull().default(false),
   engineSeconds: real('engine_seconds'),
   failureCode: text('failure_code'),

@@ -13,6 +13,10 @@ export function redisKeys(prefix: string) {
     queueOwners: `${prefix}generation_queue:owners`,
     /** Hash userId → concurrency limit of the owner's plan, as of their latest enqueue. */
     queueLimits: `${prefix}generation_queue:limits`,
+    /** Hash jobId → model of queued jobs: a claim hands a job only to a worker that can run its model. */
+    queueModels: `${prefix}generation_queue:models`,
+    /** Hash jobId → when (ms) a claim first passed the job over for a warm-model job: bounds that delay. */
+    queueSkipped: `${prefix}generation_queue:skipped`,
     /** Sorted set jobId → claim time (ms): popped by a claim whose DB commit is not done yet. */
     queueClaiming: `${prefix}generation_queue:claiming`,
     /** Pub/sub channel: "the queue may have a claimable job", wakes long-polling claims. */

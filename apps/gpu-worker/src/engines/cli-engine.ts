@@ -4,16 +4,16 @@ import { extname } from 'node:path';
 import { promisify } from 'node:util';
 import type { EngineParams } from '@pingvas/core';
 import type { ModelRegistry } from '../config.js';
-import { engineFailure, type Engine, type EngineFailure, type EngineOutcome, type EngineRunOptions } from './engine.js';
+import { engineFailure, type ModelAvailability, type Engine, type EngineFailure, type EngineOutcome, type EngineRunOptions } from './engine.js';
 import { ProgressParser, ProgressThrottle } from './progress.js';
 import { releaseGroup, trackGroup, killGroup } from './process-groups.js';
 
-const OOM = /out of memory|failed to allocate the compute buffer/i;
+export const OOM = /out of memory|failed to allocate the compute buffer/i;
 /** sd-cli saves nothing: `(failure)` per image and `0/n images saved`, at INFO level, then exit 1. */
 const SAVE_FAILED = /save result image .* \(failure\)|\b0\/\d+ images saved/;
 const ERROR_LINE = /^\[ERROR\s*\].*$/m;
 /** `--color` wraps the log tag in ANSI codes; progress bars end in `ESC[K`. */
-const ANSI = /\x1b\[[\d;]*[A-Za-z]/g;
+export const ANSI = /\x1b\[[\d;]*[A-Za-z]/g;
 const CRASH_SIGNALS = new Set(['SIGABRT', 'SIGSEGV', 'SIGBUS', 'SIGILL', 'SIGFPE']);
 const PNG_SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
 /** Enough of each stream to classify a failure and show its cause, without growing forever. */
@@ -36,26 +36,17 @@ export class CliEngine implements Engine {
     this.name = options.name;
   }
 
-  /**
-   * `--version` exists only in builds since December 2025 (older ones exit 1 on it): then the
-   * first line of `--help` (which starts with the version in newer builds), else "unknown".
-   * Rejects only when the binary cannot be run at all.
-   */
-  async version(): Promise<string> {
-    const run = promisify(execFile);
-    for (const flag of ['--version', '--help']) {
-      try {
-        const { stdout } = await run(this.options.bin, [flag], { timeout: 10_000, env: this.env() });
-        const line = stdout.replace(ANSI, '').split('\n').map((l) => l.trim()).find(Boolean);
-        if (line) return line.slice(0, 200);
-      } catch (error) {
-        const code = (error as NodeJS.ErrnoException).code;
-        // Spawn failures carry a string code (ENOENT, EACCES); an exit status is a number.
-        if (typeof code === 'string') throw error;
-      }
-    }
-    return 'unknown';
+  version(): Promise<string> {
+    return probeVersion(this.options.bin, this.env());
   }
+
+  /** Nothing stays loaded between jobs: every installed model is equally cold. */
+  models(): ModelAvailability {
+    return { warm: [], loadable: Object.keys(this.options.models) };
+  }
+
+  /** Each run's process ends with its run. */
+  async close(): Promise<void> {}
 
   /** The command line for one job: the model's registry flags, then the job's parameters. */
   argsFor(params: EngineParams, outputPath: string): string[] | null {
@@ -93,7 +84,8 @@ export class CliEngine implements Engine {
       const parser = new ProgressParser();
       const throttle = new ProgressThrottle((p) => options.onProgress?.(p), this.options.progressIntervalMs);
 
-      const child = spawn(this.options.bin, args, { detached: true, stdio: ['ignore', 'pipe', 'pipe'], env: this.env() });
+      const env = { ...this.env(), ...this.options.models[params.model]?.env };
+      const child = spawn(this.options.bin, args, { detached: true, stdio: ['ignore', 'pipe', 'pipe'], env });
       const pgid = child.pid;
       if (pgid !== undefined) trackGroup(pgid);
       const seconds = () => ((exitedAt ?? performance.now()) - startedAt) / 1000;
@@ -147,13 +139,36 @@ export class CliEngine implements Engine {
     });
   }
 
-  /** The worker's environment without its API token: the engine has no business with it. */
   private env(): NodeJS.ProcessEnv {
-    // The engine inherits the machine's environment (CUDA_VISIBLE_DEVICES, LD_LIBRARY_PATH…), minus the secret.
-    // eslint-disable-next-line no-restricted-properties
-    const { WORKER_TOKEN: _token, ...env } = process.env;
-    return { ...env, ...this.options.env };
+    return engineEnv(this.options.env);
   }
+}
+
+/** The worker's environment without its API token (the engine has no business with it), plus `extra`. */
+export function engineEnv(...extra: (Record<string, string> | undefined)[]): NodeJS.ProcessEnv {
+  const { WORKER_TOKEN: _token, ...env } = process.env;
+  return Object.assign({ ...env }, ...extra);
+}
+
+/**
+ * The engine's version line. `--version` exists only in builds since December 2025 (older ones
+ * exit 1 on it): then the first line of `--help` (which starts with the version in newer
+ * builds), else "unknown". Rejects only when the binary cannot be run at all.
+ */
+export async function probeVersion(bin: string, env: NodeJS.ProcessEnv): Promise<string> {
+  const run = promisify(execFile);
+  for (const flag of ['--version', '--help']) {
+    try {
+      const { stdout } = await run(bin, [flag], { timeout: 10_000, env });
+      const line = stdout.replace(ANSI, '').split('\n').map((l) => l.trim()).find(Boolean);
+      if (line) return line.slice(0, 200);
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      // Spawn failures carry a string code (ENOENT, EACCES); an exit status is a number.
+      if (typeof code === 'string') throw error;
+    }
+  }
+  return 'unknown';
 }
 
 /**
@@ -197,7 +212,7 @@ export function outputFiles(output: string, count: number): string[] {
 }
 
 /** Reads the PNG's signature and header: a missing, truncated or foreign file is no image. */
-async function checkPng(path: string, params: EngineParams): Promise<{ width: number; height: number; bytes: number } | string> {
+export async function checkPng(path: string, params: EngineParams): Promise<{ width: number; height: number; bytes: number } | string> {
   let file;
   try {
     file = await open(path, 'r');

@@ -14,6 +14,8 @@ export interface EngineRunOptions {
   signal?: AbortSignal;
   timeoutMs: number;
   onProgress?: (progress: EngineProgress) => void;
+  /** The job waits for its model to load (a server engine whose model was not warm). */
+  onModelLoading?: () => void;
 }
 
 export interface EngineImage {
@@ -43,9 +45,17 @@ export interface EngineFailure {
 
 export type EngineOutcome = ({ ok: true } & EngineImage) | ({ ok: false } & EngineFailure);
 
+/** What the worker tells the API at each claim, so that dispatch can prefer jobs whose model is warm here. */
+export interface ModelAvailability {
+  /** Loaded now: a job for these starts sampling at once. */
+  warm: string[];
+  /** Everything this worker can run (installed and fitting its GPU memory). */
+  loadable: string[];
+}
+
 /**
- * A diffusion engine behind the worker: today the CLI (one process per job); a persistent
- * `sd-server` adapter keeps the model loaded and implements the same interface.
+ * A diffusion engine behind the worker: the CLI (one process per job, cli-engine.ts) or
+ * `sd-server` kept running per warm model (server-engine.ts).
  */
 export interface Engine {
   /** Stored with each image, e.g. `reference` or `sd-cli`. */
@@ -54,6 +64,9 @@ export interface Engine {
   version(): Promise<string>;
   /** Never rejects: every way a run can end is an outcome. */
   run(params: EngineParams, options: EngineRunOptions): Promise<EngineOutcome>;
+  models(): ModelAvailability;
+  /** Stops whatever the engine keeps running (servers); resolves when it is gone. */
+  close(): Promise<void>;
 }
 
 export function engineFailure(code: EngineFailureCode, detail: string, engineSeconds: number): { ok: false } & EngineFailure {

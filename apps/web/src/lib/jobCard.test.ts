@@ -25,6 +25,20 @@ describe('job card reducer', () => {
     expect(canCancel(done)).toBe(false);
   });
 
+  it('says when a running job waits for its model to load, until its first step', () => {
+    const loading = run([{ type: 'started', jobId }, { type: 'loading-model', jobId }]);
+    expect(loading).toMatchObject({ status: 'in_progress', loadingModel: true });
+    expect(describeJobCard(loading)).toBe('Loading the model…');
+    const stepping = reduceJobEvent(loading, { type: 'progress', jobId, percent: 10, step: 2, totalSteps: 20 });
+    expect(describeJobCard(stepping)).toBe('Step 2 of 20');
+    // A late loading event does not hide progress already shown.
+    expect(describeJobCard(reduceJobEvent(stepping, { type: 'loading-model', jobId }))).toBe('Step 2 of 20');
+    // A reconnecting card learns it from the snapshot; a retry back in the queue clears it.
+    const resumed = run([{ type: 'snapshot', jobId, status: 'in_progress', progress: 0, queuePosition: null, estimatedWaitSeconds: null, loadingModel: true }]);
+    expect(describeJobCard(resumed)).toBe('Loading the model…');
+    expect(reduceJobEvent(resumed, { type: 'queued', jobId, position: 0, estimatedWaitSeconds: 5 }).loadingModel).toBe(false);
+  });
+
   it('ignores events after the job finished and events of other jobs', () => {
     const done = run([
       { type: 'started', jobId },

@@ -9,6 +9,8 @@ export interface JobCardState {
   percent: number;
   step: number | null;
   totalSteps: number | null;
+  /** Running, but the worker is still loading the model (no step yet). */
+  loadingModel: boolean;
   image: { id: string; width: number; height: number } | null;
   creditsCharged: number | null;
   /** Credits given back: on failure or cancel, all or part of the hold. */
@@ -31,6 +33,7 @@ export function initialJobCard(input: {
     percent: 0,
     step: null,
     totalSteps: input.totalSteps ?? null,
+    loadingModel: false,
     image: null,
     creditsCharged: null,
     refunded: null,
@@ -59,6 +62,7 @@ export function reduceJobEvent(state: JobCardState, event: JobEvent): JobCardSta
         percent: Math.max(state.percent, event.progress),
         queuePosition: event.status === 'pending' ? event.queuePosition : null,
         estimatedWaitSeconds: event.status === 'pending' ? event.estimatedWaitSeconds : null,
+        loadingModel: event.status === 'in_progress' && (event.loadingModel ?? false),
       };
     }
     case 'queued':
@@ -70,9 +74,14 @@ export function reduceJobEvent(state: JobCardState, event: JobEvent): JobCardSta
         estimatedWaitSeconds: event.estimatedWaitSeconds,
         percent: state.status === 'in_progress' ? 0 : state.percent,
         step: state.status === 'in_progress' ? null : state.step,
+        loadingModel: false,
       };
     case 'started':
-      return { ...state, status: 'in_progress', queuePosition: null, estimatedWaitSeconds: null, percent: 0, step: 0 };
+      return { ...state, status: 'in_progress', queuePosition: null, estimatedWaitSeconds: null, percent: 0, step: 0, loadingModel: false };
+    case 'loading-model':
+      // Only before the first step: a late event must not hide progress already shown.
+      if (state.percent > 0) return state;
+      return { ...state, status: 'in_progress', queuePosition: null, estimatedWaitSeconds: null, loadingModel: true };
     case 'progress':
       if (event.percent < state.percent && state.status === 'in_progress') return state;
       return {
@@ -83,6 +92,7 @@ export function reduceJobEvent(state: JobCardState, event: JobEvent): JobCardSta
         percent: Math.min(100, Math.max(0, event.percent)),
         step: event.step,
         totalSteps: event.totalSteps,
+        loadingModel: false,
       };
     case 'completed':
       return { ...state, status: 'completed', percent: 100, image: event.image, creditsCharged: event.creditsCharged, queuePosition: null, estimatedWaitSeconds: null };
@@ -115,6 +125,7 @@ export function describeJobCard(state: JobCardState): string {
       return wait ? `${place} · ${wait}` : place;
     }
     case 'in_progress':
+      if (state.loadingModel) return 'Loading the model…';
       return state.step !== null && state.totalSteps !== null
         ? `Step ${state.step} of ${state.totalSteps}`
         : 'Starting…';
@@ -149,6 +160,7 @@ export interface JobViewLike {
   image: { id: string; width: number; height: number } | null;
   queuePosition?: number | null;
   estimatedWaitSeconds?: number | null;
+  loadingModel?: boolean;
 }
 
 /**
@@ -169,6 +181,7 @@ export function cardFromView(state: JobCardState, view: JobViewLike): JobCardSta
         percent: Math.max(view.status === state.status ? state.percent : 0, view.progress),
         queuePosition: view.status === 'pending' ? view.queuePosition ?? state.queuePosition : null,
         estimatedWaitSeconds: view.status === 'pending' ? view.estimatedWaitSeconds ?? state.estimatedWaitSeconds : null,
+        loadingModel: view.status === 'in_progress' && (view.loadingModel ?? false),
       };
     case 'completed':
       return {

@@ -133,6 +133,8 @@ export interface JobView {
   /** Failed attempts so far. */
   retryCount: number;
   progress: number;
+  /** Running, and waiting for its model to load on the worker. */
+  loadingModel: boolean;
   cancelRequested: boolean;
   /** Why it failed or was cancelled, in words for the user. */
   failure: { code: FailureCode; message: string } | null;
@@ -159,6 +161,7 @@ async function toView(deps: AppDeps, job: JobRow, image: ImageRow | null): Promi
     chargedCredits: job.chargedCredits,
     retryCount: job.retryCount,
     progress: job.progress,
+    loadingModel: job.status === 'in_progress' && job.loadingModel,
     cancelRequested: job.cancelRequested,
     failure: failureOf(job),
     createdAt: job.createdAt,

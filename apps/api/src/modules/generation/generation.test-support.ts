@@ -57,7 +57,16 @@ export async function settleAll(app: TestApp): Promise<void> {
     });
   }
   const { keys } = app.deps;
-  await app.deps.redis.del(keys.queue, keys.queueOwners, keys.queueLimits, keys.queueClaiming, keys.runningJobs, keys.runningCounts);
+  await app.deps.redis.del(
+    keys.queue,
+    keys.queueOwners,
+    keys.queueLimits,
+    keys.queueClaiming,
+    keys.queueModels,
+    keys.queueSkipped,
+    keys.runningJobs,
+    keys.runningCounts,
+  );
 }
 
 /**

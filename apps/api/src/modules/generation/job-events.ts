@@ -23,6 +23,7 @@ async function snapshot(deps: AppDeps, userId: string, jobId: string): Promise<{
   const events: JobEvent[] = [{
     type: 'snapshot', jobId, status: job.status, progress: job.progress,
     queuePosition: where?.position ?? null, estimatedWaitSeconds: where?.estimatedWaitSeconds ?? null,
+    ...(job.status === 'in_progress' && job.loadingModel ? { loadingModel: true } : {}),
   }];
   const refunded = job.estimatedCredits - (job.chargedCredits ?? 0);
   if (job.status === 'completed' && row.image) {

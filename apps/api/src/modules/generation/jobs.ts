@@ -36,8 +36,8 @@ export async function tierOf(tx: Tx, userId: string): Promise<Tier> {
   return row?.tier ?? 'free';
 }
 
-export function queueEntryFor(job: Pick<JobRow, 'id' | 'userId' | 'queueScore'>, tier: Tier): QueueEntry {
-  return { jobId: job.id, userId: job.userId, score: job.queueScore, concurrency: PLANS[tier].concurrentJobs };
+export function queueEntryFor(job: Pick<JobRow, 'id' | 'userId' | 'queueScore' | 'model'>, tier: Tier): QueueEntry {
+  return { jobId: job.id, userId: job.userId, score: job.queueScore, concurrency: PLANS[tier].concurrentJobs, model: job.model };
 }
 
 export interface Stopped {
@@ -51,7 +51,8 @@ export interface Stopped {
 }
 
 async function update(tx: Tx, jobId: string, values: PgUpdateSetSource<typeof jobs>): Promise<number> {
-  const [row] = await tx.update(jobs).set({ ...values, updatedAt: nextVersion }).where(eq(jobs.id, jobId)).returning({ version: jobVersion });
+  // Every stop ends whatever model load the run was waiting for.
+  const [row] = await tx.update(jobs).set({ ...values, loadingModel: false, updatedAt: nextVersion }).where(eq(jobs.id, jobId)).returning({ version: jobVersion });
   return Number(row!.version);
 }
 

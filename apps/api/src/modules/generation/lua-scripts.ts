@@ -2,8 +2,8 @@ import { readdirSync, readFileSync } from 'node:fs';
 import type { Redis } from '../../infra/redis.js';
 
 /**
- * Loads the queue's Lua scripts from ./lua. The file name is the only registry: `claim-6.lua`
- * defines the command `claim` taking 6 keys. A line `-- @include "includes/x.lua"` is replaced by
+ * Loads the queue's Lua scripts from ./lua. The file name is the only registry: `claim-8.lua`
+ * defines the command `claim` taking 8 keys. A line `-- @include "includes/x.lua"` is replaced by
  * that file (each file at most once per script), so writes shared by several scripts are written
  * once and every script Redis sees is self-contained.
  */

@@ -31,6 +31,22 @@ export interface QueueEntry {
   score: number;
   /** The owner's plan limit on running jobs. */
   concurrency: number;
+  /** The job's model: claims only hand it to a worker that can run it. */
+  model: string;
+}
+
+/** What a claiming worker has loaded and can load (see lua/claim-8.lua); absent: any model, none warm. */
+export interface WorkerModels {
+  warm: string[];
+  loadable: string[];
+}
+
+/** How far model affinity may reorder the queue (lua/claim-8.lua's model-aware block). */
+export interface AffinityBounds {
+  /** Runnable cold jobs from the head a claim may look past for a warm one. */
+  window: number;
+  /** The most a job may be passed over for warm jobs, in all (ms). */
+  maxDelayMs: number;
 }
 
 /** Adds the job (again) and wakes idle claimers; returns how many jobs are ahead of it. */
@@ -39,22 +55,51 @@ export async function enqueue(deps: AppDeps, entry: QueueEntry): Promise<number>
   const rank = await runScript(
     deps.redis,
     'enqueue',
-    [keys.queue, keys.queueOwners, keys.queueLimits, keys.queueClaiming],
-    [entry.jobId, entry.score, entry.userId, entry.concurrency, keys.queueWakeup],
+    [keys.queue, keys.queueOwners, keys.queueLimits, keys.queueClaiming, keys.queueModels],
+    [entry.jobId, entry.score, entry.userId, entry.concurrency, keys.queueWakeup, entry.model],
   );
   return Number(rank);
 }
 
-/** Pops the best eligible job (see lua/claim-6.lua), or null. */
-export async function popEligible(deps: AppDeps): Promise<{ jobId: string; userId: string } | null> {
+/** Pops the best eligible job for a worker with these models (see lua/claim-8.lua), or null. */
+export async function popEligible(
+  deps: AppDeps,
+  models?: WorkerModels,
+  bounds: AffinityBounds = affinityBounds(deps),
+  now = Date.now(),
+): Promise<{ jobId: string; userId: string } | null> {
   const { keys } = deps;
   const result = (await runScript(
     deps.redis,
     'claim',
-    [keys.queue, keys.queueOwners, keys.queueLimits, keys.queueClaiming, keys.runningJobs, keys.runningCounts],
-    [Date.now(), CLAIM_SCAN_BATCH, CLAIM_SCAN_LIMIT],
+    [
+      keys.queue,
+      keys.queueOwners,
+      keys.queueLimits,
+      keys.queueClaiming,
+      keys.runningJobs,
+      keys.runningCounts,
+      keys.queueModels,
+      keys.queueSkipped,
+    ],
+    [
+      now,
+      CLAIM_SCAN_BATCH,
+      CLAIM_SCAN_LIMIT,
+      models ? models.warm.join(',') : '',
+      models ? models.loadable.join(',') : '*',
+      bounds.window,
+      bounds.maxDelayMs,
+    ],
   )) as [string, string] | null;
   return result ? { jobId: result[0], userId: result[1] } : null;
+}
+
+export function affinityBounds(deps: AppDeps): AffinityBounds {
+  return {
+    window: deps.config.DISPATCH_AFFINITY_WINDOW,
+    maxDelayMs: deps.config.DISPATCH_AFFINITY_MAX_DELAY_SECONDS * 1000,
+  };
 }
 
 /** The claim's DB commit is done (either way): the job is no longer "being claimed". */
@@ -64,7 +109,13 @@ export async function claimSettled(deps: AppDeps, jobId: string): Promise<void> 
 
 /** Removes a queued job; true if it was there. */
 export async function dequeue(deps: AppDeps, jobId: string): Promise<boolean> {
-  const removed = await runScript(deps.redis, 'dequeue', [deps.keys.queue, deps.keys.queueOwners], [jobId]);
+  const { keys } = deps;
+  const removed = await runScript(
+    deps.redis,
+    'dequeue',
+    [keys.queue, keys.queueOwners, keys.queueModels, keys.queueSkipped],
+    [jobId],
+  );
   return Number(removed) === 1;
 }
 
@@ -83,11 +134,11 @@ export async function finishRunning(deps: AppDeps, jobId: string): Promise<void>
 export async function requeueMissing(deps: AppDeps, pending: QueueEntry[], now = Date.now()): Promise<number> {
   if (pending.length === 0) return 0;
   const { keys } = deps;
-  const args = pending.flatMap((e) => [e.jobId, e.score, e.userId, e.concurrency]);
+  const args = pending.flatMap((e) => [e.jobId, e.score, e.userId, e.concurrency, e.model]);
   const added = await runScript(
     deps.redis,
     'requeueMissing',
-    [keys.queue, keys.queueOwners, keys.queueLimits, keys.queueClaiming],
+    [keys.queue, keys.queueOwners, keys.queueLimits, keys.queueClaiming, keys.queueModels],
     [now - STALE_CLAIM_MS, keys.queueWakeup, ...args],
   );
   return Number(added);

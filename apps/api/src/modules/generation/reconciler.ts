@@ -75,11 +75,13 @@ async function requeuePending(deps: AppDeps, report: ReconcileReport): Promise<v
   let after = '00000000-0000-0000-0000-000000000000';
   for (;;) {
     const rows = await withSystem(deps.db, (tx) =>
-      tx.select({ id: jobs.id, userId: jobs.userId, score: jobs.queueScore, tier: schema.users.tier })
+      tx.select({ id: jobs.id, userId: jobs.userId, score: jobs.queueScore, model: jobs.model, tier: schema.users.tier })
         .from(jobs).innerJoin(schema.users, eq(schema.users.id, jobs.userId))
         .where(and(eq(jobs.status, 'pending'), gt(jobs.id, after))).orderBy(asc(jobs.id)).limit(BATCH),
     );
-    const entries: QueueEntry[] = rows.map((r) => ({ jobId: r.id, userId: r.userId, score: r.score, concurrency: PLANS[r.tier].concurrentJobs }));
+    const entries: QueueEntry[] = rows.map((r) => ({
+      jobId: r.id, userId: r.userId, score: r.score, concurrency: PLANS[r.tier].concurrentJobs, model: r.model,
+    }));
     report.requeued += await requeueMissing(deps, entries);
     if (rows.length < BATCH) return;
     after = rows.at(-1)!.id;

@@ -63,7 +63,7 @@ function runDeadlineOf(deps: AppDeps, job: Pick<JobRow, 'estimatedCredits'>) {
 /** One pop from Redis, made real by the DB; skips popped jobs that are no longer pending. */
 async function claimOnce(deps: AppDeps, input: ClaimInput): Promise<ClaimedJob | null> {
   for (;;) {
-    const popped = await popEligible(deps);
+    const popped = await popEligible(deps, input.models);
     if (!popped) return null;
     const token = randomUUID();
     let claimed: (JobRow & { version: string }) | undefined;
@@ -71,7 +71,7 @@ async function claimOnce(deps: AppDeps, input: ClaimInput): Promise<ClaimedJob |
       [claimed] = await withSystem(deps.db, async (tx) => {
         const rows = await tx.update(jobs).set({
           status: 'in_progress', startedAt: sql`now()`, leaseToken: token, workerId: input.workerId, progress: 0,
-          attemptPrefix: newAttemptPrefix(),
+          attemptPrefix: newAttemptPrefix(), loadingModel: false,
           leaseExpiresAt: sql`now() + make_interval(secs => ${deps.config.LEASE_SECONDS})`, updatedAt: nextVersion,
         }).where(and(eq(jobs.id, popped.jobId), eq(jobs.status, 'pending')))
           .returning({ ...getTableColumns(jobs), version: jobVersion });
@@ -143,6 +143,8 @@ export async function heartbeat(deps: AppDeps, input: HeartbeatInput): Promise<H
     tx.update(jobs).set({
       leaseExpiresAt: sql`now() + make_interval(secs => ${deps.config.LEASE_SECONDS})`,
       progress: input.progress ? Math.round(input.progress.percent) : undefined,
+      // Loading until the worker says otherwise: any progress means the model is in.
+      loadingModel: input.progress ? false : input.loadingModel,
       updatedAt: nextVersion,
     }).where(and(
       eq(jobs.id, input.jobId), eq(jobs.status, 'in_progress'), eq(jobs.leaseToken, input.leaseToken), gt(jobs.leaseExpiresAt, sql`now()`),
@@ -153,6 +155,8 @@ export async function heartbeat(deps: AppDeps, input: HeartbeatInput): Promise<H
   if (input.progress) {
     const { percent, step, totalSteps } = input.progress;
     await publishJobEvent(deps, Number(row.version), { type: 'progress', jobId: input.jobId, percent, step, totalSteps });
+  } else if (input.loadingModel) {
+    await publishJobEvent(deps, Number(row.version), { type: 'loading-model', jobId: input.jobId });
   }
   return { cancel: row.cancel, leaseExpiresAt: row.leaseExpiresAt! };
 }
@@ -183,7 +187,7 @@ export async function completeJob(deps: AppDeps, input: CompleteInput): Promise<
     const charged = chargeCredits(input.engineSeconds, job.estimatedCredits);
     const [updated] = await tx.update(jobs).set({
       status: 'completed', finishedAt: sql`now()`, engineSeconds: input.engineSeconds, chargedCredits: charged,
-      progress: 100, leaseExpiresAt: null, updatedAt: nextVersion,
+      progress: 100, loadingModel: false, leaseExpiresAt: null, updatedAt: nextVersion,
     }).where(eq(jobs.id, job.id)).returning({ version: jobVersion });
     const [image] = await tx.insert(schema.images).values({
       userId: job.userId, jobId: job.id, originalKey: keys.original, thumbKey: keys.thumb,
