@@ -41,14 +41,21 @@ export function sqlOf(tx: Tx): postgres.TransactionSql {
  * error is what the caller sees.
  */
 async function scoped<T>(tx: Tx, scope: postgres.PendingQuery<postgres.Row[]>, fn: (tx: Tx) => Promise<T>): Promise<T> {
-  const set = scope.execute();
+  // Handled at once: when the connection dies, the scope rejects while `fn` still waits on
+  // other queries, and a rejection left unobserved that long is an unhandled rejection (fatal).
+  let scopeFailure: { error: unknown } | undefined;
+  const set = scope.execute().then(
+    () => undefined,
+    (error: unknown) => void (scopeFailure = { error }),
+  );
   try {
     const result = await fn(tx);
     await set;
+    if (scopeFailure) throw scopeFailure.error;
     return result;
   } catch (err) {
     await set;
-    throw err;
+    throw scopeFailure ? scopeFailure.error : err;
   }
 }
 
