@@ -16,7 +16,7 @@ import { startSlowProxy, type SlowProxy } from './slow-proxy.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const ENGINE_WRAPPER = fileURLToPath(new URL('./engine-faults.sh', import.meta.url));
-const REFERENCE_ENGINE = join(ROOT, 'apps/gpu-worker/engine/bin/refengine');
+const REFERENCE_ENGINE = join(ROOT, 'apps/gpu-worker/reference-engine/bin/refengine');
 
 export const WEBHOOK_SECRET = 'chaos-webhook-secret-0123456789abcdef';
 export const VARIANT = { starter: 7001, pro: 7002, 1000: 7101, 5000: 7105, 10000: 7110 } as const;

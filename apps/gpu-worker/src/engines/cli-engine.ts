@@ -146,6 +146,8 @@ export class CliEngine implements Engine {
 
 /** The worker's environment without its API token (the engine has no business with it), plus `extra`. */
 export function engineEnv(...extra: (Record<string, string> | undefined)[]): NodeJS.ProcessEnv {
+  // The engine inherits the machine's environment (CUDA_VISIBLE_DEVICES, LD_LIBRARY_PATH…), minus the secret.
+  // eslint-disable-next-line no-restricted-properties
   const { WORKER_TOKEN: _token, ...env } = process.env;
   return Object.assign({ ...env }, ...extra);
 }
