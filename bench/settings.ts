@@ -16,6 +16,16 @@ export function benchCounts<K extends string>(defaults: Record<K, number>): Reco
   return parseEnv(z.object(shape), process.env) as Record<K, number>;
 }
 
+/** A comma-separated list, each entry one of `allowed`; all of them when the variable is unset. */
+export function benchList<T extends string>(name: string, allowed: readonly T[]): T[] {
+  const raw = process.env[name];
+  if (!raw) return [...allowed];
+  const entries = raw.split(',').map((entry) => entry.trim());
+  const bad = entries.find((entry) => !(allowed as readonly string[]).includes(entry));
+  if (bad !== undefined) throw new Error(`config: ${name} must list some of ${allowed.join(', ')} (not "${bad}")`);
+  return entries as T[];
+}
+
 /** True when the variable is set to anything but an empty string. */
 export function benchFlag(name: string): boolean {
   return Boolean(process.env[name]);

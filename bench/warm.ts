@@ -41,8 +41,9 @@ import { CliEngine } from '../apps/gpu-worker/src/engines/cli-engine.js';
 import type { Engine, EngineOutcome, EngineRunOptions } from '../apps/gpu-worker/src/engines/engine.js';
 import { ServerEngine } from '../apps/gpu-worker/src/engines/server-engine.js';
 import { Worker } from '../apps/gpu-worker/src/worker.js';
+import { benchCounts, benchList } from './settings.js';
 
-const JOBS = Number(process.env.BENCH_WARM_JOBS ?? 200);
+const { BENCH_WARM_JOBS: JOBS } = benchCounts({ BENCH_WARM_JOBS: 200 });
 const WORKERS = 4;
 const STEPS = 20;
 /** Per step and per load (ms): SDXL samples 20 × 60 ms = 1.2 s, loads 2.4 s (2×); SD 1.5 0.8 s and 2.0 s (2.5×). */
@@ -259,7 +260,7 @@ async function main() {
   );
   const results: ModeResult[] = [];
   try {
-    const modes = (process.env.BENCH_WARM_MODES ?? 'cli,warm,affinity').split(',') as Mode[];
+    const modes = benchList('BENCH_WARM_MODES', ['cli', 'warm', 'affinity']) as Mode[];
     for (const mode of modes) {
       const result = await runMode(app, apiUrl, mode);
       results.push(result);
