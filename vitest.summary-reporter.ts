@@ -29,4 +29,3 @@ export default class PlainSummaryReporter implements Reporter {
     process.stdout.write(`\n${counts.passed} passed, ${counts.failed} failed, ${counts.skipped} skipped\n`);
   }
 }
-

@@ -37,38 +37,72 @@ const WARMUP = 20;
 function stats(samples: number[]) {
   const sorted = [...samples].sort((a, b) => a - b);
   const at = (q: number) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
-  return { p50: at(0.5), p90: at(0.9), p99: at(0.99), max: sorted.at(-1)!, mean: samples.reduce((s, x) => s + x, 0) / samples.length };
+  return {
+    p50: at(0.5),
+    p90: at(0.9),
+    p99: at(0.99),
+    max: sorted.at(-1)!,
+    mean: samples.reduce((s, x) => s + x, 0) / samples.length,
+  };
 }
 
 async function userClient(app: TestApp, base: string, user: SessionUser) {
-  const token = await signSession(app.config.SESSION_SECRET, { userId: user.id, sessionVersion: user.sessionVersion }, 3600);
+  const token = await signSession(
+    app.config.SESSION_SECRET,
+    { userId: user.id, sessionVersion: user.sessionVersion },
+    3600,
+  );
   return createTRPCClient<AppRouter>({
-    links: [httpLink({ url: `${base}/trpc`, transformer: superjson, headers: { cookie: `pingvas_session=${token}`, 'x-pingvas-csrf': '1' } })],
+    links: [
+      httpLink({
+        url: `${base}/trpc`,
+        transformer: superjson,
+        headers: { cookie: `pingvas_session=${token}`, 'x-pingvas-csrf': '1' },
+      }),
+    ],
   });
 }
-
 
 /** The API as production runs it (main.ts), in its own process, on the test app's services. */
 async function startApi(app: TestApp) {
   const port = await freePort();
   const env = {
-    ...childEnv(), NODE_ENV: 'test', LOG_LEVEL: 'warn', API_PORT: String(port), API_HOST: '127.0.0.1', DISABLE_BACKGROUND: 'true',
-    DATABASE_URL: app.database.runtimeUrl, REDIS_URL: app.redis.url, REDIS_PREFIX: app.redis.prefix,
-    S3_ENDPOINT: app.s3.endpoint, S3_BUCKET: app.s3.bucket, GENERATION_RATE_LIMIT: '1000000',
+    ...childEnv(),
+    NODE_ENV: 'test',
+    LOG_LEVEL: 'warn',
+    API_PORT: String(port),
+    API_HOST: '127.0.0.1',
+    DISABLE_BACKGROUND: 'true',
+    DATABASE_URL: app.database.runtimeUrl,
+    REDIS_URL: app.redis.url,
+    REDIS_PREFIX: app.redis.prefix,
+    S3_ENDPOINT: app.s3.endpoint,
+    S3_BUCKET: app.s3.bucket,
+    GENERATION_RATE_LIMIT: '1000000',
     MUTATION_RATE_LIMIT: '1000000',
   };
-  const child = spawn(process.execPath, ['--import', 'tsx', 'apps/api/src/main.ts'], { env, stdio: ['ignore', 'ignore', 'inherit'] });
+  const child = spawn(process.execPath, ['--import', 'tsx', 'apps/api/src/main.ts'], {
+    env,
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
   const base = `http://127.0.0.1:${port}`;
   for (let i = 0; ; i += 1) {
     if (child.exitCode !== null) throw new Error(`the API exited with ${child.exitCode}`);
-    const up = await fetch(`${base}/healthz`).then((r) => r.ok, () => false);
+    const up = await fetch(`${base}/healthz`).then(
+      (r) => r.ok,
+      () => false,
+    );
     if (up) break;
     if (i > 300) throw new Error('the API did not start');
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
   return {
     base,
-    stop: () => new Promise<void>((resolve) => { child.once('exit', () => resolve()); child.kill('SIGTERM'); }),
+    stop: () =>
+      new Promise<void>((resolve) => {
+        child.once('exit', () => resolve());
+        child.kill('SIGTERM');
+      }),
   };
 }
 
@@ -84,27 +118,35 @@ async function main() {
     // jobId → when the claim returned it, or the callback waiting for that moment.
     const claimedAt = new Map<string, number>();
     const waiting = new Map<string, (at: number) => void>();
-    const loops = Array.from({ length: WORKERS }, (_, n) => (async () => {
-      while (!stop.signal.aborted) {
-        let claimed: ClaimedJob | null;
-        try {
-          claimed = await worker.claim.mutate({ workerId: `bench-${n}`, engineVersion: 'bench', waitMs: 20_000 }, { signal: stop.signal });
-        } catch (err) {
-          if (stop.signal.aborted) return;
-          throw err;
+    const loops = Array.from({ length: WORKERS }, (_, n) =>
+      (async () => {
+        while (!stop.signal.aborted) {
+          let claimed: ClaimedJob | null;
+          try {
+            claimed = await worker.claim.mutate(
+              { workerId: `bench-${n}`, engineVersion: 'bench', waitMs: 20_000 },
+              { signal: stop.signal },
+            );
+          } catch (err) {
+            if (stop.signal.aborted) return;
+            throw err;
+          }
+          if (!claimed) continue;
+          const at = performance.now();
+          const waiter = waiting.get(claimed.job.id);
+          if (waiter) waiter(at);
+          else claimedAt.set(claimed.job.id, at);
+          await uploadResult(app, claimed);
+          await worker.complete.mutate({
+            jobId: claimed.job.id,
+            leaseToken: claimed.lease.token,
+            engineSeconds: 1,
+            image: { width: 512, height: 512, bytes: pngOf(512, 512).length },
+            engine: 'bench',
+          });
         }
-        if (!claimed) continue;
-        const at = performance.now();
-        const waiter = waiting.get(claimed.job.id);
-        if (waiter) waiter(at);
-        else claimedAt.set(claimed.job.id, at);
-        await uploadResult(app, claimed);
-        await worker.complete.mutate({
-          jobId: claimed.job.id, leaseToken: claimed.lease.token, engineSeconds: 1,
-          image: { width: 512, height: 512, bytes: pngOf(512, 512).length }, engine: 'bench',
-        });
-      }
-    })());
+      })(),
+    );
 
     const user = await fundedUser(app, 'pro', (JOBS + WARMUP) * 10);
     const client = await userClient(app, base, user);
@@ -113,7 +155,7 @@ async function main() {
     for (let i = 0; i < JOBS + WARMUP; i += 1) {
       const { jobId } = await client.generation.create.mutate(smallParams());
       const returned = performance.now();
-      const claimed = claimedAt.get(jobId) ?? await new Promise<number>((resolve) => waiting.set(jobId, resolve));
+      const claimed = claimedAt.get(jobId) ?? (await new Promise<number>((resolve) => waiting.set(jobId, resolve)));
       claimedAt.delete(jobId);
       waiting.delete(jobId);
       if (i < WARMUP) continue;
@@ -122,7 +164,9 @@ async function main() {
     }
     const s = stats(latencies);
     console.log(`dispatch latency, ${JOBS} jobs, ${WORKERS} idle long-polling workers (HTTP both ways):`);
-    console.log(`  p50 ${s.p50.toFixed(2)} ms   p90 ${s.p90.toFixed(2)} ms   p99 ${s.p99.toFixed(2)} ms   max ${s.max.toFixed(2)} ms   mean ${s.mean.toFixed(2)} ms`);
+    console.log(
+      `  p50 ${s.p50.toFixed(2)} ms   p90 ${s.p90.toFixed(2)} ms   p99 ${s.p99.toFixed(2)} ms   max ${s.max.toFixed(2)} ms   mean ${s.mean.toFixed(2)} ms`,
+    );
     console.log(`  claimed before create's response arrived: ${early} of ${JOBS} (counted as 0 ms)`);
 
     stop.abort();
@@ -133,18 +177,22 @@ async function main() {
     let next = 0;
     const createLatencies: number[] = [];
     const started = performance.now();
-    await Promise.all(Array.from({ length: CONCURRENCY }, async (_, c) => {
-      while (next < CREATES) {
-        const i = next++;
-        const t = performance.now();
-        await clients[(i + c) % clients.length]!.generation.create.mutate(smallParams());
-        createLatencies.push(performance.now() - t);
-      }
-    }));
+    await Promise.all(
+      Array.from({ length: CONCURRENCY }, async (_, c) => {
+        while (next < CREATES) {
+          const i = next++;
+          const t = performance.now();
+          await clients[(i + c) % clients.length]!.generation.create.mutate(smallParams());
+          createLatencies.push(performance.now() - t);
+        }
+      }),
+    );
     const seconds = (performance.now() - started) / 1000;
     const cs = stats(createLatencies);
     console.log(`create throughput, ${CREATES} creates, ${CONCURRENCY} concurrent clients over ${users.length} users:`);
-    console.log(`  ${(CREATES / seconds).toFixed(0)} creates/s   latency p50 ${cs.p50.toFixed(2)} ms   p99 ${cs.p99.toFixed(2)} ms`);
+    console.log(
+      `  ${(CREATES / seconds).toFixed(0)} creates/s   latency p50 ${cs.p50.toFixed(2)} ms   p99 ${cs.p99.toFixed(2)} ms`,
+    );
   } finally {
     stop.abort();
     await api.stop();

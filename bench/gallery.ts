@@ -14,7 +14,13 @@ import { createTestDatabase } from '@pingvas/testkit';
 import { withUser, type DbClient } from '@pingvas/db';
 import { ObjectStore } from '../apps/api/src/infra/object-store.js';
 import type { AppDeps } from '../apps/api/src/deps.js';
-import { SEARCH_PLAN_SETTINGS, detectSearchStrategy, listGallery, queryImagePage, type PageQuery } from '../apps/api/src/modules/gallery/gallery.service.js';
+import {
+  SEARCH_PLAN_SETTINGS,
+  detectSearchStrategy,
+  listGallery,
+  queryImagePage,
+  type PageQuery,
+} from '../apps/api/src/modules/gallery/gallery.service.js';
 import { benchCounts, benchFlag } from './settings.js';
 
 const { BENCH_IMAGES: TOTAL, BENCH_RUNS: RUNS } = benchCounts({ BENCH_IMAGES: 1_000_000, BENCH_RUNS: 200 });
@@ -46,11 +52,13 @@ function stats(samples: number[]) {
 type Probe = () => Promise<number>;
 
 /** Wall-clock milliseconds of one call of `fn`. */
-const wall = (fn: () => Promise<unknown>): Probe => async () => {
-  const start = performance.now();
-  await fn();
-  return performance.now() - start;
-};
+const wall =
+  (fn: () => Promise<unknown>): Probe =>
+  async () => {
+    const start = performance.now();
+    await fn();
+    return performance.now() - start;
+  };
 
 /**
  * Runs the probes in rounds, each round calling every probe once (in a rotating order), so
@@ -70,7 +78,9 @@ async function interleaved(probes: [string, Probe][], runs = RUNS): Promise<Map<
 
 function report(label: string, samples: number[]) {
   const s = stats(samples);
-  console.log(`${label.padEnd(50)} ${String(samples.length).padStart(4)} runs   p50 ${s.p50.toFixed(2).padStart(7)} ms   p95 ${s.p95.toFixed(2).padStart(7)} ms   p99 ${s.p99.toFixed(2).padStart(7)} ms   mean ${s.mean.toFixed(2).padStart(7)} ms`);
+  console.log(
+    `${label.padEnd(50)} ${String(samples.length).padStart(4)} runs   p50 ${s.p50.toFixed(2).padStart(7)} ms   p95 ${s.p95.toFixed(2).padStart(7)} ms   p99 ${s.p99.toFixed(2).padStart(7)} ms   mean ${s.mean.toFixed(2).padStart(7)} ms`,
+  );
   return s;
 }
 
@@ -90,7 +100,9 @@ async function main() {
         select indexname as name, indexdef as def from pg_indexes
         where tablename in ('images', 'generation_jobs') and indexname not in (select conname from pg_constraint)`;
       for (const index of indexes) await tx.unsafe(`drop index "${index.name}"`);
-      await tx.unsafe(`insert into users (id, email) select ${userId('u')}, 'bench-' || u || '@example.test' from generate_series(0, ${USERS - 1}) u`);
+      await tx.unsafe(
+        `insert into users (id, email) select ${userId('u')}, 'bench-' || u || '@example.test' from generate_series(0, ${USERS - 1}) u`,
+      );
       await tx.unsafe(`
         insert into generation_jobs (id, user_id, status, prompt, model, width, height, steps, cfg_scale, seed, sampler,
                                      estimated_credits, charged_credits, priority, queue_score, created_at, finished_at)
@@ -129,9 +141,15 @@ async function main() {
     const page = (q: PageQuery) => withUser(db, bigUser, (tx) => queryImagePage(tx, bigUser, q));
     const firstIds = (await page({ limit: PAGE })).items.length;
     const deep = await page({ limit: PAGE, cursor: deepCursor });
-    console.log(`\nuser with ${count.toLocaleString('en')} images; page 1 has ${firstIds}, page ${DEEP_PAGE} has ${deep.items.length} (rows ${(PAGE * (DEEP_PAGE - 1) + 1).toLocaleString('en')}…)`);
+    console.log(
+      `\nuser with ${count.toLocaleString('en')} images; page 1 has ${firstIds}, page ${DEEP_PAGE} has ${deep.items.length} (rows ${(PAGE * (DEEP_PAGE - 1) + 1).toLocaleString('en')}…)`,
+    );
     for (const word of ['lighthouse', 'zeppelin', 'red fox at dawn']) {
-      const matches = Number((await admin`select count(*)::int as matches from images where user_id = ${bigUser} and search_vector @@ websearch_to_tsquery('english', ${word})`)[0]!.matches);
+      const matches = Number(
+        (
+          await admin`select count(*)::int as matches from images where user_id = ${bigUser} and search_vector @@ websearch_to_tsquery('english', ${word})`
+        )[0]!.matches,
+      );
       console.log(`  "${word}" matches ${matches.toLocaleString('en')} of them`);
     }
 
@@ -139,12 +157,24 @@ async function main() {
     await explain(database, bigUser, 'search "lighthouse"', () => page({ limit: PAGE, search: 'lighthouse' }));
 
     // listGallery needs only db and store; presigning is local HMAC work, no request leaves.
-    const store = new ObjectStore({ endpoint: 'http://127.0.0.1:9', region: 'us-east-1', bucket: 'pingvas', accessKeyId: 'x', secretAccessKey: 'y', forcePathStyle: true, presignSeconds: 900 });
+    const store = new ObjectStore({
+      endpoint: 'http://127.0.0.1:9',
+      region: 'us-east-1',
+      bucket: 'pingvas',
+      accessKeyId: 'x',
+      secretAccessKey: 'y',
+      forcePathStyle: true,
+      presignSeconds: 900,
+    });
     const deps = { db, store } as unknown as AppDeps;
 
     console.log(`\nAfter 20 warm-up runs each, ${PAGE} images per page.`);
-    console.log('db: withUser + queryImagePage as the client sees it (4 round trips: begin, set_config, query, commit);');
-    console.log('server: planning + execution of that same query inside PostgreSQL (EXPLAIN ANALYZE), free of client scheduling noise;');
+    console.log(
+      'db: withUser + queryImagePage as the client sees it (4 round trips: begin, set_config, query, commit);',
+    );
+    console.log(
+      'server: planning + execution of that same query inside PostgreSQL (EXPLAIN ANALYZE), free of client scheduling noise;',
+    );
     console.log('api: db + presigning both URLs of each image (listGallery, what gallery.list runs).');
     // The rare-word searches read most of the user's rows each time: fewer runs keep the bench short.
     const RARE_RUNS = Math.min(RUNS, 40);
@@ -176,8 +206,11 @@ async function main() {
       console.log('');
       for (const [name, stat] of await interleaved(probes, runs)) results.set(name, stat);
     }
-    const ratio = (kind: string) => (results.get(`${kind.padEnd(8)}page ${DEEP_PAGE}`)!.p50 / results.get(`${kind.padEnd(8)}page 1`)!.p50).toFixed(2);
-    console.log(`\npage ${DEEP_PAGE} / page 1 at p50: db ${ratio('db')}×, server ${ratio('server')}×, api ${ratio('api')}×   (goal ≤ 1.5×, each ≤ 10 ms p50)`);
+    const ratio = (kind: string) =>
+      (results.get(`${kind.padEnd(8)}page ${DEEP_PAGE}`)!.p50 / results.get(`${kind.padEnd(8)}page 1`)!.p50).toFixed(2);
+    console.log(
+      `\npage ${DEEP_PAGE} / page 1 at p50: db ${ratio('db')}×, server ${ratio('server')}×, api ${ratio('api')}×   (goal ≤ 1.5×, each ≤ 10 ms p50)`,
+    );
     store.client.destroy();
   } finally {
     if (benchFlag('BENCH_KEEP')) {
@@ -191,7 +224,9 @@ async function main() {
 
 /** Runs `fn` once (one page through the service) and returns the SQL text and parameters it sent. */
 async function capture(client: DbClient, fn: () => Promise<unknown>): Promise<{ text: string; params: unknown[] }> {
-  const options = client.sql.options as unknown as { debug: ((id: number, text: string, params: unknown[]) => void) | false };
+  const options = client.sql.options as unknown as {
+    debug: ((id: number, text: string, params: unknown[]) => void) | false;
+  };
   let captured: { text: string; params: unknown[] } | undefined;
   options.debug = (_id, text, params) => {
     if (/order by/i.test(text)) captured = { text, params };
@@ -209,7 +244,12 @@ async function capture(client: DbClient, fn: () => Promise<unknown>): Promise<{ 
  * EXPLAIN ANALYZE of exactly what the service sends, under RLS as the runtime role — with the
  * fallback plan settings only where the service would apply them (search without LEAKPROOF).
  */
-async function explainRows(client: DbClient, userId: string, query: { text: string; params: unknown[] }, options: string) {
+async function explainRows(
+  client: DbClient,
+  userId: string,
+  query: { text: string; params: unknown[] },
+  options: string,
+) {
   const strategy = await withUser(client.db, userId, detectSearchStrategy);
   return client.sql.begin(async (tx) => {
     await tx`select set_config('app.user_id', ${userId}, true)`;
@@ -227,7 +267,9 @@ async function explain(client: DbClient, userId: string, label: string, fn: () =
 async function serverProbe(client: DbClient, userId: string, fn: () => Promise<unknown>): Promise<Probe> {
   const query = await capture(client, fn);
   return async () => {
-    const lines = (await explainRows(client, userId, query, 'analyze, timing off, summary on')).map((r) => String(r['QUERY PLAN']));
+    const lines = (await explainRows(client, userId, query, 'analyze, timing off, summary on')).map((r) =>
+      String(r['QUERY PLAN']),
+    );
     const ms = (name: string) => Number(lines.find((l) => l.startsWith(name))?.match(/([\d.]+) ms/)?.[1] ?? NaN);
     return ms('Planning Time') + ms('Execution Time');
   };

@@ -165,8 +165,17 @@ function pgbenchScript(account: string, variant: 'plain' | 'same'): string {
     FROM hd, bal RETURNING *;`;
   return [
     ...head,
-    '\\startpipeline', lock, find(key), holdWrite, '\\endpipeline',
-    '\\startpipeline', lock, find(captureKey), lockHold, captureWrite, '\\endpipeline',
+    '\\startpipeline',
+    lock,
+    find(key),
+    holdWrite,
+    '\\endpipeline',
+    '\\startpipeline',
+    lock,
+    find(captureKey),
+    lockHold,
+    captureWrite,
+    '\\endpipeline',
     'COMMIT;',
     '',
   ].join('\n');
@@ -178,11 +187,34 @@ async function pgbench(bin: string, url: string, script: string, tag: string): P
     const file = join(dir, 'ledger.sql');
     writeFileSync(file, script);
     const u = new URL(url);
-    const { stdout } = await run(bin, [
-      '-n', '-M', 'prepared', '-c', String(CLIENTS), '-j', '2', '-T', String(SECONDS), '-f', file,
-      '-D', 'seq=0', '-D', `run=${tag}`,
-      '-h', u.hostname, '-p', u.port || '5432', '-U', decodeURIComponent(u.username), decodeURIComponent(u.pathname.slice(1)),
-    ], { env: childEnv({ PGPASSWORD: decodeURIComponent(u.password) }) });
+    const { stdout } = await run(
+      bin,
+      [
+        '-n',
+        '-M',
+        'prepared',
+        '-c',
+        String(CLIENTS),
+        '-j',
+        '2',
+        '-T',
+        String(SECONDS),
+        '-f',
+        file,
+        '-D',
+        'seq=0',
+        '-D',
+        `run=${tag}`,
+        '-h',
+        u.hostname,
+        '-p',
+        u.port || '5432',
+        '-U',
+        decodeURIComponent(u.username),
+        decodeURIComponent(u.pathname.slice(1)),
+      ],
+      { env: childEnv({ PGPASSWORD: decodeURIComponent(u.password) }) },
+    );
     const tps = stdout.match(/tps = ([\d.]+) \(without initial connection time\)/)?.[1];
     const failed = stdout.match(/number of failed transactions: (\d+)/)?.[1];
     if (!tps) throw new Error(`could not read pgbench's tps from:\n${stdout}`);
@@ -208,10 +240,16 @@ async function main() {
       analyze;`);
 
     console.log(`ledger bench: ${CLIENTS} clients, ${SECONDS} s per run, median of ${ROUNDS} alternating rounds`);
-    console.log(`one operation = ONE transaction: withSystem + hold ${HOLD} + capture ${CHARGE} (pgbench: the same, -c ${CLIENTS} -j 2 -M prepared, as the runtime role)`);
+    console.log(
+      `one operation = ONE transaction: withSystem + hold ${HOLD} + capture ${CHARGE} (pgbench: the same, -c ${CLIENTS} -j 2 -M prepared, as the runtime role)`,
+    );
     const loads = [
       { name: '(a) one hot account', load: 'hot' as const, account: '0' },
-      { name: `(b) ${ACCOUNTS.toLocaleString('en')} accounts`, load: 'spread' as const, account: `random(1, ${ACCOUNTS})` },
+      {
+        name: `(b) ${ACCOUNTS.toLocaleString('en')} accounts`,
+        load: 'spread' as const,
+        account: `random(1, ${ACCOUNTS})`,
+      },
     ];
     for (const [i, load] of loads.entries()) {
       const runs: { ours: number[]; plain: number[]; same: number[] } = { ours: [], plain: [], same: [] };
@@ -219,29 +257,41 @@ async function main() {
       for (let round = 0; round < ROUNDS; round++) {
         runs.ours.push(await runClients({ ...job, clients: CLIENTS }));
         if (bin) {
-          runs.plain.push(await pgbench(bin, database.runtimeUrl, pgbenchScript(load.account, 'plain'), `${i}p${round}`));
+          runs.plain.push(
+            await pgbench(bin, database.runtimeUrl, pgbenchScript(load.account, 'plain'), `${i}p${round}`),
+          );
           runs.same.push(await pgbench(bin, database.runtimeUrl, pgbenchScript(load.account, 'same'), `${i}s${round}`));
         }
       }
-      const show = (xs: number[]) => `${median(xs).toFixed(0).padStart(5)} op/s [${xs.map((x) => x.toFixed(0)).join(', ')}]`;
+      const show = (xs: number[]) =>
+        `${median(xs).toFixed(0).padStart(5)} op/s [${xs.map((x) => x.toFixed(0)).join(', ')}]`;
       console.log(`\n${load.name}`);
       console.log(`  ours (ledger.ts)              ${show(runs.ours)}`);
       if (bin) {
-        console.log(`  pgbench, plain statements     ${show(runs.plain)}   ours/pgbench = ${(median(runs.ours) / median(runs.plain)).toFixed(2)}`);
-        console.log(`  pgbench, the ledger's SQL     ${show(runs.same)}   ours/pgbench = ${(median(runs.ours) / median(runs.same)).toFixed(2)}`);
+        console.log(
+          `  pgbench, plain statements     ${show(runs.plain)}   ours/pgbench = ${(median(runs.ours) / median(runs.plain)).toFixed(2)}`,
+        );
+        console.log(
+          `  pgbench, the ledger's SQL     ${show(runs.same)}   ours/pgbench = ${(median(runs.ours) / median(runs.same)).toFixed(2)}`,
+        );
       }
     }
     if (!bin) {
       console.log('\npgbench not found (looked in /usr/bin and on PATH): install it with');
-      console.log('  sudo apt-get install postgresql-contrib   (Debian/Ubuntu; or postgresql-client, which ships pgbench on newer releases)');
+      console.log(
+        '  sudo apt-get install postgresql-contrib   (Debian/Ubuntu; or postgresql-client, which ships pgbench on newer releases)',
+      );
     }
 
     const [check] = await admin`
       select count(*)::int as bad from credit_balances b
       join (select user_id, sum(purchased_delta) p, sum(held_delta) h from credit_transactions group by user_id) t on t.user_id = b.user_id
       where b.purchased_credits <> t.p or b.held_credits <> t.h or b.held_credits <> 0`;
-    const [counts] = await admin`select count(*)::int as holds, count(*) filter (where status = 'open')::int as open from credit_holds`;
-    console.log(`\n${counts!.holds.toLocaleString('en')} holds written, ${counts!.open} left open; balances that disagree with their entries: ${check!.bad}`);
+    const [counts] =
+      await admin`select count(*)::int as holds, count(*) filter (where status = 'open')::int as open from credit_holds`;
+    console.log(
+      `\n${counts!.holds.toLocaleString('en')} holds written, ${counts!.open} left open; balances that disagree with their entries: ${check!.bad}`,
+    );
     if (check!.bad !== 0 || counts!.open !== 0) process.exitCode = 1;
   } finally {
     await database.drop();

@@ -383,13 +383,21 @@ async function main() {
     const c = stats(createLatencies);
     const bytesPerSocket = Math.round((after - before) / (IDLE_SOCKETS - warmUp));
     console.log(`fan-out (heartbeat sent → client receives progress), without creates, ${q.n} events: ${ms(q)}`);
-    console.log(`fan-out with ${CREATES_PER_SECOND} creates/s, ${f.n} events (${heartbeatErrors} heartbeats failed): ${ms(f)}`);
+    console.log(
+      `fan-out with ${CREATES_PER_SECOND} creates/s, ${f.n} events (${heartbeatErrors} heartbeats failed): ${ms(f)}`,
+    );
     console.log('  (goal p99 ≤ 50 ms)');
-    console.log(`CPU used: without creates ${quietShare}; with creates ${loadShare} (load average ${loadavg()[0]!.toFixed(1)})`);
+    console.log(
+      `CPU used: without creates ${quietShare}; with creates ${loadShare} (load average ${loadavg()[0]!.toFixed(1)})`,
+    );
     const lastAnswer = ((answeredBy - start) / 1000).toFixed(0);
-    console.log(`creates answered: ${c.n} of ${CREATES_PER_SECOND * SECONDS}, the last ${lastAnswer} s after the first was sent`);
+    console.log(
+      `creates answered: ${c.n} of ${CREATES_PER_SECOND * SECONDS}, the last ${lastAnswer} s after the first was sent`,
+    );
     console.log(`create under load, ${c.n} creates (${createErrors} errors): ${ms(c)}  (goal p99 ≤ 150 ms)`);
-    console.log(`idle sockets: API resident set ${mib(before)} with ${warmUp} → ${mib(after)} with ${IDLE_SOCKETS} sockets:`);
+    console.log(
+      `idle sockets: API resident set ${mib(before)} with ${warmUp} → ${mib(after)} with ${IDLE_SOCKETS} sockets:`,
+    );
     console.log(`  ${(bytesPerSocket / 1024).toFixed(1)} KB per socket  (goal ≤ 30 KB)`);
     const result = { bytesPerSocket, fanoutP99Ms: Number(f.p99.toFixed(1)), createP99Ms: Number(c.p99.toFixed(1)) };
     console.log(`RESULT ${JSON.stringify(result)}`);

@@ -41,11 +41,16 @@ try {
     select u.ids[1 + g % 1000], (array['pending','in_progress'])[1 + g % 2], 'p', 'sd15', 512, 512, 20, 7, g, 'euler_a', 10, 0, g
     from u, generate_series(1, ${LIVE_JOBS}::int) g`;
   await database.admin`vacuum analyze generation_jobs`;
-  console.log(`seeded ${JOBS.toLocaleString('en')} finished + ${LIVE_JOBS} live jobs in ${((performance.now() - seeding) / 1000).toFixed(1)} s`);
+  console.log(
+    `seeded ${JOBS.toLocaleString('en')} finished + ${LIVE_JOBS} live jobs in ${((performance.now() - seeding) / 1000).toFixed(1)} s`,
+  );
 
   for (const ttl of [0, 300]) {
     const config = loadApiConfig({
-      NODE_ENV: 'test', DATABASE_URL: database.runtimeUrl, REDIS_URL: redis.url, REDIS_PREFIX: redis.prefix,
+      NODE_ENV: 'test',
+      DATABASE_URL: database.runtimeUrl,
+      REDIS_URL: redis.url,
+      REDIS_PREFIX: redis.prefix,
       METRICS_FINISHED_JOBS_TTL_SECONDS: String(ttl),
     });
     const deps = createAppDeps(config, pino({ level: 'silent' }));
@@ -57,7 +62,10 @@ try {
         await scrape(deps);
         times.push(performance.now() - start);
       }
-      const what = ttl === 0 ? 'every state counted (a scrape whose finished-job counts are due)' : 'live states only (finished counts cached)';
+      const what =
+        ttl === 0
+          ? 'every state counted (a scrape whose finished-job counts are due)'
+          : 'live states only (finished counts cached)';
       console.log(`scrape, ${what}: median ${median(times).toFixed(1)} ms over ${ROUNDS}`);
     } finally {
       await closeAppDeps(deps);

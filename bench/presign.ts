@@ -16,17 +16,43 @@ const { BENCH_ROUNDS: ROUNDS } = benchCounts({ BENCH_ROUNDS: 300 });
 const URLS_PER_PAGE = 40;
 
 const store = new ObjectStore({
-  endpoint: 'http://127.0.0.1:9', region: 'us-east-1', bucket: 'pingvas', accessKeyId: 'x', secretAccessKey: 'y', forcePathStyle: true, presignSeconds: 900,
+  endpoint: 'http://127.0.0.1:9',
+  region: 'us-east-1',
+  bucket: 'pingvas',
+  accessKeyId: 'x',
+  secretAccessKey: 'y',
+  forcePathStyle: true,
+  presignSeconds: 900,
 });
-const keys = Array.from({ length: URLS_PER_PAGE }, (_, i) =>
-  `images/0b5b5c8e-1111-4a4a-9f9f-${String(i).padStart(12, '0')}/${i % 2 ? 'original.png' : 'thumb.webp'}`);
+const keys = Array.from(
+  { length: URLS_PER_PAGE },
+  (_, i) => `images/0b5b5c8e-1111-4a4a-9f9f-${String(i).padStart(12, '0')}/${i % 2 ? 'original.png' : 'thumb.webp'}`,
+);
 const expiresIn = store.config.presignSeconds;
 
 type Page = () => Promise<unknown>;
 const cases: [string, Page][] = [
-  ['before  getSignedUrl GET', () => Promise.all(keys.map((Key) => getSignedUrl(store.client, new GetObjectCommand({ Bucket: store.bucket, Key }), { expiresIn })))],
+  [
+    'before  getSignedUrl GET',
+    () =>
+      Promise.all(
+        keys.map((Key) =>
+          getSignedUrl(store.client, new GetObjectCommand({ Bucket: store.bucket, Key }), { expiresIn }),
+        ),
+      ),
+  ],
   ['after   readUrl', () => Promise.all(keys.map((key) => store.readUrl(key)))],
-  ['before  getSignedUrl PUT', () => Promise.all(keys.map((Key) => getSignedUrl(store.client, new PutObjectCommand({ Bucket: store.bucket, Key, ContentType: 'image/png' }), { expiresIn })))],
+  [
+    'before  getSignedUrl PUT',
+    () =>
+      Promise.all(
+        keys.map((Key) =>
+          getSignedUrl(store.client, new PutObjectCommand({ Bucket: store.bucket, Key, ContentType: 'image/png' }), {
+            expiresIn,
+          }),
+        ),
+      ),
+  ],
   ['after   presignPut', () => Promise.all(keys.map((key) => store.presignPut(key, 'image/png')))],
 ];
 
@@ -46,14 +72,20 @@ for (let round = -20; round < ROUNDS; round += 1) {
   }
 }
 
-console.log(`${ROUNDS} rounds after 20 warm-up rounds; one sample = ${URLS_PER_PAGE} URLs signed concurrently (one gallery page of 20 images).`);
+console.log(
+  `${ROUNDS} rounds after 20 warm-up rounds; one sample = ${URLS_PER_PAGE} URLs signed concurrently (one gallery page of 20 images).`,
+);
 const p50 = new Map<string, number>();
 cases.forEach(([label], i) => {
   const s = stats(samples[i]!);
   p50.set(label, s.p50);
   const perUrl = (ms: number) => `${((ms / URLS_PER_PAGE) * 1000).toFixed(1).padStart(8)} µs`;
-  console.log(`${label.padEnd(26)} page p50 ${s.p50.toFixed(3).padStart(8)} ms  p95 ${s.p95.toFixed(3).padStart(8)} ms   per URL p50 ${perUrl(s.p50)}  p95 ${perUrl(s.p95)}  mean ${perUrl(s.mean)}`);
+  console.log(
+    `${label.padEnd(26)} page p50 ${s.p50.toFixed(3).padStart(8)} ms  p95 ${s.p95.toFixed(3).padStart(8)} ms   per URL p50 ${perUrl(s.p50)}  p95 ${perUrl(s.p95)}  mean ${perUrl(s.mean)}`,
+  );
 });
 const speedup = (before: string, after: string) => (p50.get(before)! / p50.get(after)!).toFixed(0);
-console.log(`speed-up at p50: GET ${speedup('before  getSignedUrl GET', 'after   readUrl')}×, PUT ${speedup('before  getSignedUrl PUT', 'after   presignPut')}×`);
+console.log(
+  `speed-up at p50: GET ${speedup('before  getSignedUrl GET', 'after   readUrl')}×, PUT ${speedup('before  getSignedUrl PUT', 'after   presignPut')}×`,
+);
 store.client.destroy();

@@ -46,19 +46,30 @@ const fmt = (ms: number) => `${ms.toFixed(1)} ms`;
 async function until(check: () => boolean, what: string, worker: WorkerProcess, timeoutMs = 300_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; last log lines: ${JSON.stringify(worker.logs.slice(-5))}`);
+    if (Date.now() > deadline)
+      throw new Error(`timed out waiting for ${what}; last log lines: ${JSON.stringify(worker.logs.slice(-5))}`);
     if (worker.child.exitCode !== null) throw new Error(`the worker exited: ${JSON.stringify(worker.logs.slice(-5))}`);
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
 }
 
 function settledLine(worker: WorkerProcess, jobId: string): LogLine | undefined {
-  return (worker.logs as LogLine[]).find((l) => l.jobId === jobId && typeof l.msg === 'string' && l.msg.startsWith('job ') && 'finishMs' in l);
+  return (worker.logs as LogLine[]).find(
+    (l) => l.jobId === jobId && typeof l.msg === 'string' && l.msg.startsWith('job ') && 'finishMs' in l,
+  );
 }
 
 async function payingUser(app: TestApp): Promise<SessionUser> {
   const user = await app.createUser({ tier: 'pro' });
-  await withSystem(app.deps.db, (tx) => grant(tx, { userId: user.id, key: `bench:${randomUUID()}`, type: 'purchase', bucket: 'purchased', amount: 1_000_000 }));
+  await withSystem(app.deps.db, (tx) =>
+    grant(tx, {
+      userId: user.id,
+      key: `bench:${randomUUID()}`,
+      type: 'purchase',
+      bucket: 'purchased',
+      amount: 1_000_000,
+    }),
+  );
   return user;
 }
 
@@ -68,7 +79,11 @@ async function stop(worker: WorkerProcess): Promise<void> {
 }
 
 async function main() {
-  execFileSync(process.execPath, [fileURLToPath(new URL('../apps/gpu-worker/reference-engine/build.mjs', import.meta.url)), '--quiet'], { stdio: 'inherit' });
+  execFileSync(
+    process.execPath,
+    [fileURLToPath(new URL('../apps/gpu-worker/reference-engine/build.mjs', import.meta.url)), '--quiet'],
+    { stdio: 'inherit' },
+  );
   const app = await createTestApp({ GENERATION_RATE_LIMIT: '100000' });
   const server = await buildServer(app.deps);
   await server.listen({ port: 0, host: '127.0.0.1' });
@@ -77,7 +92,11 @@ async function main() {
     WORKER_TOKEN: app.config.WORKER_TOKEN,
     LOG_LEVEL: 'debug',
   };
-  console.log(`load average at start: ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
+  console.log(
+    `load average at start: ${loadavg()
+      .map((l) => l.toFixed(2))
+      .join(' ')}`,
+  );
   try {
     // (a) finish overhead, 1024×1024
     {
@@ -88,7 +107,13 @@ async function main() {
       const complete: number[] = [];
       for (let i = 0; i < WARMUP + FINISH_JOBS; i++) {
         const { jobId } = await app.callerFor(user).generation.create({
-          prompt: `a harbour at dawn, number ${i}`, model: 'sd15', width: 1024, height: 1024, steps: 2, cfgScale: 7, seed: i,
+          prompt: `a harbour at dawn, number ${i}`,
+          model: 'sd15',
+          width: 1024,
+          height: 1024,
+          steps: 2,
+          cfgScale: 7,
+          seed: i,
         });
         await until(() => settledLine(worker, jobId) !== undefined, `job ${jobId}`, worker);
         const line = settledLine(worker, jobId)!;
@@ -99,9 +124,15 @@ async function main() {
         complete.push(line.completeMs as number);
       }
       await stop(worker);
-      console.log(`(a) finish overhead, 1024×1024, engine exit → complete acknowledged, ${FINISH_JOBS} jobs (goal p50 ≤ 150 ms):`);
-      console.log(`    p50 ${fmt(percentile(finish, 0.5))}   p99 ${fmt(percentile(finish, 0.99))}   min ${fmt(Math.min(...finish))}`);
-      console.log(`    thumbnail + both uploads p50 ${fmt(percentile(store, 0.5))}; worker.complete p50 ${fmt(percentile(complete, 0.5))}`);
+      console.log(
+        `(a) finish overhead, 1024×1024, engine exit → complete acknowledged, ${FINISH_JOBS} jobs (goal p50 ≤ 150 ms):`,
+      );
+      console.log(
+        `    p50 ${fmt(percentile(finish, 0.5))}   p99 ${fmt(percentile(finish, 0.99))}   min ${fmt(Math.min(...finish))}`,
+      );
+      console.log(
+        `    thumbnail + both uploads p50 ${fmt(percentile(store, 0.5))}; worker.complete p50 ${fmt(percentile(complete, 0.5))}`,
+      );
     }
 
     // (b) busy ratio, a full queue of ~2 s jobs
@@ -110,7 +141,13 @@ async function main() {
       const jobIds: string[] = [];
       for (let i = 0; i < BUSY_JOBS; i++) {
         const { jobId } = await app.callerFor(user).generation.create({
-          prompt: `a quiet garden, number ${i}`, model: 'sd15', width: 256, height: 256, steps: 10, cfgScale: 7, seed: i,
+          prompt: `a quiet garden, number ${i}`,
+          model: 'sd15',
+          width: 256,
+          height: 256,
+          steps: 10,
+          cfgScale: 7,
+          seed: i,
         });
         jobIds.push(jobId);
       }
@@ -125,10 +162,18 @@ async function main() {
       const inside = exits.reduce((sum, l) => sum + (l.engineSeconds as number), 0);
       const wall = (exits.at(-1)!.time! - starts[0]!) / 1000;
       const gaps = starts.slice(1).map((start, i) => start - exits[i]!.time!);
-      console.log(`(b) busy ratio, ${BUSY_JOBS} jobs of ${(inside / exits.length).toFixed(2)} s engine time each, 1 slot (goal ≥ 97%):`);
-      console.log(`    ${((inside / wall) * 100).toFixed(2)} % of ${wall.toFixed(2)} s inside the engine; engine exit → next engine start p50 ${percentile(gaps, 0.5)} ms, max ${Math.max(...gaps)} ms`);
+      console.log(
+        `(b) busy ratio, ${BUSY_JOBS} jobs of ${(inside / exits.length).toFixed(2)} s engine time each, 1 slot (goal ≥ 97%):`,
+      );
+      console.log(
+        `    ${((inside / wall) * 100).toFixed(2)} % of ${wall.toFixed(2)} s inside the engine; engine exit → next engine start p50 ${percentile(gaps, 0.5)} ms, max ${Math.max(...gaps)} ms`,
+      );
     }
-    console.log(`load average at end: ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
+    console.log(
+      `load average at end: ${loadavg()
+        .map((l) => l.toFixed(2))
+        .join(' ')}`,
+    );
   } finally {
     const closing = server.close();
     server.server.closeAllConnections();

@@ -8,7 +8,9 @@ if (existsSync(resolve(ROOT, '.env'))) process.loadEnvFile(resolve(ROOT, '.env')
 
 try {
   const studio = await startStudio({ dataDir: resolve(ROOT, '.data') });
-  console.log(`\n  Pingvas Studio is running: open ${studio.webUrl}\n  (API ${studio.apiUrl}; reference engine — no model; Ctrl+C stops everything)\n`);
+  console.log(
+    `\n  Pingvas Studio is running: open ${studio.webUrl}\n  (API ${studio.apiUrl}; reference engine — no model; Ctrl+C stops everything)\n`,
+  );
   let stopping = false;
   const shutdown = async () => {
     if (stopping) return;
@@ -20,6 +22,8 @@ try {
   process.on('SIGINT', () => void shutdown());
   process.on('SIGTERM', () => void shutdown());
 } catch (error) {
-  console.error(error instanceof MissingServiceError ? error.message : `could not start the studio: ${(error as Error).message}`);
+  console.error(
+    error instanceof MissingServiceError ? error.message : `could not start the studio: ${(error as Error).message}`,
+  );
   process.exit(1);
 }

@@ -28,7 +28,6 @@ export interface Studio {
   stop(): Promise<void>;
 }
 
-
 /**
  * Brings up the whole studio: PostgreSQL and Redis (found or started), migrations, the
  * embedded S3 server, the API, one GPU worker on the reference engine, and the web.
@@ -63,7 +62,11 @@ export async function startStudio(options: StudioOptions): Promise<Studio> {
     const s3Port = options.randomPorts ? 0 : Number(base.S3_PORT || 9000);
     const embedS3 = !base.S3_ENDPOINT;
     if (embedS3) {
-      s3 = await startEmbeddedS3({ directory: resolve(dataDir, 's3'), port: s3Port, bucket: base.S3_BUCKET || 'pingvas' });
+      s3 = await startEmbeddedS3({
+        directory: resolve(dataDir, 's3'),
+        port: s3Port,
+        bucket: base.S3_BUCKET || 'pingvas',
+      });
       log(`[s3] embedded S3-compatible server at ${s3.endpoint} (data in ${resolve(dataDir, 's3')})`);
     }
     const apiUrl = `http://127.0.0.1:${apiPort}`;
@@ -78,12 +81,23 @@ export async function startStudio(options: StudioOptions): Promise<Studio> {
       PUBLIC_URL: webUrl,
       API_URL: apiUrl,
       MAIL_DIR: base.MAIL_DIR || resolve(dataDir, 'mail'),
-      ...(s3 ? { S3_ENDPOINT: s3.endpoint, S3_BUCKET: s3.bucket, S3_ACCESS_KEY_ID: s3.accessKeyId, S3_SECRET_ACCESS_KEY: s3.secretAccessKey } : {}),
+      ...(s3
+        ? {
+            S3_ENDPOINT: s3.endpoint,
+            S3_BUCKET: s3.bucket,
+            S3_ACCESS_KEY_ID: s3.accessKeyId,
+            S3_SECRET_ACCESS_KEY: s3.secretAccessKey,
+          }
+        : {}),
     };
 
     if (!options.skipBuild) {
       log('[build] reference engine and web');
-      execFileSync('npm', ['run', 'build', '-w', '@pingvas/gpu-worker', '-w', '@pingvas/web'], { cwd: ROOT, stdio: 'inherit', env });
+      execFileSync('npm', ['run', 'build', '-w', '@pingvas/gpu-worker', '-w', '@pingvas/web'], {
+        cwd: ROOT,
+        stdio: 'inherit',
+        env,
+      });
     }
 
     const tsx = ['--import', 'tsx'];
@@ -95,12 +109,27 @@ export async function startStudio(options: StudioOptions): Promise<Studio> {
     processes.push(api);
     await waitForHttp(`${apiUrl}/readyz`, 60_000, api);
     const workerDir = resolve(ROOT, 'apps/gpu-worker');
-    processes.push(startProcess('worker', process.execPath, [...tsx, 'src/main.ts'], { cwd: workerDir, env: services, log }));
-    const web = startProcess('web', process.execPath, [resolve(ROOT, 'node_modules/vite/bin/vite.js'), 'preview', '--port', String(webPort), '--strictPort', '--host', '127.0.0.1'], {
-      cwd: resolve(ROOT, 'apps/web'),
-      env,
-      log,
-    });
+    processes.push(
+      startProcess('worker', process.execPath, [...tsx, 'src/main.ts'], { cwd: workerDir, env: services, log }),
+    );
+    const web = startProcess(
+      'web',
+      process.execPath,
+      [
+        resolve(ROOT, 'node_modules/vite/bin/vite.js'),
+        'preview',
+        '--port',
+        String(webPort),
+        '--strictPort',
+        '--host',
+        '127.0.0.1',
+      ],
+      {
+        cwd: resolve(ROOT, 'apps/web'),
+        env,
+        log,
+      },
+    );
     processes.push(web);
     await waitForHttp(`http://127.0.0.1:${webPort}/`, 60_000, web);
     return { webUrl, apiUrl, env, stop };

@@ -28,7 +28,7 @@ const CONNECTION_EDITS = [
   {
     // closed() cancelled the scheduled write but kept its handle and bytes: the reconnected socket
     // then never flushed again (the startup message waited behind a timer that would never fire).
-    find: '    clearImmediate(nextWriteTimer)\n    socket.removeListener(\'data\', data)\n',
+    find: "    clearImmediate(nextWriteTimer)\n    socket.removeListener('data', data)\n",
     replace:
       '    clearImmediate(nextWriteTimer)\n' +
       `    chunk = nextWriteTimer = null // ${MARKER}\n` +

@@ -117,7 +117,9 @@ function printReport(
     ['create → completed p99', `${(findings.latencyMs.p99 / 1000).toFixed(2)} s`],
   ];
   const { seconds, seed, apis, workers, users } = options;
-  console.log(`\nchaos run: ${seconds} s, seed ${seed}, ${apis} APIs, ${workers} workers, ${users} users (logs: ${runDir})`);
+  console.log(
+    `\nchaos run: ${seconds} s, seed ${seed}, ${apis} APIs, ${workers} workers, ${users} users (logs: ${runDir})`,
+  );
   for (const [label, value] of rows) console.log(`  ${label.padEnd(30)} ${value.padStart(8)}`);
   const show = (title: string, items: string[]) => {
     if (items.length === 0) return;
@@ -133,7 +135,8 @@ function printReport(
     `chaos: ${findings.jobs.total} jobs, ${totalFaults} faults, ${findings.lost.length} lost, ` +
       `${findings.doubleCharged.length} double-charged, ${findings.stuck.length} stuck, ${findings.orphans.length} orphans`,
   );
-  const failures = findings.lost.length + findings.doubleCharged.length + findings.stuck.length + findings.orphans.length;
+  const failures =
+    findings.lost.length + findings.doubleCharged.length + findings.stuck.length + findings.orphans.length;
   return failures === 0 ? 0 : 1;
 }
 

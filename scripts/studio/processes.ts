@@ -38,7 +38,9 @@ export function startProcess(
 export async function waitForHttp(url: string, timeoutMs: number, process?: ManagedProcess): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   let exitedEarly = false;
-  void process?.exited.then(() => { exitedEarly = true; });
+  void process?.exited.then(() => {
+    exitedEarly = true;
+  });
   while (Date.now() < deadline) {
     if (exitedEarly) throw new Error(`${process!.name} exited before ${url} answered`);
     try {

@@ -36,7 +36,10 @@ function findPostgresBin(name: string): string | null {
   const candidates = [
     ...(process.env.PATH ?? '').split(':').map((dir) => join(dir, name)),
     ...(existsSync('/usr/lib/postgresql')
-      ? readdirSync('/usr/lib/postgresql').sort().reverse().map((v) => `/usr/lib/postgresql/${v}/bin/${name}`)
+      ? readdirSync('/usr/lib/postgresql')
+          .sort()
+          .reverse()
+          .map((v) => `/usr/lib/postgresql/${v}/bin/${name}`)
       : []),
   ];
   return candidates.find((path) => existsSync(path)) ?? null;
@@ -48,7 +51,11 @@ function asServiceUser(command: string, args: string[]): [string, string[]] {
   return ['runuser', ['-u', 'postgres', '--', command, ...args]];
 }
 
-export async function ensurePostgres(adminUrl: string, dataDir: string, log: (line: string) => void): Promise<StartedService | null> {
+export async function ensurePostgres(
+  adminUrl: string,
+  dataDir: string,
+  log: (line: string) => void,
+): Promise<StartedService | null> {
   if (await postgresAnswers(adminUrl)) {
     log(`PostgreSQL answers at ${new URL(adminUrl).host}`);
     return null;
@@ -66,12 +73,26 @@ export async function ensurePostgres(adminUrl: string, dataDir: string, log: (li
   const port = new URL(adminUrl).port || '5432';
   if (!existsSync(join(dir, 'PG_VERSION'))) {
     mkdirSync(dir, { recursive: true });
-    if (userInfo().uid === 0) chownSync(dir, Number(execFileSync('id', ['-u', 'postgres']).toString().trim()), Number(execFileSync('id', ['-g', 'postgres']).toString().trim()));
+    if (userInfo().uid === 0)
+      chownSync(
+        dir,
+        Number(execFileSync('id', ['-u', 'postgres']).toString().trim()),
+        Number(execFileSync('id', ['-g', 'postgres']).toString().trim()),
+      );
     log(`initialising a local PostgreSQL cluster in ${dir}`);
     const [cmd, args] = asServiceUser(initdb, ['-D', dir, '-U', 'postgres', '--auth=trust', '-E', 'UTF8']);
     execFileSync(cmd, args, { stdio: 'ignore' });
   }
-  const [cmd, args] = asServiceUser(pgCtl, ['-D', dir, '-o', `-p ${port} -k /tmp -c listen_addresses=127.0.0.1`, '-l', join(dir, 'server.log'), '-w', 'start']);
+  const [cmd, args] = asServiceUser(pgCtl, [
+    '-D',
+    dir,
+    '-o',
+    `-p ${port} -k /tmp -c listen_addresses=127.0.0.1`,
+    '-l',
+    join(dir, 'server.log'),
+    '-w',
+    'start',
+  ]);
   execFileSync(cmd, args, { stdio: 'ignore' });
   log(`started a local PostgreSQL on 127.0.0.1:${port} (data in ${dir})`);
   return {
@@ -84,7 +105,12 @@ export async function ensurePostgres(adminUrl: string, dataDir: string, log: (li
 }
 
 async function redisAnswers(url: string): Promise<boolean> {
-  const client = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null, connectTimeout: 2000 });
+  const client = new Redis(url, {
+    lazyConnect: true,
+    maxRetriesPerRequest: 0,
+    retryStrategy: () => null,
+    connectTimeout: 2000,
+  });
   client.on('error', () => {});
   try {
     await client.connect();
@@ -97,12 +123,19 @@ async function redisAnswers(url: string): Promise<boolean> {
   }
 }
 
-export async function ensureRedis(url: string, dataDir: string, log: (line: string) => void): Promise<StartedService | null> {
+export async function ensureRedis(
+  url: string,
+  dataDir: string,
+  log: (line: string) => void,
+): Promise<StartedService | null> {
   if (await redisAnswers(url)) {
     log(`Redis answers at ${new URL(url).host}`);
     return null;
   }
-  const binary = (process.env.PATH ?? '').split(':').map((dir) => join(dir, 'redis-server')).find((p) => existsSync(p));
+  const binary = (process.env.PATH ?? '')
+    .split(':')
+    .map((dir) => join(dir, 'redis-server'))
+    .find((p) => existsSync(p));
   if (!binary) {
     throw new MissingServiceError(
       `Redis does not answer at ${new URL(url).host} and redis-server is not installed.\n` +
@@ -113,7 +146,11 @@ export async function ensureRedis(url: string, dataDir: string, log: (line: stri
   const dir = resolve(dataDir, 'redis');
   mkdirSync(dir, { recursive: true });
   const port = new URL(url).port || '6379';
-  const child: ChildProcess = spawn(binary, ['--port', port, '--bind', '127.0.0.1', '--dir', dir, '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
+  const child: ChildProcess = spawn(
+    binary,
+    ['--port', port, '--bind', '127.0.0.1', '--dir', dir, '--save', '', '--appendonly', 'no'],
+    { stdio: 'ignore' },
+  );
   for (let i = 0; i < 50 && !(await redisAnswers(url)); i++) await new Promise((r) => setTimeout(r, 100));
   log(`started a local Redis on 127.0.0.1:${port}`);
   return {

@@ -53,7 +53,10 @@ async function postgresAnswers(serverUrl: string): Promise<boolean> {
 
 async function redisAnswers(url: string): Promise<boolean> {
   const client = new Redis(url, {
-    lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null, connectTimeout: 3000,
+    lazyConnect: true,
+    maxRetriesPerRequest: 0,
+    retryStrategy: () => null,
+    connectTimeout: 3000,
   });
   client.on('error', () => {});
   try {
@@ -71,7 +74,11 @@ function postgresClusters(): string[] {
 }
 
 function serviceFacts(
-  url: string, variable: string, defaultPort: number, answers: boolean, installed: boolean,
+  url: string,
+  variable: string,
+  defaultPort: number,
+  answers: boolean,
+  installed: boolean,
 ): ServiceFacts {
   const parsed = new URL(url);
   return {
@@ -96,8 +103,13 @@ export async function readMachine(): Promise<MachineFacts> {
     debian: existsSync('/etc/debian_version') && onPath('apt-get'),
     chromium: { path: chromiumPath, overridden: Boolean(env.CHROMIUM_PATH), present: isExecutable(chromiumPath) },
     compiler: { fromEnv: compiler, found: compilerRuns(compiler) },
-    postgres: serviceFacts(postgresUrl, 'TEST_DATABASE_SERVER_URL', 5432, postgresUp,
-      onPath('pg_ctlcluster') && postgresClusters().length > 0),
+    postgres: serviceFacts(
+      postgresUrl,
+      'TEST_DATABASE_SERVER_URL',
+      5432,
+      postgresUp,
+      onPath('pg_ctlcluster') && postgresClusters().length > 0,
+    ),
     redis: serviceFacts(redisUrl, 'TEST_REDIS_URL', 6379, redisUp, onPath('redis-server')),
   };
 }
@@ -142,8 +154,18 @@ export async function carryOut(step: Step, log: (line: string) => void): Promise
     }
     case 'start-redis': {
       log(`starting Redis on 127.0.0.1:${step.port}`);
-      run('redis-server', ['--daemonize', 'yes', '--bind', '127.0.0.1', '--port', String(step.port), '--save', '',
-        '--appendonly', 'no']);
+      run('redis-server', [
+        '--daemonize',
+        'yes',
+        '--bind',
+        '127.0.0.1',
+        '--port',
+        String(step.port),
+        '--save',
+        '',
+        '--appendonly',
+        'no',
+      ]);
       await waitUntil(() => redisAnswers(process.env.TEST_REDIS_URL || DEFAULT_REDIS), 'Redis');
       return;
     }

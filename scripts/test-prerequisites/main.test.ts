@@ -6,7 +6,7 @@ import { expect, it } from 'vitest';
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const COMMAND = 'tsx scripts/test-prerequisites/main.ts';
 
-it('is the first thing the README\'s test command runs', () => {
+it("is the first thing the README's test command runs", () => {
   const { scripts } = JSON.parse(readFileSync(`${ROOT}/package.json`, 'utf8')) as { scripts: Record<string, string> };
   expect(scripts.test?.split('&&')[0]?.trim()).toBe(COMMAND);
 });

@@ -33,14 +33,9 @@ export interface MachineFacts {
 }
 
 export type Step =
-  | { kind: 'install'; packages: string[] }
-  | { kind: 'start-postgres' }
-  | { kind: 'start-redis'; port: number };
+  { kind: 'install'; packages: string[] } | { kind: 'start-postgres' } | { kind: 'start-redis'; port: number };
 
-export type Plan =
-  | { kind: 'ready' }
-  | { kind: 'provision'; steps: Step[] }
-  | { kind: 'stop'; line: string };
+export type Plan = { kind: 'ready' } | { kind: 'provision'; steps: Step[] } | { kind: 'stop'; line: string };
 
 interface Need {
   problem: string;

@@ -10,7 +10,11 @@ import { startUploadExpiry } from './modules/uploads/uploads-expiry.task.js';
 /** Loops each API replica runs beside serving requests; every one is safe on all replicas at once. */
 export function startBackgroundTasks(deps: AppDeps): BackgroundTask[] {
   return [
-    startEmailSender(deps), startSubscriptionEndTask(deps), startReconciler(deps), startOrphanSweep(deps),
-    startRedisLossWatch(deps), startUploadExpiry(deps),
+    startEmailSender(deps),
+    startSubscriptionEndTask(deps),
+    startReconciler(deps),
+    startOrphanSweep(deps),
+    startRedisLossWatch(deps),
+    startUploadExpiry(deps),
   ];
 }

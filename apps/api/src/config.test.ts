@@ -70,8 +70,9 @@ describe('API config', () => {
     expect(() => loadApiConfig({ ...DEV, CDN_BASE_URL: 'https://cdn.example.test' })).toThrow(
       /^config: CDN_KEY_PAIR_ID is required when CDN_BASE_URL is set \(CDN URLs are signed\)$/,
     );
-    expect(() => loadApiConfig({ ...DEV, CDN_BASE_URL: 'https://cdn.example.test', CDN_KEY_PAIR_ID: 'K1' }))
-      .toThrow(/^config: CDN_PRIVATE_KEY /);
+    expect(() => loadApiConfig({ ...DEV, CDN_BASE_URL: 'https://cdn.example.test', CDN_KEY_PAIR_ID: 'K1' })).toThrow(
+      /^config: CDN_PRIVATE_KEY /,
+    );
     expect(() => loadApiConfig({ ...DEV, S3_UPLOAD_URL_SECONDS: '3600' })).toThrow(/^config: S3_UPLOAD_URL_SECONDS /);
   });
 

@@ -1,12 +1,21 @@
 import { isIP } from 'node:net';
 import { z } from 'zod';
 import {
-  ConfigError, DEV_WORKER_TOKEN, isExplicitDevelopment, MIN_SECRET_LENGTH, parseEnv, refuseInsecureSettings,
+  ConfigError,
+  DEV_WORKER_TOKEN,
+  isExplicitDevelopment,
+  MIN_SECRET_LENGTH,
+  parseEnv,
+  refuseInsecureSettings,
 } from '@pingvas/core';
 import { DEFAULT_DATABASE_URL } from '@pingvas/db';
 
 const bool = z.enum(['true', 'false', '1', '0']).transform((v) => v === 'true' || v === '1');
-const optionalString = z.string().trim().optional().transform((v) => (v ? v : undefined));
+const optionalString = z
+  .string()
+  .trim()
+  .optional()
+  .transform((v) => (v ? v : undefined));
 const optionalInt = z.coerce.number().int().positive().optional();
 
 /** proxy-addr's names for address ranges, which fastify's trustProxy accepts besides IPs and CIDRs. */
@@ -23,20 +32,33 @@ const isProxyAddress = (entry: string) => {
  * hop count: fastify 5 no longer honours one (a number trusts nobody, since counting hops
  * cannot tell a proxy from a client that sent enough X-Forwarded-For entries itself).
  */
-const trustProxy = z.string().trim().transform((v, ctx): boolean | string[] => {
-  if (v === '' || v === 'true' || v === 'false') return v === 'true';
-  if (/^\d+$/.test(v)) {
-    ctx.addIssue({ code: 'custom', message: 'hop counts are not supported: list the proxies\' IPs or CIDRs (or true behind a proxy that overwrites X-Forwarded-For)' });
-    return z.NEVER;
-  }
-  const entries = v.split(',').map((e) => e.trim()).filter(Boolean);
-  const bad = entries.find((e) => !isProxyAddress(e));
-  if (entries.length === 0 || bad !== undefined) {
-    ctx.addIssue({ code: 'custom', message: `must be true, false or a comma list of IPs/CIDRs${bad ? ` (not "${bad}")` : ''}` });
-    return z.NEVER;
-  }
-  return entries;
-});
+const trustProxy = z
+  .string()
+  .trim()
+  .transform((v, ctx): boolean | string[] => {
+    if (v === '' || v === 'true' || v === 'false') return v === 'true';
+    if (/^\d+$/.test(v)) {
+      ctx.addIssue({
+        code: 'custom',
+        message:
+          "hop counts are not supported: list the proxies' IPs or CIDRs (or true behind a proxy that overwrites X-Forwarded-For)",
+      });
+      return z.NEVER;
+    }
+    const entries = v
+      .split(',')
+      .map((e) => e.trim())
+      .filter(Boolean);
+    const bad = entries.find((e) => !isProxyAddress(e));
+    if (entries.length === 0 || bad !== undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        message: `must be true, false or a comma list of IPs/CIDRs${bad ? ` (not "${bad}")` : ''}`,
+      });
+      return z.NEVER;
+    }
+    return entries;
+  });
 
 const DEV_SESSION_SECRET = 'dev-only-session-secret-change-me-0123456789';
 /** The embedded S3 server's fixed credentials. */
@@ -57,7 +79,10 @@ const apiEnvSchema = z
     /** Prepended to every Redis key and channel: lets tests and several studios share one Redis. */
     REDIS_PREFIX: z.string().default(''),
     SESSION_SECRET: optionalString,
-    SESSION_TTL_HOURS: z.coerce.number().positive().default(24 * 30),
+    SESSION_TTL_HOURS: z.coerce
+      .number()
+      .positive()
+      .default(24 * 30),
     WORKER_TOKEN: optionalString,
     GOOGLE_CLIENT_ID: optionalString,
     GOOGLE_CLIENT_SECRET: optionalString,
@@ -99,7 +124,12 @@ const apiEnvSchema = z
     /** PEM of the RSA private key whose public half the CDN trusts (`\n` escapes allowed). */
     CDN_PRIVATE_KEY: optionalString,
     /** Seconds a signed CDN URL stays valid (rounded up to 5 min): how long an unpublished board's links still work. */
-    CDN_URL_SECONDS: z.coerce.number().int().positive().max(7 * 24 * 3600).default(3600),
+    CDN_URL_SECONDS: z.coerce
+      .number()
+      .int()
+      .positive()
+      .max(7 * 24 * 3600)
+      .default(3600),
     /** How often each API replica looks for objects of attempts that never completed (and deletes them). */
     ORPHAN_SWEEP_INTERVAL_SECONDS: z.coerce.number().int().positive().default(900),
     /** How often each API replica deletes expired uploads (never completed, refused, or unused for a day). */
@@ -139,7 +169,10 @@ const apiEnvSchema = z
     /** How often an open WebSocket re-checks its session (besides before every operation); at most 60. */
     SESSION_RECHECK_SECONDS: z.coerce.number().positive().max(60).default(60),
     /** A WebSocket is closed after this long whatever happens (the client reconnects and is checked afresh). */
-    WS_MAX_LIFETIME_SECONDS: z.coerce.number().positive().default(12 * 3600),
+    WS_MAX_LIFETIME_SECONDS: z.coerce
+      .number()
+      .positive()
+      .default(12 * 3600),
     /** Open WebSockets one user may hold on one replica. */
     WS_MAX_SOCKETS_PER_USER: z.coerce.number().int().positive().default(16),
     /** Subscriptions one WebSocket may hold at once. */
@@ -149,13 +182,23 @@ const apiEnvSchema = z
     if (!env.CDN_BASE_URL) return;
     for (const name of ['CDN_KEY_PAIR_ID', 'CDN_PRIVATE_KEY'] as const) {
       if (env[name]) continue;
-      ctx.addIssue({ code: 'custom', path: [name], message: 'is required when CDN_BASE_URL is set (CDN URLs are signed)' });
+      ctx.addIssue({
+        code: 'custom',
+        path: [name],
+        message: 'is required when CDN_BASE_URL is set (CDN URLs are signed)',
+      });
     }
   });
 
-const LEMONSQUEEZY_SETTINGS = ['LEMONSQUEEZY_STORE_ID', 'LEMONSQUEEZY_WEBHOOK_SECRET', 'LEMONSQUEEZY_VARIANT_STARTER',
-  'LEMONSQUEEZY_VARIANT_PRO', 'LEMONSQUEEZY_VARIANT_PACK_1000', 'LEMONSQUEEZY_VARIANT_PACK_5000',
-  'LEMONSQUEEZY_VARIANT_PACK_10000'] as const;
+const LEMONSQUEEZY_SETTINGS = [
+  'LEMONSQUEEZY_STORE_ID',
+  'LEMONSQUEEZY_WEBHOOK_SECRET',
+  'LEMONSQUEEZY_VARIANT_STARTER',
+  'LEMONSQUEEZY_VARIANT_PRO',
+  'LEMONSQUEEZY_VARIANT_PACK_1000',
+  'LEMONSQUEEZY_VARIANT_PACK_5000',
+  'LEMONSQUEEZY_VARIANT_PACK_10000',
+] as const;
 
 /**
  * Outside explicit development, one line per setting that would leave a development default
@@ -171,8 +214,10 @@ function insecureSettings(e: z.infer<typeof apiEnvSchema>): string[] {
   secret('SESSION_SECRET', 'sessions would be signed with the development secret from the repository');
   secret('WORKER_TOKEN', '/internal/trpc would accept the development worker token from the repository');
   if (!e.GOOGLE_CLIENT_ID || !e.GOOGLE_CLIENT_SECRET) {
-    lines.push('GOOGLE_CLIENT_ID/GOOGLE_CLIENT_SECRET are unset: '
-      + 'the development sign-in (any e-mail, no password) would be served');
+    lines.push(
+      'GOOGLE_CLIENT_ID/GOOGLE_CLIENT_SECRET are unset: ' +
+        'the development sign-in (any e-mail, no password) would be served',
+    );
   }
   if (!e.LEMONSQUEEZY_API_KEY) {
     lines.push('LEMONSQUEEZY_API_KEY is unset: the local test checkout (credits without payment) would be served');
@@ -184,8 +229,9 @@ function insecureSettings(e: z.infer<typeof apiEnvSchema>): string[] {
   if (!e.METRICS_TOKEN) lines.push('METRICS_TOKEN is unset: /metrics would be open to anyone');
   if (!e.S3_ENDPOINT) lines.push('S3_ENDPOINT is unset: images would go to the embedded development S3 server');
   if (e.S3_ACCESS_KEY_ID === DEV_S3_KEY || e.S3_SECRET_ACCESS_KEY === DEV_S3_KEY) {
-    lines.push('S3_ACCESS_KEY_ID/S3_SECRET_ACCESS_KEY are the embedded server\'s development credentials '
-      + `(${DEV_S3_KEY})`);
+    lines.push(
+      "S3_ACCESS_KEY_ID/S3_SECRET_ACCESS_KEY are the embedded server's development credentials " + `(${DEV_S3_KEY})`,
+    );
   }
   return lines;
 }

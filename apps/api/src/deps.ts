@@ -36,10 +36,14 @@ export function createAppDeps(config: ApiConfig, logger: Logger = createLogger(c
       presignSeconds: config.S3_PRESIGN_SECONDS,
       uploadUrlSeconds: config.S3_UPLOAD_URL_SECONDS,
       ...(config.CDN_BASE_URL && config.CDN_KEY_PAIR_ID && config.CDN_PRIVATE_KEY
-        ? { cdn: {
-          baseUrl: config.CDN_BASE_URL, keyPairId: config.CDN_KEY_PAIR_ID,
-          privateKey: config.CDN_PRIVATE_KEY.replace(/\\n/g, '\n'), urlSeconds: config.CDN_URL_SECONDS,
-        } }
+        ? {
+            cdn: {
+              baseUrl: config.CDN_BASE_URL,
+              keyPairId: config.CDN_KEY_PAIR_ID,
+              privateKey: config.CDN_PRIVATE_KEY.replace(/\\n/g, '\n'),
+              urlSeconds: config.CDN_URL_SECONDS,
+            },
+          }
         : {}),
     }),
     logger,

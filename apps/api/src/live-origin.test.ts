@@ -37,19 +37,31 @@ afterAll(async () => {
 function upgrade(headers: Record<string, string>): Promise<number> {
   return new Promise((resolve) => {
     const socket = new WebSocket(url, { headers });
-    socket.on('unexpected-response', (_req, res) => { resolve(res.statusCode ?? 0); socket.terminate(); });
-    socket.on('open', () => { resolve(101); socket.close(); });
+    socket.on('unexpected-response', (_req, res) => {
+      resolve(res.statusCode ?? 0);
+      socket.terminate();
+    });
+    socket.on('open', () => {
+      resolve(101);
+      socket.close();
+    });
     socket.on('error', () => undefined);
   });
 }
 
 describe('live events upgrade: Origin', () => {
-  it('accepts a browser on PUBLIC_URL\'s origin with the session cookie', async () => {
+  it("accepts a browser on PUBLIC_URL's origin with the session cookie", async () => {
     expect(await upgrade({ origin: ownOrigin(), cookie: `pingvas_session=${token}` })).toBe(101);
   });
 
-  it('refuses another site\'s page carrying the victim\'s cookie (403, before any upgrade)', async () => {
-    for (const origin of ['https://evil.example', 'https://studio.localhost:5173', 'http://studio.localhost:5174', 'http://studio.localhost.evil.example:5173', 'null']) {
+  it("refuses another site's page carrying the victim's cookie (403, before any upgrade)", async () => {
+    for (const origin of [
+      'https://evil.example',
+      'https://studio.localhost:5173',
+      'http://studio.localhost:5174',
+      'http://studio.localhost.evil.example:5173',
+      'null',
+    ]) {
       expect(await upgrade({ origin, cookie: `pingvas_session=${token}` }), origin).toBe(403);
     }
   });

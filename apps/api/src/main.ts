@@ -13,13 +13,18 @@ try {
 
 // The rest of the app is loaded only once the config is accepted: a refusal answers at once.
 const [{ createAppDeps, closeAppDeps }, { buildServer }, { startBackgroundTasks }] = await Promise.all([
-  import('./deps.js'), import('./server.js'), import('./background.js'),
+  import('./deps.js'),
+  import('./server.js'),
+  import('./background.js'),
 ]);
 const deps = createAppDeps(config);
 const app = await buildServer(deps);
 const tasks = config.DISABLE_BACKGROUND ? [] : startBackgroundTasks(deps);
 await app.listen({ port: config.API_PORT, host: config.API_HOST });
-deps.logger.info({ port: config.API_PORT, google: config.googleEnabled, lemonSqueezy: config.lemonSqueezyEnabled }, 'api listening');
+deps.logger.info(
+  { port: config.API_PORT, google: config.googleEnabled, lemonSqueezy: config.lemonSqueezyEnabled },
+  'api listening',
+);
 
 const SHUTDOWN_GRACE_MS = 5000;
 let stopping = false;

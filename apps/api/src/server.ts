@@ -4,7 +4,10 @@ import { fastifyTRPCPlugin, type FastifyTRPCPluginOptions } from '@trpc/server/a
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import { sql } from 'drizzle-orm';
 import {
-  HTTP_BODY_LIMIT_BYTES, HTTP_HEADERS_TIMEOUT_MS, HTTP_KEEP_ALIVE_TIMEOUT_MS, HTTP_REQUEST_TIMEOUT_MS,
+  HTTP_BODY_LIMIT_BYTES,
+  HTTP_HEADERS_TIMEOUT_MS,
+  HTTP_KEEP_ALIVE_TIMEOUT_MS,
+  HTTP_REQUEST_TIMEOUT_MS,
   TRPC_MAX_BATCH_SIZE,
 } from './bounds.js';
 import { createContext, createWorkerContext } from './context.js';
@@ -30,16 +33,15 @@ export async function buildServer(deps: AppDeps): Promise<FastifyInstance> {
   });
   app.server.headersTimeout = HTTP_HEADERS_TIMEOUT_MS;
   await app.register(fastifyCookie);
-  app.addHook('onRequest', async (req, reply) => { reply.header('x-request-id', req.id); });
+  app.addHook('onRequest', async (req, reply) => {
+    reply.header('x-request-id', req.id);
+  });
   app.addHook('onRequest', csrfGuard(deps.config));
   metricsRoutes(app, deps);
 
   app.get('/healthz', async () => ({ ok: true }));
   app.get('/readyz', async (_req, reply) => {
-    const checks = await Promise.allSettled([
-      deps.db.execute(sql`select 1`),
-      deps.redis.ping(),
-    ]);
+    const checks = await Promise.allSettled([deps.db.execute(sql`select 1`), deps.redis.ping()]);
     const [database, redis] = checks.map((c) => (c.status === 'fulfilled' ? 'ok' : 'unreachable'));
     const ok = database === 'ok' && redis === 'ok';
     return reply.code(ok ? 200 : 503).send({ ok, database, redis });

@@ -40,7 +40,12 @@ const t = initTRPC.context<Context>().create({
         httpStatus: shape.data.httpStatus,
         path: shape.data.path,
         domain,
-        issues: isInputError ? (error.cause as unknown as { issues: { path: PropertyKey[]; message: string }[] }).issues.map((i) => ({ path: i.path.map(String).join('.'), message: i.message })) : null,
+        issues: isInputError
+          ? (error.cause as unknown as { issues: { path: PropertyKey[]; message: string }[] }).issues.map((i) => ({
+              path: i.path.map(String).join('.'),
+              message: i.message,
+            }))
+          : null,
       },
     };
   },
@@ -134,10 +139,12 @@ const mutationRate = t.middleware(async ({ ctx, type, next }) => {
 });
 
 /** Requires a signed-in user; ctx.user is then non-null. */
-export const protectedProcedure = publicProcedure.use(({ ctx, next }) => {
-  if (!ctx.user) throw new TRPCError({ code: 'UNAUTHORIZED', message: 'Sign in first.' });
-  return next({ ctx: { ...ctx, user: ctx.user } });
-}).use(mutationRate);
+export const protectedProcedure = publicProcedure
+  .use(({ ctx, next }) => {
+    if (!ctx.user) throw new TRPCError({ code: 'UNAUTHORIZED', message: 'Sign in first.' });
+    return next({ ctx: { ...ctx, user: ctx.user } });
+  })
+  .use(mutationRate);
 
 /** Only for GPU workers holding WORKER_TOKEN, on /internal/trpc. */
 export const workerProcedure = publicProcedure.use(({ ctx, next }) => {

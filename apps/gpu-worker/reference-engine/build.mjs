@@ -96,7 +96,11 @@ if (invokedDirectly) {
     process.exit(2);
   }
   try {
-    buildEngine({ force: argv.includes('--force'), strict: argv.includes('--strict'), quiet: argv.includes('--quiet') });
+    buildEngine({
+      force: argv.includes('--force'),
+      strict: argv.includes('--strict'),
+      quiet: argv.includes('--quiet'),
+    });
   } catch (err) {
     if (err instanceof EngineBuildError) {
       console.error(err.message);

@@ -25,19 +25,22 @@ export type WorkerApi = ReturnType<typeof createWorkerApi>;
  * gathers one listener per call for good. Each call gets a signal of its own instead, following
  * the caller's, and the caller's listener goes when the call settles or is unsubscribed.
  */
-const signalPerCallLink: TRPCLink<WorkerRouter> = () => ({ op, next }) => observable((observer) => {
-  const callerSignal = op.signal;
-  if (!callerSignal) return next(op).subscribe(observer);
-  const call = new AbortController();
-  const forward = () => call.abort(callerSignal.reason);
-  if (callerSignal.aborted) forward();
-  else callerSignal.addEventListener('abort', forward, { once: true });
-  const subscription = next({ ...op, signal: call.signal }).subscribe(observer);
-  return () => {
-    callerSignal.removeEventListener('abort', forward);
-    subscription.unsubscribe();
-  };
-});
+const signalPerCallLink: TRPCLink<WorkerRouter> =
+  () =>
+  ({ op, next }) =>
+    observable((observer) => {
+      const callerSignal = op.signal;
+      if (!callerSignal) return next(op).subscribe(observer);
+      const call = new AbortController();
+      const forward = () => call.abort(callerSignal.reason);
+      if (callerSignal.aborted) forward();
+      else callerSignal.addEventListener('abort', forward, { once: true });
+      const subscription = next({ ...op, signal: call.signal }).subscribe(observer);
+      return () => {
+        callerSignal.removeEventListener('abort', forward);
+        subscription.unsubscribe();
+      };
+    });
 
 /**
  * What a failed call means for the worker:
@@ -50,7 +53,8 @@ export type ApiErrorKind = 'lease-lost' | 'rejected' | 'unreachable';
 export function apiErrorKind(error: unknown): ApiErrorKind {
   if (!(error instanceof TRPCClientError)) return 'unreachable';
   const data = error.data as { domain?: { code?: string } | null; httpStatus?: number; code?: string } | undefined;
-  if (data?.domain?.code === 'LEASE_LOST' || data?.code === 'NOT_FOUND' || data?.code === 'CONFLICT') return 'lease-lost';
+  if (data?.domain?.code === 'LEASE_LOST' || data?.code === 'NOT_FOUND' || data?.code === 'CONFLICT')
+    return 'lease-lost';
   const status = data?.httpStatus;
   if (status !== undefined && status >= 400 && status < 500 && status !== 408 && status !== 429) return 'rejected';
   return 'unreachable';

@@ -4,7 +4,12 @@ import { basename } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import {
-  ConfigError, DEV_WORKER_TOKEN, isExplicitDevelopment, MIN_SECRET_LENGTH, parseEnv, refuseInsecureSettings,
+  ConfigError,
+  DEV_WORKER_TOKEN,
+  isExplicitDevelopment,
+  MIN_SECRET_LENGTH,
+  parseEnv,
+  refuseInsecureSettings,
 } from '@pingvas/core';
 
 /** The reference engine as `npm run build -w @pingvas/gpu-worker` leaves it. */
@@ -66,7 +71,10 @@ const modelsSchema = z
     try {
       return JSON.parse(text) as unknown;
     } catch {
-      ctx.addIssue({ code: 'custom', message: 'must be JSON, e.g. {"sdxl":{"files":{"model":"/models/sdxl.safetensors"}}}' });
+      ctx.addIssue({
+        code: 'custom',
+        message: 'must be JSON, e.g. {"sdxl":{"files":{"model":"/models/sdxl.safetensors"}}}',
+      });
       return z.NEVER;
     }
   })
@@ -77,7 +85,10 @@ const modelsSchema = z
         id,
         {
           args: [
-            ...Object.entries(entry.files).flatMap(([name, file]) => [FILE_FLAGS[name as keyof typeof FILE_FLAGS], file]),
+            ...Object.entries(entry.files).flatMap(([name, file]) => [
+              FILE_FLAGS[name as keyof typeof FILE_FLAGS],
+              file,
+            ]),
             ...entry.args,
           ],
           ...(entry.memoryMb === undefined ? {} : { memoryMb: entry.memoryMb }),
@@ -101,7 +112,16 @@ export const REFERENCE_REGISTRY: ModelRegistry = {
 
 /** Engine flags whose value is a file the engine loads (sd-cli's names). */
 const FILE_ARGS = new Set([
-  '-m', '--model', '--diffusion-model', '--vae', '--clip_l', '--clip_g', '--t5xxl', '--llm', '--llm_vision', '--taesd',
+  '-m',
+  '--model',
+  '--diffusion-model',
+  '--vae',
+  '--clip_l',
+  '--clip_g',
+  '--t5xxl',
+  '--llm',
+  '--llm_vision',
+  '--taesd',
   '--upscale-model',
 ]);
 const MAIN_MODEL_ARGS = new Set(['-m', '--model', '--diffusion-model']);
@@ -135,38 +155,41 @@ export function modelRegistryProblem(registry: ModelRegistry): string | null {
   return null;
 }
 
-const optionalString = z.string().trim().optional().transform((v) => (v ? v : undefined));
+const optionalString = z
+  .string()
+  .trim()
+  .optional()
+  .transform((v) => (v ? v : undefined));
 
-const workerEnvSchema = z
-  .object({
-    /** Unset means production: the development token needs NODE_ENV=development (or test) and a loopback API_URL. */
-    NODE_ENV: z.enum(['development', 'test', 'production']).default('production'),
-    LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
-    API_URL: z.url().default('http://127.0.0.1:3000'),
-    WORKER_TOKEN: optionalString,
-    ENGINE_BIN: z.string().trim().min(1).default(REFERENCE_ENGINE_BIN),
-    /** cli: one engine process per job (loads the model every time); server: one sd-server per warm model. */
-    ENGINE_MODE: z.enum(['cli', 'server']).default('cli'),
-    /** sd-server for ENGINE_MODE=server; the reference engine's server when ENGINE_BIN is the reference engine. */
-    ENGINE_SERVER_BIN: optionalString,
-    /** The GPU memory the warm models may take together (server mode); 0 = unlimited. */
-    WORKER_GPU_MEMORY_MB: z.coerce.number().int().min(0).default(0),
-    /** Models to load at start in server mode, comma-separated (as many as fit, in order). */
-    ENGINE_PREWARM: optionalString,
-    /** Recorded on each image; derived from ENGINE_BIN when unset (`refengine` → `reference`). */
-    ENGINE_NAME: optionalString,
-    ENGINE_MODELS: optionalString,
-    /** The cap on one engine run; each job brings its own, shorter deadline from its hold. */
-    ENGINE_TIMEOUT_SECONDS: z.coerce.number().positive().default(3600),
-    WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(1),
-    WORKER_GRACE_SECONDS: z.coerce.number().min(0).default(30),
-    WORKER_ID: optionalString,
-    /** The status endpoint's port; 0 lets the system pick one (it is logged). */
-    WORKER_STATUS_PORT: z.coerce.number().int().min(0).max(65535).default(9090),
-    WORKER_STATUS_HOST: z.string().default('127.0.0.1'),
-    /** How long one `worker.claim` may wait for a job on the API (long poll). */
-    WORKER_CLAIM_WAIT_MS: z.coerce.number().int().min(0).max(20_000).default(10_000),
-  });
+const workerEnvSchema = z.object({
+  /** Unset means production: the development token needs NODE_ENV=development (or test) and a loopback API_URL. */
+  NODE_ENV: z.enum(['development', 'test', 'production']).default('production'),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  API_URL: z.url().default('http://127.0.0.1:3000'),
+  WORKER_TOKEN: optionalString,
+  ENGINE_BIN: z.string().trim().min(1).default(REFERENCE_ENGINE_BIN),
+  /** cli: one engine process per job (loads the model every time); server: one sd-server per warm model. */
+  ENGINE_MODE: z.enum(['cli', 'server']).default('cli'),
+  /** sd-server for ENGINE_MODE=server; the reference engine's server when ENGINE_BIN is the reference engine. */
+  ENGINE_SERVER_BIN: optionalString,
+  /** The GPU memory the warm models may take together (server mode); 0 = unlimited. */
+  WORKER_GPU_MEMORY_MB: z.coerce.number().int().min(0).default(0),
+  /** Models to load at start in server mode, comma-separated (as many as fit, in order). */
+  ENGINE_PREWARM: optionalString,
+  /** Recorded on each image; derived from ENGINE_BIN when unset (`refengine` → `reference`). */
+  ENGINE_NAME: optionalString,
+  ENGINE_MODELS: optionalString,
+  /** The cap on one engine run; each job brings its own, shorter deadline from its hold. */
+  ENGINE_TIMEOUT_SECONDS: z.coerce.number().positive().default(3600),
+  WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(1),
+  WORKER_GRACE_SECONDS: z.coerce.number().min(0).default(30),
+  WORKER_ID: optionalString,
+  /** The status endpoint's port; 0 lets the system pick one (it is logged). */
+  WORKER_STATUS_PORT: z.coerce.number().int().min(0).max(65535).default(9090),
+  WORKER_STATUS_HOST: z.string().default('127.0.0.1'),
+  /** How long one `worker.claim` may wait for a job on the API (long poll). */
+  WORKER_CLAIM_WAIT_MS: z.coerce.number().int().min(0).max(20_000).default(10_000),
+});
 
 /** Outside explicit development, one line per setting that would leave a development default in force. */
 function insecureSettings(e: z.infer<typeof workerEnvSchema>): string[] {
@@ -235,7 +258,8 @@ export function loadWorkerConfig(env: NodeJS.ProcessEnv = process.env): WorkerCo
     engineName: e.ENGINE_NAME ?? engineNameFor(e.ENGINE_BIN),
     engineModels: models.data,
     engineMode: e.ENGINE_MODE,
-    engineServerBin: e.ENGINE_SERVER_BIN ?? (e.ENGINE_BIN === REFERENCE_ENGINE_BIN ? REFERENCE_SERVER_BIN : `${e.ENGINE_BIN}-server`),
+    engineServerBin:
+      e.ENGINE_SERVER_BIN ?? (e.ENGINE_BIN === REFERENCE_ENGINE_BIN ? REFERENCE_SERVER_BIN : `${e.ENGINE_BIN}-server`),
     gpuMemoryMb: e.WORKER_GPU_MEMORY_MB,
     prewarm: prewarmList(e.ENGINE_PREWARM, models.data),
     engineTimeoutMs: Math.round(e.ENGINE_TIMEOUT_SECONDS * 1000),
@@ -249,7 +273,10 @@ export function loadWorkerConfig(env: NodeJS.ProcessEnv = process.env): WorkerCo
 }
 
 function prewarmList(text: string | undefined, registry: ModelRegistry): string[] {
-  const ids = (text ?? '').split(',').map((id) => id.trim()).filter(Boolean);
+  const ids = (text ?? '')
+    .split(',')
+    .map((id) => id.trim())
+    .filter(Boolean);
   const unknown = ids.find((id) => !registry[id]);
   if (unknown) throw new ConfigError(`config: ENGINE_PREWARM names ${unknown}, which is not in ENGINE_MODELS`);
   return ids;

@@ -1,7 +1,12 @@
 import pino from 'pino';
 import { createWorkerApi } from './api-client.js';
 import {
-  ConfigError, describeConfig, loadWorkerConfig, modelRegistryProblem, REFERENCE_ENGINE_BIN, type WorkerConfig,
+  ConfigError,
+  describeConfig,
+  loadWorkerConfig,
+  modelRegistryProblem,
+  REFERENCE_ENGINE_BIN,
+  type WorkerConfig,
 } from './config.js';
 import { CliEngine } from './engines/cli-engine.js';
 import type { Engine } from './engines/engine.js';
@@ -39,19 +44,26 @@ const crash = (error: unknown) => {
 process.on('uncaughtException', crash);
 process.on('unhandledRejection', crash);
 
-const serverEngine = config.engineMode === 'server'
-  ? new ServerEngine({
-    bin: config.engineServerBin, name: config.engineName, models: config.engineModels, gpuMemoryMb: config.gpuMemoryMb, logger,
-  })
-  : null;
-const engine: Engine = serverEngine ?? new CliEngine({ bin: config.engineBin, name: config.engineName, models: config.engineModels });
+const serverEngine =
+  config.engineMode === 'server'
+    ? new ServerEngine({
+        bin: config.engineServerBin,
+        name: config.engineName,
+        models: config.engineModels,
+        gpuMemoryMb: config.gpuMemoryMb,
+        logger,
+      })
+    : null;
+const engine: Engine =
+  serverEngine ?? new CliEngine({ bin: config.engineBin, name: config.engineName, models: config.engineModels });
 const engineBin = serverEngine ? config.engineServerBin : config.engineBin;
 let engineVersion: string;
 try {
   engineVersion = await engine.version();
 } catch (error) {
   const variable = serverEngine ? 'ENGINE_SERVER_BIN' : 'ENGINE_BIN';
-  const hint = config.engineBin === REFERENCE_ENGINE_BIN ? '; build it with `npm run build -w @pingvas/gpu-worker`' : '';
+  const hint =
+    config.engineBin === REFERENCE_ENGINE_BIN ? '; build it with `npm run build -w @pingvas/gpu-worker`' : '';
   exitWith(`config: ${variable} ${engineBin} cannot run (${(error as Error).message.split('\n')[0]})${hint}`);
 }
 // Loading happens in the background: the worker claims meanwhile, and says which models are warm.
@@ -71,7 +83,9 @@ let status: Awaited<ReturnType<typeof startStatusServer>>;
 try {
   status = await startStatusServer({ port: config.statusPort, host: config.statusHost, status: () => worker.status() });
 } catch (error) {
-  exitWith(`config: WORKER_STATUS_PORT ${config.statusPort} cannot be used (${(error as Error).message}); pick another, or 0 for any free port`);
+  exitWith(
+    `config: WORKER_STATUS_PORT ${config.statusPort} cannot be used (${(error as Error).message}); pick another, or 0 for any free port`,
+  );
 }
 logger.info({ config: describeConfig(config), engineVersion, statusPort: status.port }, 'worker started');
 worker.start();

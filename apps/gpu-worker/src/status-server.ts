@@ -3,7 +3,11 @@ import type { AddressInfo } from 'node:net';
 import type { WorkerStatus } from './worker.js';
 
 /** `GET /status` (what the worker is doing) and `GET /healthz` (the process is up), for operators. */
-export async function startStatusServer(options: { port: number; host: string; status: () => WorkerStatus }): Promise<{ server: Server; port: number }> {
+export async function startStatusServer(options: {
+  port: number;
+  host: string;
+  status: () => WorkerStatus;
+}): Promise<{ server: Server; port: number }> {
   const server = createServer((req, res) => {
     const path = new URL(req.url ?? '/', 'http://worker').pathname;
     const send = (code: number, body: unknown) => {

@@ -78,11 +78,21 @@ async function payingUser(): Promise<SessionUser> {
   return user;
 }
 
-async function createJob(user: SessionUser, over: Partial<GenerationParams> = {}): Promise<{ jobId: string; prompt: string }> {
+async function createJob(
+  user: SessionUser,
+  over: Partial<GenerationParams> = {},
+): Promise<{ jobId: string; prompt: string }> {
   // A unique prompt finds the job's engine among the machine's processes.
   const prompt = over.prompt ?? `a lighthouse ${randomUUID()}`;
   const { jobId } = await app.callerFor(user).generation.create({
-    prompt, model: 'sd15', width: 256, height: 256, steps: 10, cfgScale: 7, seed: 42, ...over,
+    prompt,
+    model: 'sd15',
+    width: 256,
+    height: 256,
+    steps: 10,
+    cfgScale: 7,
+    seed: 42,
+    ...over,
   });
   return { jobId, prompt };
 }
@@ -112,14 +122,20 @@ async function balance(user: SessionUser) {
 }
 
 async function countRows(table: 'images' | 'captures', user: SessionUser, jobId: string): Promise<number> {
-  const [row] = table === 'images'
-    ? await app.database.admin<{ n: number }[]>`select count(*)::int as n from images where job_id = ${jobId}`
-    : await app.database.admin<{ n: number }[]>`select count(*)::int as n from credit_transactions where user_id = ${user.id} and type = 'capture'`;
+  const [row] =
+    table === 'images'
+      ? await app.database.admin<{ n: number }[]>`select count(*)::int as n from images where job_id = ${jobId}`
+      : await app.database.admin<
+          { n: number }[]
+        >`select count(*)::int as n from credit_transactions where user_id = ${user.id} and type = 'capture'`;
   return row!.n;
 }
 
 /** A worker in this process, to watch its records, status and log. */
-async function inProcessWorker(engineEnv: Record<string, string> = {}, options: { concurrency?: number; apiUrl?: string } = {}) {
+async function inProcessWorker(
+  engineEnv: Record<string, string> = {},
+  options: { concurrency?: number; apiUrl?: string } = {},
+) {
   const engine = new CliEngine({ bin: engineBin, name: 'reference', models: REFERENCE_REGISTRY, env: engineEnv });
   const records: JobRecord[] = [];
   const logs: Record<string, unknown>[] = [];
@@ -132,7 +148,10 @@ async function inProcessWorker(engineEnv: Record<string, string> = {}, options: 
     concurrency: options.concurrency ?? 1,
     engineTimeoutMs: 60_000,
     claimWaitMs: 1_000,
-    logger: pino({ level: 'info' }, { write: (line: string) => void logs.push(JSON.parse(line) as Record<string, unknown>) }),
+    logger: pino(
+      { level: 'info' },
+      { write: (line: string) => void logs.push(JSON.parse(line) as Record<string, unknown>) },
+    ),
     scratchDir,
     onJobSettled: (record) => records.push(record),
   });
@@ -142,7 +161,13 @@ async function inProcessWorker(engineEnv: Record<string, string> = {}, options: 
 }
 
 function childWorker(id: string, env: Record<string, string> = {}): WorkerProcess {
-  const worker = spawnWorker({ API_URL: apiUrl, WORKER_TOKEN: app.config.WORKER_TOKEN, WORKER_ID: id, WORKER_CLAIM_WAIT_MS: '1000', ...env });
+  const worker = spawnWorker({
+    API_URL: apiUrl,
+    WORKER_TOKEN: app.config.WORKER_TOKEN,
+    WORKER_ID: id,
+    WORKER_CLAIM_WAIT_MS: '1000',
+    ...env,
+  });
   children.push(worker);
   return worker;
 }
@@ -155,8 +180,11 @@ describe('GPU worker against the real API', () => {
     stops.push(async () => void status.server.close());
     const { jobId } = await createJob(user, { width: 512, height: 384 });
 
-    const readStatus = async () => (await (await fetch(`http://127.0.0.1:${status.port}/status`)).json()) as WorkerStatus;
-    await expect.poll(async () => (await readStatus()).currentJobs.find((j) => j.jobId === jobId)?.step ?? 0, { timeout: 30_000 }).toBeGreaterThan(0);
+    const readStatus = async () =>
+      (await (await fetch(`http://127.0.0.1:${status.port}/status`)).json()) as WorkerStatus;
+    await expect
+      .poll(async () => (await readStatus()).currentJobs.find((j) => j.jobId === jobId)?.step ?? 0, { timeout: 30_000 })
+      .toBeGreaterThan(0);
     const during = await readStatus();
     expect(during.currentJobs[0]).toMatchObject({ jobId, totalSteps: 10 });
     expect(during.engineVersion).toMatch(/^stable-diffusion\.cpp version refengine-/);
@@ -184,7 +212,7 @@ describe('GPU worker against the real API', () => {
     expect(records[0]).toMatchObject({ jobId, result: 'completed' });
     // The job's folder (the engine's PNG) is gone once the job is delivered.
     expect(readdirSync(scratchDir)).toEqual([]);
-    expect((await readStatus())).toMatchObject({ currentJobs: [], jobsDone: 1, jobsFailed: 0 });
+    expect(await readStatus()).toMatchObject({ currentJobs: [], jobsDone: 1, jobsFailed: 0 });
   });
 
   it('stops the engine when the user cancels a running job, and charges only the engine seconds used', async () => {
@@ -216,10 +244,15 @@ describe('GPU worker against the real API', () => {
 
     const rescuer = childWorker('rescuer');
     // The reconciler (its loop is off here) retries the run once its lease has run out.
-    await expect.poll(async () => {
-      await reconcileOnce(app.deps);
-      return (await job(jobId)).status;
-    }, { timeout: 45_000, interval: 500 }).toBe('completed');
+    await expect
+      .poll(
+        async () => {
+          await reconcileOnce(app.deps);
+          return (await job(jobId)).status;
+        },
+        { timeout: 45_000, interval: 500 },
+      )
+      .toBe('completed');
     const row = await job(jobId);
     expect(row).toMatchObject({ retry_count: 1, worker_id: 'rescuer' });
     expect(await countRows('images', user, jobId)).toBe(1);
@@ -237,7 +270,9 @@ describe('GPU worker against the real API', () => {
     await untilJob(jobId).toMatchObject({ status: 'failed', retry_count: 3, failure_code: 'OOM', charged_credits: 0 });
     expect(await balance(user)).toMatchObject({ available: CREDITS, held: 0 });
     expect(await countRows('images', user, jobId)).toBe(0);
-    expect(worker.logs.filter((l) => l.msg === 'engine failed' && l.jobId === jobId && l.code === 'OOM')).toHaveLength(3);
+    expect(worker.logs.filter((l) => l.msg === 'engine failed' && l.jobId === jobId && l.code === 'OOM')).toHaveLength(
+      3,
+    );
   });
 
   it('on SIGTERM hands back a job it cannot finish within the grace period, not counted as an attempt', async () => {
@@ -277,7 +312,8 @@ describe('GPU worker against the real API', () => {
     const { workerId, records } = await inProcessWorker({ REFENGINE_STEP_MS: '300' }, { concurrency: 2 });
     const a = await createJob(user);
     const b = await createJob(user);
-    await expect.poll(async () => [(await job(a.jobId)).worker_id, (await job(b.jobId)).worker_id].join(), { timeout: 30_000 })
+    await expect
+      .poll(async () => [(await job(a.jobId)).worker_id, (await job(b.jobId)).worker_id].join(), { timeout: 30_000 })
       .toBe(`${workerId},${workerId}`);
     expect((await job(a.jobId)).status).toBe('in_progress');
     expect((await job(b.jobId)).status).toBe('in_progress');
@@ -310,7 +346,8 @@ describe('GPU worker against the real API', () => {
     const { jobId } = await createJob(user);
     await expect.poll(async () => (await job(jobId)).progress, { timeout: 30_000 }).toBeGreaterThan(0);
     // As if the worker had gone quiet past its lease: the reconciler hands the run on.
-    await app.database.admin`update generation_jobs set lease_expires_at = now() - interval '1 second' where id = ${jobId}`;
+    await app.database
+      .admin`update generation_jobs set lease_expires_at = now() - interval '1 second' where id = ${jobId}`;
     await reconcileOnce(app.deps);
     expect(await job(jobId)).toMatchObject({ retry_count: 1 });
 
@@ -343,5 +380,3 @@ describe('GPU worker against the real API', () => {
     await expect.poll(() => records.map((r) => r.result)).toEqual(['completed']);
   });
 });
-
-

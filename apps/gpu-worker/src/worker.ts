@@ -5,7 +5,15 @@ import type { Logger } from 'pino';
 import type { ClaimedJob, FailureCode } from '@pingvas/core';
 import { apiErrorKind, type WorkerApi } from './api-client.js';
 import { Backoff, sleep } from './backoff.js';
-import { engineFailure, failureMessage, type Engine, type EngineFailure, type EngineImage, type EngineOutcome, type EngineProgress } from './engines/engine.js';
+import {
+  engineFailure,
+  failureMessage,
+  type Engine,
+  type EngineFailure,
+  type EngineImage,
+  type EngineOutcome,
+  type EngineProgress,
+} from './engines/engine.js';
 import { makeThumbnail, uploadObject } from './image-upload.js';
 
 /** Why a job stopped before its natural end. */
@@ -46,7 +54,12 @@ export interface WorkerStatus {
   workerId: string;
   engineVersion: string;
   currentJobs: {
-    jobId: string; phase: 'claimed' | 'running' | 'finishing'; loadingModel: boolean; percent: number; step: number; totalSteps: number;
+    jobId: string;
+    phase: 'claimed' | 'running' | 'finishing';
+    loadingModel: boolean;
+    percent: number;
+    step: number;
+    totalSteps: number;
   }[];
   /** The engine's models: loaded now, and runnable at all. */
   models: { warm: string[]; loadable: string[] };
@@ -143,7 +156,9 @@ class ActiveJob {
     this.api.heartbeat
       .mutate(
         {
-          jobId: this.id, leaseToken: this.claimed.lease.token, progress: this.progress ?? undefined,
+          jobId: this.id,
+          leaseToken: this.claimed.lease.token,
+          progress: this.progress ?? undefined,
           ...(this.loadingModel ? { loadingModel: true } : {}),
         },
         { signal: AbortSignal.timeout(CALL_TIMEOUT_MS) },
@@ -267,11 +282,18 @@ export class Worker {
     try {
       claimed = await this.options.api.claim.mutate(
         {
-          workerId: this.options.workerId, engineVersion: this.options.engineVersion, waitMs: this.options.claimWaitMs,
+          workerId: this.options.workerId,
+          engineVersion: this.options.engineVersion,
+          waitMs: this.options.claimWaitMs,
           models: this.options.engine.models(),
         },
         // Stopping hangs up a waiting claim at once: the API hands back a job it claimed for a caller that left.
-        { signal: AbortSignal.any([this.softStop.signal, AbortSignal.timeout(this.options.claimWaitMs + CALL_TIMEOUT_MS)]) },
+        {
+          signal: AbortSignal.any([
+            this.softStop.signal,
+            AbortSignal.timeout(this.options.claimWaitMs + CALL_TIMEOUT_MS),
+          ]),
+        },
       );
       backoff.error.reset();
     } catch (error) {
@@ -295,7 +317,10 @@ export class Worker {
     this.hardStop.signal.addEventListener('abort', onHardStop);
     job.onEnd(() => this.hardStop.signal.removeEventListener('abort', onHardStop));
     const { params } = claimed.job;
-    job.log.info({ model: params.model, width: params.width, height: params.height, steps: params.steps }, 'job claimed');
+    job.log.info(
+      { model: params.model, width: params.width, height: params.height, steps: params.steps },
+      'job claimed',
+    );
     return job;
   }
 
@@ -352,7 +377,10 @@ export class Worker {
       finishMs: performance.now() - job.engineExitedAt,
     };
     const ms = (value?: number) => (value === undefined ? undefined : Math.round(value));
-    job.log.info({ ...full, finishMs: ms(full.finishMs), storeMs: ms(full.storeMs), completeMs: ms(full.completeMs) }, `job ${record.result}`);
+    job.log.info(
+      { ...full, finishMs: ms(full.finishMs), storeMs: ms(full.storeMs), completeMs: ms(full.completeMs) },
+      `job ${record.result}`,
+    );
     this.options.onJobSettled?.(full);
   }
 
@@ -360,9 +388,13 @@ export class Worker {
     const reason = job.stopReason;
     if (reason === 'lease-lost') return { result: 'dropped' };
     if (reason === 'shutdown') return this.release(job);
-    if (reason === 'cancel') return this.fail(job, engineFailure('CANCELLED', 'cancelled by the user', outcome.engineSeconds));
+    if (reason === 'cancel')
+      return this.fail(job, engineFailure('CANCELLED', 'cancelled by the user', outcome.engineSeconds));
     if (!outcome.ok) {
-      job.log.warn({ code: outcome.code, detail: outcome.detail, engineSeconds: outcome.engineSeconds }, 'engine failed');
+      job.log.warn(
+        { code: outcome.code, detail: outcome.detail, engineSeconds: outcome.engineSeconds },
+        'engine failed',
+      );
       return this.fail(job, outcome);
     }
 
@@ -370,7 +402,10 @@ export class Worker {
     try {
       png = await readFile(outcome.outputPath);
     } catch (error) {
-      return this.fail(job, engineFailure('BAD_OUTPUT', `the image could not be read: ${(error as Error).message}`, outcome.engineSeconds));
+      return this.fail(
+        job,
+        engineFailure('BAD_OUTPUT', `the image could not be read: ${(error as Error).message}`, outcome.engineSeconds),
+      );
     }
     const lease = { jobId: job.id, leaseToken: job.claimed.lease.token };
     // The original goes up while the thumbnail is made: the two overlap instead of queueing.
@@ -381,7 +416,10 @@ export class Worker {
       thumb = await makeThumbnail(png);
     } catch (error) {
       await original.catch(() => {});
-      return this.fail(job, engineFailure('BAD_OUTPUT', `the image could not be read: ${(error as Error).message}`, outcome.engineSeconds));
+      return this.fail(
+        job,
+        engineFailure('BAD_OUTPUT', `the image could not be read: ${(error as Error).message}`, outcome.engineSeconds),
+      );
     }
     try {
       await Promise.all([original, uploadObject(this.options.api, lease, 'thumb', thumb, job.stopper.signal)]);
@@ -390,7 +428,14 @@ export class Worker {
       if (late === 'lease-lost' || apiErrorKind(error) === 'lease-lost') return { result: 'dropped' };
       if (late === 'shutdown') return this.release(job);
       // Storage trouble is not the job's fault, but retrying it forever is worse: the attempt counts.
-      return this.fail(job, engineFailure('ENGINE_ERROR', `the image could not be stored: ${(error as Error).message}`, outcome.engineSeconds));
+      return this.fail(
+        job,
+        engineFailure(
+          'ENGINE_ERROR',
+          `the image could not be stored: ${(error as Error).message}`,
+          outcome.engineSeconds,
+        ),
+      );
     }
     const storeMs = performance.now() - job.engineExitedAt;
     return { ...(await this.complete(job, outcome)), storeMs };
@@ -415,13 +460,16 @@ export class Worker {
     return { result: 'completed', completeMs: performance.now() - startedAt };
   }
 
-  private async fail(
-    job: ActiveJob,
-    failure: EngineFailure,
-  ): Promise<Settled> {
+  private async fail(job: ActiveJob, failure: EngineFailure): Promise<Settled> {
     const reply = await this.report(job, 'fail', (signal) =>
       this.options.api.fail.mutate(
-        { jobId: job.id, leaseToken: job.claimed.lease.token, code: failure.code, message: failureMessage(failure), engineSeconds: failure.engineSeconds },
+        {
+          jobId: job.id,
+          leaseToken: job.claimed.lease.token,
+          code: failure.code,
+          message: failureMessage(failure),
+          engineSeconds: failure.engineSeconds,
+        },
         { signal },
       ),
     );

@@ -36,7 +36,9 @@ async function scan(page: Page): Promise<AxeResults> {
 }
 
 function describe(violation: Result): string {
-  const nodes = violation.nodes.slice(0, 4).map((n) => `    ${n.target.join(' ')}: ${n.failureSummary?.split('\n').slice(1, 2).join(' ').trim()}`);
+  const nodes = violation.nodes
+    .slice(0, 4)
+    .map((n) => `    ${n.target.join(' ')}: ${n.failureSummary?.split('\n').slice(1, 2).join(' ').trim()}`);
   return `  ${violation.impact} ${violation.id} (${violation.nodes.length}): ${violation.help}\n${nodes.join('\n')}`;
 }
 
@@ -44,7 +46,11 @@ function describe(violation: Result): string {
  * Runs axe on the page as it is now, in both colour schemes, and throws on any critical or
  * serious violation, naming the rule and the nodes. The scheme is put back to what it was.
  */
-export async function expectAccessible(page: Page, state: string, schemes: readonly ('light' | 'dark')[] = ['light', 'dark']): Promise<void> {
+export async function expectAccessible(
+  page: Page,
+  state: string,
+  schemes: readonly ('light' | 'dark')[] = ['light', 'dark'],
+): Promise<void> {
   const original = await page.evaluate(() => (matchMedia('(prefers-color-scheme: dark)').matches ? 'dark' : 'light'));
   const blocking: string[] = [];
   // No transitions or animations while scanning: a headless browser that paints no frames

@@ -39,13 +39,16 @@ async function balance(target: Page = page): Promise<number> {
 }
 
 async function expectBalance(expected: number, target: Page = page): Promise<void> {
-  await target.waitForFunction(
-    (want) => document.querySelector('[data-testid="balance-value"]')?.textContent?.replace(/[^\d]/g, '') === String(want),
-    expected,
-    { timeout: 20_000 },
-  ).catch(async () => {
-    throw new Error(`balance shows ${await balance(target)}, expected ${expected}`);
-  });
+  await target
+    .waitForFunction(
+      (want) =>
+        document.querySelector('[data-testid="balance-value"]')?.textContent?.replace(/[^\d]/g, '') === String(want),
+      expected,
+      { timeout: 20_000 },
+    )
+    .catch(async () => {
+      throw new Error(`balance shows ${await balance(target)}, expected ${expected}`);
+    });
 }
 
 /** Pays the local test checkout the way a person would: the "Pay (test)" button. */
@@ -76,14 +79,28 @@ beforeAll(async () => {
       WORKER_STATUS_PORT: '0',
       LOG_LEVEL: 'warn',
     },
-    log: (line) => { logs.push(line); },
+    log: (line) => {
+      logs.push(line);
+    },
   });
   browser = await chromium.launch({
     executablePath: CHROMIUM,
     headless: true,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    args: [
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
   });
-  context = await browser.newContext({ baseURL: studio.webUrl, viewport: { width: 1440, height: 900 }, colorScheme: 'dark' });
+  context = await browser.newContext({
+    baseURL: studio.webUrl,
+    viewport: { width: 1440, height: 900 },
+    colorScheme: 'dark',
+  });
   context.on('weberror', (error) => pageErrors.push(String(error.error())));
   page = await context.newPage();
   page.setDefaultTimeout(15_000);
@@ -148,10 +165,17 @@ describe('the studio in a browser', () => {
     await payTestCheckout();
     await expectBalance(10_000);
     expect(await page.getByTestId('current-plan').textContent()).toBe('Pro');
-    await page.getByTestId('plan-term').filter({ hasText: /^Renews on / }).waitFor();
+    await page
+      .getByTestId('plan-term')
+      .filter({ hasText: /^Renews on / })
+      .waitFor();
     // The test checkout renews 30 days after the payment, made moments ago (maybe just before midnight).
-    const renewals = await page.evaluate(() => [-300_000, 0].map((back) =>
-      `Renews on ${new Date(Date.now() + back + 30 * 86_400_000).toLocaleDateString(undefined, { dateStyle: 'long' })}`));
+    const renewals = await page.evaluate(() =>
+      [-300_000, 0].map(
+        (back) =>
+          `Renews on ${new Date(Date.now() + back + 30 * 86_400_000).toLocaleDateString(undefined, { dateStyle: 'long' })}`,
+      ),
+    );
     expect(renewals).toContain(await page.getByTestId('plan-term').textContent());
     expect(await page.getByTestId('manage-subscription').getAttribute('href')).toBeTruthy();
     await shot('04-billing-pro');
@@ -175,7 +199,10 @@ describe('the studio in a browser', () => {
     const readings = new Set<string>();
     const deadline = Date.now() + 60_000;
     while (Date.now() < deadline && (await card.getAttribute('data-status')) === 'in_progress') {
-      const now = await card.locator('[data-testid="job-progress"]').getAttribute('aria-valuenow').catch(() => null);
+      const now = await card
+        .locator('[data-testid="job-progress"]')
+        .getAttribute('aria-valuenow')
+        .catch(() => null);
       if (now !== null) readings.add(now);
       if (readings.size === 2) await shot('05-progress');
       await page.waitForTimeout(100);
@@ -298,7 +325,8 @@ describe('the studio in a browser', () => {
     expect(await card.getByTestId('job-status').textContent()).toMatch(/^Cancelled/);
     // A job cancelled while queued costs nothing; one cancelled while running costs its engine seconds.
     await page.waitForFunction(
-      (floor) => Number(document.querySelector('[data-testid="balance-value"]')?.textContent?.replace(/[^\d]/g, '')) > floor,
+      (floor) =>
+        Number(document.querySelector('[data-testid="balance-value"]')?.textContent?.replace(/[^\d]/g, '')) > floor,
       before - held,
       { timeout: 20_000 },
     );
@@ -333,7 +361,9 @@ describe('the studio in a browser', () => {
     await page.waitForLoadState('networkidle');
     await page.getByTestId('starred-filter').click();
     await page.waitForURL(/starred=1/);
-    await page.waitForFunction(() => document.querySelectorAll('[data-testid="gallery-grid"] [data-testid="image-tile"]').length === 1);
+    await page.waitForFunction(
+      () => document.querySelectorAll('[data-testid="gallery-grid"] [data-testid="image-tile"]').length === 1,
+    );
     await page.getByTestId('starred-filter').click();
     await page.waitForURL((url) => !url.search.includes('starred'));
 
@@ -367,10 +397,14 @@ describe('the studio in a browser', () => {
   });
 
   it('a failed renewal payment shows the "update your card" banner; an ended subscription shows its own', async () => {
-    const simulate = (event: string) => page.evaluate(async (name) => {
-      const response = await fetch(`/api/v1/test-checkout/simulate/${name}`, { method: 'POST', headers: { 'x-pingvas-csrf': '1' } });
-      return response.status;
-    }, event);
+    const simulate = (event: string) =>
+      page.evaluate(async (name) => {
+        const response = await fetch(`/api/v1/test-checkout/simulate/${name}`, {
+          method: 'POST',
+          headers: { 'x-pingvas-csrf': '1' },
+        });
+        return response.status;
+      }, event);
     expect(await simulate('subscription_payment_failed')).toBe(200);
     await page.goto('/studio');
     const banner = page.getByTestId('account-banner');
@@ -388,20 +422,30 @@ describe('the studio in a browser', () => {
     // A cancelled subscription runs to the end of its period; the banner comes when it expires.
     expect(await simulate('subscription_cancelled')).toBe(200);
     await page.goto('/billing');
-    await page.getByTestId('plan-term').filter({ hasText: /^Ends on .* — access and credits stay until then$/ }).waitFor();
+    await page
+      .getByTestId('plan-term')
+      .filter({ hasText: /^Ends on .* — access and credits stay until then$/ })
+      .waitFor();
     expect(await page.getByTestId('current-plan').textContent()).toBe('Pro');
     await shot('13b-billing-cancelled');
     expect(await simulate('subscription_expired')).toBe(200);
     await page.goto('/billing');
     await page.getByTestId('account-banner').first().waitFor();
-    expect(await page.getByTestId('account-banner').first().textContent()).toContain('update payment method to reactivate');
+    expect(await page.getByTestId('account-banner').first().textContent()).toContain(
+      'update payment method to reactivate',
+    );
     expect(await page.getByTestId('current-plan').textContent()).toBe('Free');
     await shot('14-banner-cancelled');
     await expectAccessible(page, 'billing, subscription-ended banner');
   });
 
   it('a phone-sized studio, a 404 page, and sign-out', async () => {
-    const phone = await browser.newContext({ baseURL: studio.webUrl, viewport: { width: 390, height: 844 }, colorScheme: 'light', storageState: await context.storageState() });
+    const phone = await browser.newContext({
+      baseURL: studio.webUrl,
+      viewport: { width: 390, height: 844 },
+      colorScheme: 'light',
+      storageState: await context.storageState(),
+    });
     const mobile = await phone.newPage();
     await mobile.goto('/studio');
     await mobile.getByTestId('prompt').waitFor();

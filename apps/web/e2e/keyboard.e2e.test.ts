@@ -41,10 +41,12 @@ function focused(): Promise<Focused> {
   return page.evaluate(() => {
     const el = document.activeElement as HTMLElement | null;
     const labelled = el?.getAttribute('aria-labelledby');
-    const name = el?.getAttribute('aria-label')
-      ?? (labelled ? document.getElementById(labelled)?.textContent : null)
-      ?? (el instanceof HTMLInputElement || el instanceof HTMLTextAreaElement ? el.labels?.[0]?.textContent : null)
-      ?? el?.textContent ?? '';
+    const name =
+      el?.getAttribute('aria-label') ??
+      (labelled ? document.getElementById(labelled)?.textContent : null) ??
+      (el instanceof HTMLInputElement || el instanceof HTMLTextAreaElement ? el.labels?.[0]?.textContent : null) ??
+      el?.textContent ??
+      '';
     return {
       tag: el?.tagName.toLowerCase() ?? '',
       name: name.trim(),
@@ -87,14 +89,28 @@ beforeAll(async () => {
       WORKER_STATUS_PORT: '0',
       LOG_LEVEL: 'warn',
     },
-    log: (line) => { logs.push(line); },
+    log: (line) => {
+      logs.push(line);
+    },
   });
   browser = await chromium.launch({
     executablePath: CHROMIUM,
     headless: true,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    args: [
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
   });
-  const context = await browser.newContext({ baseURL: studio.webUrl, viewport: { width: 1280, height: 860 }, colorScheme: 'light' });
+  const context = await browser.newContext({
+    baseURL: studio.webUrl,
+    viewport: { width: 1280, height: 860 },
+    colorScheme: 'light',
+  });
   context.on('weberror', (error) => pageErrors.push(String(error.error())));
   page = await context.newPage();
   page.setDefaultTimeout(15_000);
@@ -163,8 +179,9 @@ describe('the studio by keyboard alone', () => {
     await page.getByTestId('studio-status').evaluate((region) => {
       const said: string[] = [];
       (window as unknown as { said: string[] }).said = said;
-      new MutationObserver(() => { if (region.textContent) said.push(region.textContent); })
-        .observe(region, { childList: true, characterData: true, subtree: true });
+      new MutationObserver(() => {
+        if (region.textContent) said.push(region.textContent);
+      }).observe(region, { childList: true, characterData: true, subtree: true });
     });
     const said = () => page.evaluate(() => (window as unknown as { said: string[] }).said);
 
@@ -176,10 +193,17 @@ describe('the studio by keyboard alone', () => {
     expect((await focused()).testId).toBe('generate');
     await expectAccessible(page, 'keyboard: studio, job running', ['dark']);
 
-    await page.waitForFunction(() => (window as unknown as { said: string[] }).said.some((s) => s.startsWith('Image ready')), undefined, { timeout: 60_000 })
+    await page
+      .waitForFunction(
+        () => (window as unknown as { said: string[] }).said.some((s) => s.startsWith('Image ready')),
+        undefined,
+        { timeout: 60_000 },
+      )
       .catch(async (error: unknown) => {
         const card = await page.getByTestId('job-card').first().getAttribute('data-status');
-        throw new Error(`the status region said ${JSON.stringify(await said())}; the job card is ${card}`, { cause: error });
+        throw new Error(`the status region said ${JSON.stringify(await said())}; the job card is ${card}`, {
+          cause: error,
+        });
       });
     const heard = await said();
     expect(heard[0]).toMatch(new RegExp(`^Queued “${PROMPT}”, (next in line|number \\d+ in the queue)\\.$`));
@@ -224,11 +248,16 @@ describe('the studio by keyboard alone', () => {
     await page.keyboard.press('Escape');
     await page.waitForURL(/\/gallery$/);
     await page.waitForFunction(() => document.activeElement?.classList.contains('tile-picture'));
-    const tile = await page.evaluate(() => document.activeElement?.closest('[data-testid="image-tile"]')?.textContent ?? '');
+    const tile = await page.evaluate(
+      () => document.activeElement?.closest('[data-testid="image-tile"]')?.textContent ?? '',
+    );
     expect(tile).toContain(PROMPT);
     expect(await page.title()).toBe('Gallery — Pingvas Studio');
     await shot('kb-05-gallery-tile-focus');
-    await page.getByTestId('image-tile').first().screenshot({ path: join(ARTIFACTS, 'kb-05b-tile-picture-focus.png') });
+    await page
+      .getByTestId('image-tile')
+      .first()
+      .screenshot({ path: join(ARTIFACTS, 'kb-05b-tile-picture-focus.png') });
 
     // One tab stop per tile; the arrow keys reach its actions, each named after the image.
     await page.keyboard.press('ArrowRight');
@@ -237,22 +266,30 @@ describe('the studio by keyboard alone', () => {
     expect(await focused()).toMatchObject({ testId: 'tile-star', name: `Star “${PROMPT}”` });
     expect(await page.getByTestId('tile-star').first().getAttribute('aria-pressed')).toBe('true');
     await shot('kb-06-tile-action-focus');
-    await page.getByTestId('image-tile').first().screenshot({ path: join(ARTIFACTS, 'kb-06b-tile-star-focus.png') });
+    await page
+      .getByTestId('image-tile')
+      .first()
+      .screenshot({ path: join(ARTIFACTS, 'kb-06b-tile-star-focus.png') });
     await expectAccessible(page, 'keyboard: gallery, tile action focused');
     // Tab leaves the tile from any of its actions: they are not tab stops of their own.
     await page.keyboard.press('Tab');
-    expect(await page.evaluate(() => Boolean(document.activeElement?.closest('[data-testid="image-tile"]')))).toBe(false);
+    expect(await page.evaluate(() => Boolean(document.activeElement?.closest('[data-testid="image-tile"]')))).toBe(
+      false,
+    );
     expect(pageErrors).toEqual([]);
   });
 
   it('the axe check itself fails on a serious violation, naming the rule (so a clean report means something)', async () => {
     const probe = await browser.newPage();
-    await probe.setContent('<!doctype html><html lang="en"><head><title>Probe</title></head><body><main><h1>Probe</h1>'
-      + '<p style="color:#aaa;background:#fff">Faint text</p></main></body></html>');
+    await probe.setContent(
+      '<!doctype html><html lang="en"><head><title>Probe</title></head><body><main><h1>Probe</h1>' +
+        '<p style="color:#aaa;background:#fff">Faint text</p></main></body></html>',
+    );
     await expect(expectAccessible(probe, 'axe self-check')).rejects.toThrow(/serious color-contrast/);
     await probe.close();
     // Not a finding about the studio: kept out of the report.
-    for (let i = axeFindings.length - 1; i >= 0; i--) if (axeFindings[i]!.state === 'axe self-check') axeFindings.splice(i, 1);
+    for (let i = axeFindings.length - 1; i >= 0; i--)
+      if (axeFindings[i]!.state === 'axe self-check') axeFindings.splice(i, 1);
   });
 
   it('the account menu closes on Escape and gives focus back to its button', async () => {

@@ -15,7 +15,7 @@ export function estimateCredits({ model, width, height, steps }: EstimateInput):
   // Integer arithmetic first: the factor has one decimal, so scale by 10 to keep exactness.
   const factorTenths = Math.round(MODELS[model].priceFactor * 10);
   const numerator = steps * width * height * factorTenths;
-  const denominator = BASE_PIXELS * 10 / CREDITS_PER_STEP;
+  const denominator = (BASE_PIXELS * 10) / CREDITS_PER_STEP;
   return Math.max(1, Math.ceil(numerator / denominator));
 }
 

@@ -41,11 +41,10 @@ export class DomainError<C extends ErrorCode = ErrorCode> extends Error {
 }
 
 export function paymentRequired(balance: number, needed: number): DomainError<'PAYMENT_REQUIRED'> {
-  return new DomainError(
-    'PAYMENT_REQUIRED',
-    `Not enough credits: you have ${balance}, this needs ${needed}.`,
-    { balance, needed },
-  );
+  return new DomainError('PAYMENT_REQUIRED', `Not enough credits: you have ${balance}, this needs ${needed}.`, {
+    balance,
+    needed,
+  });
 }
 
 export function notFound(entity: string): DomainError<'NOT_FOUND'> {

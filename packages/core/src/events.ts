@@ -3,16 +3,27 @@ import type { FailureCode, JobState } from './jobs.js';
 /** What `generation.onJob` sends, in order; the first message is always `snapshot`. */
 export type JobEvent =
   | {
-    type: 'snapshot'; jobId: string; status: JobState; progress: number; queuePosition: number | null; estimatedWaitSeconds: number | null;
-    /** Running, but its model is still loading on the worker. */
-    loadingModel?: boolean;
-  }
+      type: 'snapshot';
+      jobId: string;
+      status: JobState;
+      progress: number;
+      queuePosition: number | null;
+      estimatedWaitSeconds: number | null;
+      /** Running, but its model is still loading on the worker. */
+      loadingModel?: boolean;
+    }
   | { type: 'queued'; jobId: string; position: number; estimatedWaitSeconds: number }
   | { type: 'started'; jobId: string }
   /** The worker is loading the job's model before the first step. */
   | { type: 'loading-model'; jobId: string }
   | { type: 'progress'; jobId: string; percent: number; step: number; totalSteps: number }
-  | { type: 'completed'; jobId: string; image: { id: string; width: number; height: number }; creditsCharged: number; balance: number }
+  | {
+      type: 'completed';
+      jobId: string;
+      image: { id: string; width: number; height: number };
+      creditsCharged: number;
+      balance: number;
+    }
   | { type: 'failed'; jobId: string; code: FailureCode; message: string; refunded: number }
   | { type: 'cancelled'; jobId: string; refunded: number };
 

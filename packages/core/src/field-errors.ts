@@ -15,12 +15,18 @@ export function fieldError(label: string): z.core.$ZodErrorMap {
         return `${label} must be ${/^[aeiou]/.test(issue.expected) ? 'an' : 'a'} ${issue.expected}`;
       case 'too_small':
         if (issue.origin === 'string') {
-          return Number(issue.minimum) === 1 ? `${label} must not be empty` : `${label} must be at least ${count(issue.minimum)} characters`;
+          return Number(issue.minimum) === 1
+            ? `${label} must not be empty`
+            : `${label} must be at least ${count(issue.minimum)} characters`;
         }
-        return issue.inclusive ? `${label} must be at least ${count(issue.minimum)}` : `${label} must be more than ${count(issue.minimum)}`;
+        return issue.inclusive
+          ? `${label} must be at least ${count(issue.minimum)}`
+          : `${label} must be more than ${count(issue.minimum)}`;
       case 'too_big':
         if (issue.origin === 'string') return `${label} must be at most ${count(issue.maximum)} characters`;
-        return issue.inclusive ? `${label} must be at most ${count(issue.maximum)}` : `${label} must be less than ${count(issue.maximum)}`;
+        return issue.inclusive
+          ? `${label} must be at most ${count(issue.maximum)}`
+          : `${label} must be less than ${count(issue.maximum)}`;
       case 'invalid_format':
         return issue.format === 'uuid' ? `${label} must be a UUID` : `${label} must be a valid ${issue.format}`;
       case 'invalid_value':

@@ -13,7 +13,13 @@ function messagesAt(schema: z.ZodType, input: unknown, path: string): string[] {
 
 describe('generationParamsSchema', () => {
   it('accepts a valid request and trims the prompt', () => {
-    const parsed = generationParamsSchema.parse({ ...valid, prompt: '  hello  ', seed: 42, sampler: 'euler', negativePrompt: 'blur' });
+    const parsed = generationParamsSchema.parse({
+      ...valid,
+      prompt: '  hello  ',
+      seed: 42,
+      sampler: 'euler',
+      negativePrompt: 'blur',
+    });
     expect(parsed).toMatchObject({ prompt: 'hello', seed: 42, sampler: 'euler', negativePrompt: 'blur' });
   });
 
@@ -48,13 +54,24 @@ describe('generationParamsSchema', () => {
     ['seed', 2 ** 32, 'seed must be at most 4294967295'],
     ['seed', 1.5, 'seed must be a whole number'],
     ['seed', '7', 'seed must be a number'],
-    ['sampler', 'dpm_fast', 'sampler must be one of: euler, euler_a, heun, dpm2, dpm++2s_a, dpm++2m, dpm++2mv2, ipndm, ipndm_v, lcm, ddim_trailing, tcd'],
+    [
+      'sampler',
+      'dpm_fast',
+      'sampler must be one of: euler, euler_a, heun, dpm2, dpm++2s_a, dpm++2m, dpm++2mv2, ipndm, ipndm_v, lcm, ddim_trailing, tcd',
+    ],
   ])('%s = %j → "%s"', (field, value, message) => {
     expect(messagesAt(generationParamsSchema, { ...valid, [field]: value }, field)).toContain(message);
   });
 
   it('reports every bad field at once, each under its own name', () => {
-    const result = generationParamsSchema.safeParse({ prompt: '', model: 'x', width: 100, height: 100, steps: 0, cfgScale: 99 });
+    const result = generationParamsSchema.safeParse({
+      prompt: '',
+      model: 'x',
+      width: 100,
+      height: 100,
+      steps: 0,
+      cfgScale: 99,
+    });
     expect(result.success).toBe(false);
     const fields = new Set(result.error!.issues.map((i) => i.path.join('.')));
     expect(fields).toEqual(new Set(['prompt', 'model', 'width', 'height', 'steps', 'cfgScale']));
@@ -65,12 +82,16 @@ describe('checkPlanLimits', () => {
   it('lets free users go up to 1024×1024', () => {
     expect(checkPlanLimits({ width: 1024, height: 1024 }, 'free')).toBeNull();
     expect(checkPlanLimits({ width: 2048, height: 512 }, 'free')).toBeNull();
-    expect(checkPlanLimits({ width: 1088, height: 1024 }, 'free')).toBe('1088×1024 is larger than the Free plan allows (up to 1024×1024 pixels)');
+    expect(checkPlanLimits({ width: 1088, height: 1024 }, 'free')).toBe(
+      '1088×1024 is larger than the Free plan allows (up to 1024×1024 pixels)',
+    );
   });
 
   it('lets starter users go up to 1536×1536', () => {
     expect(checkPlanLimits({ width: 1536, height: 1536 }, 'starter')).toBeNull();
-    expect(checkPlanLimits({ width: 1600, height: 1536 }, 'starter')).toBe('1600×1536 is larger than the Starter plan allows (up to 1536×1536 pixels)');
+    expect(checkPlanLimits({ width: 1600, height: 1536 }, 'starter')).toBe(
+      '1600×1536 is larger than the Starter plan allows (up to 1536×1536 pixels)',
+    );
   });
 
   it('lets pro users use the largest size the schema allows', () => {

@@ -4,7 +4,18 @@ import { PLANS, type Tier } from './plans.js';
 import { fieldError } from './field-errors.js';
 
 export const SAMPLERS = [
-  'euler', 'euler_a', 'heun', 'dpm2', 'dpm++2s_a', 'dpm++2m', 'dpm++2mv2', 'ipndm', 'ipndm_v', 'lcm', 'ddim_trailing', 'tcd',
+  'euler',
+  'euler_a',
+  'heun',
+  'dpm2',
+  'dpm++2s_a',
+  'dpm++2m',
+  'dpm++2mv2',
+  'ipndm',
+  'ipndm_v',
+  'lcm',
+  'ddim_trailing',
+  'tcd',
 ] as const;
 export type Sampler = (typeof SAMPLERS)[number];
 
@@ -35,12 +46,23 @@ export const generationParamsSchema = z.object({
     .trim()
     .min(1, 'prompt must not be empty')
     .max(2000, 'prompt must be at most 2,000 characters'),
-  negativePrompt: z.string({ error: fieldError('negative prompt') }).trim().max(2000, 'negative prompt must be at most 2,000 characters').optional(),
+  negativePrompt: z
+    .string({ error: fieldError('negative prompt') })
+    .trim()
+    .max(2000, 'negative prompt must be at most 2,000 characters')
+    .optional(),
   model: z.enum(MODEL_IDS, { error: `model must be one of: ${MODEL_IDS.join(', ')}` }),
   width: side('width'),
   height: side('height'),
-  steps: z.number({ error: fieldError('steps') }).int('steps must be a whole number').min(1, 'steps must be at least 1').max(150, 'steps must be at most 150'),
-  cfgScale: z.number({ error: fieldError('cfg scale') }).min(0, 'cfg scale must be at least 0').max(30, 'cfg scale must be at most 30'),
+  steps: z
+    .number({ error: fieldError('steps') })
+    .int('steps must be a whole number')
+    .min(1, 'steps must be at least 1')
+    .max(150, 'steps must be at most 150'),
+  cfgScale: z
+    .number({ error: fieldError('cfg scale') })
+    .min(0, 'cfg scale must be at least 0')
+    .max(30, 'cfg scale must be at most 30'),
   seed: seedSchema.optional(),
   sampler: samplerSchema.optional(),
 });

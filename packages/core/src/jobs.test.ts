@@ -13,14 +13,16 @@ function dispatchOrder(jobs: { name: string; tier: Tier; at: number }[]): string
 
 describe('queueScore', () => {
   it('puts higher tiers first, then first come first served within a tier', () => {
-    expect(dispatchOrder([
-      { name: 'free-1', tier: 'free', at: t0 },
-      { name: 'starter-1', tier: 'starter', at: t0 + 1000 },
-      { name: 'pro-1', tier: 'pro', at: t0 + 2000 },
-      { name: 'free-2', tier: 'free', at: t0 + 3000 },
-      { name: 'pro-2', tier: 'pro', at: t0 + 4000 },
-      { name: 'starter-2', tier: 'starter', at: t0 + 5000 },
-    ])).toEqual(['pro-1', 'pro-2', 'starter-1', 'starter-2', 'free-1', 'free-2']);
+    expect(
+      dispatchOrder([
+        { name: 'free-1', tier: 'free', at: t0 },
+        { name: 'starter-1', tier: 'starter', at: t0 + 1000 },
+        { name: 'pro-1', tier: 'pro', at: t0 + 2000 },
+        { name: 'free-2', tier: 'free', at: t0 + 3000 },
+        { name: 'pro-2', tier: 'pro', at: t0 + 4000 },
+        { name: 'starter-2', tier: 'starter', at: t0 + 5000 },
+      ]),
+    ).toEqual(['pro-1', 'pro-2', 'starter-1', 'starter-2', 'free-1', 'free-2']);
   });
 
   it('keeps a higher tier ahead however long a lower-tier job has waited', () => {

@@ -22,7 +22,15 @@ export function queueScore(priority: number, enqueuedAtMs: number): number {
   return -(priority * PRIORITY_WEIGHT) + (enqueuedAtMs - QUEUE_EPOCH_MS) / 1000;
 }
 
-export const FAILURE_CODES = ['OOM', 'CRASH', 'TIMEOUT', 'BAD_OUTPUT', 'LEASE_EXPIRED', 'ENGINE_ERROR', 'CANCELLED'] as const;
+export const FAILURE_CODES = [
+  'OOM',
+  'CRASH',
+  'TIMEOUT',
+  'BAD_OUTPUT',
+  'LEASE_EXPIRED',
+  'ENGINE_ERROR',
+  'CANCELLED',
+] as const;
 export type FailureCode = (typeof FAILURE_CODES)[number];
 
 export const FAILURE_MESSAGES: Record<FailureCode, string> = {

@@ -18,16 +18,34 @@ export interface Plan {
 
 export const PLANS: Record<Tier, Plan> = {
   free: {
-    tier: 'free', name: 'Free', priceUsdCents: 0, monthlyCredits: 0,
-    queuePriority: 0, concurrentJobs: 1, maxPixels: 1024 * 1024, maxPendingJobs: 10,
+    tier: 'free',
+    name: 'Free',
+    priceUsdCents: 0,
+    monthlyCredits: 0,
+    queuePriority: 0,
+    concurrentJobs: 1,
+    maxPixels: 1024 * 1024,
+    maxPendingJobs: 10,
   },
   starter: {
-    tier: 'starter', name: 'Starter', priceUsdCents: 2000, monthlyCredits: 2000,
-    queuePriority: 20, concurrentJobs: 2, maxPixels: 1536 * 1536, maxPendingJobs: 50,
+    tier: 'starter',
+    name: 'Starter',
+    priceUsdCents: 2000,
+    monthlyCredits: 2000,
+    queuePriority: 20,
+    concurrentJobs: 2,
+    maxPixels: 1536 * 1536,
+    maxPendingJobs: 50,
   },
   pro: {
-    tier: 'pro', name: 'Pro', priceUsdCents: 7500, monthlyCredits: 10000,
-    queuePriority: 50, concurrentJobs: 4, maxPixels: 2048 * 2048, maxPendingJobs: 100,
+    tier: 'pro',
+    name: 'Pro',
+    priceUsdCents: 7500,
+    monthlyCredits: 10000,
+    queuePriority: 50,
+    concurrentJobs: 4,
+    maxPixels: 2048 * 2048,
+    maxPendingJobs: 100,
   },
 };
 

@@ -1,8 +1,16 @@
 import { describe, expect, it } from 'vitest';
 import type { z } from 'zod';
 import {
-  claimInputSchema, completeInputSchema, engineParamsSchema, failInputSchema, heartbeatInputSchema, MAX_ORIGINAL_BYTES,
-  maxUploadBytes, releaseInputSchema, uploadUrlInputSchema, workerIdSchema,
+  claimInputSchema,
+  completeInputSchema,
+  engineParamsSchema,
+  failInputSchema,
+  heartbeatInputSchema,
+  MAX_ORIGINAL_BYTES,
+  maxUploadBytes,
+  releaseInputSchema,
+  uploadUrlInputSchema,
+  workerIdSchema,
 } from './worker-protocol.js';
 
 const jobId = '3f1b7a52-8c1e-4d7a-9b0a-2e5c6d7f8a90';
@@ -38,7 +46,16 @@ function rejectsEachBadField(name: string, schema: z.ZodType, valid: Record<stri
   });
 }
 
-const validParams = { prompt: 'p', model: 'sd15', width: 512, height: 512, steps: 20, cfgScale: 7, seed: 1, sampler: 'euler_a' };
+const validParams = {
+  prompt: 'p',
+  model: 'sd15',
+  width: 512,
+  height: 512,
+  steps: 20,
+  cfgScale: 7,
+  seed: 1,
+  sampler: 'euler_a',
+};
 
 rejectsEachBadField('claimInputSchema', claimInputSchema, { workerId: 'gpu-1', engineVersion: 'ref-1', waitMs: 1000 }, [
   ['workerId', undefined, 'workerId is required'],
@@ -53,42 +70,62 @@ rejectsEachBadField('claimInputSchema', claimInputSchema, { workerId: 'gpu-1', e
   ['waitMs', 'soon', 'waitMs must be a number'],
 ]);
 
-rejectsEachBadField('heartbeatInputSchema', heartbeatInputSchema, {
-  jobId, leaseToken, progress: { percent: 50, step: 10, totalSteps: 20, secondsPerStep: 0.5 },
-}, [
-  ['jobId', 'job-1', 'jobId must be a UUID'],
-  ['jobId', undefined, 'jobId is required'],
-  ['leaseToken', 'nope', 'leaseToken must be a UUID'],
-  ['leaseToken', undefined, 'leaseToken is required'],
-  ['progress', 'half', 'progress must be an object'],
-  ['progress.percent', 101, 'progress.percent must be at most 100'],
-  ['progress.percent', -1, 'progress.percent must be at least 0'],
-  ['progress.percent', undefined, 'progress.percent is required'],
-  ['progress.step', -1, 'progress.step must be at least 0'],
-  ['progress.step', 1.5, 'progress.step must be a whole number'],
-  ['progress.totalSteps', 0, 'progress.totalSteps must be at least 1'],
-  ['progress.secondsPerStep', -0.1, 'progress.secondsPerStep must be at least 0'],
-]);
+rejectsEachBadField(
+  'heartbeatInputSchema',
+  heartbeatInputSchema,
+  {
+    jobId,
+    leaseToken,
+    progress: { percent: 50, step: 10, totalSteps: 20, secondsPerStep: 0.5 },
+  },
+  [
+    ['jobId', 'job-1', 'jobId must be a UUID'],
+    ['jobId', undefined, 'jobId is required'],
+    ['leaseToken', 'nope', 'leaseToken must be a UUID'],
+    ['leaseToken', undefined, 'leaseToken is required'],
+    ['progress', 'half', 'progress must be an object'],
+    ['progress.percent', 101, 'progress.percent must be at most 100'],
+    ['progress.percent', -1, 'progress.percent must be at least 0'],
+    ['progress.percent', undefined, 'progress.percent is required'],
+    ['progress.step', -1, 'progress.step must be at least 0'],
+    ['progress.step', 1.5, 'progress.step must be a whole number'],
+    ['progress.totalSteps', 0, 'progress.totalSteps must be at least 1'],
+    ['progress.secondsPerStep', -0.1, 'progress.secondsPerStep must be at least 0'],
+  ],
+);
 
-rejectsEachBadField('completeInputSchema', completeInputSchema, {
-  jobId, leaseToken, engineSeconds: 45, image: { width: 1024, height: 1024, bytes: 123_456 }, engine: 'reference',
-}, [
-  ['jobId', 'x', 'jobId must be a UUID'],
-  ['leaseToken', 'x', 'leaseToken must be a UUID'],
-  ['engineSeconds', -1, 'engineSeconds must be at least 0'],
-  ['engineSeconds', 86_401, 'engineSeconds must be at most 86,400'],
-  ['engineSeconds', undefined, 'engineSeconds is required'],
-  ['image', undefined, 'image is required'],
-  ['image.width', 0, 'image.width must be at least 1'],
-  ['image.width', 2049, 'image.width must be at most 2,048'],
-  ['image.height', 1.5, 'image.height must be a whole number'],
-  ['image.height', 2 ** 53, 'image.height must be at most 2,048'],
-  ['image.bytes', '12', 'image.bytes must be a number'],
-  ['image.bytes', 0, 'image.bytes must be at least 1'],
-  ['image.bytes', MAX_ORIGINAL_BYTES + 1, `image.bytes must be at most ${MAX_ORIGINAL_BYTES.toLocaleString('en-US')}`],
-  ['engine', '', 'engine must not be empty'],
-  ['engine', 'e'.repeat(101), 'engine must be at most 100 characters'],
-]);
+rejectsEachBadField(
+  'completeInputSchema',
+  completeInputSchema,
+  {
+    jobId,
+    leaseToken,
+    engineSeconds: 45,
+    image: { width: 1024, height: 1024, bytes: 123_456 },
+    engine: 'reference',
+  },
+  [
+    ['jobId', 'x', 'jobId must be a UUID'],
+    ['leaseToken', 'x', 'leaseToken must be a UUID'],
+    ['engineSeconds', -1, 'engineSeconds must be at least 0'],
+    ['engineSeconds', 86_401, 'engineSeconds must be at most 86,400'],
+    ['engineSeconds', undefined, 'engineSeconds is required'],
+    ['image', undefined, 'image is required'],
+    ['image.width', 0, 'image.width must be at least 1'],
+    ['image.width', 2049, 'image.width must be at most 2,048'],
+    ['image.height', 1.5, 'image.height must be a whole number'],
+    ['image.height', 2 ** 53, 'image.height must be at most 2,048'],
+    ['image.bytes', '12', 'image.bytes must be a number'],
+    ['image.bytes', 0, 'image.bytes must be at least 1'],
+    [
+      'image.bytes',
+      MAX_ORIGINAL_BYTES + 1,
+      `image.bytes must be at most ${MAX_ORIGINAL_BYTES.toLocaleString('en-US')}`,
+    ],
+    ['engine', '', 'engine must not be empty'],
+    ['engine', 'e'.repeat(101), 'engine must be at most 100 characters'],
+  ],
+);
 
 const validUpload = { jobId, leaseToken, object: 'original', bytes: 1000 };
 rejectsEachBadField('uploadUrlInputSchema', uploadUrlInputSchema, validUpload, [
@@ -101,7 +138,7 @@ rejectsEachBadField('uploadUrlInputSchema', uploadUrlInputSchema, validUpload, [
 ]);
 
 describe('maxUploadBytes', () => {
-  it('bounds the original by the job\'s raw RGBA size plus framing, the thumbnail by 256²', () => {
+  it("bounds the original by the job's raw RGBA size plus framing, the thumbnail by 256²", () => {
     expect(maxUploadBytes('original', { width: 512, height: 384 })).toBe(512 * 384 * 4 + 384 + 65_536);
     expect(maxUploadBytes('thumb', { width: 2048, height: 2048 })).toBe(256 * 256 * 4 + 256 + 65_536);
     expect(MAX_ORIGINAL_BYTES).toBe(maxUploadBytes('original', { width: 2048, height: 2048 }));
@@ -109,16 +146,29 @@ describe('maxUploadBytes', () => {
   });
 });
 
-rejectsEachBadField('failInputSchema', failInputSchema, {
-  jobId, leaseToken, code: 'OOM', message: 'CUDA out of memory', engineSeconds: 3,
-}, [
-  ['jobId', 'x', 'jobId must be a UUID'],
-  ['leaseToken', undefined, 'leaseToken is required'],
-  ['code', 'EXPLODED', 'code must be one of: OOM, CRASH, TIMEOUT, BAD_OUTPUT, LEASE_EXPIRED, ENGINE_ERROR, CANCELLED'],
-  ['message', 5, 'message must be a string'],
-  ['message', 'm'.repeat(2001), 'message must be at most 2,000 characters'],
-  ['engineSeconds', -5, 'engineSeconds must be at least 0'],
-]);
+rejectsEachBadField(
+  'failInputSchema',
+  failInputSchema,
+  {
+    jobId,
+    leaseToken,
+    code: 'OOM',
+    message: 'CUDA out of memory',
+    engineSeconds: 3,
+  },
+  [
+    ['jobId', 'x', 'jobId must be a UUID'],
+    ['leaseToken', undefined, 'leaseToken is required'],
+    [
+      'code',
+      'EXPLODED',
+      'code must be one of: OOM, CRASH, TIMEOUT, BAD_OUTPUT, LEASE_EXPIRED, ENGINE_ERROR, CANCELLED',
+    ],
+    ['message', 5, 'message must be a string'],
+    ['message', 'm'.repeat(2001), 'message must be at most 2,000 characters'],
+    ['engineSeconds', -5, 'engineSeconds must be at least 0'],
+  ],
+);
 
 rejectsEachBadField('releaseInputSchema', releaseInputSchema, { jobId, leaseToken }, [
   ['jobId', undefined, 'jobId is required'],
@@ -129,7 +179,11 @@ rejectsEachBadField('releaseInputSchema', releaseInputSchema, { jobId, leaseToke
 rejectsEachBadField('engineParamsSchema', engineParamsSchema, validParams, [
   ['seed', undefined, 'seed is required'],
   ['seed', -1, 'seed must be at least 0'],
-  ['sampler', undefined, 'sampler must be one of: euler, euler_a, heun, dpm2, dpm++2s_a, dpm++2m, dpm++2mv2, ipndm, ipndm_v, lcm, ddim_trailing, tcd'],
+  [
+    'sampler',
+    undefined,
+    'sampler must be one of: euler, euler_a, heun, dpm2, dpm++2s_a, dpm++2m, dpm++2mv2, ipndm, ipndm_v, lcm, ddim_trailing, tcd',
+  ],
   ['steps', 0, 'steps must be at least 1'],
   ['width', 500, 'width must be a multiple of 64'],
 ]);

@@ -8,28 +8,55 @@ import { FAILURE_CODES } from './jobs.js';
  * Both sides import these schemas; the worker never sees the database or Redis.
  */
 
-export const workerIdSchema = z.string({ error: fieldError('workerId') }).trim().min(1).max(200);
+export const workerIdSchema = z
+  .string({ error: fieldError('workerId') })
+  .trim()
+  .min(1)
+  .max(200);
 const leaseToken = z.uuid({ error: fieldError('leaseToken') });
 const jobId = z.uuid({ error: fieldError('jobId') });
-const engineSeconds = z.number({ error: fieldError('engineSeconds') }).min(0).max(24 * 3600);
+const engineSeconds = z
+  .number({ error: fieldError('engineSeconds') })
+  .min(0)
+  .max(24 * 3600);
 
 /** A model id as the worker's registry names it (the registry may hold models the API does not offer). */
-const modelIdSchema = (field: string) => z.string({ error: fieldError(field) }).trim().min(1).max(100).regex(/^[^,]+$/, { error: fieldError(field) });
+const modelIdSchema = (field: string) =>
+  z
+    .string({ error: fieldError(field) })
+    .trim()
+    .min(1)
+    .max(100)
+    .regex(/^[^,]+$/, { error: fieldError(field) });
 
 export const claimInputSchema = z.object({
   workerId: workerIdSchema,
-  engineVersion: z.string({ error: fieldError('engineVersion') }).trim().min(1).max(200),
+  engineVersion: z
+    .string({ error: fieldError('engineVersion') })
+    .trim()
+    .min(1)
+    .max(200),
   /** How long the API may hold the call open waiting for a job (long poll), 0 = answer at once. */
-  waitMs: z.number({ error: fieldError('waitMs') }).int().min(0).max(20_000).default(0),
+  waitMs: z
+    .number({ error: fieldError('waitMs') })
+    .int()
+    .min(0)
+    .max(20_000)
+    .default(0),
   /**
    * The worker's models: loaded now (`warm`) and runnable at all (`loadable`). The API never
    * hands it a job for a model outside `loadable`, and prefers jobs for a `warm` model within
    * a bounded window of the queue head. Absent: any model, none warm (older workers).
    */
-  models: z.object({
-    warm: z.array(modelIdSchema('models.warm')).max(64),
-    loadable: z.array(modelIdSchema('models.loadable')).max(64),
-  }, { error: fieldError('models') }).optional(),
+  models: z
+    .object(
+      {
+        warm: z.array(modelIdSchema('models.warm')).max(64),
+        loadable: z.array(modelIdSchema('models.loadable')).max(64),
+      },
+      { error: fieldError('models') },
+    )
+    .optional(),
 });
 export type ClaimInput = z.input<typeof claimInputSchema>;
 
@@ -73,7 +100,11 @@ export const uploadUrlInputSchema = z.object({
   jobId,
   leaseToken,
   object: z.enum(['original', 'thumb'], { error: fieldError('object') }),
-  bytes: z.number({ error: fieldError('bytes') }).int().min(1).max(MAX_ORIGINAL_BYTES),
+  bytes: z
+    .number({ error: fieldError('bytes') })
+    .int()
+    .min(1)
+    .max(MAX_ORIGINAL_BYTES),
 });
 export type UploadUrlInput = z.infer<typeof uploadUrlInputSchema>;
 export interface UploadUrl {
@@ -87,12 +118,27 @@ export const heartbeatInputSchema = z.object({
   jobId,
   leaseToken,
   progress: z
-    .object({
-      percent: z.number({ error: fieldError('progress.percent') }).min(0).max(100),
-      step: z.number({ error: fieldError('progress.step') }).int().min(0),
-      totalSteps: z.number({ error: fieldError('progress.totalSteps') }).int().min(1),
-      secondsPerStep: z.number({ error: fieldError('progress.secondsPerStep') }).min(0).optional(),
-    }, { error: fieldError('progress') })
+    .object(
+      {
+        percent: z
+          .number({ error: fieldError('progress.percent') })
+          .min(0)
+          .max(100),
+        step: z
+          .number({ error: fieldError('progress.step') })
+          .int()
+          .min(0),
+        totalSteps: z
+          .number({ error: fieldError('progress.totalSteps') })
+          .int()
+          .min(1),
+        secondsPerStep: z
+          .number({ error: fieldError('progress.secondsPerStep') })
+          .min(0)
+          .optional(),
+      },
+      { error: fieldError('progress') },
+    )
     .optional(),
   /** The job waits for its model to load on the worker (no step yet); the user is told so. */
   loadingModel: z.boolean({ error: fieldError('loadingModel') }).optional(),
@@ -110,13 +156,32 @@ export const completeInputSchema = z.object({
   /** Measured wall time of the engine process; the charge is derived from it. */
   engineSeconds,
   /** What the worker made; the API checks it against the job and against the stored objects. */
-  image: z.object({
-    width: z.number({ error: fieldError('image.width') }).int().min(1).max(MAX_SIDE),
-    height: z.number({ error: fieldError('image.height') }).int().min(1).max(MAX_SIDE),
-    bytes: z.number({ error: fieldError('image.bytes') }).int().min(1).max(MAX_ORIGINAL_BYTES),
-  }, { error: fieldError('image') }),
+  image: z.object(
+    {
+      width: z
+        .number({ error: fieldError('image.width') })
+        .int()
+        .min(1)
+        .max(MAX_SIDE),
+      height: z
+        .number({ error: fieldError('image.height') })
+        .int()
+        .min(1)
+        .max(MAX_SIDE),
+      bytes: z
+        .number({ error: fieldError('image.bytes') })
+        .int()
+        .min(1)
+        .max(MAX_ORIGINAL_BYTES),
+    },
+    { error: fieldError('image') },
+  ),
   /** Which engine made the image, e.g. `reference` or `sd-cli`. */
-  engine: z.string({ error: fieldError('engine') }).trim().min(1).max(100),
+  engine: z
+    .string({ error: fieldError('engine') })
+    .trim()
+    .min(1)
+    .max(100),
 });
 export type CompleteInput = z.infer<typeof completeInputSchema>;
 export interface CompleteResult {

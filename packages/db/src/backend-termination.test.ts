@@ -99,23 +99,30 @@ describe('PostgreSQL backends terminated under a running client', () => {
     expect(await database.admin`select note from blip_probe`).toEqual([]);
   });
 
-  it('settles every pipelined transaction in flight, each with its own answer, when all backends are terminated', {
-    timeout: 10_000,
-  }, async () => {
-    const inFlight = Array.from({ length: 60 }, (_, i) =>
-      withSystem(database.db, async (tx) => {
-        const q = sqlOf(tx);
-        const [[slow], [fast]] = await Promise.all([q`select pg_sleep(0.3), ${i}::int as n`, q`select ${i}::int as n`]);
-        await q`select pg_sleep(0.1)`;
-        return [slow?.n, fast?.n];
-      }),
-    );
-    const settled = Promise.allSettled(inFlight);
-    await waitUntilSleepingInTransactions();
-    expect(await terminateRuntimeBackends()).toBeGreaterThan(0);
-    const outcomes = await settled;
-    expect(outcomes.filter((o) => o.status === 'rejected').length).toBeGreaterThan(0);
-    outcomes.forEach((outcome, i) => outcome.status === 'fulfilled' && expect(outcome.value).toEqual([i, i]));
-    await expectPoolHealthy();
-  });
+  it(
+    'settles every pipelined transaction in flight, each with its own answer, when all backends are terminated',
+    {
+      timeout: 10_000,
+    },
+    async () => {
+      const inFlight = Array.from({ length: 60 }, (_, i) =>
+        withSystem(database.db, async (tx) => {
+          const q = sqlOf(tx);
+          const [[slow], [fast]] = await Promise.all([
+            q`select pg_sleep(0.3), ${i}::int as n`,
+            q`select ${i}::int as n`,
+          ]);
+          await q`select pg_sleep(0.1)`;
+          return [slow?.n, fast?.n];
+        }),
+      );
+      const settled = Promise.allSettled(inFlight);
+      await waitUntilSleepingInTransactions();
+      expect(await terminateRuntimeBackends()).toBeGreaterThan(0);
+      const outcomes = await settled;
+      expect(outcomes.filter((o) => o.status === 'rejected').length).toBeGreaterThan(0);
+      outcomes.forEach((outcome, i) => outcome.status === 'fulfilled' && expect(outcome.value).toEqual([i, i]));
+      await expectPoolHealthy();
+    },
+  );
 });

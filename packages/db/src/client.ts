@@ -28,7 +28,8 @@ export function createDbClient(url: string, options: { max?: number; onnotice?: 
  */
 export function sqlOf(tx: Tx): postgres.TransactionSql {
   const session = tx._.session;
-  if (!(session instanceof PostgresJsSession)) throw new Error('expected a postgres.js transaction from withUser/withSystem');
+  if (!(session instanceof PostgresJsSession))
+    throw new Error('expected a postgres.js transaction from withUser/withSystem');
   return session.client as postgres.TransactionSql;
 }
 

@@ -51,12 +51,19 @@ async function ensureDatabaseExists(adminUrl: string, log: (line: string) => voi
   }
 }
 
-async function ensureRuntimeRole(admin: postgres.Sql, adminUrl: string, runtimeUrl: string, log: (line: string) => void): Promise<void> {
+async function ensureRuntimeRole(
+  admin: postgres.Sql,
+  adminUrl: string,
+  runtimeUrl: string,
+  log: (line: string) => void,
+): Promise<void> {
   const runtime = new URL(runtimeUrl);
   const role = decodeURIComponent(runtime.username);
   if (!role) throw new Error('DATABASE_URL must name its user (the runtime role), e.g. postgres://pingvas_app@host/db');
   if (role === decodeURIComponent(new URL(adminUrl).username)) {
-    throw new Error(`DATABASE_URL uses the admin role ${role}: the API must run as a separate role, or row-level security cannot protect anything`);
+    throw new Error(
+      `DATABASE_URL uses the admin role ${role}: the API must run as a separate role, or row-level security cannot protect anything`,
+    );
   }
   const [existing] = await admin<{ rolsuper: boolean; rolbypassrls: boolean }[]>`
     select rolsuper, rolbypassrls from pg_roles where rolname = ${role}`;

@@ -53,13 +53,18 @@ beforeAll(async () => {
   await seedUser(database.admin, B, 2);
   await database.admin`insert into users (id, email) values (${C}, ${`${C}@example.test`})`;
 });
-afterAll(async () => { await database.drop(); });
+afterAll(async () => {
+  await database.drop();
+});
 
 const asUser = <T>(userId: string, fn: (tx: Tx) => Promise<T>) => withUser(database.db, userId, fn);
 const rows = async (tx: Tx, query: string) => [...(await tx.execute(sql.raw(query)))] as Record<string, unknown>[];
 /** The SQLSTATE of a failed query (drizzle wraps the driver's error). */
 async function sqlState(promise: Promise<unknown>): Promise<string | undefined> {
-  const error = (await promise.then(() => null, (e: unknown) => e)) as { code?: string; cause?: { code?: string } } | null;
+  const error = (await promise.then(
+    () => null,
+    (e: unknown) => e,
+  )) as { code?: string; cause?: { code?: string } } | null;
   return error ? (error.cause?.code ?? error.code ?? 'unknown') : undefined;
 }
 const INSUFFICIENT_PRIVILEGE = '42501';
@@ -68,17 +73,28 @@ const INSUFFICIENT_PRIVILEGE = '42501';
 function insertOwnedBy(table: UserTable, owner: string): string {
   const b = ids[B]!;
   switch (table) {
-    case 'users': return `insert into users (id, email) values ('${randomUUID()}', 'intruder-${randomUUID()}@example.test')`;
-    case 'subscriptions': return `insert into subscriptions (user_id, provider_subscription_id, variant_id, tier, status) values ('${owner}', 777, 1, 'pro', 'active')`;
-    case 'credit_balances': return `insert into credit_balances (user_id, purchased_credits) values ('${owner}', 1000000)`;
-    case 'credit_transactions': return `insert into credit_transactions (user_id, type, idempotency_key, purchased_delta, balance_after) values ('${owner}', 'adjustment', 'forged-${randomUUID()}', 1000000, 1000000)`;
-    case 'credit_holds': return `insert into credit_holds (user_id, idempotency_key, subscription_amount, purchased_amount) values ('${owner}', 'forged-${randomUUID()}', 0, 1)`;
-    case 'generation_jobs': return `insert into generation_jobs (user_id, prompt, model, width, height, steps, cfg_scale, seed, sampler, estimated_credits, priority, queue_score) values ('${owner}', 'p', 'sd15', 512, 512, 20, 7, 1, 'euler_a', 10, 0, 0)`;
-    case 'images': return `insert into images (user_id, job_id, original_key, thumb_key, width, height, prompt, model, steps, cfg_scale, seed, sampler, engine) values ('${owner}', '${b.jobId}', 'o', 't', 512, 512, 'p', 'sd15', 20, 7, 1, 'euler_a', 'reference')`;
-    case 'boards': return `insert into boards (user_id, name) values ('${owner}', 'forged')`;
-    case 'session_revocations': return `insert into session_revocations (session_id, user_id, expires_at) values ('${randomUUID()}', '${owner}', now())`;
-    case 'uploads': return `insert into uploads (user_id, declared_content_type, declared_bytes, raw_key) values ('${owner}', 'image/png', 1, 'forged-${randomUUID()}')`;
-    case 'board_images': return `insert into board_images (board_id, image_id, user_id) values ('${b.boardId}', '${ids[A]!.imageId}', '${owner}')`;
+    case 'users':
+      return `insert into users (id, email) values ('${randomUUID()}', 'intruder-${randomUUID()}@example.test')`;
+    case 'subscriptions':
+      return `insert into subscriptions (user_id, provider_subscription_id, variant_id, tier, status) values ('${owner}', 777, 1, 'pro', 'active')`;
+    case 'credit_balances':
+      return `insert into credit_balances (user_id, purchased_credits) values ('${owner}', 1000000)`;
+    case 'credit_transactions':
+      return `insert into credit_transactions (user_id, type, idempotency_key, purchased_delta, balance_after) values ('${owner}', 'adjustment', 'forged-${randomUUID()}', 1000000, 1000000)`;
+    case 'credit_holds':
+      return `insert into credit_holds (user_id, idempotency_key, subscription_amount, purchased_amount) values ('${owner}', 'forged-${randomUUID()}', 0, 1)`;
+    case 'generation_jobs':
+      return `insert into generation_jobs (user_id, prompt, model, width, height, steps, cfg_scale, seed, sampler, estimated_credits, priority, queue_score) values ('${owner}', 'p', 'sd15', 512, 512, 20, 7, 1, 'euler_a', 10, 0, 0)`;
+    case 'images':
+      return `insert into images (user_id, job_id, original_key, thumb_key, width, height, prompt, model, steps, cfg_scale, seed, sampler, engine) values ('${owner}', '${b.jobId}', 'o', 't', 512, 512, 'p', 'sd15', 20, 7, 1, 'euler_a', 'reference')`;
+    case 'boards':
+      return `insert into boards (user_id, name) values ('${owner}', 'forged')`;
+    case 'session_revocations':
+      return `insert into session_revocations (session_id, user_id, expires_at) values ('${randomUUID()}', '${owner}', now())`;
+    case 'uploads':
+      return `insert into uploads (user_id, declared_content_type, declared_bytes, raw_key) values ('${owner}', 'image/png', 1, 'forged-${randomUUID()}')`;
+    case 'board_images':
+      return `insert into board_images (board_id, image_id, user_id) values ('${b.boardId}', '${ids[A]!.imageId}', '${owner}')`;
   }
 }
 
@@ -95,7 +111,9 @@ describe('row-level security, as user A', () => {
   });
 
   it.each(USER_TABLES)('%s: inserting a row for another user is refused', async (table) => {
-    expect(await sqlState(asUser(A, (tx) => tx.execute(sql.raw(insertOwnedBy(table, C)))))).toBe(INSUFFICIENT_PRIVILEGE);
+    expect(await sqlState(asUser(A, (tx) => tx.execute(sql.raw(insertOwnedBy(table, C)))))).toBe(
+      INSUFFICIENT_PRIVILEGE,
+    );
   });
 
   it.each(USER_TABLES)('%s: updates and deletes of B’s rows affect nothing', async (table) => {
@@ -109,23 +127,29 @@ describe('row-level security, as user A', () => {
     }));
     expect(counts).toMatchObject({ updated: 0, deleted: 0 });
     expect(counts.updatedAll).toBe(counts.ownRows);
-    const [left] = await database.admin`select count(*)::int as n from ${database.admin(table)} where ${database.admin(column)} = ${B}`;
+    const [left] =
+      await database.admin`select count(*)::int as n from ${database.admin(table)} where ${database.admin(column)} = ${B}`;
     expect(left!.n).toBeGreaterThan(0);
   });
 
   it.each(USER_TABLES.filter((t) => t !== 'users'))('%s: A cannot hand their own rows to B', async (table) => {
-    expect(await sqlState(asUser(A, (tx) => tx.execute(sql.raw(`update ${table} set user_id = '${B}'`))))).toBe(INSUFFICIENT_PRIVILEGE);
+    expect(await sqlState(asUser(A, (tx) => tx.execute(sql.raw(`update ${table} set user_id = '${B}'`))))).toBe(
+      INSUFFICIENT_PRIVILEGE,
+    );
   });
 
   it('A cannot take over B’s account row by changing its own id', async () => {
-    expect(await sqlState(asUser(A, (tx) => tx.execute(sql.raw(`update users set id = '${B}' where id = '${A}'`))))).toBe(INSUFFICIENT_PRIVILEGE);
+    expect(
+      await sqlState(asUser(A, (tx) => tx.execute(sql.raw(`update users set id = '${B}' where id = '${A}'`)))),
+    ).toBe(INSUFFICIENT_PRIVILEGE);
   });
 
   it.each(schema.SYSTEM_ONLY_TABLES)('%s: invisible and unwritable from a user context', async (table) => {
     expect(await asUser(A, (tx) => rows(tx, `select * from ${table}`))).toEqual([]);
-    const insert = table === 'webhook_events'
-      ? `insert into webhook_events (provider, event_name, dedupe_key, payload, outcome) values ('x', 'y', 'forged-${randomUUID()}', '{}', 'applied')`
-      : `insert into email_outbox (dedupe_key, to_address, template, subject, text_body, html_body) values ('forged-${randomUUID()}', 'a@b.c', 't', 's', 't', 'h')`;
+    const insert =
+      table === 'webhook_events'
+        ? `insert into webhook_events (provider, event_name, dedupe_key, payload, outcome) values ('x', 'y', 'forged-${randomUUID()}', '{}', 'applied')`
+        : `insert into email_outbox (dedupe_key, to_address, template, subject, text_body, html_body) values ('forged-${randomUUID()}', 'a@b.c', 't', 's', 't', 'h')`;
     expect(await sqlState(asUser(A, (tx) => tx.execute(sql.raw(insert))))).toBe(INSUFFICIENT_PRIVILEGE);
     expect((await asUser(A, (tx) => tx.execute(sql.raw(`delete from ${table}`)))).count).toBe(0);
   });
@@ -149,11 +173,14 @@ describe('row-level security, as user A', () => {
 });
 
 describe('row-level security, with no scope', () => {
-  it.each([...USER_TABLES, ...schema.SYSTEM_ONLY_TABLES])('%s: nothing is visible and nothing can be written', async (table) => {
-    expect(await database.sql.unsafe(`select * from ${table}`)).toEqual([]);
-    expect(await database.db.transaction((tx) => rows(tx, `select * from ${table}`))).toEqual([]);
-    expect((await database.sql.unsafe(`delete from ${table}`)).count).toBe(0);
-  });
+  it.each([...USER_TABLES, ...schema.SYSTEM_ONLY_TABLES])(
+    '%s: nothing is visible and nothing can be written',
+    async (table) => {
+      expect(await database.sql.unsafe(`select * from ${table}`)).toEqual([]);
+      expect(await database.db.transaction((tx) => rows(tx, `select * from ${table}`))).toEqual([]);
+      expect((await database.sql.unsafe(`delete from ${table}`)).count).toBe(0);
+    },
+  );
 
   it('inserts are refused', async () => {
     expect(await sqlState(database.sql.unsafe(insertOwnedBy('boards', A)))).toBe(INSUFFICIENT_PRIVILEGE);
@@ -174,12 +201,14 @@ describe('the runtime role', () => {
         select r.rolname, r.rolsuper, r.rolbypassrls, r.rolcreaterole, r.rolcreatedb from pg_roles r
         where r.rolname = current_user or pg_has_role(current_user, r.oid, 'MEMBER')`;
       expect(roles.map((r) => r.rolname)).toEqual(expect.arrayContaining([me!.name, 'pingvas_runtime']));
-      for (const role of roles) expect(role).toMatchObject({ rolsuper: false, rolbypassrls: false, rolcreaterole: false, rolcreatedb: false });
+      for (const role of roles)
+        expect(role).toMatchObject({ rolsuper: false, rolbypassrls: false, rolcreaterole: false, rolcreatedb: false });
       const owned = await runtime`
         select c.relname from pg_class c join pg_namespace n on n.oid = c.relnamespace
         where n.nspname = 'public' and pg_has_role(current_user, c.relowner, 'USAGE')`;
       expect(owned).toEqual([]);
-      const [schemaOwner] = await runtime`select pg_has_role(current_user, nspowner, 'USAGE') as owns from pg_namespace where nspname = 'public'`;
+      const [schemaOwner] =
+        await runtime`select pg_has_role(current_user, nspowner, 'USAGE') as owns from pg_namespace where nspname = 'public'`;
       expect(schemaOwner!.owns).toBe(false);
     } finally {
       await runtime.end({ timeout: 5 });
@@ -192,7 +221,8 @@ describe('the runtime role', () => {
       where n.nspname = 'public' and c.relkind in ('r', 'p') order by c.relname`;
     const known = new Set<string>([...USER_TABLES, ...schema.SYSTEM_ONLY_TABLES]);
     expect(tables.map((t) => t.relname).sort()).toEqual([...known].sort());
-    for (const t of tables) expect(t, t.relname as string).toMatchObject({ relrowsecurity: true, relforcerowsecurity: true });
+    for (const t of tables)
+      expect(t, t.relname as string).toMatchObject({ relrowsecurity: true, relforcerowsecurity: true });
   });
 });
 
@@ -204,7 +234,10 @@ describe('migrateDatabase', () => {
     const runtimeUrl = new URL(database.runtimeUrl);
     runtimeUrl.pathname = `/${name}`;
     const options = { adminUrl: adminUrl.toString(), runtimeUrl: runtimeUrl.toString() };
-    const server = postgres(Object.assign(new URL(database.adminUrl), { pathname: '/postgres' }).toString(), { max: 1, onnotice: () => {} });
+    const server = postgres(Object.assign(new URL(database.adminUrl), { pathname: '/postgres' }).toString(), {
+      max: 1,
+      onnotice: () => {},
+    });
     const shape = async () => {
       const fresh = postgres(options.adminUrl, { max: 1, onnotice: () => {} });
       try {

@@ -24,7 +24,8 @@ function adminUser(): string {
 function templateName(): string {
   const hash = createHash('sha256');
   for (const file of readdirSync(MIGRATIONS, { recursive: true }).map(String).sort()) {
-    if (file.endsWith('.sql') || file.endsWith('.json')) hash.update(file).update(readFileSync(`${MIGRATIONS}/${file}`));
+    if (file.endsWith('.sql') || file.endsWith('.json'))
+      hash.update(file).update(readFileSync(`${MIGRATIONS}/${file}`));
   }
   return `pingvas_tpl_${hash.digest('hex').slice(0, 12)}`;
 }

@@ -43,7 +43,10 @@ export interface FakeGoogle {
   /** Every token request the fake refused, with the OAuth error it answered. */
   refusals: { error: string; description: string }[];
   /** Signs an ID token as the fake would (for tests that need one outside the flow). */
-  signIdToken(claims: Record<string, unknown>, options?: { unknownKey?: boolean; ttlSeconds?: number }): Promise<string>;
+  signIdToken(
+    claims: Record<string, unknown>,
+    options?: { unknownKey?: boolean; ttlSeconds?: number },
+  ): Promise<string>;
   close(): Promise<void>;
 }
 
@@ -65,7 +68,13 @@ function defaultBehaviour(): FakeGoogleBehaviour {
   const id = randomBytes(6).toString('hex');
   return {
     deny: false,
-    user: { sub: `10${BigInt(`0x${id}`).toString()}`, email: `google-${id}@example.test`, emailVerified: true, name: 'Test Person', picture: `https://lh3.example.test/${id}.png` },
+    user: {
+      sub: `10${BigInt(`0x${id}`).toString()}`,
+      email: `google-${id}@example.test`,
+      emailVerified: true,
+      name: 'Test Person',
+      picture: `https://lh3.example.test/${id}.png`,
+    },
     idTokenTtlSeconds: 3600,
     codeTtlSeconds: 60,
     signWithUnknownKey: false,
@@ -112,7 +121,10 @@ export async function startFakeGoogle(options: { clientId?: string; clientSecret
   let issuer = '';
   const state = { behaviour: defaultBehaviour() };
 
-  async function signIdToken(claims: Record<string, unknown>, opts: { unknownKey?: boolean; ttlSeconds?: number } = {}): Promise<string> {
+  async function signIdToken(
+    claims: Record<string, unknown>,
+    opts: { unknownKey?: boolean; ttlSeconds?: number } = {},
+  ): Promise<string> {
     const now = Math.floor(Date.now() / 1000);
     const ttl = opts.ttlSeconds ?? 3600;
     const key: CryptoKey = opts.unknownKey ? unknown.privateKey : signing.privateKey;
@@ -148,7 +160,12 @@ export async function startFakeGoogle(options: { clientId?: string; clientSecret
     } else {
       const code = `4/${randomBytes(24).toString('base64url')}`;
       codes.set(code, {
-        clientId, redirectUri, challenge, nonce: q.get('nonce'), used: false, behaviour,
+        clientId,
+        redirectUri,
+        challenge,
+        nonce: q.get('nonce'),
+        used: false,
+        behaviour,
         expiresAt: Date.now() + behaviour.codeTtlSeconds * 1000,
       });
       back.searchParams.set('code', code);
@@ -169,8 +186,10 @@ export async function startFakeGoogle(options: { clientId?: string; clientSecret
       id = decodeURIComponent(decoded.slice(0, colon));
       secret = decodeURIComponent(decoded.slice(colon + 1));
     }
-    if (id !== clientId || !secret || !sameString(secret, clientSecret)) return refuse(res, 401, 'invalid_client', 'The OAuth client was not found.');
-    if (form.get('grant_type') !== 'authorization_code') return refuse(res, 400, 'unsupported_grant_type', 'Invalid grant_type.');
+    if (id !== clientId || !secret || !sameString(secret, clientSecret))
+      return refuse(res, 401, 'invalid_client', 'The OAuth client was not found.');
+    if (form.get('grant_type') !== 'authorization_code')
+      return refuse(res, 400, 'unsupported_grant_type', 'Invalid grant_type.');
     const code = form.get('code') ?? '';
     const issued = codes.get(code);
     if (!issued) return refuse(res, 400, 'invalid_grant', 'Malformed auth code.');
@@ -178,9 +197,11 @@ export async function startFakeGoogle(options: { clientId?: string; clientSecret
     // A code is spent by its first redemption attempt, successful or not, as at Google.
     issued.used = true;
     if (Date.now() >= issued.expiresAt) return refuse(res, 400, 'invalid_grant', 'Bad Request: code expired.');
-    if (form.get('redirect_uri') !== issued.redirectUri) return refuse(res, 400, 'redirect_uri_mismatch', 'Bad Request');
+    if (form.get('redirect_uri') !== issued.redirectUri)
+      return refuse(res, 400, 'redirect_uri_mismatch', 'Bad Request');
     const verifier = form.get('code_verifier');
-    if (!verifier || !sameString(s256(verifier), issued.challenge)) return refuse(res, 400, 'invalid_grant', 'Missing code verifier.');
+    if (!verifier || !sameString(s256(verifier), issued.challenge))
+      return refuse(res, 400, 'invalid_grant', 'Missing code verifier.');
     const b = issued.behaviour;
     const idToken = await signIdToken(
       {
@@ -209,7 +230,9 @@ export async function startFakeGoogle(options: { clientId?: string; clientSecret
     const url = new URL(req.url ?? '/', 'http://fake-google');
     if (req.method === 'GET' && url.pathname === AUTH_PATH) return authorize(url, res);
     if (req.method === 'POST' && url.pathname === TOKEN_PATH) {
-      token(req, res).catch((error: unknown) => json(res, 500, { error: 'server_error', error_description: String(error) }));
+      token(req, res).catch((error: unknown) =>
+        json(res, 500, { error: 'server_error', error_description: String(error) }),
+      );
       return;
     }
     if (req.method === 'GET' && url.pathname === JWKS_PATH) return json(res, 200, { keys: [publicJwk] });
@@ -243,9 +266,10 @@ export async function startFakeGoogle(options: { clientId?: string; clientSecret
     },
     refusals,
     signIdToken,
-    close: () => new Promise<void>((resolve, reject) => {
-      server.closeAllConnections();
-      server.close((error) => (error ? reject(error) : resolve()));
-    }),
+    close: () =>
+      new Promise<void>((resolve, reject) => {
+        server.closeAllConnections();
+        server.close((error) => (error ? reject(error) : resolve()));
+      }),
   };
 }

@@ -23,7 +23,11 @@ export interface SmtpSink {
 }
 
 const header = (raw: string, name: string) =>
-  raw.split(/\r?\n\r?\n/, 1)[0]!.replace(/\r?\n[ \t]+/g, ' ').match(new RegExp(`^${name}:\\s*(.*)$`, 'im'))?.[1]?.trim() ?? '';
+  raw
+    .split(/\r?\n\r?\n/, 1)[0]!
+    .replace(/\r?\n[ \t]+/g, ' ')
+    .match(new RegExp(`^${name}:\\s*(.*)$`, 'im'))?.[1]
+    ?.trim() ?? '';
 
 /** A real SMTP server on loopback that keeps what it receives (no TLS, no auth). */
 export async function startSmtpSink(): Promise<SmtpSink> {
@@ -32,7 +36,9 @@ export async function startSmtpSink(): Promise<SmtpSink> {
     url: '',
     messages: [],
     refused: 0,
-    refuseNext(count = 1) { toRefuse += count; },
+    refuseNext(count = 1) {
+      toRefuse += count;
+    },
     close: () => new Promise((resolve) => server.close(() => resolve())),
   };
   const server = new SMTPServer({

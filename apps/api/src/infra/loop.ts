@@ -11,14 +11,20 @@ export interface BackgroundTask {
  * overlap) until stopped. A failing tick is logged and the loop goes on. `stop` waits for a
  * tick in flight to finish.
  */
-export function startLoop(options: { name: string; intervalMs: number; logger: Logger; tick: () => Promise<void> }): BackgroundTask {
+export function startLoop(options: {
+  name: string;
+  intervalMs: number;
+  logger: Logger;
+  tick: () => Promise<void>;
+}): BackgroundTask {
   let stopped = false;
   let timer: NodeJS.Timeout | undefined;
   let running: Promise<void> = Promise.resolve();
   const schedule = () => {
     if (stopped) return;
     timer = setTimeout(() => {
-      running = options.tick()
+      running = options
+        .tick()
         .catch((err: unknown) => options.logger.error({ err, task: options.name }, 'background task failed'))
         .finally(schedule);
     }, options.intervalMs);

@@ -42,7 +42,9 @@ function normalized(url: string): string {
  */
 function referenceClient(config: ObjectStoreConfig): S3Client {
   const client = new S3Client({
-    endpoint: config.endpoint, region: config.region, forcePathStyle: config.forcePathStyle,
+    endpoint: config.endpoint,
+    region: config.region,
+    forcePathStyle: config.forcePathStyle,
     credentials: { accessKeyId: config.accessKeyId, secretAccessKey: config.secretAccessKey },
     requestChecksumCalculation: 'WHEN_REQUIRED',
     responseChecksumValidation: 'WHEN_REQUIRED',
@@ -58,14 +60,31 @@ function referenceClient(config: ObjectStoreConfig): S3Client {
 }
 
 describe('ObjectStore presigning', () => {
-  const base = { bucket: 'pingvas', accessKeyId: 'AKIDEXAMPLE', secretAccessKey: 'wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY', presignSeconds: 900 };
+  const base = {
+    bucket: 'pingvas',
+    accessKeyId: 'AKIDEXAMPLE',
+    secretAccessKey: 'wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY',
+    presignSeconds: 900,
+  };
   const configs: [string, ObjectStoreConfig][] = [
-    ['path-style endpoint with a port', { ...base, endpoint: 'http://127.0.0.1:9000', region: 'us-east-1', forcePathStyle: true }],
-    ['virtual-hosted custom endpoint', { ...base, endpoint: 'https://storage.example.test', region: 'auto', forcePathStyle: false }],
-    ['IP endpoint without forcePathStyle (path-style all the same)', { ...base, endpoint: 'http://10.1.2.3:9000', region: 'us-east-1', forcePathStyle: false }],
+    [
+      'path-style endpoint with a port',
+      { ...base, endpoint: 'http://127.0.0.1:9000', region: 'us-east-1', forcePathStyle: true },
+    ],
+    [
+      'virtual-hosted custom endpoint',
+      { ...base, endpoint: 'https://storage.example.test', region: 'auto', forcePathStyle: false },
+    ],
+    [
+      'IP endpoint without forcePathStyle (path-style all the same)',
+      { ...base, endpoint: 'http://10.1.2.3:9000', region: 'us-east-1', forcePathStyle: false },
+    ],
     ['AWS, no endpoint', { ...base, region: 'eu-west-1', forcePathStyle: false }],
     ['AWS, no endpoint, path-style', { ...base, region: 'ap-southeast-2', forcePathStyle: true }],
-    ['AWS, a bucket name with dots (path-style all the same)', { ...base, bucket: 'media.example.test', region: 'us-west-2', forcePathStyle: false }],
+    [
+      'AWS, a bucket name with dots (path-style all the same)',
+      { ...base, bucket: 'media.example.test', region: 'us-west-2', forcePathStyle: false },
+    ],
   ];
   const keys = ['images/0b5b5c8e-1111-4a4a-9f9f-222233334444/thumb.webp', "odd/a b+c=d&e!'()*~é/ü.png"];
 
@@ -77,26 +96,48 @@ describe('ObjectStore presigning', () => {
       for (const at of [new Date('2026-11-26T23:59:59.250Z'), new Date('2026-11-27T00:00:01Z')]) {
         for (const key of keys) {
           const expiresIn = config.presignSeconds;
-          const [get, put, download, sizedPut] = await signedAt(at, () => Promise.all([
-            ours.readUrl(key), ours.presignPut(key, 'image/webp'), ours.presignGet(key, { contentDisposition: 'attachment; filename="pingvas-1.png"' }),
-            ours.presignPut(key, 'image/png', { contentLength: 123_456, expiresSeconds: 120 }),
-          ]));
-          const [refGet, refPut, refDownload, refSizedPut] = await signedAt(at, () => Promise.all([
-            getSignedUrl(reference, new GetObjectCommand({ Bucket: config.bucket, Key: key }), { expiresIn }),
-            // The SDK leaves Content-Type unsigned unless asked; we always bind it.
-            getSignedUrl(reference, new PutObjectCommand({ Bucket: config.bucket, Key: key, ContentType: 'image/webp' }), {
-              expiresIn, signableHeaders: new Set(['content-type']),
-            }),
-            getSignedUrl(reference, new GetObjectCommand({ Bucket: config.bucket, Key: key, ResponseContentDisposition: 'attachment; filename="pingvas-1.png"' }), { expiresIn }),
-            // A worker's upload URL binds the exact length too: S3 refuses a body of any other size.
-            getSignedUrl(
-              reference,
-              new PutObjectCommand({
-                Bucket: config.bucket, Key: key, ContentType: 'image/png', ContentLength: 123_456,
-              }),
-              { expiresIn: 120, signableHeaders: new Set(['content-type', 'content-length']) },
-            ),
-          ]));
+          const [get, put, download, sizedPut] = await signedAt(at, () =>
+            Promise.all([
+              ours.readUrl(key),
+              ours.presignPut(key, 'image/webp'),
+              ours.presignGet(key, { contentDisposition: 'attachment; filename="pingvas-1.png"' }),
+              ours.presignPut(key, 'image/png', { contentLength: 123_456, expiresSeconds: 120 }),
+            ]),
+          );
+          const [refGet, refPut, refDownload, refSizedPut] = await signedAt(at, () =>
+            Promise.all([
+              getSignedUrl(reference, new GetObjectCommand({ Bucket: config.bucket, Key: key }), { expiresIn }),
+              // The SDK leaves Content-Type unsigned unless asked; we always bind it.
+              getSignedUrl(
+                reference,
+                new PutObjectCommand({ Bucket: config.bucket, Key: key, ContentType: 'image/webp' }),
+                {
+                  expiresIn,
+                  signableHeaders: new Set(['content-type']),
+                },
+              ),
+              getSignedUrl(
+                reference,
+                new GetObjectCommand({
+                  Bucket: config.bucket,
+                  Key: key,
+                  ResponseContentDisposition: 'attachment; filename="pingvas-1.png"',
+                }),
+                { expiresIn },
+              ),
+              // A worker's upload URL binds the exact length too: S3 refuses a body of any other size.
+              getSignedUrl(
+                reference,
+                new PutObjectCommand({
+                  Bucket: config.bucket,
+                  Key: key,
+                  ContentType: 'image/png',
+                  ContentLength: 123_456,
+                }),
+                { expiresIn: 120, signableHeaders: new Set(['content-type', 'content-length']) },
+              ),
+            ]),
+          );
           expect(normalized(sizedPut)).toBe(normalized(refSizedPut));
           expect(new URL(sizedPut).searchParams.get('X-Amz-SignedHeaders')).toBe('content-length;content-type;host');
           expect(normalized(get)).toBe(normalized(refGet));
@@ -112,9 +153,13 @@ describe('ObjectStore presigning', () => {
 
   it('binds the Content-Type into the PUT signature', async () => {
     const at = new Date('2026-11-26T12:00:00Z');
-    const [png, webp] = await signedAt(at, () => Promise.all([store.presignPut('k/original.png', 'image/png'), store.presignPut('k/original.png', 'image/webp')]));
+    const [png, webp] = await signedAt(at, () =>
+      Promise.all([store.presignPut('k/original.png', 'image/png'), store.presignPut('k/original.png', 'image/webp')]),
+    );
     expect(new URL(png).searchParams.get('X-Amz-SignedHeaders')).toBe('content-type;host');
-    expect(new URL(png).searchParams.get('X-Amz-Signature')).not.toBe(new URL(webp).searchParams.get('X-Amz-Signature'));
+    expect(new URL(png).searchParams.get('X-Amz-Signature')).not.toBe(
+      new URL(webp).searchParams.get('X-Amz-Signature'),
+    );
     const get = await signedAt(at, () => store.readUrl('k/original.png'));
     expect(new URL(get).searchParams.get('X-Amz-SignedHeaders')).toBe('host');
   });
@@ -128,7 +173,11 @@ describe('ObjectStore presigned URLs against the embedded S3', () => {
   it('PUTs an object with the signed Content-Type and reads it back with a GET URL', async () => {
     const key = 'tests/round-trip/original.png';
     const body = new Uint8Array([0x89, 0x50, 0x4e, 0x47, 1, 2, 3]);
-    const put = await fetch(await store.presignPut(key, 'image/png'), { method: 'PUT', body, headers: { 'content-type': 'image/png' } });
+    const put = await fetch(await store.presignPut(key, 'image/png'), {
+      method: 'PUT',
+      body,
+      headers: { 'content-type': 'image/png' },
+    });
     expect(put.status).toBe(200);
     const get = await fetch(await store.readUrl(key));
     expect(get.status).toBe(200);
@@ -140,7 +189,9 @@ describe('ObjectStore presigned URLs against the embedded S3', () => {
   it('serves a download URL as an attachment', async () => {
     const key = 'tests/download/original.png';
     await store.putBytes(key, new Uint8Array([1, 2, 3]), 'image/png');
-    const response = await fetch(await store.presignGet(key, { contentDisposition: 'attachment; filename="pingvas-x.png"' }));
+    const response = await fetch(
+      await store.presignGet(key, { contentDisposition: 'attachment; filename="pingvas-x.png"' }),
+    );
     expect(response.status).toBe(200);
     expect(response.headers.get('content-disposition')).toBe('attachment; filename="pingvas-x.png"');
     expect(new Uint8Array(await response.arrayBuffer())).toEqual(new Uint8Array([1, 2, 3]));
@@ -149,15 +200,25 @@ describe('ObjectStore presigned URLs against the embedded S3', () => {
   it('refuses an expired URL and one with a forged access key id', async () => {
     const key = 'tests/refused/original.png';
     await store.putBytes(key, new Uint8Array([7]), 'image/png');
-    const expired = await signedAt(new Date(Date.now() - (store.config.presignSeconds + 60) * 1000), () => store.readUrl(key));
+    const expired = await signedAt(new Date(Date.now() - (store.config.presignSeconds + 60) * 1000), () =>
+      store.readUrl(key),
+    );
     const expiredResponse = await fetch(expired);
     expect(expiredResponse.status).toBe(403);
     expect(await expiredResponse.text()).toContain('Request has expired');
-    const expiredPut = await signedAt(new Date(Date.now() - (store.config.presignSeconds + 60) * 1000), () => store.presignPut(key, 'image/png'));
-    expect((await fetch(expiredPut, { method: 'PUT', body: new Uint8Array([8]), headers: { 'content-type': 'image/png' } })).status).toBe(403);
+    const expiredPut = await signedAt(new Date(Date.now() - (store.config.presignSeconds + 60) * 1000), () =>
+      store.presignPut(key, 'image/png'),
+    );
+    expect(
+      (await fetch(expiredPut, { method: 'PUT', body: new Uint8Array([8]), headers: { 'content-type': 'image/png' } }))
+        .status,
+    ).toBe(403);
 
     const forged = new URL(await store.readUrl(key));
-    forged.searchParams.set('X-Amz-Credential', forged.searchParams.get('X-Amz-Credential')!.replace(/^[^/]+/, 'SOMEONE-ELSE'));
+    forged.searchParams.set(
+      'X-Amz-Credential',
+      forged.searchParams.get('X-Amz-Credential')!.replace(/^[^/]+/, 'SOMEONE-ELSE'),
+    );
     const forgedResponse = await fetch(forged);
     expect(forgedResponse.status).toBe(403);
     expect(await forgedResponse.text()).toContain('InvalidAccessKeyId');
@@ -209,9 +270,11 @@ describe('signed CDN URLs (CloudFront canned policy)', () => {
     const policy = JSON.stringify({ Statement: [{ Resource: resource, Condition: condition }] });
     const encoded = parsed.searchParams.get('Signature')!.replace(/-/g, '+').replace(/_/g, '=').replace(/~/g, '/');
     const signature = Buffer.from(encoded, 'base64');
-    return parsed.searchParams.get('Key-Pair-Id') === cdn.keyPairId
-      && nowSeconds < expires
-      && verify('RSA-SHA1', Buffer.from(policy), publicKey, signature);
+    return (
+      parsed.searchParams.get('Key-Pair-Id') === cdn.keyPairId &&
+      nowSeconds < expires &&
+      verify('RSA-SHA1', Buffer.from(policy), publicKey, signature)
+    );
   }
 
   it('signs the URL and an expiry, rounded up to 5 minutes so reloads reuse (and cache) the same URL', () => {

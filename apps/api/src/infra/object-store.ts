@@ -1,8 +1,14 @@
 import { createHash, createHmac, createSign, randomBytes } from 'node:crypto';
 import { isIP } from 'node:net';
 import {
-  CreateBucketCommand, DeleteObjectsCommand, GetObjectCommand, HeadBucketCommand, HeadObjectCommand, ListObjectsCommand,
-  PutObjectCommand, S3Client,
+  CreateBucketCommand,
+  DeleteObjectsCommand,
+  GetObjectCommand,
+  HeadBucketCommand,
+  HeadObjectCommand,
+  ListObjectsCommand,
+  PutObjectCommand,
+  S3Client,
 } from '@aws-sdk/client-s3';
 
 /**
@@ -77,7 +83,8 @@ export class ObjectStore {
     // cannot be a host label or the endpoint is an IP address.
     const base = new URL(config.endpoint ?? `https://s3.${config.region}.amazonaws.com`);
     const basePath = base.pathname.replace(/\/+$/, '');
-    const virtualHosted = !config.forcePathStyle && HOST_LABEL_BUCKET.test(config.bucket) && !isIP(base.hostname.replace(/^\[|\]$/g, ''));
+    const virtualHosted =
+      !config.forcePathStyle && HOST_LABEL_BUCKET.test(config.bucket) && !isIP(base.hostname.replace(/^\[|\]$/g, ''));
     if (virtualHosted) base.hostname = `${config.bucket}.${base.hostname}`;
     this.origin = base.origin;
     this.host = base.host;
@@ -113,7 +120,9 @@ export class ObjectStore {
    * (`response-content-disposition`, honoured by S3 only, not by a CDN).
    */
   presignGet(key: string, options: { contentDisposition?: string } = {}): Promise<string> {
-    const query: [string, string][] = options.contentDisposition ? [['response-content-disposition', options.contentDisposition]] : [];
+    const query: [string, string][] = options.contentDisposition
+      ? [['response-content-disposition', options.contentDisposition]]
+      : [];
     return Promise.resolve(this.presign('GET', key, { query }));
   }
 
@@ -140,7 +149,8 @@ export class ObjectStore {
     const scope = `${day}/${this.config.region}/s3/aws4_request`;
     // Signed headers, sorted by name.
     const headers: [string, string][] = [['host', this.host]];
-    if (extra.contentType !== undefined) headers.unshift(['content-type', extra.contentType.trim().replace(/\s+/g, ' ')]);
+    if (extra.contentType !== undefined)
+      headers.unshift(['content-type', extra.contentType.trim().replace(/\s+/g, ' ')]);
     if (extra.contentLength !== undefined) headers.unshift(['content-length', String(extra.contentLength)]);
     const signedHeaders = headers.map(([name]) => name).join(';');
     const params: [string, string][] = [
@@ -160,16 +170,29 @@ export class ObjectStore {
       .join('&');
     const path = `${this.bucketPath}/${key.split('/').map(uriEncode).join('/')}`;
     const canonicalRequest = [
-      method, path, query, headers.map(([name, value]) => `${name}:${value}\n`).join(''), signedHeaders, 'UNSIGNED-PAYLOAD',
+      method,
+      path,
+      query,
+      headers.map(([name, value]) => `${name}:${value}\n`).join(''),
+      signedHeaders,
+      'UNSIGNED-PAYLOAD',
     ].join('\n');
-    const stringToSign = ['AWS4-HMAC-SHA256', amzDate, scope, createHash('sha256').update(canonicalRequest).digest('hex')].join('\n');
+    const stringToSign = [
+      'AWS4-HMAC-SHA256',
+      amzDate,
+      scope,
+      createHash('sha256').update(canonicalRequest).digest('hex'),
+    ].join('\n');
     const signature = createHmac('sha256', this.signingKeyFor(day)).update(stringToSign).digest('hex');
     return `${this.origin}${path}?${query}&X-Amz-Signature=${signature}`;
   }
 
   private signingKeyFor(day: string): Buffer {
     if (this.signingKey?.day !== day) {
-      const key = hmac(hmac(hmac(hmac(`AWS4${this.config.secretAccessKey}`, day), this.config.region), 's3'), 'aws4_request');
+      const key = hmac(
+        hmac(hmac(hmac(`AWS4${this.config.secretAccessKey}`, day), this.config.region), 's3'),
+        'aws4_request',
+      );
       this.signingKey = { day, key };
     }
     return this.signingKey.key;
@@ -217,13 +240,17 @@ export class ObjectStore {
   }
 
   async putBytes(key: string, body: Uint8Array, contentType: string): Promise<void> {
-    await this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key: key, Body: body, ContentType: contentType }));
+    await this.client.send(
+      new PutObjectCommand({ Bucket: this.bucket, Key: key, Body: body, ContentType: contentType }),
+    );
   }
 
   /** Deleting a missing key is not an error (S3 semantics). */
   async deleteKeys(keys: string[]): Promise<void> {
     if (keys.length === 0) return;
-    await this.client.send(new DeleteObjectsCommand({ Bucket: this.bucket, Delete: { Objects: keys.map((Key) => ({ Key })), Quiet: true } }));
+    await this.client.send(
+      new DeleteObjectsCommand({ Bucket: this.bucket, Delete: { Objects: keys.map((Key) => ({ Key })), Quiet: true } }),
+    );
   }
 }
 

@@ -15,7 +15,8 @@ afterAll(async () => {
 describe('hitRateLimit (fixed window in Redis)', () => {
   it('allows `limit` hits per window and subject, then refuses until the window closes', async () => {
     const keys = redisKeys(redis.prefix);
-    const hit = (subject: string) => hitRateLimit(redis.client, keys, { scope: 'unit', subject, limit: 2, windowSeconds: 30 });
+    const hit = (subject: string) =>
+      hitRateLimit(redis.client, keys, { scope: 'unit', subject, limit: 2, windowSeconds: 30 });
     expect((await hit('a')).allowed).toBe(true);
     expect((await hit('a')).allowed).toBe(true);
     const third = await hit('a');
@@ -34,9 +35,16 @@ describe('hitRateLimit (fixed window in Redis)', () => {
   });
 
   it('lets sign-in through when Redis is unreachable rather than locking everyone out', async () => {
-    const offline = new Redis('redis://127.0.0.1:1', { lazyConnect: true, enableOfflineQueue: false, maxRetriesPerRequest: 0 });
+    const offline = new Redis('redis://127.0.0.1:1', {
+      lazyConnect: true,
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 0,
+    });
     try {
-      expect((await hitRateLimit(offline, redisKeys('x:'), { scope: 'unit', subject: 'a', limit: 1, windowSeconds: 30 })).allowed).toBe(true);
+      expect(
+        (await hitRateLimit(offline, redisKeys('x:'), { scope: 'unit', subject: 'a', limit: 1, windowSeconds: 30 }))
+          .allowed,
+      ).toBe(true);
     } finally {
       offline.disconnect();
     }

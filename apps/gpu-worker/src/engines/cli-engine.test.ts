@@ -38,13 +38,31 @@ const params = (over: Partial<EngineParams> = {}): EngineParams => ({
   ...over,
 });
 
-function engine(env: Record<string, string> = {}, options: { bin?: string; progressIntervalMs?: number; models?: Record<string, { args: string[] }> } = {}) {
-  return new CliEngine({ bin: options.bin ?? bin, name: 'reference', models: options.models ?? REFERENCE_REGISTRY, env, progressIntervalMs: options.progressIntervalMs });
+function engine(
+  env: Record<string, string> = {},
+  options: { bin?: string; progressIntervalMs?: number; models?: Record<string, { args: string[] }> } = {},
+) {
+  return new CliEngine({
+    bin: options.bin ?? bin,
+    name: 'reference',
+    models: options.models ?? REFERENCE_REGISTRY,
+    env,
+    progressIntervalMs: options.progressIntervalMs,
+  });
 }
 
-async function run(e: CliEngine, p: EngineParams, extra: { signal?: AbortSignal; timeoutMs?: number; onProgress?: (p: EngineProgress) => void } = {}): Promise<{ outcome: EngineOutcome; path: string }> {
+async function run(
+  e: CliEngine,
+  p: EngineParams,
+  extra: { signal?: AbortSignal; timeoutMs?: number; onProgress?: (p: EngineProgress) => void } = {},
+): Promise<{ outcome: EngineOutcome; path: string }> {
   const path = output();
-  const outcome = await e.run(p, { outputPath: path, timeoutMs: extra.timeoutMs ?? 30_000, signal: extra.signal, onProgress: extra.onProgress });
+  const outcome = await e.run(p, {
+    outputPath: path,
+    timeoutMs: extra.timeoutMs ?? 30_000,
+    signal: extra.signal,
+    onProgress: extra.onProgress,
+  });
   return { outcome, path };
 }
 
@@ -57,22 +75,49 @@ async function engineGroup(path: string): Promise<number> {
 
 describe('CliEngine against the reference engine', () => {
   it('reports the engine version', async () => {
-    expect(await engine().version()).toMatch(/^stable-diffusion\.cpp version refengine-\S+, commit reference \(reference engine — no model\)$/);
+    expect(await engine().version()).toMatch(
+      /^stable-diffusion\.cpp version refengine-\S+, commit reference \(reference engine — no model\)$/,
+    );
   });
 
   it('maps the job to sd-cli flags after the model registry entry', () => {
-    const e = new CliEngine({ bin, name: 'sd-cli', models: { sdxl: { args: ['-m', '/models/sdxl/main.safetensors'] } } });
-    expect(e.argsFor(params({ model: 'sdxl', negativePrompt: 'blur', sampler: 'dpm++2m', cfgScale: 4.5 }), '/tmp/o.png')).toEqual([
-      '-m', '/models/sdxl/main.safetensors',
-      '-p', 'a small red house by a lake', '-n', 'blur', '-W', '256', '-H', '256', '--steps', '8', '--cfg-scale', '4.5',
-      '-s', '99', '--sampling-method', 'dpm++2m', '-o', '/tmp/o.png',
+    const e = new CliEngine({
+      bin,
+      name: 'sd-cli',
+      models: { sdxl: { args: ['-m', '/models/sdxl/main.safetensors'] } },
+    });
+    expect(
+      e.argsFor(params({ model: 'sdxl', negativePrompt: 'blur', sampler: 'dpm++2m', cfgScale: 4.5 }), '/tmp/o.png'),
+    ).toEqual([
+      '-m',
+      '/models/sdxl/main.safetensors',
+      '-p',
+      'a small red house by a lake',
+      '-n',
+      'blur',
+      '-W',
+      '256',
+      '-H',
+      '256',
+      '--steps',
+      '8',
+      '--cfg-scale',
+      '4.5',
+      '-s',
+      '99',
+      '--sampling-method',
+      'dpm++2m',
+      '-o',
+      '/tmp/o.png',
     ]);
     expect(e.argsFor(params({ model: 'sd15' }), '/tmp/o.png')).toBeNull();
   });
 
   it('produces the image with its size and engine seconds, and progress in order ending at 100%', async () => {
     const events: EngineProgress[] = [];
-    const { outcome, path } = await run(engine({ REFENGINE_STEP_MS: '40' }), params({ steps: 12 }), { onProgress: (p) => events.push(p) });
+    const { outcome, path } = await run(engine({ REFENGINE_STEP_MS: '40' }), params({ steps: 12 }), {
+      onProgress: (p) => events.push(p),
+    });
     expect(outcome).toMatchObject({ ok: true, outputPath: path, width: 256, height: 256 });
     if (!outcome.ok) return;
     expect(outcome.bytes).toBeGreaterThan(100);
@@ -89,7 +134,13 @@ describe('CliEngine against the reference engine', () => {
   it('passes every step on when they are slower than the throttle', async () => {
     const events: EngineProgress[] = [];
     await run(engine({}, { progressIntervalMs: 0 }), params({ steps: 5 }), { onProgress: (p) => events.push(p) });
-    expect(events.map((e) => [e.step, e.percent])).toEqual([[1, 20], [2, 40], [3, 60], [4, 80], [5, 100]]);
+    expect(events.map((e) => [e.step, e.percent])).toEqual([
+      [1, 20],
+      [2, 40],
+      [3, 60],
+      [4, 80],
+      [5, 100],
+    ]);
   });
 
   it('classifies an out-of-memory exit as OOM, retryable', async () => {
@@ -169,18 +220,25 @@ describe('CliEngine against the reference engine', () => {
     const missing = await run(engine({ REFENGINE_NO_OUTPUT: '1' }), params());
     expect(missing.outcome).toMatchObject({ ok: false, code: 'BAD_OUTPUT', retryable: true });
     const failedSave = await run(engine({ REFENGINE_PRINT_FAILURE: '1' }), params());
-    expect(failedSave.outcome).toMatchObject({ ok: false, code: 'BAD_OUTPUT', detail: 'the engine could not save the image (exit 1)' });
+    expect(failedSave.outcome).toMatchObject({
+      ok: false,
+      code: 'BAD_OUTPUT',
+      detail: 'the engine could not save the image (exit 1)',
+    });
   });
 
   it('counts a successful run as a success even when its output mentions running out of memory', async () => {
     const wrapper = join(dir, 'recovers-from-oom.sh');
     // What --auto-fit prints when it retries a VAE decode with tiling, and what -v adds; the run still succeeds.
-    writeFileSync(wrapper, [
-      '#!/bin/sh',
-      'echo "[ERROR] ggml_extend.hpp:73   - ggml_backend_cuda_buffer_type_alloc_buffer: allocating 9000.00 MiB on device 0: cudaMalloc failed: out of memory" >&2',
-      'echo "[DEBUG] stable-diffusion.cpp:4100 - vae decode out of memory, retrying with tiling"',
-      `exec "${bin}" "$@"`,
-    ].join('\n'));
+    writeFileSync(
+      wrapper,
+      [
+        '#!/bin/sh',
+        'echo "[ERROR] ggml_extend.hpp:73   - ggml_backend_cuda_buffer_type_alloc_buffer: allocating 9000.00 MiB on device 0: cudaMalloc failed: out of memory" >&2',
+        'echo "[DEBUG] stable-diffusion.cpp:4100 - vae decode out of memory, retrying with tiling"',
+        `exec "${bin}" "$@"`,
+      ].join('\n'),
+    );
     chmodSync(wrapper, 0o755);
     const { outcome, path } = await run(engine({}, { bin: wrapper }), params());
     expect(outcome).toMatchObject({ ok: true, outputPath: path, width: 256, height: 256 });
@@ -197,16 +255,34 @@ describe('CliEngine against the reference engine', () => {
   });
 
   it('decides a failure by its exit first and its text second', () => {
-    const oom = '[ERROR] ggml_extend.hpp:73   - ggml_backend_cuda_buffer_type_alloc_buffer: cudaMalloc failed: out of memory';
-    expect(classifyFailure(null, 'SIGABRT', '', 'CUDA error: out of memory\n', 3)).toMatchObject({ code: 'OOM', engineSeconds: 3 });
+    const oom =
+      '[ERROR] ggml_extend.hpp:73   - ggml_backend_cuda_buffer_type_alloc_buffer: cudaMalloc failed: out of memory';
+    expect(classifyFailure(null, 'SIGABRT', '', 'CUDA error: out of memory\n', 3)).toMatchObject({
+      code: 'OOM',
+      engineSeconds: 3,
+    });
     expect(classifyFailure(1, null, '', oom, 1)).toMatchObject({ code: 'OOM' });
-    expect(classifyFailure(null, 'SIGSEGV', '', '', 1)).toMatchObject({ code: 'CRASH', detail: 'engine crashed (SIGSEGV)' });
-    expect(classifyFailure(null, 'SIGKILL', '', '', 1)).toMatchObject({ code: 'CRASH', detail: 'engine was killed (SIGKILL)' });
-    const saveFailed = "[INFO ] main.cpp:490  - save result image 0 to '/x/o.png' (failure)\n[INFO ] main.cpp:562  - 0/1 images saved\n";
+    expect(classifyFailure(null, 'SIGSEGV', '', '', 1)).toMatchObject({
+      code: 'CRASH',
+      detail: 'engine crashed (SIGSEGV)',
+    });
+    expect(classifyFailure(null, 'SIGKILL', '', '', 1)).toMatchObject({
+      code: 'CRASH',
+      detail: 'engine was killed (SIGKILL)',
+    });
+    const saveFailed =
+      "[INFO ] main.cpp:490  - save result image 0 to '/x/o.png' (failure)\n[INFO ] main.cpp:562  - 0/1 images saved\n";
     expect(classifyFailure(1, null, saveFailed, '', 1)).toMatchObject({ code: 'BAD_OUTPUT' });
-    expect(classifyFailure(1, null, '', '', 1)).toMatchObject({ code: 'ENGINE_ERROR', detail: 'engine exited with 1: no message' });
-    expect(classifyFailure(1, null, '', '[ERROR] common.cpp:325  - error: unknown argument: --fa\n[ERROR] other\n', 1))
-      .toMatchObject({ code: 'ENGINE_ERROR', detail: 'engine exited with 1: [ERROR] common.cpp:325  - error: unknown argument: --fa' });
+    expect(classifyFailure(1, null, '', '', 1)).toMatchObject({
+      code: 'ENGINE_ERROR',
+      detail: 'engine exited with 1: no message',
+    });
+    expect(
+      classifyFailure(1, null, '', '[ERROR] common.cpp:325  - error: unknown argument: --fa\n[ERROR] other\n', 1),
+    ).toMatchObject({
+      code: 'ENGINE_ERROR',
+      detail: 'engine exited with 1: [ERROR] common.cpp:325  - error: unknown argument: --fa',
+    });
   });
 
   it('names the output files as sd-cli writes them', () => {
@@ -220,12 +296,15 @@ describe('CliEngine against the reference engine', () => {
   it('treats a file that is not a PNG, or of the wrong size, as bad output', async () => {
     const fake = join(dir, 'fake-engine.sh');
     // Honours the contract's exit status and save line, but writes what it is told to the -o path.
-    writeFileSync(fake, [
-      '#!/bin/sh',
-      'while [ "$1" != "-o" ]; do shift; done',
-      'if [ -n "$FAKE_FILE" ]; then cp "$FAKE_FILE" "$2"; else printf "GIF89a, not a PNG at all" > "$2"; fi',
-      `echo "[INFO ] main.cpp:1 - save result image 0 to '$2' (success)"`,
-    ].join('\n'));
+    writeFileSync(
+      fake,
+      [
+        '#!/bin/sh',
+        'while [ "$1" != "-o" ]; do shift; done',
+        'if [ -n "$FAKE_FILE" ]; then cp "$FAKE_FILE" "$2"; else printf "GIF89a, not a PNG at all" > "$2"; fi',
+        `echo "[INFO ] main.cpp:1 - save result image 0 to '$2' (success)"`,
+      ].join('\n'),
+    );
     chmodSync(fake, 0o755);
     const notPng = await run(engine({}, { bin: fake }), params());
     expect(notPng.outcome).toMatchObject({ ok: false, code: 'BAD_OUTPUT' });
@@ -238,10 +317,16 @@ describe('CliEngine against the reference engine', () => {
   });
 
   it('fails a model the registry lacks, or whose files are missing, as an engine error', async () => {
-    const { outcome: unknown } = await run(engine({}, { models: { sdxl: REFERENCE_REGISTRY.sdxl! } }), params({ model: 'sd15' }));
+    const { outcome: unknown } = await run(
+      engine({}, { models: { sdxl: REFERENCE_REGISTRY.sdxl! } }),
+      params({ model: 'sd15' }),
+    );
     expect(unknown).toMatchObject({ ok: false, code: 'ENGINE_ERROR' });
     if (!unknown.ok) expect(unknown.detail).toContain('sd15 is not installed');
-    const { outcome: missing } = await run(engine({}, { models: { sd15: { args: ['-m', join(dir, 'absent.safetensors')] } } }), params());
+    const { outcome: missing } = await run(
+      engine({}, { models: { sd15: { args: ['-m', join(dir, 'absent.safetensors')] } } }),
+      params(),
+    );
     expect(missing).toMatchObject({ ok: false, code: 'ENGINE_ERROR' });
     if (!missing.ok) expect(missing.detail).toMatch(/exited with 1/);
   });
@@ -249,7 +334,9 @@ describe('CliEngine against the reference engine', () => {
   it('takes its engines along when the worker process exits unexpectedly', async () => {
     const marker = join(dir, 'orphan-check', 'original.png');
     const script = fileURLToPath(new URL('../test/exit-mid-run.ts', import.meta.url));
-    const child = spawn(process.execPath, ['--import', 'tsx', script, bin, marker], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, ['--import', 'tsx', script, bin, marker], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stderr = '';
     child.stderr.setEncoding('utf8').on('data', (c: string) => (stderr += c));
     const code = await new Promise<number | null>((resolve) => child.on('close', resolve));

@@ -4,7 +4,14 @@ import { extname } from 'node:path';
 import { promisify } from 'node:util';
 import type { EngineParams } from '@pingvas/core';
 import type { ModelRegistry } from '../config.js';
-import { engineFailure, type ModelAvailability, type Engine, type EngineFailure, type EngineOutcome, type EngineRunOptions } from './engine.js';
+import {
+  engineFailure,
+  type ModelAvailability,
+  type Engine,
+  type EngineFailure,
+  type EngineOutcome,
+  type EngineRunOptions,
+} from './engine.js';
 import { ProgressParser, ProgressThrottle } from './progress.js';
 import { releaseGroup, trackGroup, killGroup } from './process-groups.js';
 
@@ -54,15 +61,23 @@ export class CliEngine implements Engine {
     if (!model) return null;
     return [
       ...model.args,
-      '-p', params.prompt,
+      '-p',
+      params.prompt,
       ...(params.negativePrompt ? ['-n', params.negativePrompt] : []),
-      '-W', String(params.width),
-      '-H', String(params.height),
-      '--steps', String(params.steps),
-      '--cfg-scale', String(params.cfgScale),
-      '-s', String(params.seed),
-      '--sampling-method', params.sampler,
-      '-o', outputPath,
+      '-W',
+      String(params.width),
+      '-H',
+      String(params.height),
+      '--steps',
+      String(params.steps),
+      '--cfg-scale',
+      String(params.cfgScale),
+      '-s',
+      String(params.seed),
+      '--sampling-method',
+      params.sampler,
+      '-o',
+      outputPath,
     ];
   }
 
@@ -70,9 +85,12 @@ export class CliEngine implements Engine {
     const args = this.argsFor(params, options.outputPath);
     if (!args) {
       const known = Object.keys(this.options.models).join(', ') || 'none';
-      return Promise.resolve(engineFailure('ENGINE_ERROR', `model ${params.model} is not installed on this worker (it has: ${known})`, 0));
+      return Promise.resolve(
+        engineFailure('ENGINE_ERROR', `model ${params.model} is not installed on this worker (it has: ${known})`, 0),
+      );
     }
-    if (options.signal?.aborted) return Promise.resolve(engineFailure('CANCELLED', 'stopped before the engine started', 0));
+    if (options.signal?.aborted)
+      return Promise.resolve(engineFailure('CANCELLED', 'stopped before the engine started', 0));
     const [imagePath] = outputFiles(options.outputPath, 1) as [string];
 
     return new Promise((resolve) => {
@@ -123,16 +141,22 @@ export class CliEngine implements Engine {
         resolve(outcome);
       };
 
-      child.on('error', (error) => finish(engineFailure('ENGINE_ERROR', `could not run ${this.options.bin}: ${error.message}`, seconds())));
+      child.on('error', (error) =>
+        finish(engineFailure('ENGINE_ERROR', `could not run ${this.options.bin}: ${error.message}`, seconds())),
+      );
       child.on('close', (code, signal) => {
         const engineSeconds = seconds();
-        if (stoppedBy === 'timeout') return finish(engineFailure('TIMEOUT', `no result after ${options.timeoutMs / 1000} s`, engineSeconds));
+        if (stoppedBy === 'timeout')
+          return finish(engineFailure('TIMEOUT', `no result after ${options.timeoutMs / 1000} s`, engineSeconds));
         if (stoppedBy === 'abort') return finish(engineFailure('CANCELLED', 'stopped by the worker', engineSeconds));
         if (code === 0 && !signal) {
-          return finish(checkPng(imagePath, params).then((image) =>
-            typeof image === 'string'
-              ? engineFailure('BAD_OUTPUT', image, engineSeconds)
-              : { ok: true as const, outputPath: imagePath, engineSeconds, ...image }));
+          return finish(
+            checkPng(imagePath, params).then((image) =>
+              typeof image === 'string'
+                ? engineFailure('BAD_OUTPUT', image, engineSeconds)
+                : { ok: true as const, outputPath: imagePath, engineSeconds, ...image },
+            ),
+          );
         }
         finish(classifyFailure(code, signal, stdout.replace(ANSI, ''), stderr.replace(ANSI, ''), engineSeconds));
       });
@@ -162,7 +186,11 @@ export async function probeVersion(bin: string, env: NodeJS.ProcessEnv): Promise
   for (const flag of ['--version', '--help']) {
     try {
       const { stdout } = await run(bin, [flag], { timeout: 10_000, env });
-      const line = stdout.replace(ANSI, '').split('\n').map((l) => l.trim()).find(Boolean);
+      const line = stdout
+        .replace(ANSI, '')
+        .split('\n')
+        .map((l) => l.trim())
+        .find(Boolean);
       if (line) return line.slice(0, 200);
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code;
@@ -214,7 +242,10 @@ export function outputFiles(output: string, count: number): string[] {
 }
 
 /** Reads the PNG's signature and header: a missing, truncated or foreign file is no image. */
-export async function checkPng(path: string, params: EngineParams): Promise<{ width: number; height: number; bytes: number } | string> {
+export async function checkPng(
+  path: string,
+  params: EngineParams,
+): Promise<{ width: number; height: number; bytes: number } | string> {
   let file;
   try {
     file = await open(path, 'r');
@@ -240,7 +271,10 @@ export async function checkPng(path: string, params: EngineParams): Promise<{ wi
 }
 
 function lastLines(text: string, matching?: RegExp): string | null {
-  const lines = text.split('\n').map((l) => l.trim()).filter(Boolean);
+  const lines = text
+    .split('\n')
+    .map((l) => l.trim())
+    .filter(Boolean);
   const picked = matching ? lines.filter((l) => matching.test(l)) : lines.slice(-2);
   return picked.length ? picked.slice(-2).join(' | ').slice(0, 500) : null;
 }

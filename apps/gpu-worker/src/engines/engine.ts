@@ -28,7 +28,10 @@ export interface EngineImage {
 }
 
 /** The engine failures the worker reports; each is one of core's FAILURE_CODES. */
-export type EngineFailureCode = Extract<FailureCode, 'OOM' | 'CRASH' | 'TIMEOUT' | 'BAD_OUTPUT' | 'ENGINE_ERROR' | 'CANCELLED'>;
+export type EngineFailureCode = Extract<
+  FailureCode,
+  'OOM' | 'CRASH' | 'TIMEOUT' | 'BAD_OUTPUT' | 'ENGINE_ERROR' | 'CANCELLED'
+>;
 
 export interface EngineFailure {
   code: EngineFailureCode;
@@ -69,7 +72,11 @@ export interface Engine {
   close(): Promise<void>;
 }
 
-export function engineFailure(code: EngineFailureCode, detail: string, engineSeconds: number): { ok: false } & EngineFailure {
+export function engineFailure(
+  code: EngineFailureCode,
+  detail: string,
+  engineSeconds: number,
+): { ok: false } & EngineFailure {
   return { ok: false, code, detail, engineSeconds, retryable: code !== 'CANCELLED' };
 }
 

@@ -12,9 +12,12 @@ describe('ProgressParser', () => {
       '\r  |#####     | 1/2 - 300.00MB/s\x1b[K',
       '\r  |##########| 2/2 - 310.00MB/s\x1b[K\n',
       '[INFO ] stable-diffusion.cpp:2000 - generating image: 1/1 - seed 42\n',
-      bar(1, 3), bar(2, 3, '2.50it/s'), `${bar(3, 3)}\n`,
+      bar(1, 3),
+      bar(2, 3, '2.50it/s'),
+      `${bar(3, 3)}\n`,
       '[INFO ] stable-diffusion.cpp:2100 - sampling completed, taking 3.70s\n',
-      '\r  |====| 1/4 - 0.10s/it\x1b[K', '\r  |====| 4/4 - 0.10s/it\x1b[K\n',
+      '\r  |====| 1/4 - 0.10s/it\x1b[K',
+      '\r  |====| 4/4 - 0.10s/it\x1b[K\n',
       "save result image 0 to 'out.png' (success)\n",
     ];
     const events = out.flatMap((chunk) => parser.push(chunk));

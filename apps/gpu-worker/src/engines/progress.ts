@@ -52,7 +52,12 @@ export class ProgressParser {
     this.lastStep = step;
     const rate = Number(match[3]);
     const secondsPerStep = match[4] === 's/it' ? rate : rate > 0 ? 1 / rate : undefined;
-    return { percent: Math.round((step / totalSteps) * 1000) / 10, step, totalSteps, ...(secondsPerStep === undefined ? {} : { secondsPerStep }) };
+    return {
+      percent: Math.round((step / totalSteps) * 1000) / 10,
+      step,
+      totalSteps,
+      ...(secondsPerStep === undefined ? {} : { secondsPerStep }),
+    };
   }
 }
 
@@ -78,10 +83,13 @@ export class ProgressThrottle {
       return;
     }
     this.held = progress;
-    this.timer ??= setTimeout(() => {
-      this.timer = null;
-      if (this.held) this.emit(this.held, performance.now());
-    }, this.intervalMs - (now - this.lastSentAt));
+    this.timer ??= setTimeout(
+      () => {
+        this.timer = null;
+        if (this.held) this.emit(this.held, performance.now());
+      },
+      this.intervalMs - (now - this.lastSentAt),
+    );
   }
 
   /** Drops whatever is held back: the run is over. */

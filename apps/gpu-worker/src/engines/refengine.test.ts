@@ -31,7 +31,10 @@ function samplingBars(stdout: string): string[] {
   const end = stdout.indexOf('sampling completed');
   expect(start).toBeGreaterThan(-1);
   const phase = stdout.slice(stdout.indexOf('\n', start) + 1, end === -1 ? undefined : end);
-  return phase.split(/[\r\n]/).map((s) => s.replace(/\x1b\[K/g, '')).filter((s) => s.trim() && !s.startsWith('['));
+  return phase
+    .split(/[\r\n]/)
+    .map((s) => s.replace(/\x1b\[K/g, ''))
+    .filter((s) => s.trim() && !s.startsWith('['));
 }
 
 /** A run as the worker makes one: the registry's model flag first. */
@@ -45,7 +48,9 @@ describe('reference engine', () => {
   it('labels itself in --version (first argument only, as sd-cli) and in the first line of --help', async () => {
     const result = await runBinary(bin, ['--version']);
     expect(result.code).toBe(0);
-    expect(result.stdout).toMatch(/^stable-diffusion\.cpp version refengine-\S+, commit reference \(reference engine — no model\)\n$/);
+    expect(result.stdout).toMatch(
+      /^stable-diffusion\.cpp version refengine-\S+, commit reference \(reference engine — no model\)\n$/,
+    );
     const help = await runBinary(bin, ['--help']);
     expect(help.code).toBe(0);
     expect(help.stdout.split('\n')[0]).toBe(result.stdout.trim());
@@ -61,7 +66,18 @@ describe('reference engine', () => {
     const missing = await runBinary(bin, ['-m', join(dir, 'gone.safetensors'), '-o', out()]);
     expect(missing.code).toBe(1);
     expect(missing.stderr).toContain(`init model loader from file failed: '${join(dir, 'gone.safetensors')}'`);
-    const splitPart = await generate(['-p', 'x', '-W', '64', '-H', '64', '--steps', '2', '--vae', join(dir, 'gone-vae.safetensors')]);
+    const splitPart = await generate([
+      '-p',
+      'x',
+      '-W',
+      '64',
+      '-H',
+      '64',
+      '--steps',
+      '2',
+      '--vae',
+      join(dir, 'gone-vae.safetensors'),
+    ]);
     expect(splitPart.code).toBe(0);
     expect(splitPart.stdout).toMatch(/^\[WARN \] \S+:\d+\s+- loading vae from '.*gone-vae\.safetensors' failed$/m);
     expect(existsSync(splitPart.file)).toBe(true);
@@ -69,7 +85,22 @@ describe('reference engine', () => {
 
   it('names batch images as sd-cli: name_0.png … name_{n-1}.png and no name.png', async () => {
     const file = out();
-    const result = await runBinary(bin, ['-m', REFERENCE_MODEL_FILE, '-p', 'three', '-W', '64', '-H', '64', '--steps', '2', '-b', '3', '-o', file]);
+    const result = await runBinary(bin, [
+      '-m',
+      REFERENCE_MODEL_FILE,
+      '-p',
+      'three',
+      '-W',
+      '64',
+      '-H',
+      '64',
+      '--steps',
+      '2',
+      '-b',
+      '3',
+      '-o',
+      file,
+    ]);
     expect(result.code).toBe(0);
     const stem = file.slice(0, -'.png'.length);
     expect([0, 1, 2].map((i) => existsSync(`${stem}_${i}.png`))).toEqual([true, true, true]);
@@ -87,13 +118,41 @@ describe('reference engine', () => {
     expect(defaults.stdout).toMatch(/sample_method:\s+euler_a/);
     expect(samplingBars(defaults.stdout).at(-1)).toMatch(/ 20\/20 - /);
 
-    const explicit = await generate(['-p', 'a lighthouse at dusk', '-W', '512', '-H', '512', '--steps', '20', '--cfg-scale', '7', '-s', '42', '--sampling-method', 'euler_a']);
+    const explicit = await generate([
+      '-p',
+      'a lighthouse at dusk',
+      '-W',
+      '512',
+      '-H',
+      '512',
+      '--steps',
+      '20',
+      '--cfg-scale',
+      '7',
+      '-s',
+      '42',
+      '--sampling-method',
+      'euler_a',
+    ]);
     expect(explicit.code).toBe(0);
     expect(readFileSync(explicit.file).equals(readFileSync(defaults.file))).toBe(true);
   });
 
   it('honours -W, -H, --steps and -n', async () => {
-    const result = await generate(['-p', 'red circles', '-n', 'blue', '-W', '320', '-H', '256', '--steps', '3', '-s', '7']);
+    const result = await generate([
+      '-p',
+      'red circles',
+      '-n',
+      'blue',
+      '-W',
+      '320',
+      '-H',
+      '256',
+      '--steps',
+      '3',
+      '-s',
+      '7',
+    ]);
     expect(result.code).toBe(0);
     expect(pngSize(result.file)).toEqual({ width: 320, height: 256 });
     expect(samplingBars(result.stdout)).toHaveLength(3);
@@ -146,7 +205,9 @@ describe('reference engine', () => {
 
   it('REFENGINE_STEP_MS makes each step take at least that long', async () => {
     const started = performance.now();
-    const result = await generate(['-p', 'slow', '-W', '256', '-H', '256', '--steps', '4'], { REFENGINE_STEP_MS: '150' });
+    const result = await generate(['-p', 'slow', '-W', '256', '-H', '256', '--steps', '4'], {
+      REFENGINE_STEP_MS: '150',
+    });
     expect(result.code).toBe(0);
     expect(performance.now() - started).toBeGreaterThanOrEqual(4 * 150);
     for (const bar of samplingBars(result.stdout)) {
@@ -157,7 +218,9 @@ describe('reference engine', () => {
   });
 
   it('REFENGINE_OOM_AT_STEP prints the CUDA out-of-memory messages at that step and exits 1', async () => {
-    const result = await generate(['-p', 'big', '-W', '256', '-H', '256', '--steps', '5'], { REFENGINE_OOM_AT_STEP: '3' });
+    const result = await generate(['-p', 'big', '-W', '256', '-H', '256', '--steps', '5'], {
+      REFENGINE_OOM_AT_STEP: '3',
+    });
     expect(result.code).toBe(1);
     expect(result.signal).toBeNull();
     expect(result.stderr).toContain('cudaMalloc failed: out of memory');
@@ -167,7 +230,9 @@ describe('reference engine', () => {
   });
 
   it('REFENGINE_ABORT_AT_STEP dies of SIGABRT at that step', async () => {
-    const result = await generate(['-p', 'boom', '-W', '256', '-H', '256', '--steps', '5'], { REFENGINE_ABORT_AT_STEP: '2' });
+    const result = await generate(['-p', 'boom', '-W', '256', '-H', '256', '--steps', '5'], {
+      REFENGINE_ABORT_AT_STEP: '2',
+    });
     expect(result.signal).toBe('SIGABRT');
     expect(result.stderr).toContain('CUDA error');
     expect(samplingBars(result.stdout).map((bar) => BAR.exec(bar)?.[1])).toEqual(['1']);
@@ -178,11 +243,16 @@ describe('reference engine', () => {
     let pid = 0;
     let seen = '';
     let stepOneAt = 0;
-    const running = runBinary(bin, ['-m', REFERENCE_MODEL_FILE, '-p', 'stuck', '-W', '256', '-H', '256', '--steps', '5', '-o', out()], { REFENGINE_HANG_AT_STEP: '2' }, (chunk, childPid) => {
-      pid = childPid;
-      seen += chunk;
-      if (!stepOneAt && BAR.test(seen.slice(seen.indexOf('generating image:')))) stepOneAt = performance.now();
-    });
+    const running = runBinary(
+      bin,
+      ['-m', REFERENCE_MODEL_FILE, '-p', 'stuck', '-W', '256', '-H', '256', '--steps', '5', '-o', out()],
+      { REFENGINE_HANG_AT_STEP: '2' },
+      (chunk, childPid) => {
+        pid = childPid;
+        seen += chunk;
+        if (!stepOneAt && BAR.test(seen.slice(seen.indexOf('generating image:')))) stepOneAt = performance.now();
+      },
+    );
     await expect.poll(() => stepOneAt, { timeout: 10_000 }).toBeGreaterThan(0);
     const before = seen.length;
     // Far longer than a 256×256 step takes; a hung engine says nothing more and stays alive.

@@ -9,7 +9,12 @@ import { CliEngine } from '../engines/cli-engine.js';
 
 const [bin, outputPath] = process.argv.slice(2) as [string, string];
 mkdirSync(dirname(outputPath), { recursive: true });
-const engine = new CliEngine({ bin, name: 'reference', models: REFERENCE_REGISTRY, env: { REFENGINE_HANG_AT_STEP: '2' } });
+const engine = new CliEngine({
+  bin,
+  name: 'reference',
+  models: REFERENCE_REGISTRY,
+  env: { REFENGINE_HANG_AT_STEP: '2' },
+});
 void engine.run(
   { prompt: 'orphan', model: 'sd15', width: 256, height: 256, steps: 5, cfgScale: 7, seed: 1, sampler: 'euler' },
   {

@@ -38,7 +38,11 @@ function RouteFocus() {
 }
 
 function Loading() {
-  return <div className="page-center"><Spinner /></div>;
+  return (
+    <div className="page-center">
+      <Spinner />
+    </div>
+  );
 }
 
 export function App() {

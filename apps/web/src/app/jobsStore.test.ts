@@ -3,7 +3,13 @@ import { initialJobCard } from '../lib/jobCard.js';
 import { jobsStore, type JobEntry } from './jobsStore.js';
 
 const entry = (jobId: string, createdAt: number, status: JobEntry['card']['status'] = 'pending'): JobEntry => ({
-  card: initialJobCard({ jobId, status }), prompt: jobId, model: 'sdxl', width: 1024, height: 1024, estimatedCredits: 90, createdAt,
+  card: initialJobCard({ jobId, status }),
+  prompt: jobId,
+  model: 'sdxl',
+  width: 1024,
+  height: 1024,
+  estimatedCredits: 90,
+  createdAt,
 });
 
 describe('the job cards of this tab', () => {

@@ -30,21 +30,39 @@ function UserMenu({ me }: { me: Me }) {
   const panelId = useId();
   useEffect(() => {
     if (!open) return;
-    const close = (event: MouseEvent) => { if (!ref.current?.contains(event.target as Node)) setOpen(false); };
+    const close = (event: MouseEvent) => {
+      if (!ref.current?.contains(event.target as Node)) setOpen(false);
+    };
     const onKey = (event: KeyboardEvent) => {
       if (event.key !== 'Escape') return;
       setOpen(false);
-      if (ref.current?.contains(document.activeElement) || document.activeElement === document.body) button.current?.focus();
+      if (ref.current?.contains(document.activeElement) || document.activeElement === document.body)
+        button.current?.focus();
     };
     document.addEventListener('mousedown', close);
     document.addEventListener('keydown', onKey);
-    return () => { document.removeEventListener('mousedown', close); document.removeEventListener('keydown', onKey); };
+    return () => {
+      document.removeEventListener('mousedown', close);
+      document.removeEventListener('keydown', onKey);
+    };
   }, [open]);
   const initial = (me.name ?? me.email).trim().charAt(0).toUpperCase();
   return (
     <div className="user-menu" ref={ref}>
-      <button ref={button} type="button" className="avatar" aria-expanded={open} aria-controls={panelId} onClick={() => setOpen((v) => !v)} data-testid="user-menu">
-        {me.avatarUrl ? <img src={me.avatarUrl} alt="" referrerPolicy="no-referrer" /> : <span aria-hidden="true">{initial}</span>}
+      <button
+        ref={button}
+        type="button"
+        className="avatar"
+        aria-expanded={open}
+        aria-controls={panelId}
+        onClick={() => setOpen((v) => !v)}
+        data-testid="user-menu"
+      >
+        {me.avatarUrl ? (
+          <img src={me.avatarUrl} alt="" referrerPolicy="no-referrer" />
+        ) : (
+          <span aria-hidden="true">{initial}</span>
+        )}
         <span className="sr-only">Account: {me.name ?? me.email}</span>
       </button>
       {open && (
@@ -54,8 +72,12 @@ function UserMenu({ me }: { me: Me }) {
             <span>{me.email}</span>
             <span className={`plan-badge plan-${me.tier}`}>{PLANS[me.tier].name} plan</span>
           </div>
-          <Link to="/billing" onClick={() => setOpen(false)}>Plan &amp; billing</Link>
-          <button type="button" onClick={() => void signOut()} data-testid="sign-out">Sign out</button>
+          <Link to="/billing" onClick={() => setOpen(false)}>
+            Plan &amp; billing
+          </Link>
+          <button type="button" onClick={() => void signOut()} data-testid="sign-out">
+            Sign out
+          </button>
         </div>
       )}
     </div>
@@ -69,9 +91,13 @@ function UserMenu({ me }: { me: Me }) {
 export function AccountBanner({ banner }: { banner: NonNullable<Me['banner']> }) {
   return (
     <div className="account-banner" role="alert" data-testid="account-banner" data-reason={banner.reason}>
-      <span className="banner-icon" aria-hidden="true">!</span>
+      <span className="banner-icon" aria-hidden="true">
+        !
+      </span>
       <span>{banner.message}</span>
-      <Link className="button small" to="/billing?update-card=1#payment">Update payment method</Link>
+      <Link className="button small" to="/billing?update-card=1#payment">
+        Update payment method
+      </Link>
     </div>
   );
 }
@@ -83,8 +109,17 @@ function useGoShortcuts() {
     let armed = 0;
     const onKey = (event: KeyboardEvent) => {
       const target = event.target as HTMLElement;
-      if (event.metaKey || event.ctrlKey || event.altKey || target.closest('input, textarea, select, [contenteditable]')) return;
-      if (event.key === 'g') { armed = Date.now(); return; }
+      if (
+        event.metaKey ||
+        event.ctrlKey ||
+        event.altKey ||
+        target.closest('input, textarea, select, [contenteditable]')
+      )
+        return;
+      if (event.key === 'g') {
+        armed = Date.now();
+        return;
+      }
       if (Date.now() - armed > 1200) return;
       const hit = NAV.find((n) => n.key === `g ${event.key}`);
       if (hit && location.pathname !== hit.to) {
@@ -103,7 +138,8 @@ export function AppShell() {
   const location = useLocation();
   useGoShortcuts();
 
-  if (me.signedOut) return <Navigate to={`/?next=${encodeURIComponent(location.pathname + location.search)}`} replace />;
+  if (me.signedOut)
+    return <Navigate to={`/?next=${encodeURIComponent(location.pathname + location.search)}`} replace />;
 
   return (
     <div className="shell">
@@ -112,7 +148,13 @@ export function AppShell() {
         <Brand to="/studio" />
         <nav className="nav" aria-label="Main">
           {NAV.map((n) => (
-            <NavLink key={n.to} to={n.to} data-nav={n.to} className={({ isActive }) => (isActive ? 'active' : undefined)} title={n.key ? `${n.label} (${n.key})` : n.label}>
+            <NavLink
+              key={n.to}
+              to={n.to}
+              data-nav={n.to}
+              className={({ isActive }) => (isActive ? 'active' : undefined)}
+              title={n.key ? `${n.label} (${n.key})` : n.label}
+            >
               {n.label}
             </NavLink>
           ))}
@@ -135,7 +177,21 @@ export function AppShell() {
       {me.data && <ActiveJobs />}
       <main className="main" id="main" tabIndex={-1}>
         {me.data?.banner && <AccountBanner banner={me.data.banner} />}
-        {me.isError && !me.signedOut ? <div className="page-center"><ErrorPanel error={me.error} onRetry={() => void me.refetch()} /></div> : <Suspense fallback={<div className="page-center"><Spinner /></div>}><Outlet /></Suspense>}
+        {me.isError && !me.signedOut ? (
+          <div className="page-center">
+            <ErrorPanel error={me.error} onRetry={() => void me.refetch()} />
+          </div>
+        ) : (
+          <Suspense
+            fallback={
+              <div className="page-center">
+                <Spinner />
+              </div>
+            }
+          >
+            <Outlet />
+          </Suspense>
+        )}
       </main>
     </div>
   );

@@ -14,7 +14,9 @@ export function Brand({ to = '/' }: { to?: string }) {
         <circle cx="16" cy="15" r="7" fill="#0d0f14" opacity=".85" />
         <circle cx="16" cy="15" r="3" fill="#fff" />
       </svg>
-      <span>Pingvas <em>Studio</em></span>
+      <span>
+        Pingvas <em>Studio</em>
+      </span>
     </Link>
   );
 }

@@ -1,7 +1,15 @@
 import type { ReactNode } from 'react';
 import { Modal } from './Modal.js';
 
-export function ConfirmDialog({ title, children, confirmLabel, danger, busy, onConfirm, onClose }: {
+export function ConfirmDialog({
+  title,
+  children,
+  confirmLabel,
+  danger,
+  busy,
+  onConfirm,
+  onClose,
+}: {
   title: string;
   children: ReactNode;
   confirmLabel: string;
@@ -17,8 +25,19 @@ export function ConfirmDialog({ title, children, confirmLabel, danger, busy, onC
       testId="confirm-dialog"
       footer={
         <>
-          <button type="button" className="button ghost" onClick={onClose}>Cancel</button>
-          <button type="button" className={`button ${danger ? 'danger' : 'primary'}`} disabled={busy} onClick={onConfirm} data-autofocus data-testid="confirm">{confirmLabel}</button>
+          <button type="button" className="button ghost" onClick={onClose}>
+            Cancel
+          </button>
+          <button
+            type="button"
+            className={`button ${danger ? 'danger' : 'primary'}`}
+            disabled={busy}
+            onClick={onConfirm}
+            data-autofocus
+            data-testid="confirm"
+          >
+            {confirmLabel}
+          </button>
         </>
       }
     >

@@ -9,7 +9,9 @@ export function Skeleton({ className = '', style }: { className?: string; style?
 export function SkeletonGrid({ count = 12 }: { count?: number }) {
   return (
     <div className="image-grid" aria-busy="true" aria-label="Loading">
-      {Array.from({ length: count }, (_, i) => <Skeleton key={i} className="tile-skeleton" />)}
+      {Array.from({ length: count }, (_, i) => (
+        <Skeleton key={i} className="tile-skeleton" />
+      ))}
     </div>
   );
 }
@@ -37,9 +39,15 @@ export function ErrorPanel({ error, onRetry }: { error: unknown; onRetry?: () =>
       <h2>{described.title}</h2>
       <p>{described.message}</p>
       {described.kind === 'unauthorized' ? (
-        <Link className="button" to="/">Sign in</Link>
+        <Link className="button" to="/">
+          Sign in
+        </Link>
       ) : (
-        onRetry && <button type="button" className="button" onClick={onRetry}>Try again</button>
+        onRetry && (
+          <button type="button" className="button" onClick={onRetry}>
+            Try again
+          </button>
+        )
       )}
     </div>
   );
@@ -64,7 +72,9 @@ export class ErrorBoundary extends Component<{ children: ReactNode }, { failed: 
         <div className="error-panel" role="alert">
           <h1>Something went wrong</h1>
           <p>This page hit an unexpected problem. Your images and credits are safe.</p>
-          <button type="button" className="button primary" onClick={() => window.location.reload()}>Reload</button>
+          <button type="button" className="button primary" onClick={() => window.location.reload()}>
+            Reload
+          </button>
         </div>
       </main>
     );

@@ -31,7 +31,11 @@ interface ImageTileProps {
 export const TILE_KEYS_HINT_ID = 'tile-keys-hint';
 
 export function TileKeysHint() {
-  return <p id={TILE_KEYS_HINT_ID} className="sr-only">Use the left and right arrow keys to reach an image’s actions.</p>;
+  return (
+    <p id={TILE_KEYS_HINT_ID} className="sr-only">
+      Use the left and right arrow keys to reach an image’s actions.
+    </p>
+  );
 }
 
 const SHORT_PROMPT = 48;
@@ -57,40 +61,165 @@ function walkTile(event: KeyboardEvent<HTMLElement>) {
 }
 
 /** One thumbnail with hover actions; in select mode a click selects instead of opening. */
-export function ImageTile({ image, href, selected, selecting, onSelect, onOpen, onStar, onAddToBoard, onDownload, onDelete, onRemove }: ImageTileProps) {
-  const picture = <img src={image.thumbUrl} alt={image.prompt} loading="lazy" width={image.width} height={image.height} />;
+export function ImageTile({
+  image,
+  href,
+  selected,
+  selecting,
+  onSelect,
+  onOpen,
+  onStar,
+  onAddToBoard,
+  onDownload,
+  onDelete,
+  onRemove,
+}: ImageTileProps) {
+  const picture = (
+    <img src={image.thumbUrl} alt={image.prompt} loading="lazy" width={image.width} height={image.height} />
+  );
   const hasActions = Boolean(onSelect || onStar || onAddToBoard || onDownload || onDelete || onRemove);
   const describedBy = hasActions ? TILE_KEYS_HINT_ID : undefined;
   const name = (action: string) => actionName(action, image.prompt);
   return (
-    <figure className={`tile${selected ? ' selected' : ''}${selecting ? ' selecting' : ''}`} data-testid="image-tile" data-image-id={image.id} onKeyDown={walkTile}>
+    <figure
+      className={`tile${selected ? ' selected' : ''}${selecting ? ' selecting' : ''}`}
+      data-testid="image-tile"
+      data-image-id={image.id}
+      onKeyDown={walkTile}
+    >
       {!selecting && href ? (
-        <Link to={href} className="tile-picture" title={image.prompt} aria-describedby={describedBy} data-tile-control>{picture}</Link>
+        <Link to={href} className="tile-picture" title={image.prompt} aria-describedby={describedBy} data-tile-control>
+          {picture}
+        </Link>
       ) : !selecting && onOpen ? (
-        <button type="button" className="tile-picture" onClick={onOpen} aria-label={name('View')} aria-describedby={describedBy} data-tile-control>{picture}</button>
+        <button
+          type="button"
+          className="tile-picture"
+          onClick={onOpen}
+          aria-label={name('View')}
+          aria-describedby={describedBy}
+          data-tile-control
+        >
+          {picture}
+        </button>
       ) : (
-        <button type="button" className="tile-picture" onClick={onSelect} aria-pressed={selected} aria-label={name('Select')} aria-describedby={describedBy} data-tile-control>{picture}</button>
-      )}
-      {onSelect && !selecting && (
-        <button type="button" tabIndex={-1} className={`tile-check${selected ? ' on' : ''}`} aria-label={name(selected ? 'Deselect' : 'Select')} aria-pressed={selected} onClick={onSelect} data-testid="tile-select" data-tile-control>
-          <svg viewBox="0 0 16 16" aria-hidden="true" fill="none" stroke="currentColor" strokeWidth={2}><path d="M3.5 8.5l3 3 6-7" /></svg>
+        <button
+          type="button"
+          className="tile-picture"
+          onClick={onSelect}
+          aria-pressed={selected}
+          aria-label={name('Select')}
+          aria-describedby={describedBy}
+          data-tile-control
+        >
+          {picture}
         </button>
       )}
-      {selecting && <span className={`tile-check${selected ? ' on' : ''}`} aria-hidden="true"><svg viewBox="0 0 16 16" fill="none" stroke="currentColor" strokeWidth={2}><path d="M3.5 8.5l3 3 6-7" /></svg></span>}
-      {image.starred && !onStar && <span className="tile-star"><Icon name="star" filled size={14} /><span className="sr-only">Starred</span></span>}
+      {onSelect && !selecting && (
+        <button
+          type="button"
+          tabIndex={-1}
+          className={`tile-check${selected ? ' on' : ''}`}
+          aria-label={name(selected ? 'Deselect' : 'Select')}
+          aria-pressed={selected}
+          onClick={onSelect}
+          data-testid="tile-select"
+          data-tile-control
+        >
+          <svg viewBox="0 0 16 16" aria-hidden="true" fill="none" stroke="currentColor" strokeWidth={2}>
+            <path d="M3.5 8.5l3 3 6-7" />
+          </svg>
+        </button>
+      )}
+      {selecting && (
+        <span className={`tile-check${selected ? ' on' : ''}`} aria-hidden="true">
+          <svg viewBox="0 0 16 16" fill="none" stroke="currentColor" strokeWidth={2}>
+            <path d="M3.5 8.5l3 3 6-7" />
+          </svg>
+        </span>
+      )}
+      {image.starred && !onStar && (
+        <span className="tile-star">
+          <Icon name="star" filled size={14} />
+          <span className="sr-only">Starred</span>
+        </span>
+      )}
       <div className="tile-actions">
         {onStar && (
-          <button type="button" tabIndex={-1} className={`tile-action${image.starred ? ' starred' : ''}`} onClick={onStar} aria-label={name('Star')} aria-pressed={Boolean(image.starred)} title={image.starred ? 'Unstar' : 'Star'} data-testid="tile-star" data-tile-control>
+          <button
+            type="button"
+            tabIndex={-1}
+            className={`tile-action${image.starred ? ' starred' : ''}`}
+            onClick={onStar}
+            aria-label={name('Star')}
+            aria-pressed={Boolean(image.starred)}
+            title={image.starred ? 'Unstar' : 'Star'}
+            data-testid="tile-star"
+            data-tile-control
+          >
             <Icon name="star" filled={image.starred} />
           </button>
         )}
-        {onAddToBoard && <button type="button" tabIndex={-1} className="tile-action" onClick={onAddToBoard} aria-label={name('Add to board:')} title="Add to board" data-testid="tile-add-to-board" data-tile-control><Icon name="plus" /></button>}
-        {onDownload && <button type="button" tabIndex={-1} className="tile-action" onClick={onDownload} aria-label={name('Download')} title="Download" data-tile-control><Icon name="download" /></button>}
-        {onRemove && <button type="button" tabIndex={-1} className="tile-action" onClick={onRemove} aria-label={name('Remove from board:')} title="Remove from board" data-testid="tile-remove" data-tile-control><Icon name="minus" /></button>}
-        {onDelete && <button type="button" tabIndex={-1} className="tile-action danger" onClick={onDelete} aria-label={name('Delete')} title="Delete" data-testid="tile-delete" data-tile-control><Icon name="trash" /></button>}
+        {onAddToBoard && (
+          <button
+            type="button"
+            tabIndex={-1}
+            className="tile-action"
+            onClick={onAddToBoard}
+            aria-label={name('Add to board:')}
+            title="Add to board"
+            data-testid="tile-add-to-board"
+            data-tile-control
+          >
+            <Icon name="plus" />
+          </button>
+        )}
+        {onDownload && (
+          <button
+            type="button"
+            tabIndex={-1}
+            className="tile-action"
+            onClick={onDownload}
+            aria-label={name('Download')}
+            title="Download"
+            data-tile-control
+          >
+            <Icon name="download" />
+          </button>
+        )}
+        {onRemove && (
+          <button
+            type="button"
+            tabIndex={-1}
+            className="tile-action"
+            onClick={onRemove}
+            aria-label={name('Remove from board:')}
+            title="Remove from board"
+            data-testid="tile-remove"
+            data-tile-control
+          >
+            <Icon name="minus" />
+          </button>
+        )}
+        {onDelete && (
+          <button
+            type="button"
+            tabIndex={-1}
+            className="tile-action danger"
+            onClick={onDelete}
+            aria-label={name('Delete')}
+            title="Delete"
+            data-testid="tile-delete"
+            data-tile-control
+          >
+            <Icon name="trash" />
+          </button>
+        )}
       </div>
       <figcaption className="tile-footer">
-        <span className="tile-caption" aria-hidden="true">{image.prompt}</span>
+        <span className="tile-caption" aria-hidden="true">
+          {image.prompt}
+        </span>
         {image.engine === 'reference' && <span className="engine-label">reference engine — no model</span>}
       </figcaption>
     </figure>

@@ -27,7 +27,8 @@ function JobWatcher({ entry }: { entry: JobEntry }) {
     if (status === 'completed') void queryClient.invalidateQueries(trpc.gallery.list.pathFilter());
     if (location.pathname === '/studio') return;
     if (status === 'completed') toast.show('success', 'Your image is ready', entry.prompt);
-    if (status === 'failed') toast.show('error', 'A generation failed', 'Its credits were refunded. Details are in the studio.');
+    if (status === 'failed')
+      toast.show('error', 'A generation failed', 'Its credits were refunded. Details are in the studio.');
   }
 
   const live = useSubscription(
@@ -46,7 +47,12 @@ function JobWatcher({ entry }: { entry: JobEntry }) {
   );
 
   const needsView = (live.status === 'error' && !terminal) || (card.status === 'completed' && !card.image);
-  const view = useQuery(trpc.generation.get.queryOptions({ jobId: card.jobId }, { enabled: needsView, refetchInterval: needsView && !terminal ? 2000 : false }));
+  const view = useQuery(
+    trpc.generation.get.queryOptions(
+      { jobId: card.jobId },
+      { enabled: needsView, refetchInterval: needsView && !terminal ? 2000 : false },
+    ),
+  );
   useEffect(() => {
     if (!view.data) return;
     const wasTerminal = terminal;
@@ -64,19 +70,26 @@ function useServerJobs() {
   const client = useQueryClient();
   useEffect(() => {
     let stop = false;
-    void client.fetchQuery(trpc.generation.list.queryOptions({ limit: 12 })).then((page) => {
-      if (stop) return;
-      jobsStore.merge(page.items.map((job) => ({
-        card: cardFromView(initialJobCard({ jobId: job.id, status: job.status }), job),
-        prompt: job.prompt,
-        model: job.model,
-        width: job.width,
-        height: job.height,
-        estimatedCredits: job.estimatedCredits,
-        createdAt: new Date(job.createdAt).getTime(),
-      })));
-    }).catch(() => undefined);
-    return () => { stop = true; };
+    void client
+      .fetchQuery(trpc.generation.list.queryOptions({ limit: 12 }))
+      .then((page) => {
+        if (stop) return;
+        jobsStore.merge(
+          page.items.map((job) => ({
+            card: cardFromView(initialJobCard({ jobId: job.id, status: job.status }), job),
+            prompt: job.prompt,
+            model: job.model,
+            width: job.width,
+            height: job.height,
+            estimatedCredits: job.estimatedCredits,
+            createdAt: new Date(job.createdAt).getTime(),
+          })),
+        );
+      })
+      .catch(() => undefined);
+    return () => {
+      stop = true;
+    };
   }, [client, trpc]);
 }
 
@@ -88,7 +101,9 @@ export function ActiveJobs() {
     <>
       {jobs
         .filter((e) => !isTerminal(e.card.status) || (e.card.status === 'completed' && !e.card.image))
-        .map((e) => <JobWatcher key={e.card.jobId} entry={e} />)}
+        .map((e) => (
+          <JobWatcher key={e.card.jobId} entry={e} />
+        ))}
     </>
   );
 }

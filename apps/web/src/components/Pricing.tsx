@@ -18,11 +18,22 @@ interface PlanCardsProps {
 export function PlanCards({ currentTier, action }: PlanCardsProps) {
   const trpc = useTRPC();
   const plans = useQuery(trpc.payments.plans.queryOptions(undefined, { staleTime: 10 * 60_000 }));
-  if (!plans.data) return <div className="plan-grid">{[0, 1, 2].map((i) => <Skeleton key={i} className="plan-skeleton" />)}</div>;
+  if (!plans.data)
+    return (
+      <div className="plan-grid">
+        {[0, 1, 2].map((i) => (
+          <Skeleton key={i} className="plan-skeleton" />
+        ))}
+      </div>
+    );
   return (
     <div className="plan-grid">
       {plans.data.tiers.map((plan) => (
-        <article key={plan.tier} className={`plan-card${plan.tier === 'pro' ? ' featured' : ''}${plan.tier === currentTier ? ' current' : ''}`} data-testid={`plan-${plan.tier}`}>
+        <article
+          key={plan.tier}
+          className={`plan-card${plan.tier === 'pro' ? ' featured' : ''}${plan.tier === currentTier ? ' current' : ''}`}
+          data-testid={`plan-${plan.tier}`}
+        >
           {plan.tier === 'pro' && <span className="ribbon">Most popular</span>}
           <h3>{plan.name}</h3>
           <p className="price">
@@ -30,9 +41,15 @@ export function PlanCards({ currentTier, action }: PlanCardsProps) {
             {plan.priceUsdCents > 0 && <span>/month</span>}
           </p>
           <ul>
-            <li><strong>{formatCredits(plan.monthlyCredits)}</strong> credits a month</li>
-            <li>{plan.concurrentJobs} {plan.concurrentJobs === 1 ? 'job' : 'jobs'} at a time</li>
-            <li>Up to {maxSide(plan.maxPixels)}×{maxSide(plan.maxPixels)} px</li>
+            <li>
+              <strong>{formatCredits(plan.monthlyCredits)}</strong> credits a month
+            </li>
+            <li>
+              {plan.concurrentJobs} {plan.concurrentJobs === 1 ? 'job' : 'jobs'} at a time
+            </li>
+            <li>
+              Up to {maxSide(plan.maxPixels)}×{maxSide(plan.maxPixels)} px
+            </li>
             <li>{plan.queuePriority > 0 ? `Priority queue (${plan.queuePriority})` : 'Standard queue'}</li>
           </ul>
           {plan.tier === currentTier ? (
@@ -49,13 +66,25 @@ export function PlanCards({ currentTier, action }: PlanCardsProps) {
 export function PackCards({ action }: { action?: (pack: CreditPackSize) => ReactNode }) {
   const trpc = useTRPC();
   const plans = useQuery(trpc.payments.plans.queryOptions(undefined, { staleTime: 10 * 60_000 }));
-  if (!plans.data) return <div className="pack-grid">{[0, 1, 2].map((i) => <Skeleton key={i} className="pack-skeleton" />)}</div>;
+  if (!plans.data)
+    return (
+      <div className="pack-grid">
+        {[0, 1, 2].map((i) => (
+          <Skeleton key={i} className="pack-skeleton" />
+        ))}
+      </div>
+    );
   return (
     <div className="pack-grid">
       {plans.data.packs.map((pack) => (
         <article key={pack.pack} className="pack-card" data-testid={`pack-${pack.pack}`}>
-          <p className="pack-credits">{formatCredits(pack.credits)} <span>credits</span></p>
-          <p className="pack-price">{formatUsd(pack.priceUsdCents)} <span>· {formatUsd(Math.round(pack.priceUsdCents / (pack.credits / 1000)))} per 1,000</span></p>
+          <p className="pack-credits">
+            {formatCredits(pack.credits)} <span>credits</span>
+          </p>
+          <p className="pack-price">
+            {formatUsd(pack.priceUsdCents)}{' '}
+            <span>· {formatUsd(Math.round(pack.priceUsdCents / (pack.credits / 1000)))} per 1,000</span>
+          </p>
           <p className="muted small">One-time. Never expire, kept when you change plan.</p>
           {action?.(pack.pack)}
         </article>

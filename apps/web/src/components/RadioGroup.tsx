@@ -12,7 +12,13 @@ export interface RadioOption<T extends string> {
  * A real radio group: one tab stop (the checked option), arrow keys move and choose, Home
  * and End jump to the ends, as the ARIA radio group pattern asks.
  */
-export function RadioGroup<T extends string>({ label, options, value, onChange, className }: {
+export function RadioGroup<T extends string>({
+  label,
+  options,
+  value,
+  onChange,
+  className,
+}: {
   label: string;
   options: readonly RadioOption<T>[];
   value: T;
@@ -20,7 +26,10 @@ export function RadioGroup<T extends string>({ label, options, value, onChange, 
   className?: string;
 }) {
   const buttons = useRef<(HTMLButtonElement | null)[]>([]);
-  const checkedIndex = Math.max(0, options.findIndex((o) => o.value === value));
+  const checkedIndex = Math.max(
+    0,
+    options.findIndex((o) => o.value === value),
+  );
 
   function onKeyDown(event: KeyboardEvent, index: number) {
     const next = nextRadioIndex(index, event.key, options.length);
@@ -35,7 +44,9 @@ export function RadioGroup<T extends string>({ label, options, value, onChange, 
       {options.map((option, index) => (
         <button
           key={option.value}
-          ref={(element) => { buttons.current[index] = element; }}
+          ref={(element) => {
+            buttons.current[index] = element;
+          }}
           type="button"
           role="radio"
           aria-checked={option.value === value}

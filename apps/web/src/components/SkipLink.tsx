@@ -8,5 +8,9 @@ export function SkipLink({ target = 'main' }: { target?: string }) {
     event.preventDefault();
     main.focus();
   }
-  return <a className="skip-link" href={`#${target}`} onClick={skip}>Skip to content</a>;
+  return (
+    <a className="skip-link" href={`#${target}`} onClick={skip}>
+      Skip to content
+    </a>
+  );
 }

@@ -19,5 +19,9 @@ export function StudioStatus({ jobs }: { jobs: readonly JobEntry[] }) {
     if (text) setMessage(text);
   }, [jobs]);
 
-  return <p role="status" className="sr-only" data-testid="studio-status">{message}</p>;
+  return (
+    <p role="status" className="sr-only" data-testid="studio-status">
+      {message}
+    </p>
+  );
 }

@@ -25,31 +25,44 @@ export function ToastProvider({ children }: { children: ReactNode }) {
 
   const dismiss = useCallback((id: number) => setToasts((list) => list.filter((t) => t.id !== id)), []);
 
-  const show = useCallback<ToastApi['show']>((tone, title, message) => {
-    const id = nextId.current++;
-    setToasts((list) => [...list.slice(-3), { id, tone, title, message }]);
-    window.setTimeout(() => dismiss(id), LIFETIME_MS[tone]);
-  }, [dismiss]);
-
-  const api = useMemo<ToastApi>(() => ({
-    show,
-    error: (error) => {
-      const described = describeError(error);
-      show('error', described.title, described.message);
+  const show = useCallback<ToastApi['show']>(
+    (tone, title, message) => {
+      const id = nextId.current++;
+      setToasts((list) => [...list.slice(-3), { id, tone, title, message }]);
+      window.setTimeout(() => dismiss(id), LIFETIME_MS[tone]);
     },
-  }), [show]);
+    [dismiss],
+  );
+
+  const api = useMemo<ToastApi>(
+    () => ({
+      show,
+      error: (error) => {
+        const described = describeError(error);
+        show('error', described.title, described.message);
+      },
+    }),
+    [show],
+  );
 
   return (
     <ToastContext.Provider value={api}>
       {children}
       <div className="toasts" role="region" aria-label="Notifications" aria-live="polite">
         {toasts.map((t) => (
-          <div key={t.id} className={`toast toast-${t.tone}`} role={t.tone === 'error' ? 'alert' : 'status'} data-testid="toast">
+          <div
+            key={t.id}
+            className={`toast toast-${t.tone}`}
+            role={t.tone === 'error' ? 'alert' : 'status'}
+            data-testid="toast"
+          >
             <div className="toast-body">
               <strong>{t.title}</strong>
               {t.message && <span>{t.message}</span>}
             </div>
-            <button type="button" className="icon-button" aria-label="Dismiss" onClick={() => dismiss(t.id)}>×</button>
+            <button type="button" className="icon-button" aria-label="Dismiss" onClick={() => dismiss(t.id)}>
+              ×
+            </button>
           </div>
         ))}
       </div>

@@ -23,13 +23,21 @@ function DialogPage({ keepOpener = true }: { keepOpener?: boolean }) {
   return (
     <main>
       <h1>Gallery</h1>
-      {(keepOpener || !open) && <button type="button" onClick={() => setOpen(true)}>Add to board</button>}
-      <button type="button" onClick={() => setVersion((v) => v + 1)} data-testid="refetch">refetch {version}</button>
+      {(keepOpener || !open) && (
+        <button type="button" onClick={() => setOpen(true)}>
+          Add to board
+        </button>
+      )}
+      <button type="button" onClick={() => setVersion((v) => v + 1)} data-testid="refetch">
+        refetch {version}
+      </button>
       {open && (
         <Modal title="Add to board" onClose={() => setOpen(false)}>
           <input aria-label="New board name" data-autofocus />
           <button type="button">My board</button>
-          <button type="button" onClick={() => setVersion((v) => v + 1)}>Refetch behind</button>
+          <button type="button" onClick={() => setVersion((v) => v + 1)}>
+            Refetch behind
+          </button>
         </Modal>
       )}
     </main>
@@ -84,9 +92,16 @@ describe('radio groups', () => {
   function Sizes() {
     const [value, setValue] = useState<'1:1' | '16:9' | 'custom'>('16:9');
     return (
-      <RadioGroup label="Aspect ratio" value={value} onChange={setValue} options={[
-        { value: '1:1', content: '1:1' }, { value: '16:9', content: '16:9' }, { value: 'custom', content: 'Custom' },
-      ]} />
+      <RadioGroup
+        label="Aspect ratio"
+        value={value}
+        onChange={setValue}
+        options={[
+          { value: '1:1', content: '1:1' },
+          { value: '16:9', content: '16:9' },
+          { value: 'custom', content: 'Custom' },
+        ]}
+      />
     );
   }
 
@@ -107,7 +122,12 @@ describe('radio groups', () => {
 describe('the studio status region', () => {
   const job = (card: Partial<JobCardState>, prompt = 'A futuristic city'): JobEntry => ({
     card: { ...initialJobCard({ jobId: 'j1', status: 'pending', queuePosition: 2 }), ...card },
-    prompt, model: 'sdxl', width: 1024, height: 1024, estimatedCredits: 90, createdAt: 1,
+    prompt,
+    model: 'sdxl',
+    width: 1024,
+    height: 1024,
+    estimatedCredits: 90,
+    createdAt: 1,
   });
 
   it('is one polite status region that says queued, then ready', () => {
@@ -135,13 +155,20 @@ describe('the studio status region', () => {
 describe('route changes', () => {
   function Titled({ title, children }: { title: string; children?: React.ReactNode }) {
     useDocumentTitle(title);
-    return <><h1>{title}</h1>{children}</>;
+    return (
+      <>
+        <h1>{title}</h1>
+        {children}
+      </>
+    );
   }
   function Shell() {
     useFocusOnRouteChange();
     return (
       <>
-        <nav><Link to="/gallery">Gallery</Link></nav>
+        <nav>
+          <Link to="/gallery">Gallery</Link>
+        </nav>
         <main>
           <Routes>
             <Route path="/studio" element={<Titled title="Studio" />} />
@@ -153,7 +180,11 @@ describe('route changes', () => {
   }
 
   it('name the page in the title and move focus to its h1 (not on first load)', () => {
-    render(<MemoryRouter initialEntries={['/studio']}><Shell /></MemoryRouter>);
+    render(
+      <MemoryRouter initialEntries={['/studio']}>
+        <Shell />
+      </MemoryRouter>,
+    );
     expect(document.title).toBe('Studio — Pingvas Studio');
     expect(active()).toBe(document.body);
     const link = screen.getByRole('link', { name: 'Gallery' });

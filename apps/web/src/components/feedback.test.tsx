@@ -25,7 +25,9 @@ describe('the insufficient-credits modal', () => {
     );
     expect(screen.getByTestId('modal-remaining').textContent).toBe('12');
     expect(screen.getByTestId('modal-needed').textContent).toBe('1,090');
-    expect(screen.getByRole('dialog').textContent).toContain('You have 12 credits remaining; this generation needs 1,090.');
+    expect(screen.getByRole('dialog').textContent).toContain(
+      'You have 12 credits remaining; this generation needs 1,090.',
+    );
     fireEvent.click(screen.getByTestId('modal-upgrade'));
     expect(onClose).toHaveBeenCalled();
     expect(screen.getByTestId('where').textContent).toBe('/billing#plans');
@@ -33,7 +35,11 @@ describe('the insufficient-credits modal', () => {
 
   it('closes on Escape', () => {
     const onClose = vi.fn();
-    render(<MemoryRouter><InsufficientCreditsModal balance={0} needed={90} onClose={onClose} /></MemoryRouter>);
+    render(
+      <MemoryRouter>
+        <InsufficientCreditsModal balance={0} needed={90} onClose={onClose} />
+      </MemoryRouter>,
+    );
     fireEvent.keyDown(document, { key: 'Escape' });
     expect(onClose).toHaveBeenCalledTimes(1);
   });
@@ -46,8 +52,14 @@ describe('errors on screen', () => {
       api = useToast();
       return null;
     }
-    render(<ToastProvider><Grab /></ToastProvider>);
-    const error = Object.assign(new Error('TypeError: x is undefined\n    at handler (/srv/api/src/x.ts:10:5)'), { data: { code: 'INTERNAL_SERVER_ERROR' } });
+    render(
+      <ToastProvider>
+        <Grab />
+      </ToastProvider>,
+    );
+    const error = Object.assign(new Error('TypeError: x is undefined\n    at handler (/srv/api/src/x.ts:10:5)'), {
+      data: { code: 'INTERNAL_SERVER_ERROR' },
+    });
     act(() => api!.error(error));
     const toast = screen.getByTestId('toast');
     expect(toast.textContent).toContain('Something went wrong on our side.');
@@ -59,7 +71,11 @@ describe('errors on screen', () => {
     function Boom(): never {
       throw new Error('secret internals at line 42');
     }
-    render(<ErrorBoundary><Boom /></ErrorBoundary>);
+    render(
+      <ErrorBoundary>
+        <Boom />
+      </ErrorBoundary>,
+    );
     expect(screen.getByRole('alert').textContent).toContain('Something went wrong');
     expect(document.body.textContent).not.toContain('secret internals');
     expect(screen.getByRole('button', { name: 'Reload' })).toBeTruthy();

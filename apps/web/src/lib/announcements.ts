@@ -26,7 +26,11 @@ function queued(card: JobCardState, prompt: string): string {
 }
 
 /** The sentence for one job's change from `before` (undefined: just added) to `after`, or null. */
-export function announceJobChange(before: JobCardState | undefined, after: JobCardState, prompt: string): string | null {
+export function announceJobChange(
+  before: JobCardState | undefined,
+  after: JobCardState,
+  prompt: string,
+): string | null {
   if (before === undefined) {
     if (after.status === 'pending') return queued(after, prompt);
     if (after.status === 'in_progress') return `Generating ${quote(prompt)}.`;
@@ -35,7 +39,9 @@ export function announceJobChange(before: JobCardState | undefined, after: JobCa
   if (before.status !== after.status) {
     switch (after.status) {
       case 'pending':
-        return before.status === 'in_progress' ? `Retrying ${quote(prompt)}: ${queued(after, prompt)}` : queued(after, prompt);
+        return before.status === 'in_progress'
+          ? `Retrying ${quote(prompt)}: ${queued(after, prompt)}`
+          : queued(after, prompt);
       case 'in_progress':
         return `Generating ${quote(prompt)}.`;
       case 'completed':

@@ -21,7 +21,9 @@ export type ParamsCheck =
 export function checkParams(input: unknown): ParamsCheck {
   const parsed = generationParamsSchema.safeParse(input);
   if (parsed.success) return { ok: true, params: parsed.data, estimate: estimateCredits(parsed.data) };
-  const fieldErrors = fieldErrorsFrom(parsed.error.issues.map((i) => ({ path: i.path.map(String).join('.'), message: i.message })));
+  const fieldErrors = fieldErrorsFrom(
+    parsed.error.issues.map((i) => ({ path: i.path.map(String).join('.'), message: i.message })),
+  );
   const pricing = generationParamsSchema.pick({ model: true, width: true, height: true, steps: true }).safeParse(input);
   return { ok: false, fieldErrors, estimate: pricing.success ? estimateCredits(pricing.data) : null };
 }

@@ -76,9 +76,17 @@ export function describeError(error: unknown): DescribedError {
   if (!data) {
     const text = messageOf(error) ?? '';
     if (error instanceof TypeError || /fetch|network|socket|ECONNREFUSED|Load failed/i.test(text)) {
-      return { kind: 'network', title: 'Connection problem', message: 'We could not reach the studio. Check your connection and try again.' };
+      return {
+        kind: 'network',
+        title: 'Connection problem',
+        message: 'We could not reach the studio. Check your connection and try again.',
+      };
     }
-    return { kind: 'server', title: 'Something went wrong', message: 'Something went wrong on our side. Please try again.' };
+    return {
+      kind: 'server',
+      title: 'Something went wrong',
+      message: 'Something went wrong on our side. Please try again.',
+    };
   }
 
   switch (code) {
@@ -89,18 +97,31 @@ export function describeError(error: unknown): DescribedError {
       return {
         kind: 'payment_required',
         title: 'Not enough credits',
-        message: balance !== undefined && needed !== undefined
-          ? `You have ${balance.toLocaleString('en-US')} credits; this needs ${needed.toLocaleString('en-US')}.`
-          : 'You do not have enough credits for this.',
+        message:
+          balance !== undefined && needed !== undefined
+            ? `You have ${balance.toLocaleString('en-US')} credits; this needs ${needed.toLocaleString('en-US')}.`
+            : 'You do not have enough credits for this.',
         credits: balance !== undefined && needed !== undefined ? { balance, needed } : undefined,
       };
     }
     case 'UNAUTHORIZED':
-      return { kind: 'unauthorized', title: 'Please sign in', message: 'Your session has ended. Sign in again to continue.' };
+      return {
+        kind: 'unauthorized',
+        title: 'Please sign in',
+        message: 'Your session has ended. Sign in again to continue.',
+      };
     case 'PLAN_LIMIT':
-      return { kind: 'forbidden', title: 'Plan limit', message: safeMessage(error, 'Your plan does not allow this. Upgrade to do more.') };
+      return {
+        kind: 'forbidden',
+        title: 'Plan limit',
+        message: safeMessage(error, 'Your plan does not allow this. Upgrade to do more.'),
+      };
     case 'FORBIDDEN':
-      return { kind: 'forbidden', title: 'Not allowed', message: safeMessage(error, 'You are not allowed to do that.') };
+      return {
+        kind: 'forbidden',
+        title: 'Not allowed',
+        message: safeMessage(error, 'You are not allowed to do that.'),
+      };
     case 'NOT_FOUND':
       return { kind: 'not_found', title: 'Not found', message: safeMessage(error, 'It may have been deleted.') };
     case 'BAD_REQUEST': {
@@ -114,19 +135,34 @@ export function describeError(error: unknown): DescribedError {
       };
     }
     case 'CONFLICT':
-      return { kind: 'conflict', title: 'Already changed', message: safeMessage(error, 'That changed in the meantime. Refresh and try again.') };
+      return {
+        kind: 'conflict',
+        title: 'Already changed',
+        message: safeMessage(error, 'That changed in the meantime. Refresh and try again.'),
+      };
     case 'TOO_MANY_REQUESTS': {
       const wait = asNumber(data.domain?.details?.retryAfterSeconds);
       return {
         kind: 'rate_limited',
         title: 'Slow down a little',
-        message: safeMessage(error, wait ? `Too many requests. Try again in ${Math.ceil(wait)} s.` : 'Too many requests. Try again shortly.'),
+        message: safeMessage(
+          error,
+          wait ? `Too many requests. Try again in ${Math.ceil(wait)} s.` : 'Too many requests. Try again shortly.',
+        ),
       };
     }
     case 'PROVIDER_UNAVAILABLE':
     case 'SERVICE_UNAVAILABLE':
-      return { kind: 'unavailable', title: 'Temporarily unavailable', message: safeMessage(error, 'A service we depend on is not answering. Try again in a minute.') };
+      return {
+        kind: 'unavailable',
+        title: 'Temporarily unavailable',
+        message: safeMessage(error, 'A service we depend on is not answering. Try again in a minute.'),
+      };
     default:
-      return { kind: 'server', title: 'Something went wrong', message: 'Something went wrong on our side. Please try again.' };
+      return {
+        kind: 'server',
+        title: 'Something went wrong',
+        message: 'Something went wrong on our side. Please try again.',
+      };
   }
 }

@@ -20,7 +20,9 @@ describe('focus after a dialog closes', () => {
   });
 
   it('goes to the page heading when the opener is gone, disabled or inert, without adding the heading to the tab order', () => {
-    page('<header><h1>Not this one</h1></header><main><h1>Boards</h1><button id="off" disabled>Delete</button><div inert><button id="inert">x</button></div></main>');
+    page(
+      '<header><h1>Not this one</h1></header><main><h1>Boards</h1><button id="off" disabled>Delete</button><div inert><button id="inert">x</button></div></main>',
+    );
     const removed = document.createElement('button');
     expect(returnFocus(removed)?.textContent).toBe('Boards');
     expect(active()?.textContent).toBe('Boards');
@@ -50,7 +52,9 @@ describe('focus after a route change', () => {
   });
 
   it('leaves focus where the page put it inside main (the prompt after "use these settings")', () => {
-    page('<nav><a href="/gallery" id="nav">Gallery</a></nav><main><h1>Studio</h1><textarea id="prompt"></textarea></main>');
+    page(
+      '<nav><a href="/gallery" id="nav">Gallery</a></nav><main><h1>Studio</h1><textarea id="prompt"></textarea></main>',
+    );
     document.getElementById('prompt')!.focus();
     focusHeadingWhenReady(document);
     expect(active()?.id).toBe('prompt');

@@ -1,9 +1,19 @@
 import { describe, expect, it } from 'vitest';
 import type { JobEvent } from '@pingvas/core';
-import { canCancel, cardFromView, describeJobCard, formatWait, initialJobCard, reduceJobEvent, unwrapJobEvent, type JobCardState } from './jobCard.js';
+import {
+  canCancel,
+  cardFromView,
+  describeJobCard,
+  formatWait,
+  initialJobCard,
+  reduceJobEvent,
+  unwrapJobEvent,
+  type JobCardState,
+} from './jobCard.js';
 
 const jobId = '3f8a3b2e-0000-4000-8000-000000000001';
-const run = (events: JobEvent[], start: JobCardState = initialJobCard({ jobId })) => events.reduce(reduceJobEvent, start);
+const run = (events: JobEvent[], start: JobCardState = initialJobCard({ jobId })) =>
+  events.reduce(reduceJobEvent, start);
 
 describe('job card reducer', () => {
   it('walks a job from the queue through progress to its image', () => {
@@ -13,12 +23,28 @@ describe('job card reducer', () => {
     expect(describeJobCard(queued)).toBe('#3 in queue · about 40 s');
     expect(canCancel(queued)).toBe(true);
 
-    const running = run([{ type: 'started', jobId }, { type: 'progress', jobId, percent: 40, step: 12, totalSteps: 30 }], queued);
-    expect(running).toMatchObject({ status: 'in_progress', percent: 40, step: 12, totalSteps: 30, queuePosition: null });
+    const running = run(
+      [
+        { type: 'started', jobId },
+        { type: 'progress', jobId, percent: 40, step: 12, totalSteps: 30 },
+      ],
+      queued,
+    );
+    expect(running).toMatchObject({
+      status: 'in_progress',
+      percent: 40,
+      step: 12,
+      totalSteps: 30,
+      queuePosition: null,
+    });
     expect(describeJobCard(running)).toBe('Step 12 of 30');
 
     const done = reduceJobEvent(running, {
-      type: 'completed', jobId, image: { id: 'img-1', width: 1024, height: 1024 }, creditsCharged: 45, balance: 9955,
+      type: 'completed',
+      jobId,
+      image: { id: 'img-1', width: 1024, height: 1024 },
+      creditsCharged: 45,
+      balance: 9955,
     });
     expect(done).toMatchObject({ status: 'completed', percent: 100, image: { id: 'img-1' }, creditsCharged: 45 });
     expect(describeJobCard(done)).toBe('Done · 45 credits');
@@ -26,7 +52,10 @@ describe('job card reducer', () => {
   });
 
   it('says when a running job waits for its model to load, until its first step', () => {
-    const loading = run([{ type: 'started', jobId }, { type: 'loading-model', jobId }]);
+    const loading = run([
+      { type: 'started', jobId },
+      { type: 'loading-model', jobId },
+    ]);
     expect(loading).toMatchObject({ status: 'in_progress', loadingModel: true });
     expect(describeJobCard(loading)).toBe('Loading the model…');
     const stepping = reduceJobEvent(loading, { type: 'progress', jobId, percent: 10, step: 2, totalSteps: 20 });
@@ -34,9 +63,21 @@ describe('job card reducer', () => {
     // A late loading event does not hide progress already shown.
     expect(describeJobCard(reduceJobEvent(stepping, { type: 'loading-model', jobId }))).toBe('Step 2 of 20');
     // A reconnecting card learns it from the snapshot; a retry back in the queue clears it.
-    const resumed = run([{ type: 'snapshot', jobId, status: 'in_progress', progress: 0, queuePosition: null, estimatedWaitSeconds: null, loadingModel: true }]);
+    const resumed = run([
+      {
+        type: 'snapshot',
+        jobId,
+        status: 'in_progress',
+        progress: 0,
+        queuePosition: null,
+        estimatedWaitSeconds: null,
+        loadingModel: true,
+      },
+    ]);
     expect(describeJobCard(resumed)).toBe('Loading the model…');
-    expect(reduceJobEvent(resumed, { type: 'queued', jobId, position: 0, estimatedWaitSeconds: 5 }).loadingModel).toBe(false);
+    expect(reduceJobEvent(resumed, { type: 'queued', jobId, position: 0, estimatedWaitSeconds: 5 }).loadingModel).toBe(
+      false,
+    );
   });
 
   it('ignores events after the job finished and events of other jobs', () => {
@@ -45,13 +86,30 @@ describe('job card reducer', () => {
       { type: 'completed', jobId, image: { id: 'img', width: 512, height: 512 }, creditsCharged: 3, balance: 10 },
     ]);
     expect(run([{ type: 'progress', jobId, percent: 50, step: 5, totalSteps: 10 }], done)).toBe(done);
-    expect(run([{ type: 'snapshot', jobId, status: 'in_progress', progress: 20, queuePosition: null, estimatedWaitSeconds: null }], done)).toBe(done);
+    expect(
+      run(
+        [
+          {
+            type: 'snapshot',
+            jobId,
+            status: 'in_progress',
+            progress: 20,
+            queuePosition: null,
+            estimatedWaitSeconds: null,
+          },
+        ],
+        done,
+      ),
+    ).toBe(done);
     const fresh = initialJobCard({ jobId });
     expect(reduceJobEvent(fresh, { type: 'started', jobId: 'another' })).toBe(fresh);
   });
 
   it('never runs progress backwards within one attempt, but restarts it on a retry', () => {
-    const at60 = run([{ type: 'started', jobId }, { type: 'progress', jobId, percent: 60, step: 18, totalSteps: 30 }]);
+    const at60 = run([
+      { type: 'started', jobId },
+      { type: 'progress', jobId, percent: 60, step: 18, totalSteps: 30 },
+    ]);
     expect(run([{ type: 'progress', jobId, percent: 30, step: 9, totalSteps: 30 }], at60).percent).toBe(60);
     const retried = run([{ type: 'queued', jobId, position: 1, estimatedWaitSeconds: 3 }], at60);
     expect(retried).toMatchObject({ status: 'pending', percent: 0, step: null, queuePosition: 1 });
@@ -59,7 +117,9 @@ describe('job card reducer', () => {
   });
 
   it('says what failed and that the credits came back', () => {
-    const failed = run([{ type: 'failed', jobId, code: 'OOM', message: 'The GPU ran out of memory. Try a smaller size.', refunded: 90 }]);
+    const failed = run([
+      { type: 'failed', jobId, code: 'OOM', message: 'The GPU ran out of memory. Try a smaller size.', refunded: 90 },
+    ]);
     expect(failed.status).toBe('failed');
     expect(describeJobCard(failed)).toBe('The GPU ran out of memory. Try a smaller size. 90 credits were refunded.');
     const cancelled = run([{ type: 'cancelled', jobId, refunded: 90 }]);
@@ -88,18 +148,32 @@ describe('rebuilding a card from generation.get', () => {
   const view = { id: jobId, progress: 0, estimatedCredits: 90, chargedCredits: null, failure: null, image: null };
 
   it('recovers the image of a job that completed while nobody listened', () => {
-    const blind = run([{ type: 'snapshot', jobId, status: 'completed', progress: 100, queuePosition: null, estimatedWaitSeconds: null }]);
+    const blind = run([
+      { type: 'snapshot', jobId, status: 'completed', progress: 100, queuePosition: null, estimatedWaitSeconds: null },
+    ]);
     expect(blind.image).toBeNull();
-    const seen = cardFromView(blind, { ...view, status: 'completed', chargedCredits: 45, image: { id: 'img', width: 1024, height: 1024 } });
+    const seen = cardFromView(blind, {
+      ...view,
+      status: 'completed',
+      chargedCredits: 45,
+      image: { id: 'img', width: 1024, height: 1024 },
+    });
     expect(seen).toMatchObject({ status: 'completed', image: { id: 'img' }, creditsCharged: 45 });
   });
 
   it('derives the refund of a failed or cancelled job and keeps running progress monotonic', () => {
-    const failed = cardFromView(initialJobCard({ jobId }), { ...view, status: 'failed', failure: { code: 'CRASH', message: 'The engine crashed while generating.' } });
+    const failed = cardFromView(initialJobCard({ jobId }), {
+      ...view,
+      status: 'failed',
+      failure: { code: 'CRASH', message: 'The engine crashed while generating.' },
+    });
     expect(describeJobCard(failed)).toBe('The engine crashed while generating. 90 credits were refunded.');
     const cancelled = cardFromView(initialJobCard({ jobId }), { ...view, status: 'cancelled', chargedCredits: 4 });
     expect(cancelled.refunded).toBe(86);
-    const at50 = run([{ type: 'started', jobId }, { type: 'progress', jobId, percent: 50, step: 15, totalSteps: 30 }]);
+    const at50 = run([
+      { type: 'started', jobId },
+      { type: 'progress', jobId, percent: 50, step: 15, totalSteps: 30 },
+    ]);
     expect(cardFromView(at50, { ...view, status: 'in_progress', progress: 40 }).percent).toBe(50);
     expect(cardFromView(failed, { ...view, status: 'in_progress', progress: 40 })).toBe(failed);
   });

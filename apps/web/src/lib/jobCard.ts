@@ -77,7 +77,15 @@ export function reduceJobEvent(state: JobCardState, event: JobEvent): JobCardSta
         loadingModel: false,
       };
     case 'started':
-      return { ...state, status: 'in_progress', queuePosition: null, estimatedWaitSeconds: null, percent: 0, step: 0, loadingModel: false };
+      return {
+        ...state,
+        status: 'in_progress',
+        queuePosition: null,
+        estimatedWaitSeconds: null,
+        percent: 0,
+        step: 0,
+        loadingModel: false,
+      };
     case 'loading-model':
       // Only before the first step: a late event must not hide progress already shown.
       if (state.percent > 0) return state;
@@ -95,11 +103,32 @@ export function reduceJobEvent(state: JobCardState, event: JobEvent): JobCardSta
         loadingModel: false,
       };
     case 'completed':
-      return { ...state, status: 'completed', percent: 100, image: event.image, creditsCharged: event.creditsCharged, queuePosition: null, estimatedWaitSeconds: null };
+      return {
+        ...state,
+        status: 'completed',
+        percent: 100,
+        image: event.image,
+        creditsCharged: event.creditsCharged,
+        queuePosition: null,
+        estimatedWaitSeconds: null,
+      };
     case 'failed':
-      return { ...state, status: 'failed', failure: { code: event.code, message: event.message }, refunded: event.refunded, queuePosition: null, estimatedWaitSeconds: null };
+      return {
+        ...state,
+        status: 'failed',
+        failure: { code: event.code, message: event.message },
+        refunded: event.refunded,
+        queuePosition: null,
+        estimatedWaitSeconds: null,
+      };
     case 'cancelled':
-      return { ...state, status: 'cancelled', refunded: event.refunded, queuePosition: null, estimatedWaitSeconds: null };
+      return {
+        ...state,
+        status: 'cancelled',
+        refunded: event.refunded,
+        queuePosition: null,
+        estimatedWaitSeconds: null,
+      };
   }
 }
 
@@ -132,8 +161,12 @@ export function describeJobCard(state: JobCardState): string {
     case 'completed':
       return state.creditsCharged !== null ? `Done · ${state.creditsCharged.toLocaleString('en-US')} credits` : 'Done';
     case 'failed': {
-      const message = state.failure ? state.failure.message || FAILURE_MESSAGES[state.failure.code] : 'The generation failed.';
-      const refund = state.refunded ? ` ${state.refunded.toLocaleString('en-US')} credits were refunded.` : ' Your credits were refunded.';
+      const message = state.failure
+        ? state.failure.message || FAILURE_MESSAGES[state.failure.code]
+        : 'The generation failed.';
+      const refund = state.refunded
+        ? ` ${state.refunded.toLocaleString('en-US')} credits were refunded.`
+        : ' Your credits were refunded.';
       return `${message}${refund}`;
     }
     case 'cancelled':
@@ -175,14 +208,17 @@ export function cardFromView(state: JobCardState, view: JobViewLike): JobCardSta
   switch (view.status) {
     case 'pending':
     case 'in_progress':
-      return isTerminal(state.status) ? state : {
-        ...state,
-        status: view.status,
-        percent: Math.max(view.status === state.status ? state.percent : 0, view.progress),
-        queuePosition: view.status === 'pending' ? view.queuePosition ?? state.queuePosition : null,
-        estimatedWaitSeconds: view.status === 'pending' ? view.estimatedWaitSeconds ?? state.estimatedWaitSeconds : null,
-        loadingModel: view.status === 'in_progress' && (view.loadingModel ?? false),
-      };
+      return isTerminal(state.status)
+        ? state
+        : {
+            ...state,
+            status: view.status,
+            percent: Math.max(view.status === state.status ? state.percent : 0, view.progress),
+            queuePosition: view.status === 'pending' ? (view.queuePosition ?? state.queuePosition) : null,
+            estimatedWaitSeconds:
+              view.status === 'pending' ? (view.estimatedWaitSeconds ?? state.estimatedWaitSeconds) : null,
+            loadingModel: view.status === 'in_progress' && (view.loadingModel ?? false),
+          };
     case 'completed':
       return {
         ...state,
@@ -194,8 +230,21 @@ export function cardFromView(state: JobCardState, view: JobViewLike): JobCardSta
         estimatedWaitSeconds: null,
       };
     case 'failed':
-      return { ...state, status: 'failed', failure: view.failure ?? state.failure, refunded: state.refunded ?? refunded, queuePosition: null, estimatedWaitSeconds: null };
+      return {
+        ...state,
+        status: 'failed',
+        failure: view.failure ?? state.failure,
+        refunded: state.refunded ?? refunded,
+        queuePosition: null,
+        estimatedWaitSeconds: null,
+      };
     case 'cancelled':
-      return { ...state, status: 'cancelled', refunded: state.refunded ?? refunded, queuePosition: null, estimatedWaitSeconds: null };
+      return {
+        ...state,
+        status: 'cancelled',
+        refunded: state.refunded ?? refunded,
+        queuePosition: null,
+        estimatedWaitSeconds: null,
+      };
   }
 }

@@ -34,8 +34,16 @@ describe('keyset pages', () => {
 
 describe('optimistic page edits', () => {
   it('maps every cached item and leaves other shapes alone', () => {
-    const data = { pages: [{ items: [{ id: 'a', starred: false }], nextCursor: 'x' }, { items: [{ id: 'b', starred: false }], nextCursor: null }], pageParams: [undefined, 'x'] };
-    const next = mapPageItems<{ id: string; starred: boolean }>(data, (i) => (i.id === 'b' ? { ...i, starred: true } : i)) as typeof data;
+    const data = {
+      pages: [
+        { items: [{ id: 'a', starred: false }], nextCursor: 'x' },
+        { items: [{ id: 'b', starred: false }], nextCursor: null },
+      ],
+      pageParams: [undefined, 'x'],
+    };
+    const next = mapPageItems<{ id: string; starred: boolean }>(data, (i) =>
+      i.id === 'b' ? { ...i, starred: true } : i,
+    ) as typeof data;
     expect(next.pages[1]!.items[0]!.starred).toBe(true);
     expect(next.pages[0]!.items[0]).toBe(data.pages[0]!.items[0]);
     expect(next.pageParams).toBe(data.pageParams);

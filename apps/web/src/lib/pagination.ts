@@ -29,7 +29,11 @@ export function flattenPages<T extends { id: string }>(pages: readonly Page<T>[]
 }
 
 /** Whether the sentinel coming into view should fetch: never twice at once, never past the end. */
-export function shouldFetchMore(state: { visible: boolean; hasNextPage: boolean; isFetchingNextPage: boolean }): boolean {
+export function shouldFetchMore(state: {
+  visible: boolean;
+  hasNextPage: boolean;
+  isFetchingNextPage: boolean;
+}): boolean {
   return state.visible && state.hasNextPage && !state.isFetchingNextPage;
 }
 
@@ -50,7 +54,10 @@ export function mapPageItems<T>(data: unknown, fn: (item: T) => T): unknown {
 }
 
 /** The ids before and after `id` in list order, for stepping through a gallery with arrow keys. */
-export function neighboursOf<T extends { id: string }>(items: readonly T[], id: string): { prev?: string; next?: string } {
+export function neighboursOf<T extends { id: string }>(
+  items: readonly T[],
+  id: string,
+): { prev?: string; next?: string } {
   const at = items.findIndex((i) => i.id === id);
   if (at < 0) return {};
   return { prev: items[at - 1]?.id, next: items[at + 1]?.id };

@@ -1,11 +1,23 @@
 import { describe, expect, it } from 'vitest';
-import { defaultForm, formFromParams, loadSavedForm, saveForm, toRequest, withModel, withPreset } from './studioForm.js';
+import {
+  defaultForm,
+  formFromParams,
+  loadSavedForm,
+  saveForm,
+  toRequest,
+  withModel,
+  withPreset,
+} from './studioForm.js';
 import { checkParams } from './credits.js';
 
 describe('studio form', () => {
   it("defaults to the product spec's SDXL 1024², 30 steps (90 credits once a prompt is typed)", () => {
     const form = { ...defaultForm(), prompt: 'A futuristic city' };
-    expect(checkParams(toRequest(form))).toMatchObject({ ok: true, estimate: 90, params: { width: 1024, height: 1024, steps: 30, model: 'sdxl' } });
+    expect(checkParams(toRequest(form))).toMatchObject({
+      ok: true,
+      estimate: 90,
+      params: { width: 1024, height: 1024, steps: 30, model: 'sdxl' },
+    });
   });
 
   it('keeps the aspect ratio when switching model, at the new base size', () => {
@@ -25,14 +37,44 @@ describe('studio form', () => {
   });
 
   it('recalls an image: every parameter, a fixed seed, and the preset it matches', () => {
-    const form = formFromParams({ prompt: 'p', negativePrompt: 'blurry', model: 'sdxl', width: 1216, height: 832, steps: 20, cfgScale: 5.5, seed: 123, sampler: 'heun' });
-    expect(form).toMatchObject({ size: '3:2', seedMode: 'fixed', seed: '123', sampler: 'heun', negativePrompt: 'blurry', cfgScale: 5.5 });
-    expect(formFromParams({ prompt: 'p', model: 'mystery', width: 1000, height: 512, steps: 1, cfgScale: 1, sampler: 'nope' })).toMatchObject({ model: 'sdxl', size: 'custom', sampler: 'euler_a' });
+    const form = formFromParams({
+      prompt: 'p',
+      negativePrompt: 'blurry',
+      model: 'sdxl',
+      width: 1216,
+      height: 832,
+      steps: 20,
+      cfgScale: 5.5,
+      seed: 123,
+      sampler: 'heun',
+    });
+    expect(form).toMatchObject({
+      size: '3:2',
+      seedMode: 'fixed',
+      seed: '123',
+      sampler: 'heun',
+      negativePrompt: 'blurry',
+      cfgScale: 5.5,
+    });
+    expect(
+      formFromParams({
+        prompt: 'p',
+        model: 'mystery',
+        width: 1000,
+        height: 512,
+        steps: 1,
+        cfgScale: 1,
+        sampler: 'nope',
+      }),
+    ).toMatchObject({ model: 'sdxl', size: 'custom', sampler: 'euler_a' });
   });
 
   it('remembers the last form and survives junk in storage', () => {
     const store = new Map<string, string>();
-    const storage = { getItem: (k: string) => store.get(k) ?? null, setItem: (k: string, v: string) => void store.set(k, v) };
+    const storage = {
+      getItem: (k: string) => store.get(k) ?? null,
+      setItem: (k: string, v: string) => void store.set(k, v),
+    };
     const form = { ...withPreset(defaultForm(), '2:3'), prompt: 'kept', steps: 12 };
     saveForm(storage, form);
     expect(loadSavedForm(storage)).toMatchObject({ prompt: 'kept', steps: 12, size: '2:3', width: 832, height: 1216 });

@@ -85,7 +85,9 @@ export function formFromParams(params: {
   sampler?: string | null;
 }): StudioForm {
   const model = (MODEL_IDS as readonly string[]).includes(params.model) ? (params.model as ModelId) : 'sdxl';
-  const sampler = (SAMPLERS as readonly string[]).includes(params.sampler ?? '') ? (params.sampler as Sampler) : DEFAULT_SAMPLER;
+  const sampler = (SAMPLERS as readonly string[]).includes(params.sampler ?? '')
+    ? (params.sampler as Sampler)
+    : DEFAULT_SAMPLER;
   const size = { width: params.width, height: params.height };
   return {
     prompt: params.prompt,
@@ -111,7 +113,10 @@ export function loadSavedForm(storage: Pick<Storage, 'getItem'> | undefined): St
     const saved = JSON.parse(raw) as Partial<StudioForm>;
     const base = defaultForm(saved.model && saved.model in MODELS ? saved.model : 'sdxl');
     const merged = { ...base, ...saved };
-    return formFromParams({ ...merged, seed: merged.seedMode === 'fixed' && merged.seed !== '' ? Number(merged.seed) : null });
+    return formFromParams({
+      ...merged,
+      seed: merged.seedMode === 'fixed' && merged.seed !== '' ? Number(merged.seed) : null,
+    });
   } catch {
     return defaultForm();
   }

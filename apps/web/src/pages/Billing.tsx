@@ -13,9 +13,18 @@ import { flattenPages, nextCursorOf } from '../lib/pagination.js';
 
 function History() {
   const trpc = useTRPC();
-  const history = useInfiniteQuery(trpc.credits.transactions.infiniteQueryOptions({ limit: 20 }, { getNextPageParam: nextCursorOf }));
+  const history = useInfiniteQuery(
+    trpc.credits.transactions.infiniteQueryOptions({ limit: 20 }, { getNextPageParam: nextCursorOf }),
+  );
   const items = flattenPages(history.data?.pages);
-  if (history.isPending) return <div className="stack">{[0, 1, 2, 3].map((i) => <Skeleton key={i} className="row-skeleton" />)}</div>;
+  if (history.isPending)
+    return (
+      <div className="stack">
+        {[0, 1, 2, 3].map((i) => (
+          <Skeleton key={i} className="row-skeleton" />
+        ))}
+      </div>
+    );
   if (history.isError) return <ErrorPanel error={history.error} onRetry={() => void history.refetch()} />;
   if (items.length === 0) return <p className="muted">No credit movements yet.</p>;
   return (
@@ -23,17 +32,26 @@ function History() {
       <div className="table-wrap">
         <table className="history" data-testid="transactions">
           <thead>
-            <tr><th>Date</th><th>What</th><th className="num">Change</th><th className="num">Balance</th></tr>
+            <tr>
+              <th>Date</th>
+              <th>What</th>
+              <th className="num">Change</th>
+              <th className="num">Balance</th>
+            </tr>
           </thead>
           <tbody>
             {items.map((row) => (
               <tr key={row.id}>
-                <td className="nowrap muted">{new Date(row.createdAt).toLocaleString(undefined, { dateStyle: 'medium', timeStyle: 'short' })}</td>
+                <td className="nowrap muted">
+                  {new Date(row.createdAt).toLocaleString(undefined, { dateStyle: 'medium', timeStyle: 'short' })}
+                </td>
                 <td>
                   {transactionLabel(row.type)}
                   {row.description && <span className="muted small"> · {row.description}</span>}
                 </td>
-                <td className={`num ${row.amount > 0 ? 'plus' : row.amount < 0 ? 'minus' : ''}`}>{formatDelta(row.amount)}</td>
+                <td className={`num ${row.amount > 0 ? 'plus' : row.amount < 0 ? 'minus' : ''}`}>
+                  {formatDelta(row.amount)}
+                </td>
                 <td className="num">{formatCredits(row.balanceAfter)}</td>
               </tr>
             ))}
@@ -41,7 +59,12 @@ function History() {
         </table>
       </div>
       {history.hasNextPage && (
-        <button type="button" className="button ghost load-more" disabled={history.isFetchingNextPage} onClick={() => void history.fetchNextPage()}>
+        <button
+          type="button"
+          className="button ghost load-more"
+          disabled={history.isFetchingNextPage}
+          onClick={() => void history.fetchNextPage()}
+        >
           {history.isFetchingNextPage ? <Spinner label="Loading" /> : 'Show older'}
         </button>
       )}
@@ -55,10 +78,14 @@ const longDate = (date: Date) => date.toLocaleDateString(undefined, { dateStyle:
 function UpdateCard({ prominent }: { prominent: boolean }) {
   const trpc = useTRPC();
   const toast = useToast();
-  const open = useMutation(trpc.payments.updateCardUrl.mutationOptions({
-    onSuccess: ({ url }) => { window.location.assign(url); },
-    onError: (error) => toast.error(error),
-  }));
+  const open = useMutation(
+    trpc.payments.updateCardUrl.mutationOptions({
+      onSuccess: ({ url }) => {
+        window.location.assign(url);
+      },
+      onError: (error) => toast.error(error),
+    }),
+  );
   return (
     <div id="payment">
       <button
@@ -81,16 +108,32 @@ function PlanTerm({ askForCard }: { askForCard: boolean }) {
   if (!sub) return null;
   // Past due or paused, the next charge is no date to promise (a failed payment has the account banner).
   const term = sub.cancelled
-    ? sub.endsAt && sub.endsAt.getTime() > Date.now() && `Ends on ${longDate(sub.endsAt)} — access and credits stay until then`
+    ? sub.endsAt &&
+      sub.endsAt.getTime() > Date.now() &&
+      `Ends on ${longDate(sub.endsAt)} — access and credits stay until then`
     : (sub.status === 'active' || sub.status === 'on_trial') && sub.renewsAt && `Renews on ${longDate(sub.renewsAt)}`;
   return (
     <>
-      {term && <span className="muted small" data-testid="plan-term">{term}</span>}
+      {term && (
+        <span className="muted small" data-testid="plan-term">
+          {term}
+        </span>
+      )}
       {(askForCard || sub.paymentFailedCount > 0 || sub.canChangePlan) && (
         <UpdateCard prominent={askForCard || sub.paymentFailedCount > 0} />
       )}
       {sub.customerPortalUrl && (
-        <div><a className="button small ghost" href={sub.customerPortalUrl} target="_blank" rel="noreferrer" data-testid="manage-subscription">Manage subscription</a></div>
+        <div>
+          <a
+            className="button small ghost"
+            href={sub.customerPortalUrl}
+            target="_blank"
+            rel="noreferrer"
+            data-testid="manage-subscription"
+          >
+            Manage subscription
+          </a>
+        </div>
       )}
     </>
   );
@@ -124,7 +167,12 @@ export function BillingPage() {
     target?.scrollIntoView({ behavior: 'smooth', block: 'start' });
   }, [location.hash, me.data]);
 
-  const toCheckout = { onSuccess: ({ url }: { url: string }) => { window.location.assign(url); }, onError: (error: unknown) => toast.error(error) };
+  const toCheckout = {
+    onSuccess: ({ url }: { url: string }) => {
+      window.location.assign(url);
+    },
+    onError: (error: unknown) => toast.error(error),
+  };
   const subscribe = useMutation(trpc.payments.createCheckout.mutationOptions(toCheckout));
   const buyPack = useMutation(trpc.payments.createCreditCheckout.mutationOptions(toCheckout));
   const refreshAccount = useCallback(() => {
@@ -132,16 +180,22 @@ export function BillingPage() {
     void queryClient.invalidateQueries(trpc.credits.pathFilter());
     void queryClient.invalidateQueries(trpc.payments.subscription.queryFilter());
   }, [queryClient, trpc]);
-  const changePlan = useMutation(trpc.payments.changePlan.mutationOptions({
-    onSuccess: ({ tier }) => {
-      const name = PLANS[tier].name;
-      toast.show('success', 'Plan changed', `You are moving to ${name}; it shows here as soon as the payment provider confirms it.`);
-      refreshAccount();
-      // The provider confirms by webhook, usually within seconds.
-      window.setTimeout(refreshAccount, 3000);
-    },
-    onError: (error) => toast.error(error),
-  }));
+  const changePlan = useMutation(
+    trpc.payments.changePlan.mutationOptions({
+      onSuccess: ({ tier }) => {
+        const name = PLANS[tier].name;
+        toast.show(
+          'success',
+          'Plan changed',
+          `You are moving to ${name}; it shows here as soon as the payment provider confirms it.`,
+        );
+        refreshAccount();
+        // The provider confirms by webhook, usually within seconds.
+        window.setTimeout(refreshAccount, 3000);
+      },
+      onError: (error) => toast.error(error),
+    }),
+  );
   const subscription = useQuery(trpc.payments.subscription.queryOptions());
   const busy = subscribe.isPending || buyPack.isPending || changePlan.isPending;
   // One live subscription per customer: with one, the plan changes in place (no second checkout).
@@ -159,13 +213,21 @@ export function BillingPage() {
         data-testid={changesInPlace ? `change-plan-${tier}` : `subscribe-${tier}`}
       >
         {pending
-          ? (changesInPlace ? 'Changing plan…' : 'Opening checkout…')
+          ? changesInPlace
+            ? 'Changing plan…'
+            : 'Opening checkout…'
           : `${changesInPlace ? 'Change plan to' : 'Subscribe to'} ${PLANS[tier].name}`}
       </button>
     );
   };
   const packButton = (pack: CreditPackSize) => (
-    <button type="button" className="button" disabled={busy} onClick={() => buyPack.mutate({ pack })} data-testid={`buy-${pack}`}>
+    <button
+      type="button"
+      className="button"
+      disabled={busy}
+      onClick={() => buyPack.mutate({ pack })}
+      data-testid={`buy-${pack}`}
+    >
       {buyPack.isPending && buyPack.variables?.pack === pack ? 'Opening checkout…' : 'Buy'}
     </button>
   );
@@ -173,18 +235,38 @@ export function BillingPage() {
   const data = me.data;
   return (
     <div className="page billing">
-      <div className="page-head"><h1>Plan &amp; billing</h1></div>
+      <div className="page-head">
+        <h1>Plan &amp; billing</h1>
+      </div>
 
       <section className="summary-cards">
         <article className="summary-card">
           <span className="label">Current plan</span>
-          {data ? <strong className="big" data-testid="current-plan">{PLANS[data.tier].name}</strong> : <Skeleton className="text-skeleton" />}
-          {data && <span className="muted small">{data.tier === 'free' ? 'No subscription' : `${formatCredits(PLANS[data.tier].monthlyCredits)} credits each billing period`}</span>}
+          {data ? (
+            <strong className="big" data-testid="current-plan">
+              {PLANS[data.tier].name}
+            </strong>
+          ) : (
+            <Skeleton className="text-skeleton" />
+          )}
+          {data && (
+            <span className="muted small">
+              {data.tier === 'free'
+                ? 'No subscription'
+                : `${formatCredits(PLANS[data.tier].monthlyCredits)} credits each billing period`}
+            </span>
+          )}
           {data && <PlanTerm askForCard={params.get('update-card') === '1'} />}
         </article>
         <article className="summary-card">
           <span className="label">Available credits</span>
-          {data ? <strong className="big" data-testid="billing-balance">{formatCredits(data.balance.available)}</strong> : <Skeleton className="text-skeleton" />}
+          {data ? (
+            <strong className="big" data-testid="billing-balance">
+              {formatCredits(data.balance.available)}
+            </strong>
+          ) : (
+            <Skeleton className="text-skeleton" />
+          )}
           {data && (
             <span className="muted small">
               {formatCredits(data.balance.subscription)} plan · {formatCredits(data.balance.purchased)} purchased
@@ -196,11 +278,14 @@ export function BillingPage() {
 
       <section id="plans" className="billing-section">
         <h2>Plans</h2>
-        <p className="muted">Plan credits refresh every billing period and do not roll over. Higher plans queue first and run more jobs at once.</p>
+        <p className="muted">
+          Plan credits refresh every billing period and do not roll over. Higher plans queue first and run more jobs at
+          once.
+        </p>
         <p className="muted" data-testid="plan-change-rules">
           Changing plan keeps your subscription; the payment provider charges or credits the difference for the rest of
-          the period. Moving up applies at once: your plan credits for this period grow by the difference between the two
-          plans, up to the new plan&apos;s allowance. Moving down caps this period&apos;s plan credits at the new
+          the period. Moving up applies at once: your plan credits for this period grow by the difference between the
+          two plans, up to the new plan&apos;s allowance. Moving down caps this period&apos;s plan credits at the new
           plan&apos;s allowance. Purchased credits are never touched.
         </p>
         <PlanCards currentTier={data?.tier} action={tierButton} />
@@ -208,7 +293,10 @@ export function BillingPage() {
 
       <section id="packs" className="billing-section">
         <h2>Credit packs</h2>
-        <p className="muted">Purchased credits never expire and stay with you if you change or cancel your plan. Plan credits are spent first.</p>
+        <p className="muted">
+          Purchased credits never expire and stay with you if you change or cancel your plan. Plan credits are spent
+          first.
+        </p>
         <PackCards action={packButton} />
       </section>
 

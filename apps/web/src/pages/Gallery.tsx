@@ -40,14 +40,17 @@ export function GalleryPage() {
 
   useEffect(() => {
     const next = new URLSearchParams(params);
-    if (query) next.set('q', query); else next.delete('q');
+    if (query) next.set('q', query);
+    else next.delete('q');
     if (next.toString() !== params.toString()) setParams(next, { replace: true });
   }, [query, params, setParams]);
 
-  const list = useInfiniteQuery(trpc.gallery.list.infiniteQueryOptions(
-    { limit: PAGE_SIZE, ...(query ? { search: query } : {}), ...(starred ? { starred: true } : {}) },
-    { getNextPageParam: nextCursorOf },
-  ));
+  const list = useInfiniteQuery(
+    trpc.gallery.list.infiniteQueryOptions(
+      { limit: PAGE_SIZE, ...(query ? { search: query } : {}), ...(starred ? { starred: true } : {}) },
+      { getNextPageParam: nextCursorOf },
+    ),
+  );
   const images = useMemo(() => flattenPages(list.data?.pages), [list.data]);
   const sentinel = useInfiniteScroll(list);
 
@@ -108,18 +111,36 @@ export function GalleryPage() {
         <h1>Gallery</h1>
         <div className="toolbar">
           <div className="search">
-            <input ref={searchRef} type="search" placeholder="Search prompts  ( / )" value={search} onChange={(e) => setSearch(e.target.value)} aria-label="Search by prompt" data-testid="gallery-search" />
+            <input
+              ref={searchRef}
+              type="search"
+              placeholder="Search prompts  ( / )"
+              value={search}
+              onChange={(e) => setSearch(e.target.value)}
+              aria-label="Search by prompt"
+              data-testid="gallery-search"
+            />
           </div>
           <button
             type="button"
             className={`button toggle${starred ? ' on' : ''}`}
             aria-pressed={starred}
-            onClick={() => { const next = new URLSearchParams(params); if (starred) next.delete('starred'); else next.set('starred', '1'); setParams(next, { replace: true }); }}
+            onClick={() => {
+              const next = new URLSearchParams(params);
+              if (starred) next.delete('starred');
+              else next.set('starred', '1');
+              setParams(next, { replace: true });
+            }}
             data-testid="starred-filter"
           >
             <Icon name="star" filled={starred} /> Starred
           </button>
-          <button type="button" className={`button toggle${selecting ? ' on' : ''}`} aria-pressed={selecting} onClick={() => (selecting ? clearSelection() : setSelecting(true))}>
+          <button
+            type="button"
+            className={`button toggle${selecting ? ' on' : ''}`}
+            aria-pressed={selecting}
+            onClick={() => (selecting ? clearSelection() : setSelecting(true))}
+          >
             {selecting ? 'Done' : 'Select'}
           </button>
         </div>
@@ -128,14 +149,33 @@ export function GalleryPage() {
       {selected.size > 0 && (
         <div className="bulk-bar" role="toolbar" aria-label="Selected images" data-testid="bulk-bar">
           <strong>{selected.size} selected</strong>
-          <button type="button" className="button small" onClick={() => setSelected(new Set(images.map((i) => i.id)))}>Select all loaded</button>
+          <button type="button" className="button small" onClick={() => setSelected(new Set(images.map((i) => i.id)))}>
+            Select all loaded
+          </button>
           <span className="spacer" />
-          <button type="button" className="button small" onClick={() => { for (const id of selectedIds) star.mutate({ imageId: id, starred: !allStarred }); }}>
+          <button
+            type="button"
+            className="button small"
+            onClick={() => {
+              for (const id of selectedIds) star.mutate({ imageId: id, starred: !allStarred });
+            }}
+          >
             <Icon name="star" filled={!allStarred} /> {allStarred ? 'Unstar' : 'Star'}
           </button>
-          <button type="button" className="button small" onClick={() => setPicker(selectedIds)} data-testid="bulk-add-to-board"><Icon name="plus" /> Add to board</button>
-          <button type="button" className="button small danger" onClick={() => setConfirmDelete(selectedIds)}><Icon name="trash" /> Delete</button>
-          <button type="button" className="icon-button" aria-label="Clear selection" onClick={clearSelection}><Icon name="close" /></button>
+          <button
+            type="button"
+            className="button small"
+            onClick={() => setPicker(selectedIds)}
+            data-testid="bulk-add-to-board"
+          >
+            <Icon name="plus" /> Add to board
+          </button>
+          <button type="button" className="button small danger" onClick={() => setConfirmDelete(selectedIds)}>
+            <Icon name="trash" /> Delete
+          </button>
+          <button type="button" className="icon-button" aria-label="Clear selection" onClick={clearSelection}>
+            <Icon name="close" />
+          </button>
         </div>
       )}
 
@@ -145,9 +185,18 @@ export function GalleryPage() {
         <ErrorPanel error={list.error} onRetry={() => void list.refetch()} />
       ) : images.length === 0 ? (
         query || starred ? (
-          <EmptyState title="Nothing matches">{query ? `No image prompt matches “${query}”.` : 'You have not starred any images yet.'}</EmptyState>
+          <EmptyState title="Nothing matches">
+            {query ? `No image prompt matches “${query}”.` : 'You have not starred any images yet.'}
+          </EmptyState>
         ) : (
-          <EmptyState title="No images yet" action={<Link className="button primary" to="/studio">Create your first image</Link>}>
+          <EmptyState
+            title="No images yet"
+            action={
+              <Link className="button primary" to="/studio">
+                Create your first image
+              </Link>
+            }
+          >
             Everything you generate is kept here, newest first.
           </EmptyState>
         )
@@ -170,7 +219,9 @@ export function GalleryPage() {
           ))}
         </div>
       )}
-      <div ref={sentinel} className="sentinel">{list.isFetchingNextPage && <Spinner label="Loading more" />}</div>
+      <div ref={sentinel} className="sentinel">
+        {list.isFetchingNextPage && <Spinner label="Loading more" />}
+      </div>
 
       {picker && <BoardPicker imageIds={picker} onClose={() => setPicker(null)} onDone={clearSelection} />}
       {confirmDelete && (
@@ -180,7 +231,17 @@ export function GalleryPage() {
           danger
           busy={remove.isPending}
           onClose={() => setConfirmDelete(null)}
-          onConfirm={() => remove.mutate({ imageIds: confirmDelete }, { onSuccess: () => { setConfirmDelete(null); clearSelection(); } })}
+          onConfirm={() =>
+            remove.mutate(
+              { imageIds: confirmDelete },
+              {
+                onSuccess: () => {
+                  setConfirmDelete(null);
+                  clearSelection();
+                },
+              },
+            )
+          }
         >
           <p>The image files are removed for good and it leaves every board it is on. Credits are not refunded.</p>
         </ConfirmDialog>

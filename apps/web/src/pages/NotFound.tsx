@@ -7,12 +7,18 @@ export function NotFoundPage() {
   return (
     <main className="page-center not-found">
       <Brand />
-      <p className="big-code" aria-hidden="true">404</p>
+      <p className="big-code" aria-hidden="true">
+        404
+      </p>
       <h1>This page does not exist</h1>
       <p className="muted">The link may be old, or the board may no longer be shared.</p>
       <div className="row gap">
-        <Link className="button primary" to="/studio">Go to the studio</Link>
-        <Link className="button" to="/">Home</Link>
+        <Link className="button primary" to="/studio">
+          Go to the studio
+        </Link>
+        <Link className="button" to="/">
+          Home
+        </Link>
       </div>
     </main>
   );

@@ -16,7 +16,9 @@ import { flattenPages, nextCursorOf } from '../lib/pagination.js';
 export function PublicBoardPage() {
   const { slug = '' } = useParams();
   const trpc = useTRPC();
-  const view = useInfiniteQuery(trpc.boards.publicView.infiniteQueryOptions({ slug, limit: 40 }, { getNextPageParam: nextCursorOf }));
+  const view = useInfiniteQuery(
+    trpc.boards.publicView.infiniteQueryOptions({ slug, limit: 40 }, { getNextPageParam: nextCursorOf }),
+  );
   const items = useMemo(() => flattenPages(view.data?.pages), [view.data]);
   const board = view.data?.pages[0]?.board;
   const sentinel = useInfiniteScroll(view);
@@ -28,7 +30,9 @@ export function PublicBoardPage() {
       <SkipLink />
       <header className="landing-top">
         <Brand />
-        <Link className="button" to="/">Make your own</Link>
+        <Link className="button" to="/">
+          Make your own
+        </Link>
       </header>
       <main className="page" id="main" tabIndex={-1}>
         {view.isPending ? (
@@ -44,7 +48,9 @@ export function PublicBoardPage() {
               <>
                 <h1>Could not load this board</h1>
                 <p>{describeError(view.error).message}</p>
-                <button type="button" className="button" onClick={() => void view.refetch()}>Try again</button>
+                <button type="button" className="button" onClick={() => void view.refetch()}>
+                  Try again
+                </button>
               </>
             )}
           </div>
@@ -54,22 +60,32 @@ export function PublicBoardPage() {
               <div>
                 <p className="eyebrow">Shared board</p>
                 <h1 data-testid="public-board-title">{board?.name}</h1>
-                <p className="muted small">{board?.imageCount} {board?.imageCount === 1 ? 'image' : 'images'}</p>
+                <p className="muted small">
+                  {board?.imageCount} {board?.imageCount === 1 ? 'image' : 'images'}
+                </p>
               </div>
             </div>
             {items.length === 0 ? (
               <EmptyState title="Nothing here yet">The owner has not added any images.</EmptyState>
             ) : (
               <div className="image-grid" data-testid="public-board-images">
-                {items.map((image) => <ImageTile key={image.id} image={image} onOpen={() => setOpen(image)} />)}
+                {items.map((image) => (
+                  <ImageTile key={image.id} image={image} onOpen={() => setOpen(image)} />
+                ))}
               </div>
             )}
-            <div ref={sentinel} className="sentinel">{view.isFetchingNextPage && <Spinner label="Loading more" />}</div>
+            <div ref={sentinel} className="sentinel">
+              {view.isFetchingNextPage && <Spinner label="Loading more" />}
+            </div>
           </>
         )}
       </main>
       {open && (
-        <Modal title={open.prompt.length > 60 ? `${open.prompt.slice(0, 60)}…` : open.prompt} onClose={() => setOpen(null)} size="large">
+        <Modal
+          title={open.prompt.length > 60 ? `${open.prompt.slice(0, 60)}…` : open.prompt}
+          onClose={() => setOpen(null)}
+          size="large"
+        >
           <img className="lightbox-image" src={open.originalUrl} alt={open.prompt} />
           <p className="muted small">{open.prompt}</p>
         </Modal>

@@ -16,11 +16,34 @@ import { affordability, checkParams, formatCredits } from '../lib/credits.js';
 import { describeError } from '../lib/errors.js';
 import { initialJobCard } from '../lib/jobCard.js';
 import { ASPECT_RATIOS, presetsFor, type AspectRatio } from '../lib/sizes.js';
-import { formFromParams, loadSavedForm, randomSeed, saveForm, toRequest, withModel, withPreset, type StudioForm } from '../lib/studioForm.js';
+import {
+  formFromParams,
+  loadSavedForm,
+  randomSeed,
+  saveForm,
+  toRequest,
+  withModel,
+  withPreset,
+  type StudioForm,
+} from '../lib/studioForm.js';
 
 const isMac = typeof navigator !== 'undefined' && /Mac|iPhone|iPad/.test(navigator.platform);
 
-function Field({ label, htmlFor, error, hint, children, aside }: { label: string; htmlFor?: string; error?: string; hint?: ReactNode; children: ReactNode; aside?: ReactNode }) {
+function Field({
+  label,
+  htmlFor,
+  error,
+  hint,
+  children,
+  aside,
+}: {
+  label: string;
+  htmlFor?: string;
+  error?: string;
+  hint?: ReactNode;
+  children: ReactNode;
+  aside?: ReactNode;
+}) {
   return (
     <div className={`field${error ? ' has-error' : ''}`}>
       <div className="field-label">
@@ -28,7 +51,13 @@ function Field({ label, htmlFor, error, hint, children, aside }: { label: string
         {aside}
       </div>
       {children}
-      {error ? <p className="field-error" role="alert" data-testid={`error-${label.toLowerCase().replace(/\s+/g, '-')}`}>{error}</p> : hint && <p className="field-hint">{hint}</p>}
+      {error ? (
+        <p className="field-error" role="alert" data-testid={`error-${label.toLowerCase().replace(/\s+/g, '-')}`}>
+          {error}
+        </p>
+      ) : (
+        hint && <p className="field-hint">{hint}</p>
+      )}
     </div>
   );
 }
@@ -49,7 +78,16 @@ export function StudioPage() {
   const location = useLocation();
   const navigate = useNavigate();
   useDocumentTitle('Studio');
-  const ids = { prompt: useId(), negative: useId(), steps: useId(), cfg: useId(), seed: useId(), sampler: useId(), width: useId(), height: useId() };
+  const ids = {
+    prompt: useId(),
+    negative: useId(),
+    steps: useId(),
+    cfg: useId(),
+    seed: useId(),
+    sampler: useId(),
+    width: useId(),
+    height: useId(),
+  };
 
   const [form, setForm] = useState<StudioForm>(() => loadSavedForm(window.localStorage));
   const [showErrors, setShowErrors] = useState(false);
@@ -73,7 +111,11 @@ export function StudioPage() {
   const check = useMemo(() => checkParams(toRequest(form)), [form]);
   // The plan's pixel budget is known here too: say so before the server has to.
   const planError = check.ok && me.data ? checkPlanLimits(check.params, me.data.tier) : null;
-  const errors: Record<string, string | undefined> = { ...(showErrors && !check.ok ? check.fieldErrors : {}), ...(planError ? { width: planError } : {}), ...serverErrors };
+  const errors: Record<string, string | undefined> = {
+    ...(showErrors && !check.ok ? check.fieldErrors : {}),
+    ...(planError ? { width: planError } : {}),
+    ...serverErrors,
+  };
   const balance = me.data?.balance.available;
   const afford = check.estimate !== null ? affordability(check.estimate, balance) : null;
 
@@ -82,31 +124,43 @@ export function StudioPage() {
     setServerErrors({});
   };
 
-  const create = useMutation(trpc.generation.create.mutationOptions({
-    onSuccess: (result, params) => {
-      jobsStore.add({
-        card: initialJobCard({ jobId: result.jobId, status: result.status, queuePosition: result.queuePosition, estimatedWaitSeconds: result.estimatedWaitSeconds, totalSteps: params.steps }),
-        prompt: params.prompt,
-        model: params.model,
-        width: params.width,
-        height: params.height,
-        estimatedCredits: result.estimatedCredits,
-        createdAt: Date.now(),
-      });
-      void queryClient.invalidateQueries(trpc.user.me.queryFilter());
-      void queryClient.invalidateQueries(trpc.credits.pathFilter());
-    },
-    onError: (error) => {
-      const described = describeError(error);
-      if (described.kind === 'payment_required') {
-        setShortfall(described.credits ?? { balance: balance ?? 0, needed: check.estimate ?? 0 });
-      } else if (described.kind === 'invalid' && described.fieldErrors && Object.keys(described.fieldErrors).length > 0) {
-        setServerErrors(described.fieldErrors);
-      } else {
-        toast.error(error);
-      }
-    },
-  }));
+  const create = useMutation(
+    trpc.generation.create.mutationOptions({
+      onSuccess: (result, params) => {
+        jobsStore.add({
+          card: initialJobCard({
+            jobId: result.jobId,
+            status: result.status,
+            queuePosition: result.queuePosition,
+            estimatedWaitSeconds: result.estimatedWaitSeconds,
+            totalSteps: params.steps,
+          }),
+          prompt: params.prompt,
+          model: params.model,
+          width: params.width,
+          height: params.height,
+          estimatedCredits: result.estimatedCredits,
+          createdAt: Date.now(),
+        });
+        void queryClient.invalidateQueries(trpc.user.me.queryFilter());
+        void queryClient.invalidateQueries(trpc.credits.pathFilter());
+      },
+      onError: (error) => {
+        const described = describeError(error);
+        if (described.kind === 'payment_required') {
+          setShortfall(described.credits ?? { balance: balance ?? 0, needed: check.estimate ?? 0 });
+        } else if (
+          described.kind === 'invalid' &&
+          described.fieldErrors &&
+          Object.keys(described.fieldErrors).length > 0
+        ) {
+          setServerErrors(described.fieldErrors);
+        } else {
+          toast.error(error);
+        }
+      },
+    }),
+  );
 
   function submit(event?: FormEvent) {
     event?.preventDefault();
@@ -127,7 +181,11 @@ export function StudioPage() {
   submitRef.current = submit;
   useEffect(() => {
     const onKey = (event: KeyboardEvent) => {
-      if (event.key === 'Enter' && (event.metaKey || event.ctrlKey) && !document.body.classList.contains('modal-open')) {
+      if (
+        event.key === 'Enter' &&
+        (event.metaKey || event.ctrlKey) &&
+        !document.body.classList.contains('modal-open')
+      ) {
         event.preventDefault();
         submitRef.current();
       }
@@ -144,7 +202,12 @@ export function StudioPage() {
       <h1 className="sr-only">Studio</h1>
       <StudioStatus jobs={jobs} />
       <form className="studio-panel" onSubmit={submit} noValidate aria-label="Generation settings">
-        <Field label="Prompt" htmlFor={ids.prompt} error={errors.prompt} aside={<span className="muted small">{form.prompt.length}/2000</span>}>
+        <Field
+          label="Prompt"
+          htmlFor={ids.prompt}
+          error={errors.prompt}
+          aside={<span className="muted small">{form.prompt.length}/2000</span>}
+        >
           <textarea
             id={ids.prompt}
             ref={promptRef}
@@ -158,11 +221,36 @@ export function StudioPage() {
         </Field>
 
         {showNegative ? (
-          <Field label="Negative prompt" htmlFor={ids.negative} error={errors.negativePrompt} aside={<button type="button" className="link-button small" onClick={() => { update({ negativePrompt: '' }); setShowNegative(false); }}>Remove</button>}>
-            <textarea id={ids.negative} data-field="negativePrompt" rows={2} placeholder="blurry, low contrast, text, watermark" value={form.negativePrompt} onChange={(e) => update({ negativePrompt: e.target.value })} />
+          <Field
+            label="Negative prompt"
+            htmlFor={ids.negative}
+            error={errors.negativePrompt}
+            aside={
+              <button
+                type="button"
+                className="link-button small"
+                onClick={() => {
+                  update({ negativePrompt: '' });
+                  setShowNegative(false);
+                }}
+              >
+                Remove
+              </button>
+            }
+          >
+            <textarea
+              id={ids.negative}
+              data-field="negativePrompt"
+              rows={2}
+              placeholder="blurry, low contrast, text, watermark"
+              value={form.negativePrompt}
+              onChange={(e) => update({ negativePrompt: e.target.value })}
+            />
           </Field>
         ) : (
-          <button type="button" className="link-button add-negative" onClick={() => setShowNegative(true)}>+ Negative prompt</button>
+          <button type="button" className="link-button add-negative" onClick={() => setShowNegative(true)}>
+            + Negative prompt
+          </button>
         )}
 
         <Field label="Model" error={errors.model}>
@@ -174,12 +262,27 @@ export function StudioPage() {
             options={MODEL_IDS.map((id) => ({
               value: id,
               testId: `model-${id}`,
-              content: <><strong>{id === 'sdxl' ? 'SDXL' : 'SD 1.5'}</strong><span>{MODELS[id].defaultSize} px · ×{MODELS[id].priceFactor} credits</span></>,
+              content: (
+                <>
+                  <strong>{id === 'sdxl' ? 'SDXL' : 'SD 1.5'}</strong>
+                  <span>
+                    {MODELS[id].defaultSize} px · ×{MODELS[id].priceFactor} credits
+                  </span>
+                </>
+              ),
             }))}
           />
         </Field>
 
-        <Field label="Size" error={errors.width ?? errors.height} aside={<span className="muted small" data-testid="size-readout">{form.width} × {form.height}</span>}>
+        <Field
+          label="Size"
+          error={errors.width ?? errors.height}
+          aside={
+            <span className="muted small" data-testid="size-readout">
+              {form.width} × {form.height}
+            </span>
+          }
+        >
           <RadioGroup<AspectRatio | 'custom'>
             className="ratio-chips"
             label="Aspect ratio"
@@ -190,29 +293,99 @@ export function StudioPage() {
                 value: ratio,
                 testId: `ratio-${ratio}`,
                 title: `${presets[ratio].width}×${presets[ratio].height}`,
-                content: <><RatioIcon ratio={ratio} />{ratio}</>,
+                content: (
+                  <>
+                    <RatioIcon ratio={ratio} />
+                    {ratio}
+                  </>
+                ),
               })),
-              { value: 'custom' as const, testId: 'ratio-custom', content: <><RatioIcon ratio="custom" />Custom</> },
+              {
+                value: 'custom' as const,
+                testId: 'ratio-custom',
+                content: (
+                  <>
+                    <RatioIcon ratio="custom" />
+                    Custom
+                  </>
+                ),
+              },
             ]}
           />
           {form.size === 'custom' && (
             <div className="custom-size">
-              <label htmlFor={ids.width} className="sr-only">Width</label>
-              <input id={ids.width} data-field="width" type="number" inputMode="numeric" min={MIN_SIDE} max={MAX_SIDE} step={SIDE_STEP} value={Number.isNaN(form.width) ? '' : form.width} onChange={(e) => update({ width: e.target.value === '' ? Number.NaN : Number(e.target.value) })} aria-label="Width" />
+              <label htmlFor={ids.width} className="sr-only">
+                Width
+              </label>
+              <input
+                id={ids.width}
+                data-field="width"
+                type="number"
+                inputMode="numeric"
+                min={MIN_SIDE}
+                max={MAX_SIDE}
+                step={SIDE_STEP}
+                value={Number.isNaN(form.width) ? '' : form.width}
+                onChange={(e) => update({ width: e.target.value === '' ? Number.NaN : Number(e.target.value) })}
+                aria-label="Width"
+              />
               <span aria-hidden="true">×</span>
-              <label htmlFor={ids.height} className="sr-only">Height</label>
-              <input id={ids.height} data-field="height" type="number" inputMode="numeric" min={MIN_SIDE} max={MAX_SIDE} step={SIDE_STEP} value={Number.isNaN(form.height) ? '' : form.height} onChange={(e) => update({ height: e.target.value === '' ? Number.NaN : Number(e.target.value) })} aria-label="Height" />
-              <span className="muted small">multiples of {SIDE_STEP}, {MIN_SIDE}–{MAX_SIDE}</span>
+              <label htmlFor={ids.height} className="sr-only">
+                Height
+              </label>
+              <input
+                id={ids.height}
+                data-field="height"
+                type="number"
+                inputMode="numeric"
+                min={MIN_SIDE}
+                max={MAX_SIDE}
+                step={SIDE_STEP}
+                value={Number.isNaN(form.height) ? '' : form.height}
+                onChange={(e) => update({ height: e.target.value === '' ? Number.NaN : Number(e.target.value) })}
+                aria-label="Height"
+              />
+              <span className="muted small">
+                multiples of {SIDE_STEP}, {MIN_SIDE}–{MAX_SIDE}
+              </span>
             </div>
           )}
         </Field>
 
         <div className="field-row">
-          <Field label="Steps" htmlFor={ids.steps} error={errors.steps} aside={<span className="value-readout">{Number.isNaN(form.steps) ? '–' : form.steps}</span>}>
-            <input id={ids.steps} data-field="steps" data-testid="steps" type="range" min={1} max={150} value={Number.isNaN(form.steps) ? 30 : form.steps} onChange={(e) => update({ steps: Number(e.target.value) })} />
+          <Field
+            label="Steps"
+            htmlFor={ids.steps}
+            error={errors.steps}
+            aside={<span className="value-readout">{Number.isNaN(form.steps) ? '–' : form.steps}</span>}
+          >
+            <input
+              id={ids.steps}
+              data-field="steps"
+              data-testid="steps"
+              type="range"
+              min={1}
+              max={150}
+              value={Number.isNaN(form.steps) ? 30 : form.steps}
+              onChange={(e) => update({ steps: Number(e.target.value) })}
+            />
           </Field>
-          <Field label="CFG scale" htmlFor={ids.cfg} error={errors.cfgScale} aside={<span className="value-readout">{form.cfgScale.toFixed(1)}</span>}>
-            <input id={ids.cfg} data-field="cfgScale" type="range" min={0} max={30} step={0.5} value={form.cfgScale} onChange={(e) => update({ cfgScale: Number(e.target.value) })} />
+          <Field
+            label="CFG scale"
+            htmlFor={ids.cfg}
+            error={errors.cfgScale}
+            aside={<span className="value-readout">{form.cfgScale.toFixed(1)}</span>}
+          >
+            <input
+              id={ids.cfg}
+              data-field="cfgScale"
+              type="range"
+              min={0}
+              max={30}
+              step={0.5}
+              value={form.cfgScale}
+              onChange={(e) => update({ cfgScale: Number(e.target.value) })}
+            />
           </Field>
         </div>
 
@@ -223,20 +396,51 @@ export function StudioPage() {
                 className="segmented compact"
                 label="Seed mode"
                 value={form.seedMode}
-                onChange={(seedMode) => update(seedMode === 'fixed' ? { seedMode, seed: form.seed || String(randomSeed()) } : { seedMode })}
-                options={[{ value: 'random', content: 'Random' }, { value: 'fixed', content: 'Fixed' }]}
+                onChange={(seedMode) =>
+                  update(seedMode === 'fixed' ? { seedMode, seed: form.seed || String(randomSeed()) } : { seedMode })
+                }
+                options={[
+                  { value: 'random', content: 'Random' },
+                  { value: 'fixed', content: 'Fixed' },
+                ]}
               />
               {form.seedMode === 'fixed' && (
                 <>
-                  <input id={ids.seed} data-field="seed" type="text" inputMode="numeric" value={form.seed} maxLength={String(MAX_SEED).length} onChange={(e) => update({ seed: e.target.value.replace(/[^\d]/g, '') })} aria-label="Seed value" />
-                  <button type="button" className="icon-button" title="New random seed" aria-label="New random seed" onClick={() => update({ seed: String(randomSeed()) })}>⟳</button>
+                  <input
+                    id={ids.seed}
+                    data-field="seed"
+                    type="text"
+                    inputMode="numeric"
+                    value={form.seed}
+                    maxLength={String(MAX_SEED).length}
+                    onChange={(e) => update({ seed: e.target.value.replace(/[^\d]/g, '') })}
+                    aria-label="Seed value"
+                  />
+                  <button
+                    type="button"
+                    className="icon-button"
+                    title="New random seed"
+                    aria-label="New random seed"
+                    onClick={() => update({ seed: String(randomSeed()) })}
+                  >
+                    ⟳
+                  </button>
                 </>
               )}
             </div>
           </Field>
           <Field label="Sampler" htmlFor={ids.sampler} error={errors.sampler}>
-            <select id={ids.sampler} data-field="sampler" value={form.sampler} onChange={(e) => update({ sampler: e.target.value as StudioForm['sampler'] })}>
-              {SAMPLERS.map((s) => <option key={s} value={s}>{s}</option>)}
+            <select
+              id={ids.sampler}
+              data-field="sampler"
+              value={form.sampler}
+              onChange={(e) => update({ sampler: e.target.value as StudioForm['sampler'] })}
+            >
+              {SAMPLERS.map((s) => (
+                <option key={s} value={s}>
+                  {s}
+                </option>
+              ))}
             </select>
           </Field>
         </div>
@@ -246,21 +450,32 @@ export function StudioPage() {
             {/* Not a live region: it changes with every keystroke, the status region speaks for jobs. */}
             <div className="estimate">
               <span className="muted small">Estimated cost</span>
-              <strong data-testid="estimate">{check.estimate !== null ? `${formatCredits(check.estimate)} credits` : '—'}</strong>
+              <strong data-testid="estimate">
+                {check.estimate !== null ? `${formatCredits(check.estimate)} credits` : '—'}
+              </strong>
               {afford && !afford.affordable && balance !== undefined && (
-                <span className="short small" data-testid="estimate-short">You have {formatCredits(balance)}</span>
+                <span className="short small" data-testid="estimate-short">
+                  You have {formatCredits(balance)}
+                </span>
               )}
               {afford?.affordable && balance !== undefined && check.estimate !== null && (
                 <span className="muted small">{formatCredits(balance - check.estimate)} left after</span>
               )}
             </div>
             {/* aria-disabled, not disabled: a disabled button drops keyboard focus to the page. */}
-            <button type="submit" className="button primary large generate" aria-disabled={create.isPending} data-testid="generate">
+            <button
+              type="submit"
+              className="button primary large generate"
+              aria-disabled={create.isPending}
+              data-testid="generate"
+            >
               {create.isPending ? 'Queuing…' : 'Generate'}
               <kbd>{isMac ? '⌘' : 'Ctrl'} ↵</kbd>
             </button>
           </div>
-          <p className="fine-print">Charged by engine time, never more than the estimate. Unused credits return when the job ends.</p>
+          <p className="fine-print">
+            Charged by engine time, never more than the estimate. Unused credits return when the job ends.
+          </p>
         </div>
       </form>
 
@@ -268,22 +483,39 @@ export function StudioPage() {
         <div className="results-head">
           <h2>Generations {running > 0 && <span className="count-badge">{running} running</span>}</h2>
           {jobs.some((j) => j.card.status !== 'pending' && j.card.status !== 'in_progress') && (
-            <button type="button" className="link-button small" onClick={() => jobsStore.clearFinished()}>Clear finished</button>
+            <button type="button" className="link-button small" onClick={() => jobsStore.clearFinished()}>
+              Clear finished
+            </button>
           )}
         </div>
         {jobs.length === 0 ? (
-          <EmptyState title="Your images will appear here" action={<Link to="/gallery" className="button ghost">Open the gallery</Link>}>
-            Describe what you want to see, pick a size, and press Generate ({isMac ? '⌘' : 'Ctrl'}+Enter). You will see your place in the queue, then every step.
+          <EmptyState
+            title="Your images will appear here"
+            action={
+              <Link to="/gallery" className="button ghost">
+                Open the gallery
+              </Link>
+            }
+          >
+            Describe what you want to see, pick a size, and press Generate ({isMac ? '⌘' : 'Ctrl'}+Enter). You will see
+            your place in the queue, then every step.
           </EmptyState>
         ) : (
           <div className="job-grid">
-            {jobs.map((entry) => <JobCard key={entry.card.jobId} entry={entry} />)}
+            {jobs.map((entry) => (
+              <JobCard key={entry.card.jobId} entry={entry} />
+            ))}
           </div>
         )}
       </section>
 
-      {shortfall && <InsufficientCreditsModal balance={shortfall.balance} needed={shortfall.needed} onClose={() => setShortfall(null)} />}
+      {shortfall && (
+        <InsufficientCreditsModal
+          balance={shortfall.balance}
+          needed={shortfall.needed}
+          onClose={() => setShortfall(null)}
+        />
+      )}
     </div>
   );
 }
-

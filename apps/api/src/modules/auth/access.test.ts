@@ -16,7 +16,10 @@ import type * as WorkerRouterModule from '../worker/worker.router.js';
 vi.mock('../worker/worker.router.js', async (importOriginal) => {
   const actual = await importOriginal<typeof WorkerRouterModule>();
   const { mergeRouters, router, workerProcedure } = await import('../../trpc.js');
-  return { ...actual, workerRouter: mergeRouters(actual.workerRouter, router({ authProbe: workerProcedure.query(() => 'worker ok') })) };
+  return {
+    ...actual,
+    workerRouter: mergeRouters(actual.workerRouter, router({ authProbe: workerProcedure.query(() => 'worker ok') })),
+  };
 });
 
 /**
@@ -34,7 +37,11 @@ const WORKER_TOKEN = 'worker-token-for-tests-0123456789abcdef';
 beforeAll(async () => {
   app = await createTestApp({ WORKER_TOKEN, SIGNIN_RATE_LIMIT: '1000' });
   server = await buildServer(app.deps);
-  const login = await server.inject({ method: 'POST', url: '/api/v1/auth/dev-login', payload: { email: 'access@example.test' } });
+  const login = await server.inject({
+    method: 'POST',
+    url: '/api/v1/auth/dev-login',
+    payload: { email: 'access@example.test' },
+  });
   session = login.cookies.find((c) => c.name === SESSION_COOKIE)!.value;
 });
 afterAll(async () => {
@@ -47,11 +54,22 @@ function proceduresOf(r: { _def: { procedures: object } }): [string, AnyProcedur
 }
 
 /** Calls one procedure over HTTP the way a client would; subscriptions through a caller. */
-async function call(prefix: '/trpc' | '/internal/trpc', path: string, type: string, auth: Pick<InjectOptions, 'cookies' | 'headers'>): Promise<string | undefined> {
+async function call(
+  prefix: '/trpc' | '/internal/trpc',
+  path: string,
+  type: string,
+  auth: Pick<InjectOptions, 'cookies' | 'headers'>,
+): Promise<string | undefined> {
   const res = await server.inject(
     type === 'query'
       ? { method: 'GET', url: `${prefix}/${path}`, ...auth }
-      : { method: 'POST', url: `${prefix}/${path}`, payload: { json: null }, ...auth, headers: { [CSRF_HEADER]: '1', ...auth.headers } },
+      : {
+          method: 'POST',
+          url: `${prefix}/${path}`,
+          payload: { json: null },
+          ...auth,
+          headers: { [CSRF_HEADER]: '1', ...auth.headers },
+        },
   );
   const body = res.json();
   if (body.error) {
@@ -65,18 +83,27 @@ describe('every appRouter procedure needs a session', () => {
   const procedures = proceduresOf(appRouter).filter(([path]) => !PUBLIC_PROCEDURES.has(path));
 
   it('finds the procedures to walk (user.me among them)', () => {
-    expect(procedures.map(([path]) => path)).toEqual(expect.arrayContaining(['user.me', 'user.signOut', 'user.signOutEverywhere']));
+    expect(procedures.map(([path]) => path)).toEqual(
+      expect.arrayContaining(['user.me', 'user.signOut', 'user.signOutEverywhere']),
+    );
   });
 
-  it.each(procedures.filter(([, type]) => type !== 'subscription'))('%s (%s) → UNAUTHORIZED signed out, and with the worker token as Bearer', async (path, type) => {
-    expect(await call('/trpc', path, type, {})).toBe('UNAUTHORIZED');
-    expect(await call('/trpc', path, type, { headers: { authorization: `Bearer ${WORKER_TOKEN}` } })).toBe('UNAUTHORIZED');
-  });
+  it.each(procedures.filter(([, type]) => type !== 'subscription'))(
+    '%s (%s) → UNAUTHORIZED signed out, and with the worker token as Bearer',
+    async (path, type) => {
+      expect(await call('/trpc', path, type, {})).toBe('UNAUTHORIZED');
+      expect(await call('/trpc', path, type, { headers: { authorization: `Bearer ${WORKER_TOKEN}` } })).toBe(
+        'UNAUTHORIZED',
+      );
+    },
+  );
 
   it('subscriptions too', async () => {
     const caller = createCallerFactory(appRouter)({ deps: app.deps, user: null, isWorker: false });
     for (const [path] of procedures.filter(([, type]) => type === 'subscription')) {
-      const fn = path.split('.').reduce<unknown>((node, key) => (node as Record<string, unknown>)[key], caller) as (input: unknown) => Promise<unknown>;
+      const fn = path.split('.').reduce<unknown>((node, key) => (node as Record<string, unknown>)[key], caller) as (
+        input: unknown,
+      ) => Promise<unknown>;
       await expect(fn(undefined), path).rejects.toMatchObject({ code: 'UNAUTHORIZED' });
     }
   });
@@ -88,7 +115,9 @@ describe('worker token on /internal/trpc', () => {
     'no token': () => ({}),
     'a user session as cookie': () => ({ cookies: { [SESSION_COOKIE]: session } }),
     'a user session as Bearer': () => ({ headers: { authorization: `Bearer ${session}` } }),
-    'a wrong token of the same length': () => ({ headers: { authorization: `Bearer ${'x'.repeat(WORKER_TOKEN.length)}` } }),
+    'a wrong token of the same length': () => ({
+      headers: { authorization: `Bearer ${'x'.repeat(WORKER_TOKEN.length)}` },
+    }),
     'a short prefix of the token': () => ({ headers: { authorization: `Bearer ${WORKER_TOKEN.slice(0, -1)}` } }),
     'the token with more after it': () => ({ headers: { authorization: `Bearer ${WORKER_TOKEN}0` } }),
     'the token in a cookie': () => ({ cookies: { [SESSION_COOKIE]: WORKER_TOKEN } }),
@@ -107,7 +136,9 @@ describe('worker token on /internal/trpc', () => {
   });
 
   it('lets the right token through', async () => {
-    expect(await call('/internal/trpc', 'authProbe', 'query', { headers: { authorization: `Bearer ${WORKER_TOKEN}` } })).toBe('OK');
+    expect(
+      await call('/internal/trpc', 'authProbe', 'query', { headers: { authorization: `Bearer ${WORKER_TOKEN}` } }),
+    ).toBe('OK');
   });
 
   for (const [name, auth] of Object.entries(notTheToken)) {
@@ -121,7 +152,9 @@ describe('worker token on /internal/trpc', () => {
   }
 
   it('the right token still gets no user: user procedures on /trpc stay UNAUTHORIZED', async () => {
-    expect(await call('/trpc', 'user.me', 'query', { headers: { authorization: `Bearer ${WORKER_TOKEN}` } })).toBe('UNAUTHORIZED');
+    expect(await call('/trpc', 'user.me', 'query', { headers: { authorization: `Bearer ${WORKER_TOKEN}` } })).toBe(
+      'UNAUTHORIZED',
+    );
     expect(await call('/trpc', 'user.me', 'query', { cookies: { [SESSION_COOKIE]: session } })).toBe('OK');
   });
 });

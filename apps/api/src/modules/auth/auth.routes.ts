@@ -47,7 +47,10 @@ export async function authRoutes(app: FastifyInstance, deps: AppDeps): Promise<v
 
   async function limited(req: FastifyRequest, scope: string): Promise<number | null> {
     const verdict = await hitRateLimit(deps.redis, deps.keys, {
-      scope, subject: req.ip, limit: config.SIGNIN_RATE_LIMIT, windowSeconds: config.SIGNIN_RATE_WINDOW_SECONDS,
+      scope,
+      subject: req.ip,
+      limit: config.SIGNIN_RATE_LIMIT,
+      windowSeconds: config.SIGNIN_RATE_WINDOW_SECONDS,
     });
     if (verdict.allowed) return null;
     logger.warn({ reqId: req.id, ip: req.ip, scope }, 'sign-in rate limit hit');
@@ -90,36 +93,58 @@ export async function authRoutes(app: FastifyInstance, deps: AppDeps): Promise<v
     if (!query.success) return fail(new SignInError('invalid_state', 'malformed callback query'));
     const { code, state, error } = query.data;
     if (!state || !expectedState || !codeVerifier || !sameSecret(state, expectedState)) {
-      return fail(new SignInError('invalid_state', expectedState ? 'state does not match the cookie' : 'no state cookie'));
+      return fail(
+        new SignInError('invalid_state', expectedState ? 'state does not match the cookie' : 'no state cookie'),
+      );
     }
     // What the browser brings back is a client request, not Google's answer: a malformed one is a 400, never a 502.
     if (error) {
-      return fail(new SignInError(error === 'access_denied' ? 'access_denied' : 'provider_refused', `authorize: ${error}`));
+      return fail(
+        new SignInError(error === 'access_denied' ? 'access_denied' : 'provider_refused', `authorize: ${error}`),
+      );
     }
     if (!code) return fail(new SignInError('provider_refused', 'callback without code'));
 
     try {
       const profile = await google.finish(code, codeVerifier);
-      const user = await upsertUser(db, { email: profile.email, name: profile.name, avatarUrl: profile.picture, googleSub: profile.sub });
+      const user = await upsertUser(db, {
+        email: profile.email,
+        name: profile.name,
+        avatarUrl: profile.picture,
+        googleSub: profile.sub,
+      });
       await startSession(reply, config, user);
       logger.info({ reqId: req.id, userId: user.id }, 'google sign-in');
       return reply.header('cache-control', 'no-store').redirect(`${publicUrl}/studio`, 302);
     } catch (caught) {
       if (caught instanceof SignInError) return fail(caught);
-      if (caught instanceof DomainError && caught.code === 'CONFLICT') return fail(new SignInError('account_conflict', caught.message));
+      if (caught instanceof DomainError && caught.code === 'CONFLICT')
+        return fail(new SignInError('account_conflict', caught.message));
       logger.error({ reqId: req.id, err: caught }, 'google sign-in crashed');
       return sendSignInError(reply, 'server_error', publicUrl);
     }
   });
 
   app.post('/api/v1/auth/dev-login', async (req, reply) => {
-    if (!devLoginEnabled) return reply.code(404).send({ error: 'not_found', message: 'Dev sign-in is off: Google sign-in is configured or this is production.' });
+    if (!devLoginEnabled)
+      return reply
+        .code(404)
+        .send({
+          error: 'not_found',
+          message: 'Dev sign-in is off: Google sign-in is configured or this is production.',
+        });
     const retryAfter = await limited(req, 'dev-login');
     if (retryAfter !== null) {
-      return reply.code(429).header('retry-after', String(retryAfter)).send({ error: 'rate_limited', message: `Too many sign-in attempts; try again in ${retryAfter} s.` });
+      return reply
+        .code(429)
+        .header('retry-after', String(retryAfter))
+        .send({ error: 'rate_limited', message: `Too many sign-in attempts; try again in ${retryAfter} s.` });
     }
     const body = devLoginBody.safeParse(req.body);
-    if (!body.success) return reply.code(400).send({ error: 'bad_request', message: 'Send { "email": "you@example.com" } with a valid e-mail address.' });
+    if (!body.success)
+      return reply
+        .code(400)
+        .send({ error: 'bad_request', message: 'Send { "email": "you@example.com" } with a valid e-mail address.' });
     const user = await upsertUser(db, { email: body.data.email });
     await startSession(reply, config, user);
     logger.info({ reqId: req.id, userId: user.id }, 'dev sign-in');

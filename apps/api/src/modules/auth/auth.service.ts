@@ -28,17 +28,26 @@ export async function upsertUser(db: Database, profile: SignInProfile): Promise<
   // Sign-in happens before there is a user to scope to: this is a system path by nature.
   return withSystem(db, async (tx) => {
     // Without a conflict target this also absorbs a concurrent first sign-in of the same person.
-    const [created] = await tx.insert(users).values({ email, name, avatarUrl, googleSub, tier: 'free' }).onConflictDoNothing().returning();
+    const [created] = await tx
+      .insert(users)
+      .values({ email, name, avatarUrl, googleSub, tier: 'free' })
+      .onConflictDoNothing()
+      .returning();
     if (created) {
       await tx.insert(creditBalances).values({ userId: created.id });
       return created;
     }
     const [bySub] = googleSub ? await tx.select().from(users).where(eq(users.googleSub, googleSub)).for('update') : [];
     const [existing] = bySub ? [bySub] : await tx.select().from(users).where(eq(users.email, email)).for('update');
-    if (!existing) throw new DomainError('CONFLICT', 'This account changed while signing in; please try again.', { reason: 'account_changed' });
+    if (!existing)
+      throw new DomainError('CONFLICT', 'This account changed while signing in; please try again.', {
+        reason: 'account_changed',
+      });
     if (googleSub && existing.googleSub && existing.googleSub !== googleSub) {
       // The e-mail now belongs to a different Google account than the one that made this user.
-      throw new DomainError('CONFLICT', 'This e-mail address is linked to a different Google account.', { reason: 'account_conflict' });
+      throw new DomainError('CONFLICT', 'This e-mail address is linked to a different Google account.', {
+        reason: 'account_conflict',
+      });
     }
     const [updated] = await tx
       .update(users)
@@ -98,14 +107,23 @@ export async function getMe(db: Database, userId: string): Promise<Me> {
         ...(newest?.updatePaymentUrl ? { actionUrl: newest.updatePaymentUrl } : {}),
       };
     }
-    return { id: user.id, email: user.email, name: user.name, avatarUrl: user.avatarUrl, tier: user.tier, balance, banner };
+    return {
+      id: user.id,
+      email: user.email,
+      name: user.name,
+      avatarUrl: user.avatarUrl,
+      tier: user.tier,
+      balance,
+      banner,
+    };
   });
 }
 
 /** Revokes every session of the user: tokens carry the old version and stop verifying. */
 export async function revokeAllSessions(db: Database, userId: string): Promise<number> {
   const [row] = await withUser(db, userId, (tx) =>
-    tx.update(users)
+    tx
+      .update(users)
       .set({ sessionVersion: sql`${users.sessionVersion} + 1`, updatedAt: sql`now()` })
       .where(eq(users.id, userId))
       .returning({ sessionVersion: users.sessionVersion }),
@@ -123,9 +141,11 @@ export async function revokeSession(
   session: { userId: string; sessionId: string; expiresAt: number },
 ): Promise<void> {
   await withUser(db, session.userId, async (tx) => {
-    await tx.delete(sessionRevocations)
+    await tx
+      .delete(sessionRevocations)
       .where(and(eq(sessionRevocations.userId, session.userId), lt(sessionRevocations.expiresAt, sql`now()`)));
-    await tx.insert(sessionRevocations)
+    await tx
+      .insert(sessionRevocations)
       .values({ sessionId: session.sessionId, userId: session.userId, expiresAt: new Date(session.expiresAt) })
       .onConflictDoNothing();
   });

@@ -31,9 +31,12 @@ export function csrfGuard(config: Pick<ApiConfig, 'PUBLIC_URL'>): onRequestHookH
     const header = req.headers[CSRF_HEADER];
     if (typeof header === 'string' && header.length > 0) return;
     if (req.headers.origin === ownOrigin) return;
-    return reply.code(403).header('cache-control', 'no-store').send({
-      error: 'csrf_rejected',
-      message: `Cross-site request refused: send the ${CSRF_HEADER} header (or call from ${ownOrigin}).`,
-    });
+    return reply
+      .code(403)
+      .header('cache-control', 'no-store')
+      .send({
+        error: 'csrf_rejected',
+        message: `Cross-site request refused: send the ${CSRF_HEADER} header (or call from ${ownOrigin}).`,
+      });
   };
 }

@@ -1,4 +1,11 @@
-import { ArcticFetchError, CodeChallengeMethod, generateCodeVerifier, generateState, OAuth2Client, OAuth2RequestError } from 'arctic';
+import {
+  ArcticFetchError,
+  CodeChallengeMethod,
+  generateCodeVerifier,
+  generateState,
+  OAuth2Client,
+  OAuth2RequestError,
+} from 'arctic';
 import { createRemoteJWKSet, errors as joseErrors, jwtVerify } from 'jose';
 import { z } from 'zod';
 import type { ApiConfig } from '../../config.js';
@@ -20,7 +27,10 @@ export type SignInFailure =
   | 'provider_unavailable';
 
 export class SignInError extends Error {
-  constructor(readonly reason: SignInFailure, detail: string) {
+  constructor(
+    readonly reason: SignInFailure,
+    detail: string,
+  ) {
     super(detail);
   }
 }
@@ -55,16 +65,27 @@ export interface GoogleSignIn {
  */
 export function createGoogleSignIn(config: ApiConfig): GoogleSignIn {
   const clientId = config.GOOGLE_CLIENT_ID!;
-  const client = new OAuth2Client(clientId, config.GOOGLE_CLIENT_SECRET!, config.PUBLIC_URL.replace(/\/+$/, '') + GOOGLE_CALLBACK_PATH);
+  const client = new OAuth2Client(
+    clientId,
+    config.GOOGLE_CLIENT_SECRET!,
+    config.PUBLIC_URL.replace(/\/+$/, '') + GOOGLE_CALLBACK_PATH,
+  );
   const jwks = createRemoteJWKSet(new URL(config.GOOGLE_JWKS_URL));
   // Google documents both spellings of its issuer.
-  const issuers = config.GOOGLE_ISSUER === GOOGLE_ISSUER ? [GOOGLE_ISSUER, 'accounts.google.com'] : [config.GOOGLE_ISSUER];
+  const issuers =
+    config.GOOGLE_ISSUER === GOOGLE_ISSUER ? [GOOGLE_ISSUER, 'accounts.google.com'] : [config.GOOGLE_ISSUER];
 
   return {
     start() {
       const state = generateState();
       const codeVerifier = generateCodeVerifier();
-      const url = client.createAuthorizationURLWithPKCE(config.GOOGLE_AUTH_URL, state, CodeChallengeMethod.S256, codeVerifier, SCOPES);
+      const url = client.createAuthorizationURLWithPKCE(
+        config.GOOGLE_AUTH_URL,
+        state,
+        CodeChallengeMethod.S256,
+        codeVerifier,
+        SCOPES,
+      );
       url.searchParams.set('prompt', 'select_account');
       return { url, state, codeVerifier };
     },
@@ -76,25 +97,45 @@ export function createGoogleSignIn(config: ApiConfig): GoogleSignIn {
         idToken = tokens.idToken();
       } catch (error) {
         if (error instanceof OAuth2RequestError) {
-          if (error.code === 'invalid_grant') throw new SignInError('invalid_code', `token endpoint: ${error.code} ${error.description ?? ''}`);
+          if (error.code === 'invalid_grant')
+            throw new SignInError('invalid_code', `token endpoint: ${error.code} ${error.description ?? ''}`);
           throw new SignInError('provider_error', `token endpoint: ${error.code} ${error.description ?? ''}`);
         }
-        if (error instanceof ArcticFetchError) throw new SignInError('provider_unavailable', `token endpoint unreachable: ${String(error.cause)}`);
-        throw new SignInError('provider_error', `token endpoint: ${error instanceof Error ? error.message : String(error)}`);
+        if (error instanceof ArcticFetchError)
+          throw new SignInError('provider_unavailable', `token endpoint unreachable: ${String(error.cause)}`);
+        throw new SignInError(
+          'provider_error',
+          `token endpoint: ${error instanceof Error ? error.message : String(error)}`,
+        );
       }
 
       let payload: unknown;
       try {
-        ({ payload } = await jwtVerify(idToken, jwks, { issuer: issuers, audience: clientId, algorithms: ['RS256'], clockTolerance: 30 }));
+        ({ payload } = await jwtVerify(idToken, jwks, {
+          issuer: issuers,
+          audience: clientId,
+          algorithms: ['RS256'],
+          clockTolerance: 30,
+        }));
       } catch (error) {
         // A JWKS we could not fetch is Google being unreachable, not a bad token.
         const unreachable = error instanceof joseErrors.JWKSTimeout || !(error instanceof joseErrors.JOSEError);
-        throw new SignInError(unreachable ? 'provider_unavailable' : 'invalid_token', `id token: ${error instanceof Error ? error.message : String(error)}`);
+        throw new SignInError(
+          unreachable ? 'provider_unavailable' : 'invalid_token',
+          `id token: ${error instanceof Error ? error.message : String(error)}`,
+        );
       }
       const claims = idTokenClaims.safeParse(payload);
-      if (!claims.success) throw new SignInError('invalid_token', `id token claims: ${claims.error.issues[0]?.message}`);
-      if (claims.data.email_verified !== true) throw new SignInError('unverified_email', `unverified e-mail ${claims.data.email}`);
-      return { sub: claims.data.sub, email: claims.data.email, name: claims.data.name ?? null, picture: claims.data.picture ?? null };
+      if (!claims.success)
+        throw new SignInError('invalid_token', `id token claims: ${claims.error.issues[0]?.message}`);
+      if (claims.data.email_verified !== true)
+        throw new SignInError('unverified_email', `unverified e-mail ${claims.data.email}`);
+      return {
+        sub: claims.data.sub,
+        email: claims.data.email,
+        name: claims.data.name ?? null,
+        picture: claims.data.picture ?? null,
+      };
     },
   };
 }

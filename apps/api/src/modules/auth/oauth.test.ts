@@ -31,7 +31,11 @@ function cookieJar(res: LightMyRequestResponse): Record<string, string> {
 }
 
 /** Browser steps: our login → the fake consent screen → back to our callback. */
-async function consent(): Promise<{ callbackPath: string; cookies: Record<string, string>; login: LightMyRequestResponse }> {
+async function consent(): Promise<{
+  callbackPath: string;
+  cookies: Record<string, string>;
+  login: LightMyRequestResponse;
+}> {
   const login = await server.inject({ method: 'GET', url: '/api/v1/oauth/google/login' });
   expect(login.statusCode).toBe(302);
   const atGoogle = await fetch(login.headers.location as string, { redirect: 'manual' });
@@ -84,7 +88,9 @@ describe('GET /api/v1/oauth/google/login', () => {
     const state = login.cookies.find((c) => c.name === 'pingvas_oauth_state')!;
     const verifier = login.cookies.find((c) => c.name === 'pingvas_oauth_verifier')!;
     expect(url.searchParams.get('state')).toBe(state.value);
-    expect(url.searchParams.get('code_challenge')).toBe(createHash('sha256').update(verifier.value).digest('base64url'));
+    expect(url.searchParams.get('code_challenge')).toBe(
+      createHash('sha256').update(verifier.value).digest('base64url'),
+    );
     for (const cookie of [state, verifier]) {
       expect(cookie).toMatchObject({ httpOnly: true, sameSite: 'Lax', maxAge: 600, path: '/api/v1/oauth/google' });
       expect(cookie.secure).toBeFalsy();
@@ -94,7 +100,11 @@ describe('GET /api/v1/oauth/google/login', () => {
   it('reports Google on and dev sign-in off through /api/v1/auth/config, and refuses dev sign-in (404)', async () => {
     const config = await server.inject({ method: 'GET', url: '/api/v1/auth/config' });
     expect(config.json()).toEqual({ google: true, devLogin: false });
-    const dev = await server.inject({ method: 'POST', url: '/api/v1/auth/dev-login', payload: { email: 'dev@example.test' } });
+    const dev = await server.inject({
+      method: 'POST',
+      url: '/api/v1/auth/dev-login',
+      payload: { email: 'dev@example.test' },
+    });
     expect(dev.statusCode).toBe(404);
     expect(await userRows('dev@example.test')).toHaveLength(0);
   });
@@ -102,23 +112,47 @@ describe('GET /api/v1/oauth/google/login', () => {
 
 describe('GET /api/v1/oauth/google/callback', () => {
   it('creates a new user (tier free, balance 0), sets the session cookie and lands on the studio', async () => {
-    google.behaviour.user = { sub: '1001', email: 'new.person@example.test', emailVerified: true, name: 'New Person', picture: 'https://lh3.example.test/new.png' };
+    google.behaviour.user = {
+      sub: '1001',
+      email: 'new.person@example.test',
+      emailVerified: true,
+      name: 'New Person',
+      picture: 'https://lh3.example.test/new.png',
+    };
     const res = await signIn();
     expect(res.statusCode).toBe(302);
     expect(res.headers.location).toBe(`${app.config.PUBLIC_URL}/studio`);
     const cookie = res.cookies.find((c) => c.name === SESSION_COOKIE)!;
-    expect(cookie).toMatchObject({ httpOnly: true, sameSite: 'Lax', path: '/', maxAge: app.config.SESSION_TTL_HOURS * 3600 });
+    expect(cookie).toMatchObject({
+      httpOnly: true,
+      sameSite: 'Lax',
+      path: '/',
+      maxAge: app.config.SESSION_TTL_HOURS * 3600,
+    });
     expect(cookie.secure).toBeFalsy();
     // The one-attempt state cookies are gone.
     expect(res.cookies.find((c) => c.name === 'pingvas_oauth_state')?.value).toBe('');
 
     const [row] = await userRows('new.person@example.test');
-    expect(row).toMatchObject({ tier: 'free', google_sub: '1001', name: 'New Person', avatar_url: 'https://lh3.example.test/new.png', subscription_credits: 0, purchased_credits: 0, held_credits: 0 });
+    expect(row).toMatchObject({
+      tier: 'free',
+      google_sub: '1001',
+      name: 'New Person',
+      avatar_url: 'https://lh3.example.test/new.png',
+      subscription_credits: 0,
+      purchased_credits: 0,
+      held_credits: 0,
+    });
     const { status, body } = await me(cookie.value);
     expect(status).toBe(200);
     expect(body.result.data.json).toEqual({
-      id: row!.id, email: 'new.person@example.test', name: 'New Person', avatarUrl: 'https://lh3.example.test/new.png', tier: 'free',
-      balance: { available: 0, subscription: 0, purchased: 0, held: 0 }, banner: null,
+      id: row!.id,
+      email: 'new.person@example.test',
+      name: 'New Person',
+      avatarUrl: 'https://lh3.example.test/new.png',
+      tier: 'free',
+      balance: { available: 0, subscription: 0, purchased: 0, held: 0 },
+      banner: null,
     });
   });
 
@@ -127,20 +161,42 @@ describe('GET /api/v1/oauth/google/callback', () => {
     const first = sessionFrom(await signIn());
     const [created] = await userRows('returning@example.test');
     await withSystem(app.deps.db, async (tx) => {
-      await grant(tx, { userId: created!.id, key: 'test:returning:pack', type: 'purchase', bucket: 'purchased', amount: 1000 });
+      await grant(tx, {
+        userId: created!.id,
+        key: 'test:returning:pack',
+        type: 'purchase',
+        bucket: 'purchased',
+        amount: 1000,
+      });
       await tx.update(schema.users).set({ tier: 'pro' }).where(eq(schema.users.id, created!.id));
     });
 
-    google.behaviour.user = { sub: '1002', email: 'returning@example.test', emailVerified: true, name: 'New Name', picture: 'https://lh3.example.test/r.png' };
+    google.behaviour.user = {
+      sub: '1002',
+      email: 'returning@example.test',
+      emailVerified: true,
+      name: 'New Name',
+      picture: 'https://lh3.example.test/r.png',
+    };
     const second = sessionFrom(await signIn());
     const rows = await userRows('returning@example.test');
     expect(rows).toHaveLength(1);
     expect(rows[0]).toMatchObject({
-      id: created!.id, tier: 'pro', session_version: created!.session_version, created_at: created!.created_at,
-      purchased_credits: 1000, name: 'New Name', avatar_url: 'https://lh3.example.test/r.png',
+      id: created!.id,
+      tier: 'pro',
+      session_version: created!.session_version,
+      created_at: created!.created_at,
+      purchased_credits: 1000,
+      name: 'New Name',
+      avatar_url: 'https://lh3.example.test/r.png',
     });
     expect((await me(first)).status).toBe(200);
-    expect((await me(second)).body.result.data.json.balance).toEqual({ available: 1000, subscription: 0, purchased: 1000, held: 0 });
+    expect((await me(second)).body.result.data.json.balance).toEqual({
+      available: 1000,
+      subscription: 0,
+      purchased: 1000,
+      held: 0,
+    });
     await expectLedgerInvariants(app.database.admin);
   });
 
@@ -172,15 +228,24 @@ describe('GET /api/v1/oauth/google/callback', () => {
     const forged = await consent();
     const url = new URL(forged.callbackPath, 'http://x');
     url.searchParams.set('state', 'attacker-chosen-state');
-    expectErrorPage(await server.inject({ method: 'GET', url: url.pathname + url.search, cookies: forged.cookies }), 'invalid_state', 400);
+    expectErrorPage(
+      await server.inject({ method: 'GET', url: url.pathname + url.search, cookies: forged.cookies }),
+      'invalid_state',
+      400,
+    );
 
     const noCookie = await consent();
     expectErrorPage(await server.inject({ method: 'GET', url: noCookie.callbackPath }), 'invalid_state', 400);
 
     const noVerifier = await consent();
     expectErrorPage(
-      await server.inject({ method: 'GET', url: noVerifier.callbackPath, cookies: { pingvas_oauth_state: noVerifier.cookies.pingvas_oauth_state! } }),
-      'invalid_state', 400,
+      await server.inject({
+        method: 'GET',
+        url: noVerifier.callbackPath,
+        cookies: { pingvas_oauth_state: noVerifier.cookies.pingvas_oauth_state! },
+      }),
+      'invalid_state',
+      400,
     );
     expect(await userRows('forged@example.test')).toHaveLength(0);
   });
@@ -235,18 +300,33 @@ describe('GET /api/v1/oauth/google/callback', () => {
 
   it('rate-limits login and callback per IP: 429 with a page that says so', async () => {
     // Behind a trusted proxy: X-Forwarded-For names the client.
-    const limited = await buildServer({ ...app.deps, config: { ...app.config, SIGNIN_RATE_LIMIT: 2, TRUST_PROXY: true } });
+    const limited = await buildServer({
+      ...app.deps,
+      config: { ...app.config, SIGNIN_RATE_LIMIT: 2, TRUST_PROXY: true },
+    });
     try {
       const headers = { 'x-forwarded-for': '198.51.100.9' };
       const logins = [];
-      for (let i = 0; i < 3; i++) logins.push(await limited.inject({ method: 'GET', url: '/api/v1/oauth/google/login', headers }));
+      for (let i = 0; i < 3; i++)
+        logins.push(await limited.inject({ method: 'GET', url: '/api/v1/oauth/google/login', headers }));
       expect(logins.map((r) => r.statusCode)).toEqual([302, 302, 429]);
       expect(logins[2]!.body).toContain('Too many sign-in attempts');
       expect(Number(logins[2]!.headers['retry-after'])).toBeGreaterThan(0);
-      expect((await limited.inject({ method: 'GET', url: '/api/v1/oauth/google/login', headers: { 'x-forwarded-for': '198.51.100.10' } })).statusCode).toBe(302);
+      expect(
+        (
+          await limited.inject({
+            method: 'GET',
+            url: '/api/v1/oauth/google/login',
+            headers: { 'x-forwarded-for': '198.51.100.10' },
+          })
+        ).statusCode,
+      ).toBe(302);
 
       const callbacks = [];
-      for (let i = 0; i < 3; i++) callbacks.push(await limited.inject({ method: 'GET', url: '/api/v1/oauth/google/callback?code=x&state=y', headers }));
+      for (let i = 0; i < 3; i++)
+        callbacks.push(
+          await limited.inject({ method: 'GET', url: '/api/v1/oauth/google/callback?code=x&state=y', headers }),
+        );
       expect(callbacks.map((r) => r.statusCode)).toEqual([400, 400, 429]);
       expect(callbacks[2]!.body).toContain('data-reason="rate_limited"');
     } finally {
@@ -255,13 +335,20 @@ describe('GET /api/v1/oauth/google/callback', () => {
   });
 
   it('says Google is unreachable when the token endpoint or the JWKS cannot be reached (502)', async () => {
-    for (const broken of [{ GOOGLE_TOKEN_URL: 'http://127.0.0.1:1/token' }, { GOOGLE_JWKS_URL: 'http://127.0.0.1:1/certs' }]) {
+    for (const broken of [
+      { GOOGLE_TOKEN_URL: 'http://127.0.0.1:1/token' },
+      { GOOGLE_JWKS_URL: 'http://127.0.0.1:1/certs' },
+    ]) {
       const offline = await buildServer({ ...app.deps, config: { ...app.config, ...broken } });
       try {
         const login = await offline.inject({ method: 'GET', url: '/api/v1/oauth/google/login' });
         const atGoogle = await fetch(login.headers.location as string, { redirect: 'manual' });
         const back = new URL(atGoogle.headers.get('location')!);
-        expectErrorPage(await offline.inject({ method: 'GET', url: back.pathname + back.search, cookies: cookieJar(login) }), 'provider_unavailable', 502);
+        expectErrorPage(
+          await offline.inject({ method: 'GET', url: back.pathname + back.search, cookies: cookieJar(login) }),
+          'provider_unavailable',
+          502,
+        );
       } finally {
         await offline.close();
       }
@@ -269,10 +356,15 @@ describe('GET /api/v1/oauth/google/callback', () => {
   });
 
   it('marks cookies Secure when PUBLIC_URL is https', async () => {
-    const secure = await buildServer({ ...app.deps, config: { ...app.config, PUBLIC_URL: 'https://studio.example.test' } });
+    const secure = await buildServer({
+      ...app.deps,
+      config: { ...app.config, PUBLIC_URL: 'https://studio.example.test' },
+    });
     try {
       const login = await secure.inject({ method: 'GET', url: '/api/v1/oauth/google/login' });
-      expect(new URL(login.headers.location as string).searchParams.get('redirect_uri')).toBe('https://studio.example.test/api/v1/oauth/google/callback');
+      expect(new URL(login.headers.location as string).searchParams.get('redirect_uri')).toBe(
+        'https://studio.example.test/api/v1/oauth/google/callback',
+      );
       expect(login.cookies.every((c) => c.secure === true)).toBe(true);
       const atGoogle = await fetch(login.headers.location as string, { redirect: 'manual' });
       const back = new URL(atGoogle.headers.get('location')!);

@@ -37,10 +37,20 @@ async function trpc(path: string, kind: 'query' | 'mutation', auth: Pick<InjectO
   const res = await server.inject(
     kind === 'query'
       ? { method: 'GET', url: `/trpc/${path}`, ...auth }
-      : { method: 'POST', url: `/trpc/${path}`, payload: { json: null }, ...auth, headers: { [CSRF_HEADER]: '1', ...auth.headers } },
+      : {
+          method: 'POST',
+          url: `/trpc/${path}`,
+          payload: { json: null },
+          ...auth,
+          headers: { [CSRF_HEADER]: '1', ...auth.headers },
+        },
   );
   const body = res.json();
-  return { status: res.statusCode, data: body.result?.data?.json, code: body.error?.json?.data?.code as string | undefined };
+  return {
+    status: res.statusCode,
+    data: body.result?.data?.json,
+    code: body.error?.json?.data?.code as string | undefined,
+  };
 }
 
 const withCookie = (token: string) => ({ cookies: { [SESSION_COOKIE]: token } });
@@ -50,7 +60,12 @@ describe('dev sign-in', () => {
     const res = await devLogin('Dev.Person@Example.test');
     expect(res.statusCode).toBe(200);
     const body = res.json();
-    expect(body).toMatchObject({ email: 'dev.person@example.test', tier: 'free', balance: { available: 0, subscription: 0, purchased: 0, held: 0 }, banner: null });
+    expect(body).toMatchObject({
+      email: 'dev.person@example.test',
+      tier: 'free',
+      balance: { available: 0, subscription: 0, purchased: 0, held: 0 },
+      banner: null,
+    });
     const cookie = res.cookies.find((c) => c.name === SESSION_COOKIE)!;
     expect(cookie).toMatchObject({ httpOnly: true, sameSite: 'Lax', path: '/' });
     const me = await trpc('user.me', 'query', withCookie(cookie.value));
@@ -63,7 +78,9 @@ describe('dev sign-in', () => {
   });
 
   it('makes exactly one account when the same new person signs in many times at once', async () => {
-    const results = await Promise.all(Array.from({ length: 12 }, () => upsertUser(app.deps.db, { email: 'race@example.test', googleSub: 'race-sub' })));
+    const results = await Promise.all(
+      Array.from({ length: 12 }, () => upsertUser(app.deps.db, { email: 'race@example.test', googleSub: 'race-sub' })),
+    );
     expect(new Set(results.map((u) => u.id)).size).toBe(1);
     const rows = await app.database.admin`
       select (select count(*)::int from users where email = 'race@example.test') as users,
@@ -88,7 +105,10 @@ describe('dev sign-in', () => {
     try {
       const res = await devLogin('prod@example.test', production);
       expect(res.statusCode).toBe(404);
-      expect((await production.inject({ method: 'GET', url: '/api/v1/auth/config' })).json()).toEqual({ google: false, devLogin: false });
+      expect((await production.inject({ method: 'GET', url: '/api/v1/auth/config' })).json()).toEqual({
+        google: false,
+        devLogin: false,
+      });
     } finally {
       await production.close();
     }
@@ -98,9 +118,18 @@ describe('dev sign-in', () => {
 
   it('is rate-limited per IP: past the limit → 429 with a clear message; other IPs unaffected', async () => {
     // Behind a trusted proxy: X-Forwarded-For names the client.
-    const limited = await buildServer({ ...app.deps, config: { ...app.config, SIGNIN_RATE_LIMIT: 3, TRUST_PROXY: true } });
+    const limited = await buildServer({
+      ...app.deps,
+      config: { ...app.config, SIGNIN_RATE_LIMIT: 3, TRUST_PROXY: true },
+    });
     try {
-      const from = (ip: string) => limited.inject({ method: 'POST', url: '/api/v1/auth/dev-login', payload: { email: 'rl@example.test' }, headers: { 'x-forwarded-for': ip } });
+      const from = (ip: string) =>
+        limited.inject({
+          method: 'POST',
+          url: '/api/v1/auth/dev-login',
+          payload: { email: 'rl@example.test' },
+          headers: { 'x-forwarded-for': ip },
+        });
       for (let i = 0; i < 3; i++) expect((await from('203.0.113.7')).statusCode).toBe(200);
       const refused = await from('203.0.113.7');
       expect(refused.statusCode).toBe(429);
@@ -123,18 +152,32 @@ describe('sessions', () => {
 
   it('accepts the session as a cookie and as Authorization: Bearer', async () => {
     expect((await trpc('user.me', 'query', withCookie(token))).data.email).toBe('session@example.test');
-    expect((await trpc('user.me', 'query', { headers: { authorization: `Bearer ${token}` } })).data.email).toBe('session@example.test');
+    expect((await trpc('user.me', 'query', { headers: { authorization: `Bearer ${token}` } })).data.email).toBe(
+      'session@example.test',
+    );
   });
 
   it('treats a missing, tampered, foreign-signed or expired token as signed out', async () => {
     const other = await app.createUser();
     const [header, payload, signature] = token.split('.');
     const claims = JSON.parse(Buffer.from(payload!, 'base64url').toString());
-    const tampered = [header, Buffer.from(JSON.stringify({ ...claims, sub: other.id })).toString('base64url'), signature].join('.');
-    const foreign = await signSession('another-secret-that-is-long-enough-0123456789', { userId: user.id, sessionVersion: 0 }, 3600);
+    const tampered = [
+      header,
+      Buffer.from(JSON.stringify({ ...claims, sub: other.id })).toString('base64url'),
+      signature,
+    ].join('.');
+    const foreign = await signSession(
+      'another-secret-that-is-long-enough-0123456789',
+      { userId: user.id, sessionVersion: 0 },
+      3600,
+    );
     const expired = await new SignJWT({ sv: 0 })
-      .setProtectedHeader({ alg: 'HS256' }).setSubject(user.id).setIssuer('pingvas-studio').setAudience('pingvas-session')
-      .setIssuedAt(Math.floor(Date.now() / 1000) - 7200).setExpirationTime(Math.floor(Date.now() / 1000) - 3600)
+      .setProtectedHeader({ alg: 'HS256' })
+      .setSubject(user.id)
+      .setIssuer('pingvas-studio')
+      .setAudience('pingvas-session')
+      .setIssuedAt(Math.floor(Date.now() / 1000) - 7200)
+      .setExpirationTime(Math.floor(Date.now() / 1000) - 3600)
       .sign(new TextEncoder().encode(app.config.SESSION_SECRET));
     const unsigned = [Buffer.from('{"alg":"none"}').toString('base64url'), payload, ''].join('.');
 
@@ -142,7 +185,9 @@ describe('sessions', () => {
     for (const bad of [tampered, foreign, expired, unsigned, 'garbage']) {
       const viaCookie = await trpc('user.me', 'query', withCookie(bad));
       expect(viaCookie).toMatchObject({ status: 401, code: 'UNAUTHORIZED' });
-      expect((await trpc('user.me', 'query', { headers: { authorization: `Bearer ${bad}` } })).code).toBe('UNAUTHORIZED');
+      expect((await trpc('user.me', 'query', { headers: { authorization: `Bearer ${bad}` } })).code).toBe(
+        'UNAUTHORIZED',
+      );
     }
   });
 
@@ -150,7 +195,13 @@ describe('sessions', () => {
     const laptop = sessionFrom(await devLogin('revoke@example.test'));
     const phone = sessionFrom(await devLogin('revoke@example.test'));
     const bystander = sessionFrom(await devLogin('bystander@example.test'));
-    const res = await server.inject({ method: 'POST', url: '/trpc/user.signOutEverywhere', payload: { json: null }, cookies: { [SESSION_COOKIE]: laptop }, headers: { [CSRF_HEADER]: '1' } });
+    const res = await server.inject({
+      method: 'POST',
+      url: '/trpc/user.signOutEverywhere',
+      payload: { json: null },
+      cookies: { [SESSION_COOKIE]: laptop },
+      headers: { [CSRF_HEADER]: '1' },
+    });
     expect(res.statusCode).toBe(200);
     expect(res.cookies.find((c) => c.name === SESSION_COOKIE)?.value).toBe('');
     expect((await trpc('user.me', 'query', withCookie(laptop))).code).toBe('UNAUTHORIZED');
@@ -164,22 +215,45 @@ describe('sessions', () => {
   it('POST /api/v1/auth/logout and user.signOut revoke that session on the server and clear the cookie; other sessions live on', async () => {
     const mine = sessionFrom(await devLogin('logout@example.test'));
     const other = sessionFrom(await devLogin('logout@example.test'));
-    const logout = await server.inject({ method: 'POST', url: '/api/v1/auth/logout', cookies: { [SESSION_COOKIE]: mine }, headers: { [CSRF_HEADER]: '1' } });
+    const logout = await server.inject({
+      method: 'POST',
+      url: '/api/v1/auth/logout',
+      cookies: { [SESSION_COOKIE]: mine },
+      headers: { [CSRF_HEADER]: '1' },
+    });
     expect(logout.statusCode).toBe(200);
     const cleared = logout.cookies.find((c) => c.name === SESSION_COOKIE)!;
     expect(cleared.value).toBe('');
     expect(cleared.expires!.getTime()).toBeLessThan(Date.now());
     // The old cookie, replayed, is refused: the token itself is revoked, not just forgotten by the browser.
     expect((await trpc('user.me', 'query', withCookie(mine))).code).toBe('UNAUTHORIZED');
-    expect((await trpc('user.me', 'query', { headers: { authorization: `Bearer ${mine}` } })).code).toBe('UNAUTHORIZED');
+    expect((await trpc('user.me', 'query', { headers: { authorization: `Bearer ${mine}` } })).code).toBe(
+      'UNAUTHORIZED',
+    );
     expect((await trpc('user.me', 'query', withCookie(other))).status).toBe(200);
 
-    const res = await server.inject({ method: 'POST', url: '/trpc/user.signOut', payload: { json: null }, cookies: { [SESSION_COOKIE]: other }, headers: { [CSRF_HEADER]: '1' } });
+    const res = await server.inject({
+      method: 'POST',
+      url: '/trpc/user.signOut',
+      payload: { json: null },
+      cookies: { [SESSION_COOKIE]: other },
+      headers: { [CSRF_HEADER]: '1' },
+    });
     expect(res.statusCode).toBe(200);
     expect(res.cookies.find((c) => c.name === SESSION_COOKIE)?.value).toBe('');
     expect((await trpc('user.me', 'query', withCookie(other))).code).toBe('UNAUTHORIZED');
     // Signing out twice, or with a revoked token, changes nothing and says so plainly.
-    expect((await server.inject({ method: 'POST', url: '/trpc/user.signOut', payload: { json: null }, cookies: { [SESSION_COOKIE]: other }, headers: { [CSRF_HEADER]: '1' } })).statusCode).toBe(401);
+    expect(
+      (
+        await server.inject({
+          method: 'POST',
+          url: '/trpc/user.signOut',
+          payload: { json: null },
+          cookies: { [SESSION_COOKIE]: other },
+          headers: { [CSRF_HEADER]: '1' },
+        })
+      ).statusCode,
+    ).toBe(401);
     const revoked = await app.database.admin`select count(*)::int as n from session_revocations`;
     expect(revoked[0]!.n).toBe(2);
   });
@@ -189,14 +263,39 @@ describe('user.me banner', () => {
   it('shows the payments module’s banner with the newest subscription’s update-payment URL', async () => {
     const token = sessionFrom(await devLogin('banner@example.test'));
     const me = (await trpc('user.me', 'query', withCookie(token))).data;
-    const setBanner = (reason: string | null) => withSystem(app.deps.db, (tx) => tx.update(schema.users).set({ bannerReason: reason }).where(eq(schema.users.id, me.id)));
+    const setBanner = (reason: string | null) =>
+      withSystem(app.deps.db, (tx) =>
+        tx.update(schema.users).set({ bannerReason: reason }).where(eq(schema.users.id, me.id)),
+      );
 
     await setBanner('payment_failed');
-    expect((await trpc('user.me', 'query', withCookie(token))).data.banner).toEqual({ reason: 'payment_failed', message: 'Your last payment failed — please update your card' });
+    expect((await trpc('user.me', 'query', withCookie(token))).data.banner).toEqual({
+      reason: 'payment_failed',
+      message: 'Your last payment failed — please update your card',
+    });
 
     await withSystem(app.deps.db, async (tx) => {
-      await tx.insert(schema.subscriptions).values({ userId: me.id, providerSubscriptionId: 501, variantId: 1, tier: 'starter', status: 'expired', updatePaymentUrl: 'https://pay.example.test/old', createdAt: new Date(Date.now() - 86_400_000) });
-      await tx.insert(schema.subscriptions).values({ userId: me.id, providerSubscriptionId: 502, variantId: 1, tier: 'pro', status: 'cancelled', updatePaymentUrl: 'https://pay.example.test/new' });
+      await tx
+        .insert(schema.subscriptions)
+        .values({
+          userId: me.id,
+          providerSubscriptionId: 501,
+          variantId: 1,
+          tier: 'starter',
+          status: 'expired',
+          updatePaymentUrl: 'https://pay.example.test/old',
+          createdAt: new Date(Date.now() - 86_400_000),
+        });
+      await tx
+        .insert(schema.subscriptions)
+        .values({
+          userId: me.id,
+          providerSubscriptionId: 502,
+          variantId: 1,
+          tier: 'pro',
+          status: 'cancelled',
+          updatePaymentUrl: 'https://pay.example.test/new',
+        });
     });
     await setBanner('subscription_cancelled');
     expect((await trpc('user.me', 'query', withCookie(token))).data.banner).toEqual({
@@ -215,8 +314,18 @@ describe('CSRF guard', () => {
   beforeAll(async () => {
     token = sessionFrom(await devLogin('csrf@example.test'));
   });
-  const post = (url: string, headers: Record<string, string>, cookies: Record<string, string> = { [SESSION_COOKIE]: token }) =>
-    server.inject({ method: 'POST', url, payload: url.startsWith('/trpc') ? { json: null } : undefined, cookies, headers });
+  const post = (
+    url: string,
+    headers: Record<string, string>,
+    cookies: Record<string, string> = { [SESSION_COOKIE]: token },
+  ) =>
+    server.inject({
+      method: 'POST',
+      url,
+      payload: url.startsWith('/trpc') ? { json: null } : undefined,
+      cookies,
+      headers,
+    });
 
   it('refuses a cookie-authenticated tRPC mutation without the header or our Origin (403)', async () => {
     const bare = await post('/trpc/user.signOut', {});
@@ -233,7 +342,9 @@ describe('CSRF guard', () => {
     // Each sign-out revokes its session, so each attempt brings a session of its own.
     const fresh = async () => ({ [SESSION_COOKIE]: sessionFrom(await devLogin('csrf@example.test')) });
     expect((await post('/trpc/user.signOut', { [CSRF_HEADER]: '1' }, await fresh())).statusCode).toBe(200);
-    expect((await post('/trpc/user.signOut', { origin: new URL(app.config.PUBLIC_URL).origin }, await fresh())).statusCode).toBe(200);
+    expect(
+      (await post('/trpc/user.signOut', { origin: new URL(app.config.PUBLIC_URL).origin }, await fresh())).statusCode,
+    ).toBe(200);
     const bearer = (await fresh())[SESSION_COOKIE];
     expect((await post('/trpc/user.signOut', { authorization: `Bearer ${bearer}` }, {})).statusCode).toBe(200);
   });

@@ -43,7 +43,11 @@ export async function signSession(
 /** The claims of a valid, unexpired token we signed; null for anything else. */
 export async function verifySession(secret: string, token: string): Promise<SessionClaims | null> {
   try {
-    const { payload } = await jwtVerify(token, key(secret), { issuer: ISSUER, audience: AUDIENCE, algorithms: ['HS256'] });
+    const { payload } = await jwtVerify(token, key(secret), {
+      issuer: ISSUER,
+      audience: AUDIENCE,
+      algorithms: ['HS256'],
+    });
     const { sub, sv, sid, exp } = payload;
     if (typeof sub !== 'string' || !UUID.test(sub) || typeof sid !== 'string' || !UUID.test(sid)) return null;
     if (typeof sv !== 'number' || typeof exp !== 'number') return null;
@@ -71,7 +75,11 @@ export async function startSession(
   user: { id: string; sessionVersion: number },
 ): Promise<string> {
   const ttlSeconds = config.SESSION_TTL_HOURS * 3600;
-  const token = await signSession(config.SESSION_SECRET, { userId: user.id, sessionVersion: user.sessionVersion }, ttlSeconds);
+  const token = await signSession(
+    config.SESSION_SECRET,
+    { userId: user.id, sessionVersion: user.sessionVersion },
+    ttlSeconds,
+  );
   reply.setCookie(SESSION_COOKIE, token, { ...sessionCookieOptions(config), maxAge: Math.floor(ttlSeconds) });
   return token;
 }

@@ -26,14 +26,24 @@ async function serverWith(trustProxy: boolean | string[]): Promise<FastifyInstan
 }
 
 const devLogin = (server: FastifyInstance, headers: Record<string, string>, remoteAddress?: string) =>
-  server.inject({ method: 'POST', url: '/api/v1/auth/dev-login', payload: { email: 'xff@example.test' }, headers, ...(remoteAddress ? { remoteAddress } : {}) });
+  server.inject({
+    method: 'POST',
+    url: '/api/v1/auth/dev-login',
+    payload: { email: 'xff@example.test' },
+    headers,
+    ...(remoteAddress ? { remoteAddress } : {}),
+  });
 
 describe('TRUST_PROXY', () => {
   it('is off by default: a spoofed X-Forwarded-For changes neither req.ip nor the sign-in limit', async () => {
     expect(app.config.TRUST_PROXY).toBe(false);
     const server = await serverWith(app.config.TRUST_PROXY);
     try {
-      const probe = await server.inject({ method: 'GET', url: '/test/ip', headers: { 'x-forwarded-for': '203.0.113.5' } });
+      const probe = await server.inject({
+        method: 'GET',
+        url: '/test/ip',
+        headers: { 'x-forwarded-for': '203.0.113.5' },
+      });
       expect(probe.json()).toEqual({ ip: '127.0.0.1' });
       const codes = [];
       for (const spoofed of ['203.0.113.1', '203.0.113.2', '203.0.113.3']) {
@@ -49,7 +59,9 @@ describe('TRUST_PROXY', () => {
     const server = await serverWith(['10.0.0.0/8']);
     try {
       const ip = async (xff: string, remoteAddress: string) =>
-        (await server.inject({ method: 'GET', url: '/test/ip', headers: { 'x-forwarded-for': xff }, remoteAddress })).json().ip;
+        (
+          await server.inject({ method: 'GET', url: '/test/ip', headers: { 'x-forwarded-for': xff }, remoteAddress })
+        ).json().ip;
       expect(await ip('198.51.100.7', '10.1.2.3')).toBe('198.51.100.7');
       // The client prepended its own entry; the proxy appended the address it saw.
       expect(await ip('1.2.3.4, 198.51.100.7', '10.1.2.3')).toBe('198.51.100.7');
@@ -71,7 +83,12 @@ describe('TRUST_PROXY', () => {
     expect(parse('true')).toBe(true);
     expect(parse('false')).toBe(false);
     expect(parse('')).toBe(false);
-    expect(parse(' 10.0.0.0/8, 127.0.0.1 ,loopback,fd00::/8')).toEqual(['10.0.0.0/8', '127.0.0.1', 'loopback', 'fd00::/8']);
+    expect(parse(' 10.0.0.0/8, 127.0.0.1 ,loopback,fd00::/8')).toEqual([
+      '10.0.0.0/8',
+      '127.0.0.1',
+      'loopback',
+      'fd00::/8',
+    ]);
     for (const bad of ['2', '10.0.0.0/33', 'proxy.example', '10.0.0.1/8/1', ',']) {
       expect(() => parse(bad), bad).toThrow(ConfigError);
       expect(() => parse(bad), bad).toThrow(/^config: TRUST_PROXY /);

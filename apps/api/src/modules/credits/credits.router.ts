@@ -18,7 +18,9 @@ export const transactionsInputSchema = z.object({
 
 export const creditsRouter = router({
   /** The signed-in user's balance: `available` = subscription + purchased; `held` is reserved by live jobs. */
-  balance: protectedProcedure.query(({ ctx }) => withUser(ctx.deps.db, ctx.user.id, (tx) => getBalance(tx, ctx.user.id))),
+  balance: protectedProcedure.query(({ ctx }) =>
+    withUser(ctx.deps.db, ctx.user.id, (tx) => getBalance(tx, ctx.user.id)),
+  ),
 
   /**
    * The credit history, newest first, keyset-paginated: pass the previous page's
@@ -35,11 +37,13 @@ export const creditsRouter = router({
    * also says the spendable balance and whether it covers the estimate. The plan's size
    * limit is not checked here: `generation.create` refuses that with its own message.
    */
-  estimate: publicProcedure.input(generationParamsSchema).query(async ({ ctx, input }): Promise<{ credits: number; balance?: number; enough?: boolean }> => {
-    const credits = estimateCredits(input);
-    if (!ctx.user) return { credits };
-    const userId = ctx.user.id;
-    const { available } = await withUser(ctx.deps.db, userId, (tx) => getBalance(tx, userId));
-    return { credits, balance: available, enough: available >= credits };
-  }),
+  estimate: publicProcedure
+    .input(generationParamsSchema)
+    .query(async ({ ctx, input }): Promise<{ credits: number; balance?: number; enough?: boolean }> => {
+      const credits = estimateCredits(input);
+      if (!ctx.user) return { credits };
+      const userId = ctx.user.id;
+      const { available } = await withUser(ctx.deps.db, userId, (tx) => getBalance(tx, userId));
+      return { credits, balance: available, enough: available >= credits };
+    }),
 });

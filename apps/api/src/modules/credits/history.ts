@@ -37,10 +37,12 @@ export async function listTransactions(
         cursorTime: sql<string>`to_char(${t.createdAt} at time zone 'UTC', ${sql.raw(`'${KEYSET_TIME_FORMAT}'`)})`,
       })
       .from(t)
-      .where(and(
-        eq(t.userId, userId),
-        after ? sql`(${t.createdAt}, ${t.id}) < (${after.time}::timestamptz, ${after.id}::uuid)` : undefined,
-      ))
+      .where(
+        and(
+          eq(t.userId, userId),
+          after ? sql`(${t.createdAt}, ${t.id}) < (${after.time}::timestamptz, ${after.id}::uuid)` : undefined,
+        ),
+      )
       .orderBy(desc(t.createdAt), desc(t.id))
       // One more than asked tells whether there is a next page without a second query.
       .limit(page.limit + 1),
@@ -50,6 +52,8 @@ export async function listTransactions(
   return {
     items: items.map(({ cursorTime: _, ...item }) => item),
     nextCursor:
-      rows.length > page.limit && last ? encodeKeysetCursor('credit-history', { time: last.cursorTime, id: last.id }) : null,
+      rows.length > page.limit && last
+        ? encodeKeysetCursor('credit-history', { time: last.cursorTime, id: last.id })
+        : null,
   };
 }

@@ -50,7 +50,11 @@ const HOLD_COLUMNS = `id, user_id as "userId", idempotency_key as "idempotencyKe
 type EntryRow = Omit<LedgerEntry, 'replayed' | 'createdAt'> & { createdAt: string };
 type HoldRow = Omit<Hold, 'createdAt' | 'closedAt'> & { createdAt: string; closedAt: string | null };
 
-const toEntry = (row: EntryRow, replayed: boolean): LedgerEntry => ({ ...row, createdAt: new Date(row.createdAt), replayed });
+const toEntry = (row: EntryRow, replayed: boolean): LedgerEntry => ({
+  ...row,
+  createdAt: new Date(row.createdAt),
+  replayed,
+});
 const toHold = (row: HoldRow): Hold => ({
   ...row,
   createdAt: new Date(row.createdAt),
@@ -80,11 +84,12 @@ function toBalance(row: BalanceRow): Balance {
   return { subscription, purchased, held, available: subscription + purchased };
 }
 
-const selectBalance = (q: Sql, userId: string, lock: boolean) => lock
-  ? q<BalanceRow[]>`select subscription_credits as subscription, purchased_credits as purchased, held_credits as held,
+const selectBalance = (q: Sql, userId: string, lock: boolean) =>
+  lock
+    ? q<BalanceRow[]>`select subscription_credits as subscription, purchased_credits as purchased, held_credits as held,
         subscription_period as period, purchased_debt as debt
       from credit_balances where user_id = ${userId} for update`
-  : q<BalanceRow[]>`select subscription_credits as subscription, purchased_credits as purchased, held_credits as held,
+    : q<BalanceRow[]>`select subscription_credits as subscription, purchased_credits as purchased, held_credits as held,
         subscription_period as period, purchased_debt as debt
       from credit_balances where user_id = ${userId}`;
 
@@ -98,7 +103,9 @@ const selectEntry = (q: Sql, key: string) =>
 function checkReplay(found: EntryRow | undefined, userId: string, kinds: readonly EntryType[]): LedgerEntry | null {
   if (!found) return null;
   if (found.userId !== userId || !kinds.includes(found.type)) {
-    throw new DomainError('CONFLICT', 'This idempotency key was already used for another operation.', { key: found.idempotencyKey });
+    throw new DomainError('CONFLICT', 'This idempotency key was already used for another operation.', {
+      key: found.idempotencyKey,
+    });
   }
   return toEntry(found, true);
 }
@@ -158,9 +165,18 @@ export async function getBalance(tx: Tx, userId: string): Promise<Balance> {
 /** Adds credits to one bucket (allocation top-up, pack purchase, support adjustment). */
 async function grantOp(
   tx: Tx,
-  input: { userId: string; key: string; type: GrantType; bucket: CreditBucket; amount: number; reference?: string; description?: string },
+  input: {
+    userId: string;
+    key: string;
+    type: GrantType;
+    bucket: CreditBucket;
+    amount: number;
+    reference?: string;
+    description?: string;
+  },
 ): Promise<LedgerEntry> {
-  if (!Number.isInteger(input.amount) || input.amount <= 0) throw new RangeError('grant amount must be a positive integer');
+  if (!Number.isInteger(input.amount) || input.amount <= 0)
+    throw new RangeError('grant amount must be a positive integer');
   const q = sqlOf(tx);
   const { before, replay } = await lockAndFind(q, input.userId, input.key, [input.type]);
   if (replay) return replay;
@@ -180,10 +196,16 @@ async function grantOp(
 async function setSubscriptionCreditsOp(
   tx: Tx,
   input: {
-    userId: string; key: string; type: SubscriptionCreditsType; amount: number; reference?: string; description?: string;
+    userId: string;
+    key: string;
+    type: SubscriptionCreditsType;
+    amount: number;
+    reference?: string;
+    description?: string;
   },
 ): Promise<LedgerEntry> {
-  if (!Number.isInteger(input.amount) || input.amount < 0) throw new RangeError('subscription credits must be a non-negative integer');
+  if (!Number.isInteger(input.amount) || input.amount < 0)
+    throw new RangeError('subscription credits must be a non-negative integer');
   const q = sqlOf(tx);
   const { before, replay } = await lockAndFind(q, input.userId, input.key, [input.type]);
   if (replay) return replay;
@@ -259,7 +281,8 @@ async function revokePurchasedOp(
   tx: Tx,
   input: { userId: string; key: string; amount: number; reference?: string; description?: string },
 ): Promise<LedgerEntry> {
-  if (!Number.isInteger(input.amount) || input.amount <= 0) throw new RangeError('revoke amount must be a positive integer');
+  if (!Number.isInteger(input.amount) || input.amount <= 0)
+    throw new RangeError('revoke amount must be a positive integer');
   const q = sqlOf(tx);
   const { before, row, replay } = await lockAndFind(q, input.userId, input.key, ['refund']);
   if (replay) return replay;
@@ -287,7 +310,10 @@ async function settleReturn(q: Sql, row: BalanceRow, held: Hold, charged: number
   const before = toBalance(after[0]!);
   if (lapse > 0) {
     await applyMovement(q, before, {
-      userId: held.userId, key: `expiry:${held.id}`, type: 'expiry', subscriptionDelta: -lapse,
+      userId: held.userId,
+      key: `expiry:${held.id}`,
+      type: 'expiry',
+      subscriptionDelta: -lapse,
       reference: held.reference,
       description: `${lapse} plan credits of an earlier period came back from a job`,
     });
@@ -295,11 +321,19 @@ async function settleReturn(q: Sql, row: BalanceRow, held: Hold, charged: number
   if (row.debt > 0) {
     const pay = Math.min(row.debt, purchasedBack);
     const debtDelta = Math.min(row.debt - pay, await heldPurchased(q, held.userId)) - row.debt;
-    await applyMovement(q, { ...before, purchased: before.purchased, available: before.available - lapse }, {
-      userId: held.userId, key: `refund-debt:${held.id}`, type: 'refund', purchasedDelta: -pay, debtDelta,
-      reference: held.reference,
-      description: pay > 0 ? `${pay} refunded credits a job held` : 'refund debt settled',
-    });
+    await applyMovement(
+      q,
+      { ...before, purchased: before.purchased, available: before.available - lapse },
+      {
+        userId: held.userId,
+        key: `refund-debt:${held.id}`,
+        type: 'refund',
+        purchasedDelta: -pay,
+        debtDelta,
+        reference: held.reference,
+        description: pay > 0 ? `${pay} refunded credits a job held` : 'refund debt settled',
+      },
+    );
   }
 }
 
@@ -317,7 +351,8 @@ async function holdOp(
   tx: Tx,
   input: { userId: string; key: string; amount: number; reference?: string },
 ): Promise<{ hold: Hold; entry: LedgerEntry }> {
-  if (!Number.isInteger(input.amount) || input.amount <= 0) throw new RangeError('hold amount must be a positive integer');
+  if (!Number.isInteger(input.amount) || input.amount <= 0)
+    throw new RangeError('hold amount must be a positive integer');
   const q = sqlOf(tx);
   const holdId = randomUUID();
   const { userId, key, amount } = input;
@@ -351,7 +386,9 @@ async function holdOp(
   if (!row) throw noBalance();
   const replay = checkReplay(found, userId, ['hold']);
   if (replay) {
-    const [existing] = await q<HoldRow[]>`select ${q.unsafe(HOLD_COLUMNS)} from credit_holds where id = ${replay.holdId!}`;
+    const [existing] = await q<
+      HoldRow[]
+    >`select ${q.unsafe(HOLD_COLUMNS)} from credit_holds where id = ${replay.holdId!}`;
     return { hold: toHold(existing!), entry: replay };
   }
   const before = toBalance(row);
@@ -440,9 +477,11 @@ async function captureOp(tx: Tx, input: { userId: string; holdId: string; amount
   }
   const { replay, held, entry } = await closeHold(tx, input, 'capture');
   if (replay) return replay;
-  if (held.status !== 'open') throw new DomainError('CONFLICT', `This hold was already ${held.status}.`, { holdStatus: held.status });
+  if (held.status !== 'open')
+    throw new DomainError('CONFLICT', `This hold was already ${held.status}.`, { holdStatus: held.status });
   const total = held.subscriptionAmount + held.purchasedAmount;
-  if (input.amount > total) throw new RangeError(`capture amount must be an integer between 0 and the hold (${total}), got ${input.amount}`);
+  if (input.amount > total)
+    throw new RangeError(`capture amount must be an integer between 0 and the hold (${total}), got ${input.amount}`);
   if (!entry) throw new Error(`ledger: the capture of hold ${held.id} was neither written nor refused`);
   return entry;
 }

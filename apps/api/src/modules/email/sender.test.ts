@@ -15,7 +15,10 @@ beforeAll(async () => {
   sink = await startSmtpSink();
   app = await createTestApp({ SMTP_URL: sink.url, MAIL_FROM: 'Pingvas Studio <studio@pingvas.test>' });
 });
-afterAll(async () => { await app.close(); await sink.close(); });
+afterAll(async () => {
+  await app.close();
+  await sink.close();
+});
 beforeEach(async () => {
   await app.database.admin`delete from email_outbox`;
   sink.messages.length = 0;
@@ -26,19 +29,34 @@ async function queue(count = 1): Promise<string[]> {
   const keys = Array.from({ length: count }, () => `test:${(n += 1)}`);
   await withSystem(app.deps.db, async (tx) => {
     for (const key of keys) {
-      await queueEmail(tx, { userId: null, to: `${key.replace(':', '-')}@example.test`, dedupeKey: key, email: { template: 'payment_recovered', planName: 'Pro' } });
+      await queueEmail(tx, {
+        userId: null,
+        to: `${key.replace(':', '-')}@example.test`,
+        dedupeKey: key,
+        email: { template: 'payment_recovered', planName: 'Pro' },
+      });
     }
   });
   return keys;
 }
 
-const rows = () => app.database.admin`select dedupe_key, status, attempts, last_error, sent_at, next_attempt_at > now() + interval '20 seconds' as backed_off from email_outbox order by dedupe_key`;
+const rows = () =>
+  app.database
+    .admin`select dedupe_key, status, attempts, last_error, sent_at, next_attempt_at > now() + interval '20 seconds' as backed_off from email_outbox order by dedupe_key`;
 
 describe('e-mail outbox sender (real SMTP on loopback)', () => {
   it('delivers a queued message once and marks it sent; a replayed cause queues nothing', async () => {
     const [key] = await queue();
-    expect(await withSystem(app.deps.db, (tx) =>
-      queueEmail(tx, { userId: null, to: 'x@example.test', dedupeKey: key!, email: { template: 'payment_recovered', planName: 'Pro' } }))).toBe(false);
+    expect(
+      await withSystem(app.deps.db, (tx) =>
+        queueEmail(tx, {
+          userId: null,
+          to: 'x@example.test',
+          dedupeKey: key!,
+          email: { template: 'payment_recovered', planName: 'Pro' },
+        }),
+      ),
+    ).toBe(false);
     const mailer = createMailer(app.deps);
     expect(await deliverDueEmails(app.deps, mailer)).toBe(1);
     expect(await deliverDueEmails(app.deps, mailer)).toBe(0);
@@ -54,7 +72,9 @@ describe('e-mail outbox sender (real SMTP on loopback)', () => {
     sink.refuseNext(1);
     const mailer = createMailer(app.deps);
     expect(await deliverDueEmails(app.deps, mailer)).toBe(0);
-    expect(await rows()).toMatchObject([{ status: 'pending', attempts: 1, backed_off: true, last_error: expect.stringMatching(/451/) }]);
+    expect(await rows()).toMatchObject([
+      { status: 'pending', attempts: 1, backed_off: true, last_error: expect.stringMatching(/451/) },
+    ]);
     // Backed off: not due yet.
     expect(await deliverDueEmails(app.deps, mailer)).toBe(0);
     await app.database.admin`update email_outbox set next_attempt_at = now()`;
@@ -69,7 +89,11 @@ describe('e-mail outbox sender (real SMTP on loopback)', () => {
   it('several replicas draining at once send every message exactly once', async () => {
     await queue(40);
     const mailers = [createMailer(app.deps), createMailer(app.deps), createMailer(app.deps)];
-    const drain = async (m: (typeof mailers)[number]) => { while ((await deliverDueEmails(app.deps, m, { limit: 3 })) > 0) { /* more may be due */ } };
+    const drain = async (m: (typeof mailers)[number]) => {
+      while ((await deliverDueEmails(app.deps, m, { limit: 3 })) > 0) {
+        /* more may be due */
+      }
+    };
     await Promise.all(mailers.map(drain));
     mailers.forEach((m) => m.close());
     const ids = sink.messages.map((m) => m.messageId);
@@ -80,12 +104,17 @@ describe('e-mail outbox sender (real SMTP on loopback)', () => {
 
   it('takes over a claim whose replica died, but never a live claim', async () => {
     const [dead, live] = await queue(2);
-    await app.database.admin`update email_outbox set status = 'sending', attempts = 1, locked_until = now() - interval '1 second' where dedupe_key = ${dead!}`;
-    await app.database.admin`update email_outbox set status = 'sending', attempts = 1, locked_until = now() + interval '1 hour' where dedupe_key = ${live!}`;
+    await app.database
+      .admin`update email_outbox set status = 'sending', attempts = 1, locked_until = now() - interval '1 second' where dedupe_key = ${dead!}`;
+    await app.database
+      .admin`update email_outbox set status = 'sending', attempts = 1, locked_until = now() + interval '1 hour' where dedupe_key = ${live!}`;
     const mailer = createMailer(app.deps);
     expect(await deliverDueEmails(app.deps, mailer)).toBe(1);
     mailer.close();
-    expect(await rows()).toMatchObject([{ dedupe_key: dead, status: 'sent', attempts: 2 }, { dedupe_key: live, status: 'sending' }]);
+    expect(await rows()).toMatchObject([
+      { dedupe_key: dead, status: 'sent', attempts: 2 },
+      { dedupe_key: live, status: 'sending' },
+    ]);
   });
 
   it('gives up after 8 attempts and marks the message failed', async () => {
@@ -131,14 +160,27 @@ describe('e-mail outbox sender (real SMTP on loopback)', () => {
 
 describe('e-mail templates', () => {
   it('each has a subject, a text and an HTML part, with links and escaped input', () => {
-    const later = renderEmail({ template: 'payment_failed_later', planName: 'Pro', failedCount: 2, appUrl: 'https://app.test?a=1&b=2' });
+    const later = renderEmail({
+      template: 'payment_failed_later',
+      planName: 'Pro',
+      failedCount: 2,
+      appUrl: 'https://app.test?a=1&b=2',
+    });
     expect(later.text).toContain('Please update your card');
     // Our billing page, which fetches a fresh update-card link: the provider's own expires within a day.
     expect(later.text).toContain('https://app.test?a=1&b=2/billing?update-card=1');
     expect(later.html).toContain('href="https://app.test?a=1&amp;b=2/billing?update-card=1"');
-    expect(renderEmail({ template: 'payment_failed_first', planName: 'Pro', appUrl: 'https://app.test' }).text).toContain("we'll retry");
-    expect(renderEmail({ template: 'welcome', planName: '<Pro>', monthlyCredits: 10_000, appUrl: 'https://app.test' }).html).toContain('&lt;Pro&gt;');
-    expect(renderEmail({ template: 'credits_added', credits: 5000, appUrl: 'https://app.test' }).subject).toBe('5,000 credits added to your account');
-    expect(renderEmail({ template: 'subscription_cancelled', planName: 'Starter', appUrl: 'https://app.test' }).text).toContain('Credits you bought in packs stay yours');
+    expect(
+      renderEmail({ template: 'payment_failed_first', planName: 'Pro', appUrl: 'https://app.test' }).text,
+    ).toContain("we'll retry");
+    expect(
+      renderEmail({ template: 'welcome', planName: '<Pro>', monthlyCredits: 10_000, appUrl: 'https://app.test' }).html,
+    ).toContain('&lt;Pro&gt;');
+    expect(renderEmail({ template: 'credits_added', credits: 5000, appUrl: 'https://app.test' }).subject).toBe(
+      '5,000 credits added to your account',
+    );
+    expect(
+      renderEmail({ template: 'subscription_cancelled', planName: 'Starter', appUrl: 'https://app.test' }).text,
+    ).toContain('Credits you bought in packs stay yours');
   });
 });

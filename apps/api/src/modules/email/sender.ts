@@ -52,7 +52,9 @@ export function createMailer(deps: AppDeps): Mailer {
       socketTimeout: SMTP_TIMEOUT_MS,
     });
     return {
-      async send(m) { await transport.sendMail(envelope(config.MAIL_FROM, m)); },
+      async send(m) {
+        await transport.sendMail(envelope(config.MAIL_FROM, m));
+      },
       close: () => transport.close(),
     };
   }
@@ -75,9 +77,16 @@ export function createMailer(deps: AppDeps): Mailer {
  * expired while `sending`) is due again.
  */
 async function claimDue(deps: AppDeps, limit: number): Promise<OutboxMessage[]> {
-  const rows = await withSystem(deps.db, (tx) => tx.execute<{
-    id: string; to_address: string; subject: string; text_body: string; html_body: string; attempts: number; locked_until: string;
-  }>(sql`
+  const rows = await withSystem(deps.db, (tx) =>
+    tx.execute<{
+      id: string;
+      to_address: string;
+      subject: string;
+      text_body: string;
+      html_body: string;
+      attempts: number;
+      locked_until: string;
+    }>(sql`
     update email_outbox set status = 'sending', attempts = attempts + 1,
            locked_until = date_trunc('milliseconds', clock_timestamp()) + make_interval(secs => ${CLAIM_SECONDS})
     where id in (
@@ -86,9 +95,16 @@ async function claimDue(deps: AppDeps, limit: number): Promise<OutboxMessage[]> 
       order by next_attempt_at
       limit ${limit}
       for update skip locked)
-    returning id, to_address, subject, text_body, html_body, attempts, locked_until::text`));
+    returning id, to_address, subject, text_body, html_body, attempts, locked_until::text`),
+  );
   return rows.map((r) => ({
-    id: r.id, to: r.to_address, subject: r.subject, text: r.text_body, html: r.html_body, attempts: r.attempts, lockedUntil: r.locked_until,
+    id: r.id,
+    to: r.to_address,
+    subject: r.subject,
+    text: r.text_body,
+    html: r.html_body,
+    attempts: r.attempts,
+    lockedUntil: r.locked_until,
   }));
 }
 
@@ -112,16 +128,20 @@ export async function deliverDueEmails(
       const message = error instanceof Error ? error.message : String(error);
       const delay = Math.min(retryBase * 2 ** (m.attempts - 1), MAX_BACKOFF_SECONDS);
       const giveUp = m.attempts >= MAX_ATTEMPTS;
-      await withSystem(deps.db, (tx) => tx.execute(sql`
+      await withSystem(deps.db, (tx) =>
+        tx.execute(sql`
         update email_outbox set status = ${giveUp ? 'failed' : 'pending'}, locked_until = null, last_error = ${message.slice(0, 1000)},
                next_attempt_at = now() + make_interval(secs => ${delay})
-        where id = ${m.id} and status = 'sending' and locked_until = ${m.lockedUntil}::timestamptz`));
+        where id = ${m.id} and status = 'sending' and locked_until = ${m.lockedUntil}::timestamptz`),
+      );
       deps.logger.warn({ outboxId: m.id, attempts: m.attempts, giveUp, err: message }, 'e-mail delivery failed');
       continue;
     }
-    await withSystem(deps.db, (tx) => tx.execute(sql`
+    await withSystem(deps.db, (tx) =>
+      tx.execute(sql`
       update email_outbox set status = 'sent', sent_at = now(), locked_until = null, last_error = null
-      where id = ${m.id} and status = 'sending' and locked_until = ${m.lockedUntil}::timestamptz`));
+      where id = ${m.id} and status = 'sending' and locked_until = ${m.lockedUntil}::timestamptz`),
+    );
     sent += 1;
   }
   return sent;
@@ -135,8 +155,16 @@ export function startEmailSender(deps: AppDeps): BackgroundTask {
     intervalMs: deps.config.EMAIL_POLL_INTERVAL_MS,
     logger: deps.logger,
     async tick() {
-      while ((await deliverDueEmails(deps, mailer)) > 0) { /* drain what is due */ }
+      while ((await deliverDueEmails(deps, mailer)) > 0) {
+        /* drain what is due */
+      }
     },
   });
-  return { name: loop.name, async stop() { await loop.stop(); mailer.close(); } };
+  return {
+    name: loop.name,
+    async stop() {
+      await loop.stop();
+      mailer.close();
+    },
+  };
 }

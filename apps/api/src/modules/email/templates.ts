@@ -30,7 +30,10 @@ const number = (n: number) => n.toLocaleString('en-US');
  */
 export const updateCardUrl = (appUrl: string) => `${appUrl}/billing?update-card=1`;
 
-interface Block { text: string; link?: { label: string; url: string } }
+interface Block {
+  text: string;
+  link?: { label: string; url: string };
+}
 
 function compose(template: string, subject: string, blocks: Block[]): RenderedEmail {
   const text = [
@@ -38,7 +41,10 @@ function compose(template: string, subject: string, blocks: Block[]): RenderedEm
     '— Pingvas Studio',
   ].join('\n\n');
   const body = blocks
-    .map((b) => `<p>${escapeHtml(b.text)}</p>${b.link ? `<p><a href="${escapeHtml(b.link.url)}">${escapeHtml(b.link.label)}</a></p>` : ''}`)
+    .map(
+      (b) =>
+        `<p>${escapeHtml(b.text)}</p>${b.link ? `<p><a href="${escapeHtml(b.link.url)}">${escapeHtml(b.link.label)}</a></p>` : ''}`,
+    )
     .join('\n');
   const html = `<!doctype html><html><body style="font-family: sans-serif; line-height: 1.5">\n${body}\n<p>— Pingvas Studio</p>\n</body></html>`;
   return { template, subject, text: `${text}\n`, html };
@@ -48,17 +54,29 @@ export function renderEmail(input: EmailInput): RenderedEmail {
   switch (input.template) {
     case 'welcome':
       return compose(input.template, `Welcome to Pingvas ${input.planName}`, [
-        { text: `Thank you for subscribing to ${input.planName}. ${number(input.monthlyCredits)} credits are in your account now, and the same allocation arrives with every paid month.` },
-        { text: 'Your jobs also get a better place in the queue.', link: { label: 'Start creating', url: input.appUrl } },
+        {
+          text: `Thank you for subscribing to ${input.planName}. ${number(input.monthlyCredits)} credits are in your account now, and the same allocation arrives with every paid month.`,
+        },
+        {
+          text: 'Your jobs also get a better place in the queue.',
+          link: { label: 'Start creating', url: input.appUrl },
+        },
       ]);
     case 'payment_failed_first':
       return compose(input.template, `We couldn't take your ${input.planName} payment`, [
-        { text: `Your latest ${input.planName} payment did not go through. Nothing changes for now: we'll retry automatically over the next days and your plan stays active meanwhile.` },
-        { text: 'If your card has changed, you can update it now.', link: { label: 'Update payment method', url: updateCardUrl(input.appUrl) } },
+        {
+          text: `Your latest ${input.planName} payment did not go through. Nothing changes for now: we'll retry automatically over the next days and your plan stays active meanwhile.`,
+        },
+        {
+          text: 'If your card has changed, you can update it now.',
+          link: { label: 'Update payment method', url: updateCardUrl(input.appUrl) },
+        },
       ]);
     case 'payment_failed_later':
       return compose(input.template, `Please update your card to keep ${input.planName}`, [
-        { text: `We tried to take your ${input.planName} payment ${input.failedCount} times without success. Please update your card, or your subscription will be cancelled when the retries run out.` },
+        {
+          text: `We tried to take your ${input.planName} payment ${input.failedCount} times without success. Please update your card, or your subscription will be cancelled when the retries run out.`,
+        },
         { text: 'It takes a minute:', link: { label: 'Update payment method', url: updateCardUrl(input.appUrl) } },
       ]);
     case 'payment_recovered':
@@ -67,12 +85,16 @@ export function renderEmail(input: EmailInput): RenderedEmail {
       ]);
     case 'subscription_cancelled':
       return compose(input.template, `Your ${input.planName} subscription has ended`, [
-        { text: `Your ${input.planName} subscription has ended and your account is on the Free plan now. Credits you bought in packs stay yours; the monthly plan credits are gone.` },
+        {
+          text: `Your ${input.planName} subscription has ended and your account is on the Free plan now. Credits you bought in packs stay yours; the monthly plan credits are gone.`,
+        },
         { text: 'You can subscribe again at any time.', link: { label: 'See plans', url: `${input.appUrl}/billing` } },
       ]);
     case 'credits_added':
       return compose(input.template, `${number(input.credits)} credits added to your account`, [
-        { text: `Thank you for your purchase: ${number(input.credits)} credits are in your account now. Purchased credits never expire.` },
+        {
+          text: `Thank you for your purchase: ${number(input.credits)} credits are in your account now. Purchased credits never expire.`,
+        },
         { text: 'Put them to work:', link: { label: 'Open the studio', url: input.appUrl } },
       ]);
   }

@@ -2,7 +2,15 @@ import { z } from 'zod';
 import { protectedProcedure, publicProcedure, router } from '../../trpc.js';
 import { imageIdsInput, pageInput } from './gallery.router.js';
 import { listGallery } from './gallery.service.js';
-import { addImages, createBoard, deleteBoard, listBoards, publicBoardView, removeImage, updateBoard } from './boards.service.js';
+import {
+  addImages,
+  createBoard,
+  deleteBoard,
+  listBoards,
+  publicBoardView,
+  removeImage,
+  updateBoard,
+} from './boards.service.js';
 
 const boardName = z.string().trim().min(1, 'name must not be empty').max(100, 'name must be at most 100 characters');
 const boardId = z.object({ boardId: z.uuid() });
@@ -16,10 +24,19 @@ export const boardsRouter = router({
     .mutation(({ ctx, input }) => createBoard(ctx.deps, ctx.user.id, input)),
 
   update: protectedProcedure
-    .input(z.object({ boardId: z.uuid(), name: boardName.optional(), isPublic: z.boolean().optional(), coverImageId: z.uuid().nullable().optional() }))
+    .input(
+      z.object({
+        boardId: z.uuid(),
+        name: boardName.optional(),
+        isPublic: z.boolean().optional(),
+        coverImageId: z.uuid().nullable().optional(),
+      }),
+    )
     .mutation(({ ctx, input }) => updateBoard(ctx.deps, ctx.user.id, input)),
 
-  delete: protectedProcedure.input(boardId).mutation(({ ctx, input }) => deleteBoard(ctx.deps, ctx.user.id, input.boardId)),
+  delete: protectedProcedure
+    .input(boardId)
+    .mutation(({ ctx, input }) => deleteBoard(ctx.deps, ctx.user.id, input.boardId)),
 
   addImage: protectedProcedure
     .input(boardImage)

@@ -37,7 +37,11 @@ const boardColumns = {
 };
 
 async function lockBoard(tx: Tx, userId: string, boardId: string): Promise<BoardRow> {
-  const [board] = await tx.select(boardColumns).from(boards).where(and(eq(boards.id, boardId), eq(boards.userId, userId))).for('update');
+  const [board] = await tx
+    .select(boardColumns)
+    .from(boards)
+    .where(and(eq(boards.id, boardId), eq(boards.userId, userId)))
+    .for('update');
   if (!board) throw notFound('Board');
   return board;
 }
@@ -69,7 +73,11 @@ export async function listBoards(deps: AppDeps, userId: string) {
   );
 }
 
-export async function createBoard(deps: AppDeps, userId: string, input: { name: string; isPublic: boolean }): Promise<BoardRow> {
+export async function createBoard(
+  deps: AppDeps,
+  userId: string,
+  input: { name: string; isPublic: boolean },
+): Promise<BoardRow> {
   const [board] = await withUser(deps.db, userId, (tx) =>
     tx
       .insert(boards)
@@ -103,8 +111,15 @@ export async function updateBoard(
         const [onBoard] = await tx
           .select({ imageId: boardImages.imageId })
           .from(boardImages)
-          .where(and(eq(boardImages.boardId, board.id), eq(boardImages.imageId, input.coverImageId), eq(boardImages.userId, userId)));
-        if (!onBoard) throw new DomainError('BAD_REQUEST', 'The cover must be an image on this board.', { field: 'coverImageId' });
+          .where(
+            and(
+              eq(boardImages.boardId, board.id),
+              eq(boardImages.imageId, input.coverImageId),
+              eq(boardImages.userId, userId),
+            ),
+          );
+        if (!onBoard)
+          throw new DomainError('BAD_REQUEST', 'The cover must be an image on this board.', { field: 'coverImageId' });
       }
       changes.coverImageId = input.coverImageId;
     }
@@ -116,7 +131,10 @@ export async function updateBoard(
 /** Deletes the board and its links; the images stay in the gallery. */
 export async function deleteBoard(deps: AppDeps, userId: string, boardId: string): Promise<{ boardId: string }> {
   const [row] = await withUser(deps.db, userId, (tx) =>
-    tx.delete(boards).where(and(eq(boards.id, boardId), eq(boards.userId, userId))).returning({ id: boards.id }),
+    tx
+      .delete(boards)
+      .where(and(eq(boards.id, boardId), eq(boards.userId, userId)))
+      .returning({ id: boards.id }),
   );
   if (!row) throw notFound('Board');
   return { boardId };
@@ -127,7 +145,12 @@ export async function deleteBoard(deps: AppDeps, userId: string, boardId: string
  * the user's images, else nothing is added: the links are copied from what RLS lets this
  * user see, because the foreign keys alone would accept anyone's image.
  */
-export async function addImages(deps: AppDeps, userId: string, boardId: string, imageIds: string[]): Promise<{ boardId: string; added: number }> {
+export async function addImages(
+  deps: AppDeps,
+  userId: string,
+  boardId: string,
+  imageIds: string[],
+): Promise<{ boardId: string; added: number }> {
   const wanted = [...new Set(imageIds)];
   return withUser(deps.db, userId, async (tx) => {
     await lockBoard(tx, userId, boardId);
@@ -149,7 +172,12 @@ export async function addImages(deps: AppDeps, userId: string, boardId: string, 
 }
 
 /** Takes an image off a board (no error if it was not on it); a cover it was is cleared. */
-export async function removeImage(deps: AppDeps, userId: string, boardId: string, imageId: string): Promise<{ boardId: string; removed: boolean }> {
+export async function removeImage(
+  deps: AppDeps,
+  userId: string,
+  boardId: string,
+  imageId: string,
+): Promise<{ boardId: string; removed: boolean }> {
   return withUser(deps.db, userId, async (tx) => {
     const board = await lockBoard(tx, userId, boardId);
     const gone = await tx
@@ -198,7 +226,11 @@ export async function publicBoardView(
       .from(boards)
       .where(and(eq(boards.shareSlug, input.slug), eq(boards.isPublic, true)));
     if (!board) return null;
-    const page = await queryBoardPage(tx, { boardId: board.id, ownerId: board.userId }, { cursor: input.cursor, limit: input.limit });
+    const page = await queryBoardPage(
+      tx,
+      { boardId: board.id, ownerId: board.userId },
+      { cursor: input.cursor, limit: input.limit },
+    );
     return { board, page };
   });
   if (!found) throw notFound('Board');

@@ -3,8 +3,12 @@ import { createTestApp, type TestApp } from '../../test/harness.js';
 import { seedImages } from './gallery.test-support.js';
 
 let app: TestApp;
-beforeAll(async () => { app = await createTestApp(); });
-afterAll(async () => { await app.close(); });
+beforeAll(async () => {
+  app = await createTestApp();
+});
+afterAll(async () => {
+  await app.close();
+});
 
 const ids = (items: { id: string }[]) => items.map((i) => i.id);
 
@@ -16,7 +20,9 @@ describe('boards', () => {
     expect(board).toMatchObject({ name: 'Moodboard', isPublic: false, shareSlug: null, coverImageId: null });
     expect((await caller.boards.update({ boardId: board.id, name: 'Renamed' })).name).toBe('Renamed');
     await expect(caller.boards.create({ name: '   ', isPublic: false })).rejects.toMatchObject({ code: 'BAD_REQUEST' });
-    await expect(caller.boards.create({ name: 'x'.repeat(101), isPublic: false })).rejects.toMatchObject({ code: 'BAD_REQUEST' });
+    await expect(caller.boards.create({ name: 'x'.repeat(101), isPublic: false })).rejects.toMatchObject({
+      code: 'BAD_REQUEST',
+    });
     await expect(caller.boards.update({ boardId: board.id, name: '' })).rejects.toMatchObject({ code: 'BAD_REQUEST' });
     expect((await caller.boards.list()).map((b) => b.name)).toEqual(['Renamed']);
   });
@@ -28,7 +34,10 @@ describe('boards', () => {
     const one = await caller.boards.create({ name: 'One', isPublic: false });
     const two = await caller.boards.create({ name: 'Two', isPublic: false });
     expect(await caller.boards.addImage({ boardId: one.id, imageId: c!.id })).toEqual({ boardId: one.id, added: 1 });
-    expect(await caller.boards.addImages({ boardId: one.id, imageIds: [a!.id, c!.id] })).toEqual({ boardId: one.id, added: 1 });
+    expect(await caller.boards.addImages({ boardId: one.id, imageIds: [a!.id, c!.id] })).toEqual({
+      boardId: one.id,
+      added: 1,
+    });
     expect(await caller.boards.addImage({ boardId: one.id, imageId: a!.id })).toEqual({ boardId: one.id, added: 0 });
     await caller.boards.addImage({ boardId: two.id, imageId: a!.id });
 
@@ -39,17 +48,29 @@ describe('boards', () => {
     expect((await caller.gallery.get({ imageId: b!.id })).boards).toEqual([]);
 
     const listed = await caller.boards.list();
-    expect(listed.map((x) => [x.name, x.imageCount])).toEqual([['Two', 1], ['One', 2]]);
+    expect(listed.map((x) => [x.name, x.imageCount])).toEqual([
+      ['Two', 1],
+      ['One', 2],
+    ]);
 
-    expect(await caller.boards.removeImage({ boardId: one.id, imageId: a!.id })).toEqual({ boardId: one.id, removed: true });
-    expect(await caller.boards.removeImage({ boardId: one.id, imageId: a!.id })).toEqual({ boardId: one.id, removed: false });
+    expect(await caller.boards.removeImage({ boardId: one.id, imageId: a!.id })).toEqual({
+      boardId: one.id,
+      removed: true,
+    });
+    expect(await caller.boards.removeImage({ boardId: one.id, imageId: a!.id })).toEqual({
+      boardId: one.id,
+      removed: false,
+    });
     expect(ids((await caller.boards.images({ boardId: one.id })).items)).toEqual([c!.id]);
     expect(ids((await caller.boards.images({ boardId: two.id })).items)).toEqual([a!.id]);
   });
 
   it('pages a board by keyset, also with a starred or search filter', async () => {
     const user = await app.createUser();
-    const seeded = await seedImages(app, user, 25, { prompt: (i) => (i % 5 === 0 ? `lighthouse ${i}` : `meadow ${i}`), starred: (i) => i % 2 === 0 });
+    const seeded = await seedImages(app, user, 25, {
+      prompt: (i) => (i % 5 === 0 ? `lighthouse ${i}` : `meadow ${i}`),
+      starred: (i) => i % 2 === 0,
+    });
     const caller = app.callerFor(user);
     const board = await caller.boards.create({ name: 'Paged', isPublic: false });
     await caller.boards.addImages({ boardId: board.id, imageIds: seeded.map((s) => s.id) });
@@ -62,7 +83,13 @@ describe('boards', () => {
     } while (cursor);
     expect(seen.sort()).toEqual(seeded.map((s) => s.id).sort());
     const lighthouses = await caller.gallery.list({ boardId: board.id, search: 'lighthouse' });
-    expect(lighthouses.items.map((i) => i.prompt).sort()).toEqual(['lighthouse 0', 'lighthouse 10', 'lighthouse 15', 'lighthouse 20', 'lighthouse 5']);
+    expect(lighthouses.items.map((i) => i.prompt).sort()).toEqual([
+      'lighthouse 0',
+      'lighthouse 10',
+      'lighthouse 15',
+      'lighthouse 20',
+      'lighthouse 5',
+    ]);
     const starred = await caller.gallery.list({ boardId: board.id, starred: true, search: 'lighthouse' });
     expect(starred.items.map((i) => i.prompt).sort()).toEqual(['lighthouse 0', 'lighthouse 10', 'lighthouse 20']);
   });
@@ -81,8 +108,12 @@ describe('boards', () => {
     expect((await caller.boards.list())[0]).toMatchObject({ coverImageId: a!.id });
     expect((await caller.boards.list())[0]!.coverThumbUrl).toContain(a!.thumbKey);
 
-    await expect(caller.boards.update({ boardId: board.id, coverImageId: stranger!.id })).rejects.toMatchObject({ code: 'BAD_REQUEST' });
-    await expect(caller.boards.update({ boardId: board.id, name: 'Changed', coverImageId: stranger!.id })).rejects.toMatchObject({ code: 'BAD_REQUEST' });
+    await expect(caller.boards.update({ boardId: board.id, coverImageId: stranger!.id })).rejects.toMatchObject({
+      code: 'BAD_REQUEST',
+    });
+    await expect(
+      caller.boards.update({ boardId: board.id, name: 'Changed', coverImageId: stranger!.id }),
+    ).rejects.toMatchObject({ code: 'BAD_REQUEST' });
     expect((await caller.boards.list())[0]).toMatchObject({ name: 'Covers', coverImageId: a!.id });
 
     await caller.boards.removeImage({ boardId: board.id, imageId: a!.id });
@@ -106,7 +137,9 @@ describe('boards', () => {
     expect(await app.deps.store.getBytes(seeded[0]!.originalKey)).toHaveLength(4);
     await expect(caller.boards.delete({ boardId: board.id })).rejects.toMatchObject({ code: 'NOT_FOUND' });
     await expect(caller.boards.images({ boardId: board.id })).rejects.toMatchObject({ code: 'NOT_FOUND' });
-    await expect(app.callerFor(null).boards.publicView({ slug: board.shareSlug! })).rejects.toMatchObject({ code: 'NOT_FOUND' });
+    await expect(app.callerFor(null).boards.publicView({ slug: board.shareSlug! })).rejects.toMatchObject({
+      code: 'NOT_FOUND',
+    });
   });
 
   it('adds a selection all or nothing: one unknown id adds none; more than 100 is refused', async () => {
@@ -114,28 +147,45 @@ describe('boards', () => {
     const seeded = await seedImages(app, user, 2);
     const caller = app.callerFor(user);
     const board = await caller.boards.create({ name: 'Strict', isPublic: false });
-    await expect(caller.boards.addImages({ boardId: board.id, imageIds: [seeded[0]!.id, crypto.randomUUID()] })).rejects.toMatchObject({ code: 'NOT_FOUND' });
-    await expect(caller.boards.addImages({ boardId: board.id, imageIds: Array.from({ length: 101 }, () => seeded[0]!.id) })).rejects.toMatchObject({ code: 'BAD_REQUEST' });
-    await expect(caller.boards.addImage({ boardId: crypto.randomUUID(), imageId: seeded[0]!.id })).rejects.toMatchObject({ code: 'NOT_FOUND' });
+    await expect(
+      caller.boards.addImages({ boardId: board.id, imageIds: [seeded[0]!.id, crypto.randomUUID()] }),
+    ).rejects.toMatchObject({ code: 'NOT_FOUND' });
+    await expect(
+      caller.boards.addImages({ boardId: board.id, imageIds: Array.from({ length: 101 }, () => seeded[0]!.id) }),
+    ).rejects.toMatchObject({ code: 'BAD_REQUEST' });
+    await expect(
+      caller.boards.addImage({ boardId: crypto.randomUUID(), imageId: seeded[0]!.id }),
+    ).rejects.toMatchObject({ code: 'NOT_FOUND' });
     expect((await caller.boards.images({ boardId: board.id })).items).toEqual([]);
-    await expect(caller.boards.images({ boardId: board.id, limit: 500 })).rejects.toMatchObject({ code: 'BAD_REQUEST' });
-    await expect(caller.boards.update({ boardId: crypto.randomUUID(), name: 'x' })).rejects.toMatchObject({ code: 'NOT_FOUND' });
-    await expect(caller.boards.removeImage({ boardId: crypto.randomUUID(), imageId: seeded[0]!.id })).rejects.toMatchObject({ code: 'NOT_FOUND' });
+    await expect(caller.boards.images({ boardId: board.id, limit: 500 })).rejects.toMatchObject({
+      code: 'BAD_REQUEST',
+    });
+    await expect(caller.boards.update({ boardId: crypto.randomUUID(), name: 'x' })).rejects.toMatchObject({
+      code: 'NOT_FOUND',
+    });
+    await expect(
+      caller.boards.removeImage({ boardId: crypto.randomUUID(), imageId: seeded[0]!.id }),
+    ).rejects.toMatchObject({ code: 'NOT_FOUND' });
   });
 });
 
 describe('boards under concurrency', () => {
-  it('racing adds of one image link it once; racing an add with the image\'s delete never errors or leaves a link', async () => {
+  it("racing adds of one image link it once; racing an add with the image's delete never errors or leaves a link", async () => {
     const user = await app.createUser();
     const seeded = await seedImages(app, user, 31);
     const caller = app.callerFor(user);
     const board = await caller.boards.create({ name: 'Race', isPublic: false });
-    const twice = await Promise.all([0, 1, 2].map(() => caller.boards.addImage({ boardId: board.id, imageId: seeded[30]!.id })));
+    const twice = await Promise.all(
+      [0, 1, 2].map(() => caller.boards.addImage({ boardId: board.id, imageId: seeded[30]!.id })),
+    );
     expect(twice.map((r) => r.added).sort()).toEqual([0, 0, 1]);
 
     const outcomes = await Promise.all(
       seeded.slice(0, 30).flatMap((image) => [
-        caller.boards.addImage({ boardId: board.id, imageId: image.id }).then(() => 'added', (e: { code?: string }) => e.code),
+        caller.boards.addImage({ boardId: board.id, imageId: image.id }).then(
+          () => 'added',
+          (e: { code?: string }) => e.code,
+        ),
         caller.gallery.delete({ imageId: image.id }).then((r) => (r.deleted ? 'deleted' : 'missing')),
       ]),
     );
@@ -175,7 +225,8 @@ describe('public share links', () => {
     expect((await fetch(view.items[0]!.thumbUrl)).status).toBe(200);
     const text = JSON.stringify(view);
     // The owner's id does show, inside the object keys of the URLs (images/{user_id}/…): it is no secret, the email is.
-    for (const secret of [owner.email, 'Secret drafts', privateBoard.id, seeded[2]!.id, seeded[2]!.prompt, board.id]) expect(text).not.toContain(secret);
+    for (const secret of [owner.email, 'Secret drafts', privateBoard.id, seeded[2]!.id, seeded[2]!.prompt, board.id])
+      expect(text).not.toContain(secret);
 
     const first = await anonymous.boards.publicView({ slug, limit: 1 });
     const second = await anonymous.boards.publicView({ slug, limit: 1, cursor: first.nextCursor! });
@@ -184,12 +235,17 @@ describe('public share links', () => {
 
     await caller.boards.update({ boardId: board.id, isPublic: false });
     await expect(anonymous.boards.publicView({ slug })).rejects.toMatchObject({ code: 'NOT_FOUND' });
-    await expect(anonymous.boards.publicView({ slug, limit: 1, cursor: first.nextCursor! })).rejects.toMatchObject({ code: 'NOT_FOUND' });
+    await expect(anonymous.boards.publicView({ slug, limit: 1, cursor: first.nextCursor! })).rejects.toMatchObject({
+      code: 'NOT_FOUND',
+    });
 
     const again = await caller.boards.update({ boardId: board.id, isPublic: true });
     expect(again.shareSlug).not.toBe(slug);
     await expect(anonymous.boards.publicView({ slug })).rejects.toMatchObject({ code: 'NOT_FOUND' });
-    expect(ids((await anonymous.boards.publicView({ slug: again.shareSlug! })).items)).toEqual([seeded[1]!.id, seeded[0]!.id]);
+    expect(ids((await anonymous.boards.publicView({ slug: again.shareSlug! })).items)).toEqual([
+      seeded[1]!.id,
+      seeded[0]!.id,
+    ]);
   });
 
   it('a board created public has a link at once; malformed or unknown slugs are refused', async () => {
@@ -197,9 +253,15 @@ describe('public share links', () => {
     const board = await app.callerFor(owner).boards.create({ name: 'Open', isPublic: true });
     expect(board.shareSlug).toMatch(/^[A-Za-z0-9_-]{22}$/);
     const anonymous = app.callerFor(null);
-    expect(await anonymous.boards.publicView({ slug: board.shareSlug! })).toMatchObject({ board: { name: 'Open', imageCount: 0 }, items: [], nextCursor: null });
+    expect(await anonymous.boards.publicView({ slug: board.shareSlug! })).toMatchObject({
+      board: { name: 'Open', imageCount: 0 },
+      items: [],
+      nextCursor: null,
+    });
     await expect(anonymous.boards.publicView({ slug: 'A'.repeat(22) })).rejects.toMatchObject({ code: 'NOT_FOUND' });
     await expect(anonymous.boards.publicView({ slug: "x' or 1=1 --" })).rejects.toMatchObject({ code: 'BAD_REQUEST' });
-    await expect(anonymous.boards.publicView({ slug: board.shareSlug!, limit: 101 })).rejects.toMatchObject({ code: 'BAD_REQUEST' });
+    await expect(anonymous.boards.publicView({ slug: board.shareSlug!, limit: 101 })).rejects.toMatchObject({
+      code: 'BAD_REQUEST',
+    });
   });
 });

@@ -1,6 +1,15 @@
 import { z } from 'zod';
 import { protectedProcedure, router } from '../../trpc.js';
-import { BULK_MAX, PAGE_DEFAULT, PAGE_MAX, deleteImages, downloadUrl, getImage, listGallery, starImage } from './gallery.service.js';
+import {
+  BULK_MAX,
+  PAGE_DEFAULT,
+  PAGE_MAX,
+  deleteImages,
+  downloadUrl,
+  getImage,
+  listGallery,
+  starImage,
+} from './gallery.service.js';
 
 export const pageInput = {
   cursor: z.string().max(512).optional(),
@@ -45,5 +54,7 @@ export const galleryRouter = router({
     .mutation(({ ctx, input }) => deleteImages(ctx.deps, ctx.user.id, input.imageIds)),
 
   /** A presigned GET that saves the original as a file (Content-Disposition: attachment). */
-  downloadUrl: protectedProcedure.input(imageId).query(({ ctx, input }) => downloadUrl(ctx.deps, ctx.user.id, input.imageId)),
+  downloadUrl: protectedProcedure
+    .input(imageId)
+    .query(({ ctx, input }) => downloadUrl(ctx.deps, ctx.user.id, input.imageId)),
 });

@@ -76,7 +76,11 @@ function imageFilters(q: PageQuery): SQL[] {
 /** The lists whose cursors must not be replayed on each other: image time vs time added to a board. */
 type ImageList = 'images' | 'board';
 
-function toPage(list: ImageList, rows: (ImageSummaryRow & { position: string })[], limit: number): ImagePage<ImageSummaryRow> {
+function toPage(
+  list: ImageList,
+  rows: (ImageSummaryRow & { position: string })[],
+  limit: number,
+): ImagePage<ImageSummaryRow> {
   const more = rows.length > limit;
   const shown = more ? rows.slice(0, limit) : rows;
   const last = shown.at(-1);
@@ -117,7 +121,9 @@ let detectedStrategy: Promise<SearchStrategy> | undefined;
  */
 export function detectSearchStrategy(tx: Tx): Promise<SearchStrategy> {
   detectedStrategy ??= tx
-    .execute<{ leakproof: boolean }>(sql`select proleakproof as leakproof from pg_proc where oid = 'ts_match_vq(tsvector, tsquery)'::regprocedure`)
+    .execute<{ leakproof: boolean }>(
+      sql`select proleakproof as leakproof from pg_proc where oid = 'ts_match_vq(tsvector, tsquery)'::regprocedure`,
+    )
     .then(([row]) => (row?.leakproof ? 'planner' : 'newest-first-walk') satisfies SearchStrategy)
     .catch((error: unknown) => {
       detectedStrategy = undefined;
@@ -144,10 +150,16 @@ async function prepareSearch(tx: Tx, q: PageQuery, options: PageOptions): Promis
  * costs what the first costs. With `boardId` the board's own order applies instead.
  */
 export async function queryImagePage(
-  tx: Tx, userId: string, q: PageQuery & { boardId?: string }, options: PageOptions = {},
+  tx: Tx,
+  userId: string,
+  q: PageQuery & { boardId?: string },
+  options: PageOptions = {},
 ): Promise<ImagePage<ImageSummaryRow>> {
   if (q.boardId) {
-    const [board] = await tx.select({ id: boards.id }).from(boards).where(and(eq(boards.id, q.boardId), eq(boards.userId, userId)));
+    const [board] = await tx
+      .select({ id: boards.id })
+      .from(boards)
+      .where(and(eq(boards.id, q.boardId), eq(boards.userId, userId)));
     if (!board) throw notFound('Board');
     return queryBoardPage(tx, { boardId: q.boardId, ownerId: userId }, q, options);
   }
@@ -170,12 +182,21 @@ export async function queryImagePage(
  * `ownerId` pins both tables to its owner, which matters on the public (system) path.
  */
 export async function queryBoardPage(
-  tx: Tx, board: { boardId: string; ownerId: string }, q: PageQuery, options: PageOptions = {},
+  tx: Tx,
+  board: { boardId: string; ownerId: string },
+  q: PageQuery,
+  options: PageOptions = {},
 ): Promise<ImagePage<ImageSummaryRow>> {
   const after = q.cursor ? decodeKeysetCursor('board', q.cursor) : null;
   await prepareSearch(tx, q, options);
-  const where = [eq(boardImages.boardId, board.boardId), eq(boardImages.userId, board.ownerId), eq(images.userId, board.ownerId), ...imageFilters(q)];
-  if (after) where.push(sql`(${boardImages.addedAt}, ${boardImages.imageId}) < (${after.time}::timestamptz, ${after.id}::uuid)`);
+  const where = [
+    eq(boardImages.boardId, board.boardId),
+    eq(boardImages.userId, board.ownerId),
+    eq(images.userId, board.ownerId),
+    ...imageFilters(q),
+  ];
+  if (after)
+    where.push(sql`(${boardImages.addedAt}, ${boardImages.imageId}) < (${after.time}::timestamptz, ${after.id}::uuid)`);
   const rows = await tx
     .select({ ...summaryColumns, position: cursorTime(boardImages.addedAt) })
     .from(boardImages)
@@ -186,7 +207,10 @@ export async function queryBoardPage(
   return toPage('board', rows, q.limit);
 }
 
-export async function imageUrls(store: ObjectStore, row: { thumbKey: string; originalKey: string }): Promise<{ thumbUrl: string; originalUrl: string }> {
+export async function imageUrls(
+  store: ObjectStore,
+  row: { thumbKey: string; originalKey: string },
+): Promise<{ thumbUrl: string; originalUrl: string }> {
   const [thumbUrl, originalUrl] = await Promise.all([store.readUrl(row.thumbKey), store.readUrl(row.originalKey)]);
   return { thumbUrl, originalUrl };
 }
@@ -197,15 +221,25 @@ export async function presentImage(store: ObjectStore, row: ImageSummaryRow) {
 }
 export type GalleryImage = Awaited<ReturnType<typeof presentImage>>;
 
-export async function listGallery(deps: AppDeps, userId: string, q: PageQuery & { boardId?: string }): Promise<ImagePage<GalleryImage>> {
+export async function listGallery(
+  deps: AppDeps,
+  userId: string,
+  q: PageQuery & { boardId?: string },
+): Promise<ImagePage<GalleryImage>> {
   const page = await withUser(deps.db, userId, (tx) => queryImagePage(tx, userId, q));
-  return { items: await Promise.all(page.items.map((row) => presentImage(deps.store, row))), nextCursor: page.nextCursor };
+  return {
+    items: await Promise.all(page.items.map((row) => presentImage(deps.store, row))),
+    nextCursor: page.nextCursor,
+  };
 }
 
 /** Everything about one image, including the parameters the web needs to "recall" it. */
 export async function getImage(deps: AppDeps, userId: string, imageId: string) {
   const found = await withUser(deps.db, userId, async (tx) => {
-    const [image] = await tx.select().from(images).where(and(eq(images.id, imageId), eq(images.userId, userId)));
+    const [image] = await tx
+      .select()
+      .from(images)
+      .where(and(eq(images.id, imageId), eq(images.userId, userId)));
     if (!image) return null;
     const onBoards = await tx
       .select({ id: boards.id, name: boards.name })
@@ -252,7 +286,11 @@ export async function getImage(deps: AppDeps, userId: string, imageId: string) {
 
 export async function starImage(deps: AppDeps, userId: string, imageId: string, starred: boolean) {
   const [row] = await withUser(deps.db, userId, (tx) =>
-    tx.update(images).set({ starred }).where(and(eq(images.id, imageId), eq(images.userId, userId))).returning({ id: images.id }),
+    tx
+      .update(images)
+      .set({ starred })
+      .where(and(eq(images.id, imageId), eq(images.userId, userId)))
+      .returning({ id: images.id }),
   );
   if (!row) throw notFound('Image');
   return { imageId, starred };
@@ -277,14 +315,23 @@ export async function deleteImages(deps: AppDeps, userId: string, imageIds: stri
 }
 
 /** A short-lived URL that makes the browser save the original rather than show it. */
-export async function downloadUrl(deps: AppDeps, userId: string, imageId: string): Promise<{ url: string; filename: string; expiresInSeconds: number }> {
+export async function downloadUrl(
+  deps: AppDeps,
+  userId: string,
+  imageId: string,
+): Promise<{ url: string; filename: string; expiresInSeconds: number }> {
   const [row] = await withUser(deps.db, userId, (tx) =>
-    tx.select({ originalKey: images.originalKey }).from(images).where(and(eq(images.id, imageId), eq(images.userId, userId))),
+    tx
+      .select({ originalKey: images.originalKey })
+      .from(images)
+      .where(and(eq(images.id, imageId), eq(images.userId, userId))),
   );
   if (!row) throw notFound('Image');
   const filename = `pingvas-${imageId}.png`;
   const expiresInSeconds = deps.store.config.presignSeconds;
   // Always presigned, even with a CDN: only S3 honours the response-content-disposition override.
-  const url = await deps.store.presignGet(row.originalKey, { contentDisposition: `attachment; filename="${filename}"` });
+  const url = await deps.store.presignGet(row.originalKey, {
+    contentDisposition: `attachment; filename="${filename}"`,
+  });
   return { url, filename, expiresInSeconds };
 }

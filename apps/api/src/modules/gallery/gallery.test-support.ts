@@ -21,7 +21,12 @@ export interface SeededImage {
 }
 
 /** Inserts `n` completed jobs and their images for `user`, as generation would on completion. */
-export async function seedImages(app: TestApp, user: Pick<SessionUser, 'id'>, n: number, options: SeedOptions = {}): Promise<SeededImage[]> {
+export async function seedImages(
+  app: TestApp,
+  user: Pick<SessionUser, 'id'>,
+  n: number,
+  options: SeedOptions = {},
+): Promise<SeededImage[]> {
   const base = Date.now() - n * 1000;
   const at = (i: number) => options.createdAt ?? new Date(base + i * 1000);
   const prompt = options.prompt ?? ((i: number) => `a quiet harbour at dawn, study ${i}`);
@@ -30,9 +35,23 @@ export async function seedImages(app: TestApp, user: Pick<SessionUser, 'id'>, n:
       .insert(schema.generationJobs)
       .values(
         Array.from({ length: n }, (_, i) => ({
-          userId: user.id, status: 'completed' as const, prompt: prompt(i), negativePrompt: 'blurry', model: 'sd15', width: 512, height: 512,
-          steps: 20, cfgScale: 7, seed: 1000 + i, sampler: 'euler_a', estimatedCredits: 10, chargedCredits: 5, priority: 0, queueScore: 0,
-          createdAt: at(i), finishedAt: at(i),
+          userId: user.id,
+          status: 'completed' as const,
+          prompt: prompt(i),
+          negativePrompt: 'blurry',
+          model: 'sd15',
+          width: 512,
+          height: 512,
+          steps: 20,
+          cfgScale: 7,
+          seed: 1000 + i,
+          sampler: 'euler_a',
+          estimatedCredits: 10,
+          chargedCredits: 5,
+          priority: 0,
+          queueScore: 0,
+          createdAt: at(i),
+          finishedAt: at(i),
         })),
       )
       .returning({ id: schema.generationJobs.id });
@@ -42,13 +61,33 @@ export async function seedImages(app: TestApp, user: Pick<SessionUser, 'id'>, n:
         jobs.map((job, i) => {
           const keys = attemptKeys(newAttemptPrefix());
           return {
-            userId: user.id, jobId: job.id, originalKey: keys.original, thumbKey: keys.thumb, width: 512, height: 512, bytes: 4,
-            prompt: prompt(i), negativePrompt: 'blurry', model: 'sd15', steps: 20, cfgScale: 7, seed: 1000 + i, sampler: 'euler_a',
-            engine: 'reference', starred: options.starred?.(i) ?? false, createdAt: at(i),
+            userId: user.id,
+            jobId: job.id,
+            originalKey: keys.original,
+            thumbKey: keys.thumb,
+            width: 512,
+            height: 512,
+            bytes: 4,
+            prompt: prompt(i),
+            negativePrompt: 'blurry',
+            model: 'sd15',
+            steps: 20,
+            cfgScale: 7,
+            seed: 1000 + i,
+            sampler: 'euler_a',
+            engine: 'reference',
+            starred: options.starred?.(i) ?? false,
+            createdAt: at(i),
           };
         }),
       )
-      .returning({ id: schema.images.id, jobId: schema.images.jobId, originalKey: schema.images.originalKey, thumbKey: schema.images.thumbKey, prompt: schema.images.prompt });
+      .returning({
+        id: schema.images.id,
+        jobId: schema.images.jobId,
+        originalKey: schema.images.originalKey,
+        thumbKey: schema.images.thumbKey,
+        prompt: schema.images.prompt,
+      });
     return rows;
   });
   if (options.withObjects) {

@@ -5,11 +5,19 @@ import type { SessionUser } from '../../context.js';
 import { seedImages } from './gallery.test-support.js';
 
 let app: TestApp;
-beforeAll(async () => { app = await createTestApp(); });
-afterAll(async () => { await app.close(); });
+beforeAll(async () => {
+  app = await createTestApp();
+});
+afterAll(async () => {
+  await app.close();
+});
 
 /** Walks every page of the user's gallery, calling `between` after each page. */
-async function walk(user: SessionUser, limit: number, between: (seenSoFar: string[]) => Promise<void> = async () => {}) {
+async function walk(
+  user: SessionUser,
+  limit: number,
+  between: (seenSoFar: string[]) => Promise<void> = async () => {},
+) {
   const caller = app.callerFor(user);
   const seen: string[] = [];
   let cursor: string | undefined;
@@ -30,7 +38,15 @@ describe('gallery.list', () => {
     expect(items.map((i) => i.id)).toEqual(seeded.map((s) => s.id).reverse());
     expect(nextCursor).toBeNull();
     const first = items[0]!;
-    expect(first).toMatchObject({ width: 512, height: 512, prompt: seeded[4]!.prompt, model: 'sd15', seed: 1004, engine: 'reference', starred: false });
+    expect(first).toMatchObject({
+      width: 512,
+      height: 512,
+      prompt: seeded[4]!.prompt,
+      model: 'sd15',
+      seed: 1004,
+      engine: 'reference',
+      starred: false,
+    });
     expect(first.createdAt).toBeInstanceOf(Date);
     const thumb = await fetch(first.thumbUrl);
     expect(thumb.status).toBe(200);
@@ -51,7 +67,8 @@ describe('gallery.list', () => {
     const seeded = await seedImages(app, user, 3);
     for (const [i, image] of seeded.entries()) {
       // Through text: postgres.js would round a timestamptz parameter to milliseconds.
-      await app.database.admin`update images set created_at = ${`2026-11-02 10:00:00.00012${i}+00`}::text::timestamptz where id = ${image.id}`;
+      await app.database
+        .admin`update images set created_at = ${`2026-11-02 10:00:00.00012${i}+00`}::text::timestamptz where id = ${image.id}`;
     }
     expect(await walk(user, 1)).toEqual(seeded.map((s) => s.id).reverse());
   });
@@ -64,7 +81,9 @@ describe('gallery.list', () => {
     let deletedUnseen = 0;
     const seen = await walk(user, 40, async (seenSoFar) => {
       const already = new Set(seenSoFar);
-      const alive = (await app.database.admin`select id from images where user_id = ${user.id} order by id`).map((r) => r.id as string);
+      const alive = (await app.database.admin`select id from images where user_id = ${user.id} order by id`).map(
+        (r) => r.id as string,
+      );
       const seenAlive = alive.filter((id) => already.has(id)).slice(0, 3);
       const unseenAlive = alive.filter((id) => !already.has(id)).slice(0, 3);
       deletedUnseen += unseenAlive.length;
@@ -80,8 +99,16 @@ describe('gallery.list', () => {
 
   it('filters by star and by prompt words (full-text, stemmed, web syntax)', async () => {
     const user = await app.createUser();
-    const prompts = ['a red fox in the snow', 'blue whale under ice', 'red sports car at night', 'foxes playing in a meadow'];
-    const seeded = await seedImages(app, user, prompts.length, { prompt: (i) => prompts[i]!, starred: (i) => i % 2 === 0 });
+    const prompts = [
+      'a red fox in the snow',
+      'blue whale under ice',
+      'red sports car at night',
+      'foxes playing in a meadow',
+    ];
+    const seeded = await seedImages(app, user, prompts.length, {
+      prompt: (i) => prompts[i]!,
+      starred: (i) => i % 2 === 0,
+    });
     const caller = app.callerFor(user);
     const ids = (items: { id: string }[]) => items.map((i) => i.id);
     const [fox, whale, car, foxes] = seeded.map((s) => s.id);
@@ -104,8 +131,24 @@ describe('gallery.get, star, download', () => {
     const board = await caller.boards.create({ name: 'Harbours', isPublic: false });
     await caller.boards.addImage({ boardId: board.id, imageId: image!.id });
     const got = await caller.gallery.get({ imageId: image!.id });
-    expect(got.params).toEqual({ prompt: image!.prompt, negativePrompt: 'blurry', model: 'sd15', width: 512, height: 512, steps: 20, cfgScale: 7, seed: 1000, sampler: 'euler_a' });
-    expect(got).toMatchObject({ id: image!.id, jobId: image!.jobId, engine: 'reference', starred: false, boards: [{ id: board.id, name: 'Harbours' }] });
+    expect(got.params).toEqual({
+      prompt: image!.prompt,
+      negativePrompt: 'blurry',
+      model: 'sd15',
+      width: 512,
+      height: 512,
+      steps: 20,
+      cfgScale: 7,
+      seed: 1000,
+      sampler: 'euler_a',
+    });
+    expect(got).toMatchObject({
+      id: image!.id,
+      jobId: image!.jobId,
+      engine: 'reference',
+      starred: false,
+      boards: [{ id: board.id, name: 'Harbours' }],
+    });
     expect(got.thumbUrl).toContain(image!.thumbKey);
     expect(got.originalUrl).toContain(image!.originalKey);
   });
@@ -114,7 +157,10 @@ describe('gallery.get, star, download', () => {
     const user = await app.createUser();
     const [image] = await seedImages(app, user, 1);
     const caller = app.callerFor(user);
-    expect(await caller.gallery.star({ imageId: image!.id, starred: true })).toEqual({ imageId: image!.id, starred: true });
+    expect(await caller.gallery.star({ imageId: image!.id, starred: true })).toEqual({
+      imageId: image!.id,
+      starred: true,
+    });
     expect((await caller.gallery.list({ starred: true })).items.map((i) => i.id)).toEqual([image!.id]);
     await caller.gallery.star({ imageId: image!.id, starred: false });
     expect((await caller.gallery.list({ starred: true })).items).toEqual([]);
@@ -134,7 +180,9 @@ describe('gallery.get, star, download', () => {
     const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
     const pem = (privateKey.export({ type: 'pkcs1', format: 'pem' }) as string).replace(/\n/g, '\\n');
     const cdnApp = await createTestApp({
-      CDN_BASE_URL: 'https://cdn.example.test/', CDN_KEY_PAIR_ID: 'KTEST', CDN_PRIVATE_KEY: pem,
+      CDN_BASE_URL: 'https://cdn.example.test/',
+      CDN_KEY_PAIR_ID: 'KTEST',
+      CDN_PRIVATE_KEY: pem,
     });
     try {
       const user = await cdnApp.createUser();
@@ -181,7 +229,8 @@ describe('gallery.delete', () => {
     const { deleted } = await caller.gallery.deleteMany({ imageIds: [...picked, crypto.randomUUID()] });
     expect(deleted.sort()).toEqual([...picked].sort());
     expect((await caller.gallery.list({})).items.map((i) => i.id)).toEqual([seeded[3]!.id]);
-    for (const image of seeded.slice(0, 3)) await expect(app.deps.store.getBytes(image.originalKey)).rejects.toMatchObject({ name: 'NoSuchKey' });
+    for (const image of seeded.slice(0, 3))
+      await expect(app.deps.store.getBytes(image.originalKey)).rejects.toMatchObject({ name: 'NoSuchKey' });
     const tooMany = Array.from({ length: 101 }, () => crypto.randomUUID());
     await expect(caller.gallery.deleteMany({ imageIds: tooMany })).rejects.toMatchObject({ code: 'BAD_REQUEST' });
     await expect(caller.gallery.deleteMany({ imageIds: [] })).rejects.toMatchObject({ code: 'BAD_REQUEST' });
@@ -207,12 +256,21 @@ describe('bad input', () => {
     const forge = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url');
     const board = await caller.boards.create({ name: 'b', isPublic: false });
     for (const cursor of [
-      'garbage', '', forge(['images', time, 'x']), forge(['images', '2026-02-30T00:00:00.000000Z', id]), forge(['images', 'yesterday', id]),
-      forge({ time, id }), forge(['board', time, id]),
+      'garbage',
+      '',
+      forge(['images', time, 'x']),
+      forge(['images', '2026-02-30T00:00:00.000000Z', id]),
+      forge(['images', 'yesterday', id]),
+      forge({ time, id }),
+      forge(['board', time, id]),
     ]) {
-      await expect(caller.gallery.list({ cursor: cursor || '%' }), cursor).rejects.toMatchObject({ code: 'BAD_REQUEST' });
+      await expect(caller.gallery.list({ cursor: cursor || '%' }), cursor).rejects.toMatchObject({
+        code: 'BAD_REQUEST',
+      });
     }
-    await expect(caller.boards.images({ boardId: board.id, cursor: nextCursor! })).rejects.toMatchObject({ code: 'BAD_REQUEST' });
+    await expect(caller.boards.images({ boardId: board.id, cursor: nextCursor! })).rejects.toMatchObject({
+      code: 'BAD_REQUEST',
+    });
     const rows = await app.database.admin`select starred from images where user_id = ${user.id}`;
     expect(rows.every((r) => r.starred === false)).toBe(true);
     expect((await caller.gallery.get({ imageId: image!.id })).id).toBe(image!.id);

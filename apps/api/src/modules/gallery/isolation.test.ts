@@ -24,7 +24,9 @@ beforeAll(async () => {
   bobBoard = await app.callerFor(bob).boards.create({ name: 'Bob', isPublic: false });
   await app.callerFor(bob).boards.addImage({ boardId: bobBoard.id, imageId: bobImage.id });
 });
-afterAll(async () => { await app.close(); });
+afterAll(async () => {
+  await app.close();
+});
 
 /** Alice's data exactly as seeded: nothing Bob tried changed it. */
 async function expectAliceUntouched() {
@@ -33,13 +35,17 @@ async function expectAliceUntouched() {
   expect(rows.every((r) => r.starred === false)).toBe(true);
   const links = await app.database.admin`select image_id, user_id from board_images where board_id = ${aliceBoard.id}`;
   expect(links).toHaveLength(3);
-  expect(await app.database.admin`select 1 from board_images where image_id in ${app.database.admin(aliceImages.map((i) => i.id))} and user_id <> ${alice.id}`).toHaveLength(0);
-  const [board] = await app.database.admin`select name, is_public, share_slug, cover_image_id from boards where id = ${aliceBoard.id}`;
+  expect(
+    await app.database
+      .admin`select 1 from board_images where image_id in ${app.database.admin(aliceImages.map((i) => i.id))} and user_id <> ${alice.id}`,
+  ).toHaveLength(0);
+  const [board] = await app.database
+    .admin`select name, is_public, share_slug, cover_image_id from boards where id = ${aliceBoard.id}`;
   expect(board).toEqual({ name: 'Alice private', is_public: false, share_slug: null, cover_image_id: null });
   for (const image of aliceImages) expect(await app.deps.store.getBytes(image.originalKey)).toHaveLength(4);
 }
 
-describe('one user never reaches another user\'s images or boards', () => {
+describe("one user never reaches another user's images or boards", () => {
   it('through every procedure', async () => {
     const b = app.callerFor(bob);
     const target = aliceImages[0]!.id;
@@ -51,17 +57,31 @@ describe('one user never reaches another user\'s images or boards', () => {
     expect(await b.gallery.delete({ imageId: target })).toEqual({ imageId: target, deleted: false });
     expect(await b.gallery.deleteMany({ imageIds: aliceImages.map((i) => i.id) })).toEqual({ deleted: [] });
 
-    await expect(b.boards.addImage({ boardId: bobBoard.id, imageId: target })).rejects.toMatchObject({ code: 'NOT_FOUND' });
-    await expect(b.boards.addImages({ boardId: bobBoard.id, imageIds: [bobImage.id, target] })).rejects.toMatchObject({ code: 'NOT_FOUND' });
-    await expect(b.boards.update({ boardId: bobBoard.id, coverImageId: target })).rejects.toMatchObject({ code: 'BAD_REQUEST' });
+    await expect(b.boards.addImage({ boardId: bobBoard.id, imageId: target })).rejects.toMatchObject({
+      code: 'NOT_FOUND',
+    });
+    await expect(b.boards.addImages({ boardId: bobBoard.id, imageIds: [bobImage.id, target] })).rejects.toMatchObject({
+      code: 'NOT_FOUND',
+    });
+    await expect(b.boards.update({ boardId: bobBoard.id, coverImageId: target })).rejects.toMatchObject({
+      code: 'BAD_REQUEST',
+    });
 
     // A guessed board id of Alice's behaves exactly like one that does not exist.
     await expect(b.boards.images({ boardId: aliceBoard.id })).rejects.toMatchObject({ code: 'NOT_FOUND' });
     await expect(b.gallery.list({ boardId: aliceBoard.id })).rejects.toMatchObject({ code: 'NOT_FOUND' });
-    await expect(b.boards.update({ boardId: aliceBoard.id, isPublic: true })).rejects.toMatchObject({ code: 'NOT_FOUND' });
-    await expect(b.boards.update({ boardId: aliceBoard.id, name: 'mine now' })).rejects.toMatchObject({ code: 'NOT_FOUND' });
-    await expect(b.boards.addImage({ boardId: aliceBoard.id, imageId: bobImage.id })).rejects.toMatchObject({ code: 'NOT_FOUND' });
-    await expect(b.boards.removeImage({ boardId: aliceBoard.id, imageId: target })).rejects.toMatchObject({ code: 'NOT_FOUND' });
+    await expect(b.boards.update({ boardId: aliceBoard.id, isPublic: true })).rejects.toMatchObject({
+      code: 'NOT_FOUND',
+    });
+    await expect(b.boards.update({ boardId: aliceBoard.id, name: 'mine now' })).rejects.toMatchObject({
+      code: 'NOT_FOUND',
+    });
+    await expect(b.boards.addImage({ boardId: aliceBoard.id, imageId: bobImage.id })).rejects.toMatchObject({
+      code: 'NOT_FOUND',
+    });
+    await expect(b.boards.removeImage({ boardId: aliceBoard.id, imageId: target })).rejects.toMatchObject({
+      code: 'NOT_FOUND',
+    });
     await expect(b.boards.delete({ boardId: aliceBoard.id })).rejects.toMatchObject({ code: 'NOT_FOUND' });
     expect((await b.boards.list()).map((x) => x.id)).toEqual([bobBoard.id]);
 
@@ -93,7 +113,9 @@ describe('one user never reaches another user\'s images or boards', () => {
     expect(changed.deleted).toHaveLength(0);
     expect(changed.renamed).toHaveLength(0);
     const refused = await withUser(app.deps.db, bob.id, (tx) =>
-      tx.execute(sql`insert into board_images (board_id, image_id, user_id) values (${aliceBoard.id}, ${bobImage.id}, ${alice.id})`),
+      tx.execute(
+        sql`insert into board_images (board_id, image_id, user_id) values (${aliceBoard.id}, ${bobImage.id}, ${alice.id})`,
+      ),
     ).catch((error: Error) => error);
     expect(String((refused as Error & { cause?: Error }).cause?.message)).toMatch(/row-level security/);
     await expectAliceUntouched();

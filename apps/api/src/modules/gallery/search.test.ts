@@ -10,8 +10,12 @@ import { seedImages } from './gallery.test-support.js';
 // by a superuser, so ts_match_vq is LEAKPROOF there, and these tests never touch the catalog.
 
 let app: TestApp;
-beforeAll(async () => { app = await createTestApp(); });
-afterAll(async () => { await app.close(); });
+beforeAll(async () => {
+  app = await createTestApp();
+});
+afterAll(async () => {
+  await app.close();
+});
 
 const STRATEGIES: SearchStrategy[] = ['planner', 'newest-first-walk'];
 const PROMPTS = [
@@ -25,12 +29,17 @@ const PROMPTS = [
 ];
 
 /** Every page of `q`, `limit` at a time, through the service as gallery.list runs it. */
-async function allPages(user: SessionUser, q: Omit<PageQuery, 'limit' | 'cursor'> & { boardId?: string }, strategy?: SearchStrategy): Promise<string[]> {
+async function allPages(
+  user: SessionUser,
+  q: Omit<PageQuery, 'limit' | 'cursor'> & { boardId?: string },
+  strategy?: SearchStrategy,
+): Promise<string[]> {
   const seen: string[] = [];
   let cursor: string | undefined;
   for (;;) {
     const page = await withUser(app.deps.db, user.id, (tx) =>
-      queryImagePage(tx, user.id, { ...q, cursor, limit: 4 }, strategy ? { searchStrategy: strategy } : {}));
+      queryImagePage(tx, user.id, { ...q, cursor, limit: 4 }, strategy ? { searchStrategy: strategy } : {}),
+    );
     seen.push(...page.items.map((i) => i.id));
     if (!page.nextCursor) return seen;
     cursor = page.nextCursor;
@@ -48,7 +57,8 @@ describe('gallery search strategy', () => {
       // policy; otherwise the disabled sequential scan is all the planner has.
       await tx.execute(sql`select set_config('enable_seqscan', 'off', true)`);
       const plan = await tx.execute<{ 'QUERY PLAN': string }>(
-        sql`explain (costs off) select id from images where search_vector @@ websearch_to_tsquery('english', 'harbour')`);
+        sql`explain (costs off) select id from images where search_vector @@ websearch_to_tsquery('english', 'harbour')`,
+      );
       return { strategy, plan: plan.map((row) => row['QUERY PLAN']).join('\n') };
     });
     expect(strategy).toBe('planner');
@@ -66,14 +76,24 @@ describe('gallery search strategy', () => {
       withUser(app.deps.db, user.id, async (tx) => {
         await queryImagePage(tx, user.id, q, strategy ? { searchStrategy: strategy } : {});
         const [row] = await tx.execute<{ bitmap: string; seq: string }>(
-          sql`select current_setting('enable_bitmapscan') as bitmap, current_setting('enable_seqscan') as seq`);
+          sql`select current_setting('enable_bitmapscan') as bitmap, current_setting('enable_seqscan') as seq`,
+        );
         return row;
       });
-    expect(await settingAfter({ limit: 5, search: 'harbour' }, 'newest-first-walk')).toEqual({ bitmap: 'off', seq: 'off' });
+    expect(await settingAfter({ limit: 5, search: 'harbour' }, 'newest-first-walk')).toEqual({
+      bitmap: 'off',
+      seq: 'off',
+    });
     expect(await settingAfter({ limit: 5, search: 'harbour' }, 'planner')).toEqual({ bitmap: 'on', seq: 'on' });
     expect(await settingAfter({ limit: 5, search: 'harbour' })).toEqual({ bitmap: 'on', seq: 'on' });
     expect(await settingAfter({ limit: 5 }, 'newest-first-walk')).toEqual({ bitmap: 'on', seq: 'on' });
-    expect(await withUser(app.deps.db, user.id, async (tx) => (await tx.execute<{ v: string }>(sql`select current_setting('enable_bitmapscan') as v`))[0]!.v)).toBe('on');
+    expect(
+      await withUser(
+        app.deps.db,
+        user.id,
+        async (tx) => (await tx.execute<{ v: string }>(sql`select current_setting('enable_bitmapscan') as v`))[0]!.v,
+      ),
+    ).toBe('on');
   });
 
   it('returns the same pages either way, equal to the query without RLS', async () => {
@@ -82,18 +102,28 @@ describe('gallery search strategy', () => {
     // Another user's matching images must stay out, whichever plan runs.
     await seedImages(app, other, 14, { prompt: (i) => PROMPTS[i % PROMPTS.length]! });
     const truth = async (search: string, starred = false) =>
-      (await app.database.admin<{ id: string }[]>`
+      (
+        await app.database.admin<{ id: string }[]>`
         select id from images where user_id = ${user.id} and search_vector @@ websearch_to_tsquery('english', ${search})
-          and (starred or not ${starred}) order by created_at desc, id desc`).map((r) => r.id);
+          and (starred or not ${starred}) order by created_at desc, id desc`
+      ).map((r) => r.id);
 
     const cases: [string, boolean][] = [
-      ['lighthouse', false], ['zeppelin', false], ['"red fox at dawn"', false], ['red -fox', false], ['fox or harbour', false],
-      ['lighthouse', true], ['volcano', false], ['the', false],
+      ['lighthouse', false],
+      ['zeppelin', false],
+      ['"red fox at dawn"', false],
+      ['red -fox', false],
+      ['fox or harbour', false],
+      ['lighthouse', true],
+      ['volcano', false],
+      ['the', false],
     ];
     for (const [search, starred] of cases) {
       const expected = await truth(search, starred);
       for (const strategy of [...STRATEGIES, undefined]) {
-        expect(await allPages(user, { search, starred }, strategy), `${search} ${starred} ${strategy}`).toEqual(expected);
+        expect(await allPages(user, { search, starred }, strategy), `${search} ${starred} ${strategy}`).toEqual(
+          expected,
+        );
       }
     }
     expect((await truth('lighthouse')).length).toBe(12);
@@ -108,7 +138,11 @@ describe('gallery search strategy', () => {
     const picked = seeded.filter((_, i) => i % 2 === 0);
     await caller.boards.addImages({ boardId: board.id, imageIds: picked.map((s) => s.id) });
     // Added in one call: one added_at, so the board's order is by image id, descending.
-    const expected = picked.filter((s) => /red/.test(s.prompt)).map((s) => s.id).sort().reverse();
+    const expected = picked
+      .filter((s) => /red/.test(s.prompt))
+      .map((s) => s.id)
+      .sort()
+      .reverse();
     expect(expected.length).toBeGreaterThan(0);
     for (const strategy of [...STRATEGIES, undefined]) {
       expect(await allPages(user, { boardId: board.id, search: 'red' }, strategy)).toEqual(expected);

@@ -39,7 +39,9 @@ export class Bus {
     // autoResubscribe is off: ioredis would announce 'ready' before its SUBSCRIBEs land, and a
     // listener re-reading its job in that gap could miss an event published meanwhile for good.
     this.subscriber = deps.redis.duplicate({ enableAutoPipelining: false, lazyConnect: true, autoResubscribe: false });
-    this.connected = this.subscriber.connect().catch((err: unknown) => deps.logger.error({ err }, 'redis subscriber failed to connect'));
+    this.connected = this.subscriber
+      .connect()
+      .catch((err: unknown) => deps.logger.error({ err }, 'redis subscriber failed to connect'));
     this.subscriber.on('message', (channel: string, message: string) => {
       if (channel === deps.keys.queueWakeup) {
         this.wakeups += 1;
@@ -87,7 +89,9 @@ export class Bus {
     if (!subscribed) {
       const attempt = this.connected.then(() => this.subscriber.subscribe(channel));
       // A failed SUBSCRIBE is forgotten, so the next listener of the channel tries again.
-      attempt.catch(() => { if (this.pending.get(channel) === attempt) this.pending.delete(channel); });
+      attempt.catch(() => {
+        if (this.pending.get(channel) === attempt) this.pending.delete(channel);
+      });
       this.pending.set(channel, attempt);
       subscribed = attempt;
     }
@@ -114,7 +118,9 @@ export class Bus {
     if (!this.wakeupReady) {
       const channel = this.deps.keys.queueWakeup;
       const attempt = this.connected.then(() => this.subscriber.subscribe(channel)).then(() => undefined);
-      attempt.catch(() => { if (this.wakeupReady === attempt) this.wakeupReady = null; });
+      attempt.catch(() => {
+        if (this.wakeupReady === attempt) this.wakeupReady = null;
+      });
       this.wakeupReady = attempt;
     }
     await this.wakeupReady;

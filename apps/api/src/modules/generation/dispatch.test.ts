@@ -39,7 +39,7 @@ describe('model-aware dispatch', () => {
     expect((await claimFor('any', { warm: [], loadable: BOTH }))!.job.id).toBe(xl.jobId);
   });
 
-  it('two workers warm on different models each get their own model\'s jobs, through the real claim', async () => {
+  it("two workers warm on different models each get their own model's jobs, through the real claim", async () => {
     const users = await Promise.all([0, 1, 2, 3].map(() => fundedUser(app, 'starter', 5000)));
     const models = ['sdxl', 'sd15', 'sdxl', 'sd15'] as const;
     const ids: string[] = [];

@@ -14,14 +14,20 @@ export const generationRouter = router({
   get: protectedProcedure.input(jobIdInput).query(({ ctx, input }) => getJob(ctx.deps, ctx.user.id, input.jobId)),
 
   list: protectedProcedure
-    .input(z.object({
-      cursor: z.string().max(200).optional(),
-      limit: z.number().int().min(1).max(100).default(20),
-      status: z.enum(JOB_STATES).optional(),
-    }).default({ limit: 20 }))
+    .input(
+      z
+        .object({
+          cursor: z.string().max(200).optional(),
+          limit: z.number().int().min(1).max(100).default(20),
+          status: z.enum(JOB_STATES).optional(),
+        })
+        .default({ limit: 20 }),
+    )
     .query(({ ctx, input }) => listJobs(ctx.deps, ctx.user.id, input)),
 
-  cancel: protectedProcedure.input(jobIdInput).mutation(({ ctx, input }) => cancelJob(ctx.deps, ctx.user.id, input.jobId)),
+  cancel: protectedProcedure
+    .input(jobIdInput)
+    .mutation(({ ctx, input }) => cancelJob(ctx.deps, ctx.user.id, input.jobId)),
 
   /** Live events of one of the user's jobs over WebSocket: a snapshot, then changes, until it ends. */
   onJob: protectedProcedure.input(jobIdInput).subscription(async function* ({ ctx, input, signal }) {

@@ -2,8 +2,22 @@ import { randomInt, randomUUID } from 'node:crypto';
 import { and, count, desc, eq, getTableColumns, sql, type SQL } from 'drizzle-orm';
 import { schema, withUser } from '@pingvas/db';
 import {
-  checkPlanLimits, decodeKeysetCursor, DEFAULT_SAMPLER, DomainError, encodeKeysetCursor, estimateCredits, FAILURE_CODES,
-  FAILURE_MESSAGES, KEYSET_TIME_FORMAT, MAX_SEED, notFound, PLANS, queueScore, type FailureCode, type GenerationParams, type JobState,
+  checkPlanLimits,
+  decodeKeysetCursor,
+  DEFAULT_SAMPLER,
+  DomainError,
+  encodeKeysetCursor,
+  estimateCredits,
+  FAILURE_CODES,
+  FAILURE_MESSAGES,
+  KEYSET_TIME_FORMAT,
+  MAX_SEED,
+  notFound,
+  PLANS,
+  queueScore,
+  type FailureCode,
+  type GenerationParams,
+  type JobState,
 } from '@pingvas/core';
 import type { SessionUser } from '../../context.js';
 import type { AppDeps } from '../../deps.js';
@@ -34,9 +48,13 @@ export async function checkCreateRate(deps: AppDeps, userId: string): Promise<vo
     windowSeconds: deps.config.GENERATION_RATE_WINDOW_SECONDS,
   });
   if (!verdict.allowed) {
-    throw new DomainError('TOO_MANY_REQUESTS', `Too many generations started; try again in ${verdict.retryAfterSeconds} s.`, {
-      retryAfterSeconds: verdict.retryAfterSeconds,
-    });
+    throw new DomainError(
+      'TOO_MANY_REQUESTS',
+      `Too many generations started; try again in ${verdict.retryAfterSeconds} s.`,
+      {
+        retryAfterSeconds: verdict.retryAfterSeconds,
+      },
+    );
   }
 }
 
@@ -46,7 +64,11 @@ export async function checkCreateRate(deps: AppDeps, userId: string): Promise<vo
  * Queuing is the separate next step (`enqueueCreated`): if it never happens, the
  * reconciler finds the pending job missing from Redis and queues it.
  */
-export async function createJob(deps: AppDeps, user: SessionUser, params: GenerationParams): Promise<{ job: JobRow; version: number }> {
+export async function createJob(
+  deps: AppDeps,
+  user: SessionUser,
+  params: GenerationParams,
+): Promise<{ job: JobRow; version: number }> {
   const plan = PLANS[user.tier];
   const tooLarge = checkPlanLimits(params, user.tier);
   if (tooLarge) throw new DomainError('PLAN_LIMIT', tooLarge, { limit: 'maxPixels', allowed: plan.maxPixels });
@@ -55,38 +77,58 @@ export async function createJob(deps: AppDeps, user: SessionUser, params: Genera
   return withUser(deps.db, user.id, async (tx) => {
     // The hold locks the user's balance row until commit, which also serialises this count
     // against the user's concurrent creates: the cap cannot be overrun by a burst.
-    const { hold: held } = await hold(tx, { userId: user.id, key: `hold:job:${jobId}`, amount: estimatedCredits, reference: `job:${jobId}` });
-    const [waiting] = await tx.select({ n: count() }).from(jobs).where(and(eq(jobs.userId, user.id), eq(jobs.status, 'pending')));
-    if (waiting!.n >= plan.maxPendingJobs) {
-      throw new DomainError('PLAN_LIMIT', `The ${plan.name} plan allows ${plan.maxPendingJobs} waiting jobs; wait for some to start.`, {
-        limit: 'maxPendingJobs', allowed: plan.maxPendingJobs,
-      });
-    }
-    const [job] = await tx.insert(jobs).values({
-      id: jobId,
+    const { hold: held } = await hold(tx, {
       userId: user.id,
-      prompt: params.prompt,
-      negativePrompt: params.negativePrompt ?? null,
-      model: params.model,
-      width: params.width,
-      height: params.height,
-      steps: params.steps,
-      cfgScale: params.cfgScale,
-      seed: params.seed ?? randomInt(0, MAX_SEED + 1),
-      sampler: params.sampler ?? DEFAULT_SAMPLER,
-      estimatedCredits,
-      holdId: held.id,
-      priority: plan.queuePriority,
-      queueScore: queueScore(plan.queuePriority, Date.now()),
-      updatedAt: sql`clock_timestamp()`,
-    }).returning({ ...getTableColumns(jobs), version: jobVersion });
+      key: `hold:job:${jobId}`,
+      amount: estimatedCredits,
+      reference: `job:${jobId}`,
+    });
+    const [waiting] = await tx
+      .select({ n: count() })
+      .from(jobs)
+      .where(and(eq(jobs.userId, user.id), eq(jobs.status, 'pending')));
+    if (waiting!.n >= plan.maxPendingJobs) {
+      throw new DomainError(
+        'PLAN_LIMIT',
+        `The ${plan.name} plan allows ${plan.maxPendingJobs} waiting jobs; wait for some to start.`,
+        {
+          limit: 'maxPendingJobs',
+          allowed: plan.maxPendingJobs,
+        },
+      );
+    }
+    const [job] = await tx
+      .insert(jobs)
+      .values({
+        id: jobId,
+        userId: user.id,
+        prompt: params.prompt,
+        negativePrompt: params.negativePrompt ?? null,
+        model: params.model,
+        width: params.width,
+        height: params.height,
+        steps: params.steps,
+        cfgScale: params.cfgScale,
+        seed: params.seed ?? randomInt(0, MAX_SEED + 1),
+        sampler: params.sampler ?? DEFAULT_SAMPLER,
+        estimatedCredits,
+        holdId: held.id,
+        priority: plan.queuePriority,
+        queueScore: queueScore(plan.queuePriority, Date.now()),
+        updatedAt: sql`clock_timestamp()`,
+      })
+      .returning({ ...getTableColumns(jobs), version: jobVersion });
     const { version, ...row } = job!;
     return { job: row, version: Number(version) };
   });
 }
 
 /** Queues a just-created job. A Redis failure is logged, not thrown: the job is safe in PostgreSQL. */
-export async function enqueueCreated(deps: AppDeps, user: SessionUser, created: { job: JobRow; version: number }): Promise<CreateResult> {
+export async function enqueueCreated(
+  deps: AppDeps,
+  user: SessionUser,
+  created: { job: JobRow; version: number },
+): Promise<CreateResult> {
   const { job } = created;
   let where: { position: number; estimatedWaitSeconds: number } | null = null;
   try {
@@ -103,14 +145,20 @@ export async function enqueueCreated(deps: AppDeps, user: SessionUser, created: 
   };
 }
 
-export async function createGeneration(deps: AppDeps, user: SessionUser, params: GenerationParams): Promise<CreateResult> {
+export async function createGeneration(
+  deps: AppDeps,
+  user: SessionUser,
+  params: GenerationParams,
+): Promise<CreateResult> {
   await checkCreateRate(deps, user.id);
   return enqueueCreated(deps, user, await createJob(deps, user, params));
 }
 
 function failureOf(job: Pick<JobRow, 'status' | 'failureCode'>): { code: FailureCode; message: string } | null {
   if (job.status !== 'failed' && job.status !== 'cancelled') return null;
-  const code = (FAILURE_CODES as readonly string[]).includes(job.failureCode ?? '') ? (job.failureCode as FailureCode) : 'ENGINE_ERROR';
+  const code = (FAILURE_CODES as readonly string[]).includes(job.failureCode ?? '')
+    ? (job.failureCode as FailureCode)
+    : 'ENGINE_ERROR';
   return { code, message: FAILURE_MESSAGES[code] };
 }
 
@@ -169,19 +217,36 @@ async function toView(deps: AppDeps, job: JobRow, image: ImageRow | null): Promi
     finishedAt: job.finishedAt,
     image: image
       ? {
-          id: image.id, width: image.width, height: image.height,
-          thumbUrl: await deps.store.readUrl(image.thumbKey), url: await deps.store.readUrl(image.originalKey),
+          id: image.id,
+          width: image.width,
+          height: image.height,
+          thumbUrl: await deps.store.readUrl(image.thumbKey),
+          url: await deps.store.readUrl(image.originalKey),
         }
       : null,
   };
 }
 
-const imageColumns = { id: images.id, width: images.width, height: images.height, thumbKey: images.thumbKey, originalKey: images.originalKey };
+const imageColumns = {
+  id: images.id,
+  width: images.width,
+  height: images.height,
+  thumbKey: images.thumbKey,
+  originalKey: images.originalKey,
+};
 
 /** The user's own job (another user's reads as not found), with its queue standing while pending. */
-export async function getJob(deps: AppDeps, userId: string, jobId: string): Promise<JobView & { queuePosition: number | null; estimatedWaitSeconds: number | null }> {
+export async function getJob(
+  deps: AppDeps,
+  userId: string,
+  jobId: string,
+): Promise<JobView & { queuePosition: number | null; estimatedWaitSeconds: number | null }> {
   const [row] = await withUser(deps.db, userId, (tx) =>
-    tx.select({ job: jobs, image: imageColumns }).from(jobs).leftJoin(images, eq(images.jobId, jobs.id)).where(eq(jobs.id, jobId)),
+    tx
+      .select({ job: jobs, image: imageColumns })
+      .from(jobs)
+      .leftJoin(images, eq(images.jobId, jobs.id))
+      .where(eq(jobs.id, jobId)),
   );
   if (!row) throw notFound('Job');
   const where = row.job.status === 'pending' ? await standing(deps, jobId) : null;
@@ -206,8 +271,13 @@ export async function listJobs(
   }
   const position = sql<string>`to_char(${jobs.createdAt} at time zone 'UTC', ${KEYSET_TIME_FORMAT})`;
   const rows = await withUser(deps.db, userId, (tx) =>
-    tx.select({ job: jobs, image: imageColumns, position }).from(jobs).leftJoin(images, eq(images.jobId, jobs.id))
-      .where(and(...conditions)).orderBy(desc(jobs.createdAt), desc(jobs.id)).limit(input.limit + 1),
+    tx
+      .select({ job: jobs, image: imageColumns, position })
+      .from(jobs)
+      .leftJoin(images, eq(images.jobId, jobs.id))
+      .where(and(...conditions))
+      .orderBy(desc(jobs.createdAt), desc(jobs.id))
+      .limit(input.limit + 1),
   );
   const page = rows.slice(0, input.limit);
   const last = page.at(-1);
@@ -237,11 +307,25 @@ export async function cancelJob(deps: AppDeps, userId: string, jobId: string): P
     if (!job) throw notFound('Job');
     if (job.status === 'pending') {
       await release(tx, { userId, holdId: job.holdId! });
-      const [row] = await tx.update(jobs).set({
-        status: 'cancelled', finishedAt: sql`now()`, chargedCredits: 0, failureCode: 'CANCELLED',
-        failureMessage: FAILURE_MESSAGES.CANCELLED, updatedAt: nextVersion,
-      }).where(eq(jobs.id, jobId)).returning({ version: jobVersion });
-      return { jobId, status: 'cancelled' as const, cancelRequested: false, refunded: job.estimatedCredits, version: Number(row!.version) };
+      const [row] = await tx
+        .update(jobs)
+        .set({
+          status: 'cancelled',
+          finishedAt: sql`now()`,
+          chargedCredits: 0,
+          failureCode: 'CANCELLED',
+          failureMessage: FAILURE_MESSAGES.CANCELLED,
+          updatedAt: nextVersion,
+        })
+        .where(eq(jobs.id, jobId))
+        .returning({ version: jobVersion });
+      return {
+        jobId,
+        status: 'cancelled' as const,
+        cancelRequested: false,
+        refunded: job.estimatedCredits,
+        version: Number(row!.version),
+      };
     }
     if (job.status === 'in_progress') {
       if (!job.cancelRequested) {
@@ -249,8 +333,11 @@ export async function cancelJob(deps: AppDeps, userId: string, jobId: string): P
       }
       return { jobId, status: job.status, cancelRequested: true, refunded: 0, version: null };
     }
-    if (job.status === 'cancelled') return { jobId, status: job.status, cancelRequested: job.cancelRequested, refunded: 0, version: null };
-    throw new DomainError('CONFLICT', `This job already ${job.status === 'completed' ? 'completed' : 'failed'}.`, { status: job.status });
+    if (job.status === 'cancelled')
+      return { jobId, status: job.status, cancelRequested: job.cancelRequested, refunded: 0, version: null };
+    throw new DomainError('CONFLICT', `This job already ${job.status === 'completed' ? 'completed' : 'failed'}.`, {
+      status: job.status,
+    });
   });
   if (result.version !== null) {
     await dequeue(deps, jobId);

@@ -28,8 +28,11 @@ export async function completeClaimed(app: TestApp, claimed: ClaimedJob, engineS
 export async function reportComplete(app: TestApp, claimed: ClaimedJob, engineSeconds = 4.2) {
   const { width, height } = claimed.job.params;
   return app.workerCaller().complete({
-    jobId: claimed.job.id, leaseToken: claimed.lease.token, engineSeconds,
-    image: { width, height, bytes: pngOf(width, height).length }, engine: 'reference',
+    jobId: claimed.job.id,
+    leaseToken: claimed.lease.token,
+    engineSeconds,
+    image: { width, height, bytes: pngOf(width, height).length },
+    engine: 'reference',
   });
 }
 
@@ -39,7 +42,8 @@ export async function claim(app: TestApp, workerId = 'test-worker'): Promise<Cla
 
 /** Makes a leased run look abandoned: its lease ran out a minute ago. */
 export async function expireLease(app: TestApp, jobId: string): Promise<void> {
-  await app.database.admin`update generation_jobs set lease_expires_at = now() - interval '1 minute' where id = ${jobId}`;
+  await app.database
+    .admin`update generation_jobs set lease_expires_at = now() - interval '1 minute' where id = ${jobId}`;
 }
 
 /**
@@ -49,7 +53,11 @@ export async function expireLease(app: TestApp, jobId: string): Promise<void> {
 export async function settleAll(app: TestApp): Promise<void> {
   const jobs = schema.generationJobs;
   const live = await withSystem(app.deps.db, (tx) =>
-    tx.select().from(jobs).where(inArray(jobs.status, ['pending', 'in_progress'])));
+    tx
+      .select()
+      .from(jobs)
+      .where(inArray(jobs.status, ['pending', 'in_progress'])),
+  );
   for (const job of live) {
     await withSystem(app.deps.db, async (tx) => {
       await release(tx, { userId: job.userId, holdId: job.holdId! });
@@ -81,7 +89,9 @@ export function useGenerationTestApp(receive: (app: TestApp) => void): void {
     app = await createTestApp({ GENERATION_RATE_LIMIT: '1000' });
     receive(app);
   });
-  afterAll(async () => { await app.close(); });
+  afterAll(async () => {
+    await app.close();
+  });
   afterEach(async () => {
     await expectLedgerInvariants(app.database.admin);
     await settleAll(app);

@@ -1,6 +1,14 @@
 import { eq } from 'drizzle-orm';
 import { schema, withUser } from '@pingvas/db';
-import { FAILURE_CODES, FAILURE_MESSAGES, notFound, TERMINAL_JOB_STATES, type FailureCode, type JobEvent, type JobState } from '@pingvas/core';
+import {
+  FAILURE_CODES,
+  FAILURE_MESSAGES,
+  notFound,
+  TERMINAL_JOB_STATES,
+  type FailureCode,
+  type JobEvent,
+  type JobState,
+} from '@pingvas/core';
 import type { AppDeps } from '../../deps.js';
 import { busFor, type JobEnvelope } from './bus.js';
 import { availableBalance } from './generation.service.js';
@@ -11,25 +19,50 @@ const jobs = schema.generationJobs;
 const TERMINAL_EVENTS = new Set<JobEvent['type']>(['completed', 'failed', 'cancelled']);
 
 /** The job as it is now: the `snapshot` event, plus the terminal event if it has ended. */
-async function snapshot(deps: AppDeps, userId: string, jobId: string): Promise<{ version: number; status: JobState; events: JobEvent[] }> {
+async function snapshot(
+  deps: AppDeps,
+  userId: string,
+  jobId: string,
+): Promise<{ version: number; status: JobState; events: JobEvent[] }> {
   const [row] = await withUser(deps.db, userId, (tx) =>
-    tx.select({ job: jobs, version: jobVersion, image: { id: schema.images.id, width: schema.images.width, height: schema.images.height } })
-      .from(jobs).leftJoin(schema.images, eq(schema.images.jobId, jobs.id)).where(eq(jobs.id, jobId)),
+    tx
+      .select({
+        job: jobs,
+        version: jobVersion,
+        image: { id: schema.images.id, width: schema.images.width, height: schema.images.height },
+      })
+      .from(jobs)
+      .leftJoin(schema.images, eq(schema.images.jobId, jobs.id))
+      .where(eq(jobs.id, jobId)),
   );
   // Row-level security hides other users' jobs: theirs and missing ones look the same.
   if (!row) throw notFound('Job');
   const { job } = row;
   const where = job.status === 'pending' ? await standing(deps, jobId) : null;
-  const events: JobEvent[] = [{
-    type: 'snapshot', jobId, status: job.status, progress: job.progress,
-    queuePosition: where?.position ?? null, estimatedWaitSeconds: where?.estimatedWaitSeconds ?? null,
-    ...(job.status === 'in_progress' && job.loadingModel ? { loadingModel: true } : {}),
-  }];
+  const events: JobEvent[] = [
+    {
+      type: 'snapshot',
+      jobId,
+      status: job.status,
+      progress: job.progress,
+      queuePosition: where?.position ?? null,
+      estimatedWaitSeconds: where?.estimatedWaitSeconds ?? null,
+      ...(job.status === 'in_progress' && job.loadingModel ? { loadingModel: true } : {}),
+    },
+  ];
   const refunded = job.estimatedCredits - (job.chargedCredits ?? 0);
   if (job.status === 'completed' && row.image) {
-    events.push({ type: 'completed', jobId, image: row.image, creditsCharged: job.chargedCredits ?? 0, balance: await availableBalance(deps, userId) });
+    events.push({
+      type: 'completed',
+      jobId,
+      image: row.image,
+      creditsCharged: job.chargedCredits ?? 0,
+      balance: await availableBalance(deps, userId),
+    });
   } else if (job.status === 'failed') {
-    const code = (FAILURE_CODES as readonly string[]).includes(job.failureCode ?? '') ? (job.failureCode as FailureCode) : 'ENGINE_ERROR';
+    const code = (FAILURE_CODES as readonly string[]).includes(job.failureCode ?? '')
+      ? (job.failureCode as FailureCode)
+      : 'ENGINE_ERROR';
     events.push({ type: 'failed', jobId, code, message: FAILURE_MESSAGES[code], refunded });
   } else if (job.status === 'cancelled') {
     events.push({ type: 'cancelled', jobId, refunded });
@@ -57,7 +90,11 @@ const RESYNC_RETRY_MS = 1_000;
  * `idleResyncMs`, the job is re-read and a fresh snapshot follows if it moved.
  */
 export async function* jobEvents(
-  deps: AppDeps, userId: string, jobId: string, signal?: AbortSignal, options: { idleResyncMs?: number } = {},
+  deps: AppDeps,
+  userId: string,
+  jobId: string,
+  signal?: AbortSignal,
+  options: { idleResyncMs?: number } = {},
 ): AsyncGenerator<JobEvent> {
   const idleResyncMs = options.idleResyncMs ?? IDLE_RESYNC_MS;
   const buffer: (JobEnvelope | 'resync')[] = [];
@@ -84,7 +121,10 @@ export async function* jobEvents(
         let idle: NodeJS.Timeout | undefined;
         await new Promise<void>((resolve) => {
           wake = resolve;
-          idle = setTimeout(() => { buffer.push('resync'); resolve(); }, quietMs);
+          idle = setTimeout(() => {
+            buffer.push('resync');
+            resolve();
+          }, quietMs);
         });
         clearTimeout(idle);
         wake = null;

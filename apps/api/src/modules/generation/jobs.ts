@@ -2,7 +2,13 @@ import { eq, sql } from 'drizzle-orm';
 import type { PgUpdateSetSource } from 'drizzle-orm/pg-core';
 import { schema, type Tx } from '@pingvas/db';
 import {
-  chargeCredits, FAILURE_MESSAGES, MAX_JOB_ATTEMPTS, PLANS, type FailureCode, type JobEvent, type Tier,
+  chargeCredits,
+  FAILURE_MESSAGES,
+  MAX_JOB_ATTEMPTS,
+  PLANS,
+  type FailureCode,
+  type JobEvent,
+  type Tier,
 } from '@pingvas/core';
 import type { AppDeps } from '../../deps.js';
 import { capture, release } from '../credits/ledger.js';
@@ -37,7 +43,13 @@ export async function tierOf(tx: Tx, userId: string): Promise<Tier> {
 }
 
 export function queueEntryFor(job: Pick<JobRow, 'id' | 'userId' | 'queueScore' | 'model'>, tier: Tier): QueueEntry {
-  return { jobId: job.id, userId: job.userId, score: job.queueScore, concurrency: PLANS[tier].concurrentJobs, model: job.model };
+  return {
+    jobId: job.id,
+    userId: job.userId,
+    score: job.queueScore,
+    concurrency: PLANS[tier].concurrentJobs,
+    model: job.model,
+  };
 }
 
 export interface Stopped {
@@ -52,7 +64,11 @@ export interface Stopped {
 
 async function update(tx: Tx, jobId: string, values: PgUpdateSetSource<typeof jobs>): Promise<number> {
   // Every stop ends whatever model load the run was waiting for.
-  const [row] = await tx.update(jobs).set({ ...values, loadingModel: false, updatedAt: nextVersion }).where(eq(jobs.id, jobId)).returning({ version: jobVersion });
+  const [row] = await tx
+    .update(jobs)
+    .set({ ...values, loadingModel: false, updatedAt: nextVersion })
+    .where(eq(jobs.id, jobId))
+    .returning({ version: jobVersion });
   return Number(row!.version);
 }
 
@@ -62,10 +78,20 @@ async function cancelRun(tx: Tx, job: JobRow, engineSeconds: number | undefined)
   if (charged > 0) await capture(tx, { userId: job.userId, holdId: job.holdId!, amount: charged });
   else await release(tx, { userId: job.userId, holdId: job.holdId! });
   const version = await update(tx, job.id, {
-    status: 'cancelled', finishedAt: sql`now()`, engineSeconds: engineSeconds ?? null, chargedCredits: charged,
-    leaseExpiresAt: null, failureCode: 'CANCELLED', failureMessage: FAILURE_MESSAGES.CANCELLED,
+    status: 'cancelled',
+    finishedAt: sql`now()`,
+    engineSeconds: engineSeconds ?? null,
+    chargedCredits: charged,
+    leaseExpiresAt: null,
+    failureCode: 'CANCELLED',
+    failureMessage: FAILURE_MESSAGES.CANCELLED,
   });
-  return { jobId: job.id, outcome: 'cancelled', version, event: { type: 'cancelled', jobId: job.id, refunded: job.estimatedCredits - charged } };
+  return {
+    jobId: job.id,
+    outcome: 'cancelled',
+    version,
+    event: { type: 'cancelled', jobId: job.id, refunded: job.estimatedCredits - charged },
+  };
 }
 
 /**
@@ -82,19 +108,38 @@ export async function stopRun(
   const attempts = job.retryCount + 1;
   if (attempts < MAX_JOB_ATTEMPTS) {
     const version = await update(tx, job.id, {
-      status: 'pending', retryCount: attempts, leaseExpiresAt: null, workerId: null, progress: 0,
-      failureCode: input.code, failureMessage: input.message,
+      status: 'pending',
+      retryCount: attempts,
+      leaseExpiresAt: null,
+      workerId: null,
+      progress: 0,
+      failureCode: input.code,
+      failureMessage: input.message,
     });
     return { jobId: job.id, outcome: 'retrying', version, requeue: queueEntryFor(job, await tierOf(tx, job.userId)) };
   }
   await release(tx, { userId: job.userId, holdId: job.holdId! });
   const version = await update(tx, job.id, {
-    status: 'failed', retryCount: attempts, finishedAt: sql`now()`, leaseExpiresAt: null,
-    engineSeconds: input.engineSeconds ?? null, chargedCredits: 0, failureCode: input.code, failureMessage: input.message,
+    status: 'failed',
+    retryCount: attempts,
+    finishedAt: sql`now()`,
+    leaseExpiresAt: null,
+    engineSeconds: input.engineSeconds ?? null,
+    chargedCredits: 0,
+    failureCode: input.code,
+    failureMessage: input.message,
   });
   return {
-    jobId: job.id, outcome: 'failed', version,
-    event: { type: 'failed', jobId: job.id, code: input.code, message: FAILURE_MESSAGES[input.code], refunded: job.estimatedCredits },
+    jobId: job.id,
+    outcome: 'failed',
+    version,
+    event: {
+      type: 'failed',
+      jobId: job.id,
+      code: input.code,
+      message: FAILURE_MESSAGES[input.code],
+      refunded: job.estimatedCredits,
+    },
   };
 }
 

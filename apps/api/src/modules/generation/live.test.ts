@@ -60,11 +60,18 @@ async function liveClient(user: SessionUser) {
 function follow(client: Awaited<ReturnType<typeof liveClient>>, jobId: string) {
   const events: JobEvent[] = [];
   const state = { done: false, error: null as unknown };
-  client.generation.onJob.subscribe({ jobId }, {
-    onData: (event) => events.push(event as JobEvent),
-    onError: (error) => { state.error = error; },
-    onComplete: () => { state.done = true; },
-  });
+  client.generation.onJob.subscribe(
+    { jobId },
+    {
+      onData: (event) => events.push(event as JobEvent),
+      onError: (error) => {
+        state.error = error;
+      },
+      onComplete: () => {
+        state.done = true;
+      },
+    },
+  );
   return { events, state };
 }
 
@@ -73,34 +80,61 @@ describe('generation.onJob over WebSocket', () => {
     const user = await fundedUser(app, 'free', 100);
     const { jobId } = await app.callerFor(user).generation.create(smallParams());
     const live = follow(await liveClient(user), jobId);
-    await vi.waitFor(() => expect(live.events[0]).toMatchObject({ type: 'snapshot', status: 'pending', queuePosition: 0 }), EVENTUALLY);
+    await vi.waitFor(
+      () => expect(live.events[0]).toMatchObject({ type: 'snapshot', status: 'pending', queuePosition: 0 }),
+      EVENTUALLY,
+    );
 
     // A first run crashes: the job goes back to the queue and is claimed again.
     const crashed = (await claim(app))!;
-    await app.workerCaller().heartbeat({ jobId, leaseToken: crashed.lease.token, progress: { percent: 10, step: 2, totalSteps: 20 } });
+    await app
+      .workerCaller()
+      .heartbeat({ jobId, leaseToken: crashed.lease.token, progress: { percent: 10, step: 2, totalSteps: 20 } });
     await app.workerCaller().fail({ jobId, leaseToken: crashed.lease.token, code: 'CRASH', message: 'segfault' });
     const claimed = (await claim(app))!;
     for (const step of [5, 10, 15]) {
-      await app.workerCaller().heartbeat({ jobId, leaseToken: claimed.lease.token, progress: { percent: step * 5, step, totalSteps: 20 } });
+      await app
+        .workerCaller()
+        .heartbeat({ jobId, leaseToken: claimed.lease.token, progress: { percent: step * 5, step, totalSteps: 20 } });
     }
     await completeClaimed(app, claimed, 6);
     await vi.waitFor(() => expect(live.state.done).toBe(true), EVENTUALLY);
     expect(live.events.map((e) => e.type)).toEqual([
-      'snapshot', 'started', 'progress', 'queued', 'started', 'progress', 'progress', 'progress', 'completed',
+      'snapshot',
+      'started',
+      'progress',
+      'queued',
+      'started',
+      'progress',
+      'progress',
+      'progress',
+      'completed',
     ]);
-    expect(live.events.filter((e) => e.type === 'progress').map((e) => (e as { step: number }).step)).toEqual([2, 5, 10, 15]);
+    expect(live.events.filter((e) => e.type === 'progress').map((e) => (e as { step: number }).step)).toEqual([
+      2, 5, 10, 15,
+    ]);
     expect(live.events[3]).toMatchObject({ type: 'queued', position: 0 });
-    expect(live.events.at(-1)).toMatchObject({ type: 'completed', creditsCharged: 6, balance: 94, image: { width: 512, height: 512 } });
+    expect(live.events.at(-1)).toMatchObject({
+      type: 'completed',
+      creditsCharged: 6,
+      balance: 94,
+      image: { width: 512, height: 512 },
+    });
   });
 
   it('a late subscriber gets the current state first', async () => {
     const user = await fundedUser(app, 'free', 100);
     const { jobId } = await app.callerFor(user).generation.create(smallParams());
     const claimed = (await claim(app))!;
-    await app.workerCaller().heartbeat({ jobId, leaseToken: claimed.lease.token, progress: { percent: 60, step: 12, totalSteps: 20 } });
+    await app
+      .workerCaller()
+      .heartbeat({ jobId, leaseToken: claimed.lease.token, progress: { percent: 60, step: 12, totalSteps: 20 } });
     const client = await liveClient(user);
     const running = follow(client, jobId);
-    await vi.waitFor(() => expect(running.events[0]).toMatchObject({ type: 'snapshot', status: 'in_progress', progress: 60 }), EVENTUALLY);
+    await vi.waitFor(
+      () => expect(running.events[0]).toMatchObject({ type: 'snapshot', status: 'in_progress', progress: 60 }),
+      EVENTUALLY,
+    );
 
     await completeClaimed(app, claimed, 2);
     await vi.waitFor(() => expect(running.state.done).toBe(true), EVENTUALLY);
@@ -139,7 +173,7 @@ describe('generation.onJob over WebSocket', () => {
     expect(live.events.at(-1)).toEqual({ type: 'cancelled', jobId, refunded: 10 });
   });
 
-  it('refuses another user\'s job', async () => {
+  it("refuses another user's job", async () => {
     const owner = await fundedUser(app);
     const stranger = await fundedUser(app);
     const { jobId } = await app.callerFor(owner).generation.create(smallParams());
@@ -150,12 +184,19 @@ describe('generation.onJob over WebSocket', () => {
   });
 
   it('refuses an upgrade without a valid session, or from a foreign origin', async () => {
-    const status = (headers: Record<string, string>) => new Promise<number>((resolve) => {
-      const socket = new WebSocket(url, { headers });
-      socket.on('unexpected-response', (_req, res) => { resolve(res.statusCode ?? 0); socket.terminate(); });
-      socket.on('open', () => { resolve(101); socket.close(); });
-      socket.on('error', () => undefined);
-    });
+    const status = (headers: Record<string, string>) =>
+      new Promise<number>((resolve) => {
+        const socket = new WebSocket(url, { headers });
+        socket.on('unexpected-response', (_req, res) => {
+          resolve(res.statusCode ?? 0);
+          socket.terminate();
+        });
+        socket.on('open', () => {
+          resolve(101);
+          socket.close();
+        });
+        socket.on('error', () => undefined);
+      });
     const origin = new URL(app.config.PUBLIC_URL).origin;
     expect(await status({ origin })).toBe(401);
     expect(await status({ cookie: 'pingvas_session=forged', origin })).toBe(401);

@@ -5,7 +5,9 @@ import { fundedUser, smallParams } from '../../test/factories.js';
 import { claim, completeClaimed, useGenerationTestApp } from './generation.test-support.js';
 
 let app: TestApp;
-useGenerationTestApp((created) => { app = created; });
+useGenerationTestApp((created) => {
+  app = created;
+});
 
 describe('the dispatch queue', () => {
   it('hands out pro jobs first, then starter, then free, FIFO within a tier', async () => {
@@ -22,8 +24,11 @@ describe('the dispatch queue', () => {
     const order: string[] = [];
     for (let i = 0; i < created.length; i += 1) order.push((await claim(app))!.job.id);
     expect(await claim(app)).toBeNull();
-    const expected = [...created.filter((c) => c.tier === 'pro'), ...created.filter((c) => c.tier === 'starter'), ...created.filter((c) => c.tier === 'free')]
-      .map((c) => c.jobId);
+    const expected = [
+      ...created.filter((c) => c.tier === 'pro'),
+      ...created.filter((c) => c.tier === 'starter'),
+      ...created.filter((c) => c.tier === 'free'),
+    ].map((c) => c.jobId);
     expect(order).toEqual(expected);
   });
 

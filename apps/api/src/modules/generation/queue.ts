@@ -145,7 +145,11 @@ export async function requeueMissing(deps: AppDeps, pending: QueueEntry[], now =
 }
 
 /** Rebuilds the running set and counts from PostgreSQL's in_progress jobs. */
-export async function syncRunning(deps: AppDeps, running: { jobId: string; userId: string }[], now = Date.now()): Promise<number> {
+export async function syncRunning(
+  deps: AppDeps,
+  running: { jobId: string; userId: string }[],
+  now = Date.now(),
+): Promise<number> {
   const { keys } = deps;
   const count = await runScript(
     deps.redis,
@@ -166,7 +170,8 @@ export async function workerSeen(deps: AppDeps, workerId: string): Promise<void>
 }
 
 export async function recordDuration(deps: AppDeps, engineSeconds: number): Promise<void> {
-  await deps.redis.multi()
+  await deps.redis
+    .multi()
     .lpush(deps.keys.recentDurations, engineSeconds.toFixed(3))
     .ltrim(deps.keys.recentDurations, 0, RECENT_DURATIONS - 1)
     .exec();
@@ -196,6 +201,7 @@ export async function standing(deps: AppDeps, jobId: string, rank?: Promise<numb
 }
 
 export function estimateWait(ahead: number, recentSeconds: number[], activeWorkers: number): number {
-  const mean = recentSeconds.length > 0 ? recentSeconds.reduce((a, b) => a + b, 0) / recentSeconds.length : DEFAULT_JOB_SECONDS;
+  const mean =
+    recentSeconds.length > 0 ? recentSeconds.reduce((a, b) => a + b, 0) / recentSeconds.length : DEFAULT_JOB_SECONDS;
   return Math.ceil((ahead * mean) / Math.max(1, activeWorkers));
 }

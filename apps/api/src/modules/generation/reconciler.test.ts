@@ -8,10 +8,19 @@ import { createJob } from './generation.service.js';
 import { popEligible, runningCount } from './queue.js';
 import { reconcileOnce } from './reconciler.js';
 import { fundedUser, SMALL_ESTIMATE, smallParams, uploadResult } from '../../test/factories.js';
-import { balanceOf, claim, completeClaimed, expireLease, jobRow, useGenerationTestApp } from './generation.test-support.js';
+import {
+  balanceOf,
+  claim,
+  completeClaimed,
+  expireLease,
+  jobRow,
+  useGenerationTestApp,
+} from './generation.test-support.js';
 
 let app: TestApp;
-useGenerationTestApp((created) => { app = created; });
+useGenerationTestApp((created) => {
+  app = created;
+});
 
 /** Collects what is published on a job's channel, through a connection of its own. */
 async function listenTo(jobId: string): Promise<{ events: JobEnvelope['e'][]; stop: () => void }> {
@@ -42,7 +51,11 @@ describe('reconciler', () => {
     await vi.waitFor(() => expect(listener.events.at(-1)?.type).toBe('failed'));
     listener.stop();
     expect(listener.events.at(-1)).toEqual({
-      type: 'failed', jobId, code: 'LEASE_EXPIRED', message: 'The worker running this job stopped answering.', refunded: SMALL_ESTIMATE,
+      type: 'failed',
+      jobId,
+      code: 'LEASE_EXPIRED',
+      message: 'The worker running this job stopped answering.',
+      refunded: SMALL_ESTIMATE,
     });
     expect(listener.events.map((e) => e.type)).toEqual(['started', 'queued', 'started', 'queued', 'started', 'failed']);
   });
@@ -58,7 +71,9 @@ describe('reconciler', () => {
     // It can no longer get an upload URL, nor complete.
     await expect(uploadResult(app, stale)).rejects.toMatchObject({ cause: { code: 'LEASE_LOST' } });
     await expect(completeClaimed(app, stale, 3)).rejects.toMatchObject({ cause: { code: 'LEASE_LOST' } });
-    await expect(app.workerCaller().heartbeat({ jobId, leaseToken: stale.lease.token })).rejects.toMatchObject({ cause: { code: 'LEASE_LOST' } });
+    await expect(app.workerCaller().heartbeat({ jobId, leaseToken: stale.lease.token })).rejects.toMatchObject({
+      cause: { code: 'LEASE_LOST' },
+    });
     expect(await completeClaimed(app, fresh, 3)).toEqual({ creditsCharged: 3, replayed: false });
     expect(await balanceOf(app, user.id)).toEqual({ available: 97, held: 0 });
   });
@@ -69,8 +84,10 @@ describe('reconciler', () => {
     const claimed = (await claim(app))!;
     const { config } = app.deps;
     const rule = jobDeadline(SMALL_ESTIMATE, {
-      secondsPerCredit: config.JOB_SECONDS_PER_CREDIT, loadAllowanceSeconds: config.JOB_LOAD_ALLOWANCE_SECONDS,
-      uploadAllowanceSeconds: config.JOB_UPLOAD_ALLOWANCE_SECONDS, ceilingSeconds: config.JOB_MAX_RUN_SECONDS,
+      secondsPerCredit: config.JOB_SECONDS_PER_CREDIT,
+      loadAllowanceSeconds: config.JOB_LOAD_ALLOWANCE_SECONDS,
+      uploadAllowanceSeconds: config.JOB_UPLOAD_ALLOWANCE_SECONDS,
+      ceilingSeconds: config.JOB_MAX_RUN_SECONDS,
     });
     const [row] = await app.database.admin`
       select extract(epoch from run_deadline_at - started_at)::float8 as seconds, run_deadline_at from generation_jobs where id = ${jobId}`;
@@ -97,12 +114,15 @@ describe('reconciler', () => {
     const user = await fundedUser(app, 'free', 100);
     const { jobId } = await app.callerFor(user).generation.create(smallParams());
     const claimed = (await claim(app))!;
-    await app.database.admin`update generation_jobs set run_deadline_at = now() - interval '1 second' where id = ${jobId}`;
+    await app.database
+      .admin`update generation_jobs set run_deadline_at = now() - interval '1 second' where id = ${jobId}`;
     // The lease is fresh: only the deadline is past.
     await app.workerCaller().heartbeat({ jobId, leaseToken: claimed.lease.token });
     expect(await reconcileOnce(app.deps)).toMatchObject({ retried: 1 });
     expect(await jobRow(app, jobId)).toMatchObject({ status: 'pending', retry_count: 1, failure_code: 'TIMEOUT' });
-    await expect(app.workerCaller().heartbeat({ jobId, leaseToken: claimed.lease.token })).rejects.toMatchObject({ cause: { code: 'LEASE_LOST' } });
+    await expect(app.workerCaller().heartbeat({ jobId, leaseToken: claimed.lease.token })).rejects.toMatchObject({
+      cause: { code: 'LEASE_LOST' },
+    });
   });
 
   it('holds a run claimed without a deadline (before the column existed) to the ceiling from its start', async () => {
@@ -114,7 +134,8 @@ describe('reconciler', () => {
       update generation_jobs set run_deadline_at = null, started_at = now() - make_interval(secs => ${ceiling - 60}) where id = ${jobId}`;
     await app.workerCaller().heartbeat({ jobId, leaseToken: claimed.lease.token });
     expect(await reconcileOnce(app.deps)).toMatchObject({ retried: 0 });
-    await app.database.admin`update generation_jobs set started_at = now() - make_interval(secs => ${ceiling + 1}) where id = ${jobId}`;
+    await app.database
+      .admin`update generation_jobs set started_at = now() - make_interval(secs => ${ceiling + 1}) where id = ${jobId}`;
     expect(await reconcileOnce(app.deps)).toMatchObject({ retried: 1 });
     expect(await jobRow(app, jobId)).toMatchObject({ status: 'pending', failure_code: 'TIMEOUT' });
   });
@@ -166,13 +187,18 @@ describe('reconciler', () => {
   });
 
   it('three reconcilers at once act on each abandoned run exactly once', async () => {
-    const extra: AppDeps[] = [createAppDeps(app.config, pino({ level: 'silent' })), createAppDeps(app.config, pino({ level: 'silent' }))];
+    const extra: AppDeps[] = [
+      createAppDeps(app.config, pino({ level: 'silent' })),
+      createAppDeps(app.config, pino({ level: 'silent' })),
+    ];
     try {
       const users = await Promise.all(Array.from({ length: 8 }, () => fundedUser(app, 'pro', 100)));
       const jobIds: string[] = [];
-      for (const user of users) for (let i = 0; i < 2; i += 1) jobIds.push((await app.callerFor(user).generation.create(smallParams())).jobId);
+      for (const user of users)
+        for (let i = 0; i < 2; i += 1) jobIds.push((await app.callerFor(user).generation.create(smallParams())).jobId);
       for (const _ of jobIds) await claim(app);
-      await app.database.admin`update generation_jobs set lease_expires_at = now() - interval '1 minute' where status = 'in_progress'`;
+      await app.database
+        .admin`update generation_jobs set lease_expires_at = now() - interval '1 minute' where status = 'in_progress'`;
       // And two pending jobs lost from Redis.
       const lost = await createJob(app.deps, users[0]!, smallParams());
       const lost2 = await createJob(app.deps, users[1]!, smallParams());
@@ -180,7 +206,8 @@ describe('reconciler', () => {
       const reports = await Promise.all([reconcileOnce(app.deps), reconcileOnce(extra[0]!), reconcileOnce(extra[1]!)]);
       expect(reports.reduce((n, r) => n + r.retried, 0)).toBe(jobIds.length);
       expect(reports.reduce((n, r) => n + r.failed + r.cancelled, 0)).toBe(0);
-      const rows = await app.database.admin`select id, status, retry_count from generation_jobs where id = any(${jobIds})`;
+      const rows = await app.database
+        .admin`select id, status, retry_count from generation_jobs where id = any(${jobIds})`;
       expect(rows.every((r) => r.status === 'pending' && r.retry_count === 1)).toBe(true);
       const queued = await app.deps.redis.zrange(app.deps.keys.queue, 0, -1);
       expect(queued.sort()).toEqual([...jobIds, lost.job.id, lost2.job.id].sort());

@@ -48,20 +48,29 @@ function overdue(deps: AppDeps) {
 }
 
 async function expireRuns(deps: AppDeps, report: ReconcileReport): Promise<void> {
-  const candidates = await withSystem(deps.db, (tx) => tx.select({ id: jobs.id }).from(jobs).where(overdue(deps)).limit(BATCH));
+  const candidates = await withSystem(deps.db, (tx) =>
+    tx.select({ id: jobs.id }).from(jobs).where(overdue(deps)).limit(BATCH),
+  );
   for (const { id } of candidates) {
     const stopped: Stopped | null = await withSystem(deps.db, async (tx) => {
-      const [row] = await tx.select({
-        job: jobs,
-        leaseExpired: sql<boolean>`${jobs.leaseExpiresAt} < now()`,
-        allowedSeconds: sql<number>`round(extract(epoch from ${runDeadline(deps)} - ${jobs.startedAt}))::int`,
-      })
-        .from(jobs).where(and(eq(jobs.id, id), overdue(deps))).for('update', { skipLocked: true });
+      const [row] = await tx
+        .select({
+          job: jobs,
+          leaseExpired: sql<boolean>`${jobs.leaseExpiresAt} < now()`,
+          allowedSeconds: sql<number>`round(extract(epoch from ${runDeadline(deps)} - ${jobs.startedAt}))::int`,
+        })
+        .from(jobs)
+        .where(and(eq(jobs.id, id), overdue(deps)))
+        .for('update', { skipLocked: true });
       if (!row) return null;
       const { job, leaseExpired, allowedSeconds } = row;
-      return stopRun(tx, job, leaseExpired
-        ? { code: 'LEASE_EXPIRED', message: `lease of worker ${job.workerId ?? '?'} expired` }
-        : { code: 'TIMEOUT', message: `ran past its deadline (${allowedSeconds} s from the start)` });
+      return stopRun(
+        tx,
+        job,
+        leaseExpired
+          ? { code: 'LEASE_EXPIRED', message: `lease of worker ${job.workerId ?? '?'} expired` }
+          : { code: 'TIMEOUT', message: `ran past its deadline (${allowedSeconds} s from the start)` },
+      );
     });
     if (!stopped) continue;
     await afterStop(deps, stopped);
@@ -75,12 +84,26 @@ async function requeuePending(deps: AppDeps, report: ReconcileReport): Promise<v
   let after = '00000000-0000-0000-0000-000000000000';
   for (;;) {
     const rows = await withSystem(deps.db, (tx) =>
-      tx.select({ id: jobs.id, userId: jobs.userId, score: jobs.queueScore, model: jobs.model, tier: schema.users.tier })
-        .from(jobs).innerJoin(schema.users, eq(schema.users.id, jobs.userId))
-        .where(and(eq(jobs.status, 'pending'), gt(jobs.id, after))).orderBy(asc(jobs.id)).limit(BATCH),
+      tx
+        .select({
+          id: jobs.id,
+          userId: jobs.userId,
+          score: jobs.queueScore,
+          model: jobs.model,
+          tier: schema.users.tier,
+        })
+        .from(jobs)
+        .innerJoin(schema.users, eq(schema.users.id, jobs.userId))
+        .where(and(eq(jobs.status, 'pending'), gt(jobs.id, after)))
+        .orderBy(asc(jobs.id))
+        .limit(BATCH),
     );
     const entries: QueueEntry[] = rows.map((r) => ({
-      jobId: r.id, userId: r.userId, score: r.score, concurrency: PLANS[r.tier].concurrentJobs, model: r.model,
+      jobId: r.id,
+      userId: r.userId,
+      score: r.score,
+      concurrency: PLANS[r.tier].concurrentJobs,
+      model: r.model,
     }));
     report.requeued += await requeueMissing(deps, entries);
     if (rows.length < BATCH) return;
@@ -105,10 +128,18 @@ export async function reconcileOnce(deps: AppDeps): Promise<ReconcileReport> {
   await expireRuns(deps, report);
   await requeuePending(deps, report);
   await syncRunningCounts(deps, report);
-  if (report.retried + report.failed + report.cancelled + report.requeued > 0) deps.logger.info({ ...report }, 'reconciler repaired jobs');
+  if (report.retried + report.failed + report.cancelled + report.requeued > 0)
+    deps.logger.info({ ...report }, 'reconciler repaired jobs');
   return report;
 }
 
 export function startReconciler(deps: AppDeps): BackgroundTask {
-  return startLoop({ name: 'reconciler', intervalMs: deps.config.RECONCILE_INTERVAL_MS, logger: deps.logger, tick: async () => { await reconcileOnce(deps); } });
+  return startLoop({
+    name: 'reconciler',
+    intervalMs: deps.config.RECONCILE_INTERVAL_MS,
+    logger: deps.logger,
+    tick: async () => {
+      await reconcileOnce(deps);
+    },
+  });
 }

@@ -26,8 +26,9 @@ export interface ScoreBand {
  * the weight of a priority point.
  */
 export function tierScoreBands(): ScoreBand[] {
-  const centres = TIERS.map((tier) => ({ tier, centre: queueScore(PLANS[tier].queuePriority, QUEUE_EPOCH_MS) }))
-    .sort((a, b) => a.centre - b.centre);
+  const centres = TIERS.map((tier) => ({ tier, centre: queueScore(PLANS[tier].queuePriority, QUEUE_EPOCH_MS) })).sort(
+    (a, b) => a.centre - b.centre,
+  );
   return centres.map(({ tier }, i) => {
     const below = centres[i - 1];
     const above = centres[i + 1];
@@ -48,9 +49,12 @@ async function collectQueueDepth(deps: AppDeps): Promise<void> {
 
 async function countByStatus(deps: AppDeps, live: boolean): Promise<Map<string, number>> {
   const rows = await withSystem(deps.db, (tx) =>
-    tx.select({ status: jobs.status, n: sql<number>`count(*)::int` }).from(jobs)
+    tx
+      .select({ status: jobs.status, n: sql<number>`count(*)::int` })
+      .from(jobs)
       .where(live ? inArray(jobs.status, [...LIVE_STATES]) : notInArray(jobs.status, [...LIVE_STATES]))
-      .groupBy(jobs.status));
+      .groupBy(jobs.status),
+  );
   return new Map(rows.map((r) => [r.status, r.n]));
 }
 
@@ -106,7 +110,11 @@ async function collectJobStates(deps: AppDeps): Promise<void> {
   }
 }
 
-async function run(deps: AppDeps, collector: 'queue' | 'jobs', collect: (deps: AppDeps) => Promise<void>): Promise<void> {
+async function run(
+  deps: AppDeps,
+  collector: 'queue' | 'jobs',
+  collect: (deps: AppDeps) => Promise<void>,
+): Promise<void> {
   const gauge = collector === 'queue' ? deps.metrics.queueDepth : deps.metrics.jobs;
   try {
     await collect(deps);

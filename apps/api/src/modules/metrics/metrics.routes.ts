@@ -25,7 +25,10 @@ export function metricsRoutes(app: FastifyInstance, deps: AppDeps): void {
   app.addHook('onResponse', async (req, reply) => {
     // The route pattern, never the raw URL: label values must stay few.
     const route = req.routeOptions.url ?? 'unmatched';
-    metrics.httpDuration.observe({ method: req.method, route, status: String(reply.statusCode) }, reply.elapsedTime / 1000);
+    metrics.httpDuration.observe(
+      { method: req.method, route, status: String(reply.statusCode) },
+      reply.elapsedTime / 1000,
+    );
   });
 
   app.get(METRICS_PATH, async (req, reply) => {

@@ -64,11 +64,21 @@ describe('/metrics', () => {
     await app.callerFor(starter).generation.create(smallParams());
     const freeJobs = [];
     for (let i = 0; i < 3; i++) freeJobs.push(await app.callerFor(free).generation.create(smallParams()));
-    await expect(app.callerFor(broke).generation.create(smallParams())).rejects.toMatchObject({ code: 'PAYMENT_REQUIRED' });
+    await expect(app.callerFor(broke).generation.create(smallParams())).rejects.toMatchObject({
+      code: 'PAYMENT_REQUIRED',
+    });
     await app.callerFor(free).generation.cancel({ jobId: freeJobs[0]!.jobId });
     // A replayed grant: same key twice.
     for (let i = 0; i < 2; i++) {
-      await withSystem(app.deps.db, (tx) => grant(tx, { userId: free.id, key: `metrics-test:${free.id}`, type: 'adjustment', bucket: 'purchased', amount: 5 }));
+      await withSystem(app.deps.db, (tx) =>
+        grant(tx, {
+          userId: free.id,
+          key: `metrics-test:${free.id}`,
+          type: 'adjustment',
+          bucket: 'purchased',
+          amount: 5,
+        }),
+      );
     }
     const claimed = (await claim(app))!;
     expect(claimed.job.userId).toBe(pro.id);
@@ -98,7 +108,8 @@ describe('/metrics', () => {
     // Observed once the completion committed, so never less than finished_at − created_at (ms precision).
     expect(after.get('pingvas_job_duration_seconds_sum')).toBeGreaterThanOrEqual(Number(row!.seconds) - 0.001);
 
-    const moved = (operation: string, outcome: string) => ledger(after, operation, outcome) - ledger(before, operation, outcome);
+    const moved = (operation: string, outcome: string) =>
+      ledger(after, operation, outcome) - ledger(before, operation, outcome);
     expect(moved('hold', 'applied')).toBe(6);
     expect(moved('hold', 'refused')).toBe(1);
     expect(moved('capture', 'applied')).toBe(1);
@@ -108,7 +119,10 @@ describe('/metrics', () => {
   });
 
   it('re-reads finished-job counts only once they are older than METRICS_FINISHED_JOBS_TTL_SECONDS', async () => {
-    const caching = await buildServer({ ...app.deps, config: { ...app.config, METRICS_FINISHED_JOBS_TTL_SECONDS: 300 } });
+    const caching = await buildServer({
+      ...app.deps,
+      config: { ...app.config, METRICS_FINISHED_JOBS_TTL_SECONDS: 300 },
+    });
     try {
       const user = await fundedUser(app, 'pro', 1000);
       await app.callerFor(user).generation.create(smallParams());
@@ -128,7 +142,12 @@ describe('/metrics', () => {
   it('counts finished jobs once per period for all replicas: the others report the shared count', async () => {
     const { redis, keys } = app.deps;
     await redis.del(keys.metricsFinishedJobs, keys.lock('metrics:finished_jobs'));
-    const replica = () => buildServer({ ...app.deps, metrics: createMetrics(), config: { ...app.config, METRICS_FINISHED_JOBS_TTL_SECONDS: 300 } });
+    const replica = () =>
+      buildServer({
+        ...app.deps,
+        metrics: createMetrics(),
+        config: { ...app.config, METRICS_FINISHED_JOBS_TTL_SECONDS: 300 },
+      });
     const [a, b] = await Promise.all([replica(), replica()]);
     try {
       const user = await fundedUser(app, 'pro', 1000);
@@ -154,7 +173,11 @@ describe('/metrics', () => {
   });
 
   it('leaves a gauge empty and says so when its source is down, still answering the rest', async () => {
-    const offline = await buildServer({ ...app.deps, keys: { ...app.deps.keys, queue: app.deps.keys.runningCounts }, metrics: createMetrics() });
+    const offline = await buildServer({
+      ...app.deps,
+      keys: { ...app.deps.keys, queue: app.deps.keys.runningCounts },
+      metrics: createMetrics(),
+    });
     await app.deps.redis.hset(app.deps.keys.runningCounts, 'x', 1); // a hash: ZCOUNT on it fails (WRONGTYPE)
     try {
       const s = await scrape(offline);
@@ -170,8 +193,12 @@ describe('/metrics', () => {
     await server.inject({ method: 'GET', url: '/healthz' });
     await server.inject({ method: 'GET', url: '/no/such/thing/123' });
     const s = await scrape();
-    expect(s.get('pingvas_http_request_duration_seconds_count{method="GET",route="/healthz",status="200"}')).toBeGreaterThanOrEqual(1);
-    expect(s.get('pingvas_http_request_duration_seconds_count{method="GET",route="unmatched",status="404"}')).toBeGreaterThanOrEqual(1);
+    expect(
+      s.get('pingvas_http_request_duration_seconds_count{method="GET",route="/healthz",status="200"}'),
+    ).toBeGreaterThanOrEqual(1);
+    expect(
+      s.get('pingvas_http_request_duration_seconds_count{method="GET",route="unmatched",status="404"}'),
+    ).toBeGreaterThanOrEqual(1);
     expect([...s.keys()].some((k) => k.includes('/no/such'))).toBe(false);
     expect(s.has('process_cpu_user_seconds_total')).toBe(true);
     expect(s.has('nodejs_heap_size_used_bytes')).toBe(true);
@@ -184,7 +211,10 @@ describe('/metrics', () => {
     const socket = new WebSocket(`ws://127.0.0.1:${(server.server.address() as AddressInfo).port}/trpc`, {
       headers: { cookie, origin: new URL(app.config.PUBLIC_URL).origin },
     });
-    await new Promise((resolve, reject) => { socket.once('open', resolve); socket.once('error', reject); });
+    await new Promise((resolve, reject) => {
+      socket.once('open', resolve);
+      socket.once('error', reject);
+    });
     expect((await scrape()).get('pingvas_open_websockets')).toBe(1);
     socket.close();
     await vi.waitFor(async () => expect((await scrape()).get('pingvas_open_websockets')).toBe(0));
@@ -199,7 +229,9 @@ describe('/metrics', () => {
       expect(refused.headers['www-authenticate']).toMatch(/^Bearer/);
       expect(refused.body).not.toContain('pingvas_');
       expect((await get({ authorization: 'Bearer wrong-secret' })).statusCode).toBe(401);
-      expect((await scrape(guarded, { authorization: 'Bearer scrape-secret' })).has('pingvas_open_websockets')).toBe(true);
+      expect((await scrape(guarded, { authorization: 'Bearer scrape-secret' })).has('pingvas_open_websockets')).toBe(
+        true,
+      );
     } finally {
       await guarded.close();
     }
@@ -207,7 +239,7 @@ describe('/metrics', () => {
 });
 
 describe('request and job ids', () => {
-  it('echoes the caller\'s x-request-id, or the one it made up', async () => {
+  it("echoes the caller's x-request-id, or the one it made up", async () => {
     const given = await server.inject({ method: 'GET', url: '/healthz', headers: { 'x-request-id': 'lb-7f3a' } });
     expect(given.headers['x-request-id']).toBe('lb-7f3a');
     const made = await server.inject({ method: 'GET', url: '/healthz' });
@@ -216,23 +248,37 @@ describe('request and job ids', () => {
 
   it('logs JSON lines carrying the request id, and the job id on claim and fail', async () => {
     const lines: Record<string, unknown>[] = [];
-    const logger = pino({ level: 'info' }, { write: (line: string) => { lines.push(JSON.parse(line)); } });
+    const logger = pino(
+      { level: 'info' },
+      {
+        write: (line: string) => {
+          lines.push(JSON.parse(line));
+        },
+      },
+    );
     const logged = await buildServer({ ...app.deps, logger });
     try {
       const user = await fundedUser(app, 'free', 100);
       const { jobId } = await app.callerFor(user).generation.create(smallParams());
-      const call = (procedure: string, input: unknown) => logged.inject({
-        method: 'POST', url: `/internal/trpc/${procedure}`, payload: superjson.serialize(input),
-        headers: { authorization: `Bearer ${app.config.WORKER_TOKEN}`, 'x-request-id': `req-${procedure}` },
-      });
+      const call = (procedure: string, input: unknown) =>
+        logged.inject({
+          method: 'POST',
+          url: `/internal/trpc/${procedure}`,
+          payload: superjson.serialize(input),
+          headers: { authorization: `Bearer ${app.config.WORKER_TOKEN}`, 'x-request-id': `req-${procedure}` },
+        });
       const claimed = (await call('claim', { workerId: 'log-worker', engineVersion: 'test', waitMs: 0 })).json();
       const leaseToken = superjson.deserialize<{ lease: { token: string } }>(claimed.result.data).lease.token;
       await call('fail', { jobId, leaseToken, code: 'CRASH', message: 'boom' });
 
       expect(lines).toContainEqual(expect.objectContaining({ reqId: 'req-claim', msg: 'incoming request' }));
-      expect(lines).toContainEqual(expect.objectContaining({ reqId: 'req-claim', msg: 'request completed', res: { statusCode: 200 } }));
+      expect(lines).toContainEqual(
+        expect.objectContaining({ reqId: 'req-claim', msg: 'request completed', res: { statusCode: 200 } }),
+      );
       expect(lines).toContainEqual(expect.objectContaining({ jobId, workerId: 'log-worker', msg: 'job claimed' }));
-      expect(lines).toContainEqual(expect.objectContaining({ jobId, code: 'CRASH', outcome: 'retrying', msg: 'job run failed' }));
+      expect(lines).toContainEqual(
+        expect.objectContaining({ jobId, code: 'CRASH', outcome: 'retrying', msg: 'job run failed' }),
+      );
     } finally {
       await logged.close();
     }
@@ -240,7 +286,7 @@ describe('request and job ids', () => {
 });
 
 describe('tierScoreBands', () => {
-  it('puts every tier\'s scores, early or late, in its own band only', async () => {
+  it("puts every tier's scores, early or late, in its own band only", async () => {
     const { PLANS, queueScore, TIERS } = await import('@pingvas/core');
     const bands = tierScoreBands();
     const inBand = (score: number, band: (typeof bands)[number]) =>

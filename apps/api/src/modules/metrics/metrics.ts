@@ -9,7 +9,14 @@ import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom
  * that every registry exposes (what the process did, whichever app asked).
  */
 
-export const LEDGER_OPERATIONS = ['grant', 'set_subscription_credits', 'revoke_purchased', 'hold', 'capture', 'release'] as const;
+export const LEDGER_OPERATIONS = [
+  'grant',
+  'set_subscription_credits',
+  'revoke_purchased',
+  'hold',
+  'capture',
+  'release',
+] as const;
 export type LedgerOperation = (typeof LEDGER_OPERATIONS)[number];
 /** applied: written in the caller's transaction; replayed: the key was seen before; refused: a domain refusal; error: anything else. */
 export type LedgerOutcome = 'applied' | 'replayed' | 'refused' | 'error';
@@ -43,30 +50,47 @@ export function createMetrics(): Metrics {
   return {
     registry,
     queueDepth: new Gauge({
-      name: 'pingvas_queue_depth', help: 'Jobs waiting in the Redis dispatch queue, by the tier (priority band) they were queued with.',
-      labelNames: ['tier'] as const, registers,
+      name: 'pingvas_queue_depth',
+      help: 'Jobs waiting in the Redis dispatch queue, by the tier (priority band) they were queued with.',
+      labelNames: ['tier'] as const,
+      registers,
     }),
     jobs: new Gauge({
-      name: 'pingvas_jobs', help: 'Generation jobs in PostgreSQL by state (finished states are re-read at most every METRICS_FINISHED_JOBS_TTL_SECONDS).',
-      labelNames: ['state'] as const, registers,
+      name: 'pingvas_jobs',
+      help: 'Generation jobs in PostgreSQL by state (finished states are re-read at most every METRICS_FINISHED_JOBS_TTL_SECONDS).',
+      labelNames: ['state'] as const,
+      registers,
     }),
     collectorUp: new Gauge({
-      name: 'pingvas_metrics_collector_up', help: 'Whether the scrape-time read of a collector (queue, jobs) worked.',
-      labelNames: ['collector'] as const, registers,
+      name: 'pingvas_metrics_collector_up',
+      help: 'Whether the scrape-time read of a collector (queue, jobs) worked.',
+      labelNames: ['collector'] as const,
+      registers,
     }),
     jobDuration: new Histogram({
-      name: 'pingvas_job_duration_seconds', help: 'Completed jobs: from creation to completion (queue wait included).',
-      buckets: [1, 5, 10, 30, 60, 120, 300, 600, 1800, 3600], registers,
+      name: 'pingvas_job_duration_seconds',
+      help: 'Completed jobs: from creation to completion (queue wait included).',
+      buckets: [1, 5, 10, 30, 60, 120, 300, 600, 1800, 3600],
+      registers,
     }),
     engineDuration: new Histogram({
-      name: 'pingvas_engine_duration_seconds', help: 'Completed jobs: engine seconds the worker reported (what the user is charged for).',
-      buckets: [1, 2, 5, 10, 20, 30, 45, 60, 90, 120, 180, 300], registers,
+      name: 'pingvas_engine_duration_seconds',
+      help: 'Completed jobs: engine seconds the worker reported (what the user is charged for).',
+      buckets: [1, 2, 5, 10, 20, 30, 45, 60, 90, 120, 180, 300],
+      registers,
     }),
     httpDuration: new Histogram({
-      name: 'pingvas_http_request_duration_seconds', help: 'HTTP requests by method, route pattern and status code.',
-      labelNames: ['method', 'route', 'status'] as const, buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30], registers,
+      name: 'pingvas_http_request_duration_seconds',
+      help: 'HTTP requests by method, route pattern and status code.',
+      labelNames: ['method', 'route', 'status'] as const,
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+      registers,
     }),
-    openWebSockets: new Gauge({ name: 'pingvas_open_websockets', help: 'Live-event WebSocket connections open on this replica.', registers }),
+    openWebSockets: new Gauge({
+      name: 'pingvas_open_websockets',
+      help: 'Live-event WebSocket connections open on this replica.',
+      registers,
+    }),
     finishedJobs: null,
   };
 }
@@ -88,14 +112,20 @@ function outcomeOf(result: unknown): LedgerOutcome {
  * first entry (`replayed: true`), a release that finds the hold already closed answers
  * null, and a domain refusal (PAYMENT_REQUIRED, CONFLICT, NOT_FOUND, a bad amount) throws.
  */
-export function countedLedgerOperation<A extends unknown[], R>(operation: LedgerOperation, fn: (...args: A) => Promise<R>): (...args: A) => Promise<R> {
+export function countedLedgerOperation<A extends unknown[], R>(
+  operation: LedgerOperation,
+  fn: (...args: A) => Promise<R>,
+): (...args: A) => Promise<R> {
   return async (...args: A) => {
     try {
       const result = await fn(...args);
       ledgerOperations.inc({ operation, outcome: outcomeOf(result) });
       return result;
     } catch (err) {
-      ledgerOperations.inc({ operation, outcome: err instanceof DomainError || err instanceof RangeError ? 'refused' : 'error' });
+      ledgerOperations.inc({
+        operation,
+        outcome: err instanceof DomainError || err instanceof RangeError ? 'refused' : 'error',
+      });
       throw err;
     }
   };

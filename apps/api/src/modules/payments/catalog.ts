@@ -59,6 +59,10 @@ export function publicCatalog() {
         maxPixels: plan.maxPixels,
       };
     }),
-    packs: CREDIT_PACK_SIZES.map((pack) => ({ pack, credits: CREDIT_PACKS[pack].credits, priceUsdCents: CREDIT_PACKS[pack].priceUsdCents })),
+    packs: CREDIT_PACK_SIZES.map((pack) => ({
+      pack,
+      credits: CREDIT_PACKS[pack].credits,
+      priceUsdCents: CREDIT_PACKS[pack].priceUsdCents,
+    })),
   };
 }

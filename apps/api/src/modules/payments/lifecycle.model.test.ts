@@ -646,23 +646,27 @@ async function runHistory(steps: Step[], index: number): Promise<void> {
 }
 
 describe('billing lifecycle against a reference model', () => {
-  it(`${SEQUENCES} generated customer histories, delivered with retries, duplicates and reorders, end as the model says`, async () => {
-    const histories = fc.sample(stepsArb, { numRuns: SEQUENCES, seed: SEED });
-    let next = 0;
-    const failures: string[] = [];
-    const worker = async () => {
-      while (next < histories.length && failures.length === 0) {
-        const index = next++;
-        try {
-          await runHistory(histories[index]!, index);
-        } catch (err) {
-          failures.push(`MODEL_SEED=${SEED} history #${index}: ${JSON.stringify(histories[index])}\n${String(err)}`);
+  it(
+    `${SEQUENCES} generated customer histories, delivered with retries, duplicates and reorders, end as the model says`,
+    async () => {
+      const histories = fc.sample(stepsArb, { numRuns: SEQUENCES, seed: SEED });
+      let next = 0;
+      const failures: string[] = [];
+      const worker = async () => {
+        while (next < histories.length && failures.length === 0) {
+          const index = next++;
+          try {
+            await runHistory(histories[index]!, index);
+          } catch (err) {
+            failures.push(`MODEL_SEED=${SEED} history #${index}: ${JSON.stringify(histories[index])}\n${String(err)}`);
+          }
         }
-      }
-    };
-    await Promise.all(Array.from({ length: PARALLEL }, worker));
-    if (failures.length) console.error(`lifecycle model failed; replay with MODEL_SEED=${SEED}\n${failures[0]}`);
-    expect(failures, `replay with MODEL_SEED=${SEED}`).toEqual([]);
-    await expectLedgerInvariants(h.app.database.admin);
-  }, TIMEOUT_MS);
+      };
+      await Promise.all(Array.from({ length: PARALLEL }, worker));
+      if (failures.length) console.error(`lifecycle model failed; replay with MODEL_SEED=${SEED}\n${failures[0]}`);
+      expect(failures, `replay with MODEL_SEED=${SEED}`).toEqual([]);
+      await expectLedgerInvariants(h.app.database.admin);
+    },
+    TIMEOUT_MS,
+  );
 });

@@ -21,7 +21,9 @@ export const paymentsRouter = router({
   /** A first subscription (refused while one is live: that is changePlan). */
   createCheckout: protectedProcedure
     .input(z.object({ tier: z.enum(PAID_TIERS) }))
-    .mutation(({ ctx, input }) => startCheckout(ctx.deps, ctx.user, { kind: 'subscription', tier: input.tier }, apiOrigin(ctx))),
+    .mutation(({ ctx, input }) =>
+      startCheckout(ctx.deps, ctx.user, { kind: 'subscription', tier: input.tier }, apiOrigin(ctx)),
+    ),
 
   /** Moves the live subscription to another plan at the provider; tier and credits follow its webhook. */
   changePlan: protectedProcedure
@@ -33,5 +35,7 @@ export const paymentsRouter = router({
 
   createCreditCheckout: protectedProcedure
     .input(z.object({ pack: z.literal([...CREDIT_PACK_SIZES]) }))
-    .mutation(({ ctx, input }) => startCheckout(ctx.deps, ctx.user, { kind: 'credits', pack: input.pack }, apiOrigin(ctx))),
+    .mutation(({ ctx, input }) =>
+      startCheckout(ctx.deps, ctx.user, { kind: 'credits', pack: input.pack }, apiOrigin(ctx)),
+    ),
 });

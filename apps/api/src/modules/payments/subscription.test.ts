@@ -4,9 +4,15 @@ import { at, customer, deliverInOrder, startPaymentsHarness, type PaymentsHarnes
 
 let h: PaymentsHarness;
 
-beforeAll(async () => { h = await startPaymentsHarness(); });
-afterAll(async () => { await h.close(); });
-afterEach(async () => { await expectLedgerInvariants(h.app.database.admin); });
+beforeAll(async () => {
+  h = await startPaymentsHarness();
+});
+afterAll(async () => {
+  await h.close();
+});
+afterEach(async () => {
+  await expectLedgerInvariants(h.app.database.admin);
+});
 
 describe('payments.subscription', () => {
   it('shows the renewal date while active, the end date once cancelled; other users see nothing of it', async () => {
@@ -33,7 +39,13 @@ describe('payments.subscription', () => {
 
     const endsAt = new Date(Math.floor(Date.now() / 1000) * 1000 + 20 * 86_400_000);
     await deliverInOrder(h, [ls.subscription('pro', 'subscription_cancelled', 30, { status: 'cancelled', endsAt })]);
-    expect(await caller.payments.subscription()).toMatchObject({ tier: 'pro', status: 'cancelled', cancelled: true, renewsAt, endsAt });
+    expect(await caller.payments.subscription()).toMatchObject({
+      tier: 'pro',
+      status: 'cancelled',
+      cancelled: true,
+      renewsAt,
+      endsAt,
+    });
 
     expect(await h.app.callerFor(stranger).payments.subscription()).toBeNull();
   });

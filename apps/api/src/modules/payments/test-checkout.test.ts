@@ -19,15 +19,28 @@ beforeAll(async () => {
   await server.listen({ port: 0, host: '127.0.0.1' });
   base = `http://127.0.0.1:${(server.server.address() as AddressInfo).port}`;
 });
-afterAll(async () => { await server.close(); await app.close(); });
-afterEach(async () => { await expectLedgerInvariants(app.database.admin); });
+afterAll(async () => {
+  await server.close();
+  await app.close();
+});
+afterEach(async () => {
+  await expectLedgerInvariants(app.database.admin);
+});
 
 async function signedIn() {
   const user = await app.createUser();
-  const token = await signSession(app.config.SESSION_SECRET, { userId: user.id, sessionVersion: user.sessionVersion }, 600);
+  const token = await signSession(
+    app.config.SESSION_SECRET,
+    { userId: user.id, sessionVersion: user.sessionVersion },
+    600,
+  );
   const auth = { authorization: `Bearer ${token}` };
   const trpc = async (path: string, input: unknown) => {
-    const r = await fetch(`${base}/trpc/${path}`, { method: 'POST', headers: { ...auth, 'content-type': 'application/json' }, body: JSON.stringify({ json: input }) });
+    const r = await fetch(`${base}/trpc/${path}`, {
+      method: 'POST',
+      headers: { ...auth, 'content-type': 'application/json' },
+      body: JSON.stringify({ json: input }),
+    });
     expect(r.status).toBe(200);
     return ((await r.json()) as { result: { data: { json: { url: string } } } }).result.data.json;
   };
@@ -39,9 +52,12 @@ describe('local test checkout (no LEMONSQUEEZY_API_KEY)', () => {
     expect(app.config.lemonSqueezyEnabled).toBe(false);
     expect(app.config.LEMONSQUEEZY_WEBHOOK_SECRET).toBe('dev-only-lemonsqueezy-webhook-secret');
     // Outside development the dev secret is never used: a missing one stops the start.
-    expect(() => loadApiConfig({ ...PRODUCTION_ENV, LEMONSQUEEZY_WEBHOOK_SECRET: '' })).toThrow(/LEMONSQUEEZY_WEBHOOK_SECRET is required/);
-    expect(() => loadApiConfig({ ...PRODUCTION_ENV, LEMONSQUEEZY_STORE_ID: '' }))
-      .toThrow(/LEMONSQUEEZY_STORE_ID is required when LEMONSQUEEZY_API_KEY is set/);
+    expect(() => loadApiConfig({ ...PRODUCTION_ENV, LEMONSQUEEZY_WEBHOOK_SECRET: '' })).toThrow(
+      /LEMONSQUEEZY_WEBHOOK_SECRET is required/,
+    );
+    expect(() => loadApiConfig({ ...PRODUCTION_ENV, LEMONSQUEEZY_STORE_ID: '' })).toThrow(
+      /LEMONSQUEEZY_STORE_ID is required when LEMONSQUEEZY_API_KEY is set/,
+    );
   });
 
   it('subscribing: the page shows product and price; paying sends signed webhooks to the real route and redirects to billing', async () => {
@@ -56,7 +72,12 @@ describe('local test checkout (no LEMONSQUEEZY_API_KEY)', () => {
     expect(html).toContain('$75.00');
     expect(html).toContain('Pay (test)');
 
-    const paid = await fetch(`${url}/pay`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: '', redirect: 'manual' });
+    const paid = await fetch(`${url}/pay`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: '',
+      redirect: 'manual',
+    });
     expect(paid.status).toBe(303);
     expect(paid.headers.get('location')).toBe('http://studio.localhost/billing?paid=1');
 
@@ -64,8 +85,13 @@ describe('local test checkout (no LEMONSQUEEZY_API_KEY)', () => {
     expect(state.user).toEqual({ tier: 'pro', banner_reason: null });
     expect(state.balance).toMatchObject({ subscription_credits: 10_000 });
     expect(state.outbox).toEqual(['welcome']);
-    const events = await app.database.admin`select event_name, outcome from webhook_events where user_id = ${user.id} order by received_at`;
-    expect(events.map((e) => `${e.event_name}:${e.outcome}`)).toEqual(['subscription_created:applied', 'order_created:ignored', 'subscription_payment_success:ignored']);
+    const events = await app.database
+      .admin`select event_name, outcome from webhook_events where user_id = ${user.id} order by received_at`;
+    expect(events.map((e) => `${e.event_name}:${e.outcome}`)).toEqual([
+      'subscription_created:applied',
+      'order_created:ignored',
+      'subscription_payment_success:ignored',
+    ]);
 
     // Paying twice (a double click) pays once.
     expect((await fetch(`${url}/pay`, { method: 'POST', redirect: 'manual' })).status).toBe(404);
@@ -76,7 +102,10 @@ describe('local test checkout (no LEMONSQUEEZY_API_KEY)', () => {
     const { user, trpc } = await signedIn();
     const { url } = await trpc('payments.createCreditCheckout', { pack: 5000 });
     expect(await (await fetch(url)).text()).toContain('$40.00');
-    const paid = await fetch(`${url}/pay`, { method: 'POST', headers: { accept: 'application/json', 'x-pingvas-csrf': '1' } });
+    const paid = await fetch(`${url}/pay`, {
+      method: 'POST',
+      headers: { accept: 'application/json', 'x-pingvas-csrf': '1' },
+    });
     expect(await paid.json()).toEqual({ ok: true, redirect: 'http://studio.localhost/billing?paid=1' });
     const state = await stateOf(app, user.id);
     expect(state.balance).toMatchObject({ purchased_credits: 5000 });

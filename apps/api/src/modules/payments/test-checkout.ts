@@ -50,8 +50,17 @@ const providerId = () => randomInt(10_000_000, 2_000_000_000);
 const plusMonth = (d: Date) => new Date(d.getTime() + 30 * 24 * 3600 * 1000);
 
 interface SubscriptionShape {
-  id: number; customerId: number; orderId: number; variantId: number; email: string;
-  status: string; cancelled: boolean; renewsAt: Date | null; endsAt: Date | null; createdAt: Date; updatedAt: Date;
+  id: number;
+  customerId: number;
+  orderId: number;
+  variantId: number;
+  email: string;
+  status: string;
+  cancelled: boolean;
+  renewsAt: Date | null;
+  endsAt: Date | null;
+  createdAt: Date;
+  updatedAt: Date;
   updatePaymentUrl: string;
 }
 
@@ -60,65 +69,162 @@ function subscriptionObject(s: SubscriptionShape, tierName: string) {
     type: 'subscriptions',
     id: String(s.id),
     attributes: {
-      store_id: DEV_STORE_ID, customer_id: s.customerId, order_id: s.orderId, order_item_id: s.orderId + 1,
-      product_id: s.variantId - 1, variant_id: s.variantId, product_name: `Pingvas ${tierName}`, variant_name: 'Monthly',
-      user_name: s.email.split('@')[0], user_email: s.email, status: s.status, status_formatted: s.status[0]!.toUpperCase() + s.status.slice(1),
-      card_brand: 'visa', card_last_four: '4242', pause: null, cancelled: s.cancelled, trial_ends_at: null,
+      store_id: DEV_STORE_ID,
+      customer_id: s.customerId,
+      order_id: s.orderId,
+      order_item_id: s.orderId + 1,
+      product_id: s.variantId - 1,
+      variant_id: s.variantId,
+      product_name: `Pingvas ${tierName}`,
+      variant_name: 'Monthly',
+      user_name: s.email.split('@')[0],
+      user_email: s.email,
+      status: s.status,
+      status_formatted: s.status[0]!.toUpperCase() + s.status.slice(1),
+      card_brand: 'visa',
+      card_last_four: '4242',
+      pause: null,
+      cancelled: s.cancelled,
+      trial_ends_at: null,
       billing_anchor: s.createdAt.getUTCDate(),
-      urls: { update_payment_method: s.updatePaymentUrl, customer_portal: s.updatePaymentUrl, customer_portal_update_subscription: s.updatePaymentUrl },
-      renews_at: s.renewsAt && providerTime(s.renewsAt), ends_at: s.endsAt && providerTime(s.endsAt),
-      created_at: providerTime(s.createdAt), updated_at: providerTime(s.updatedAt), test_mode: true,
+      urls: {
+        update_payment_method: s.updatePaymentUrl,
+        customer_portal: s.updatePaymentUrl,
+        customer_portal_update_subscription: s.updatePaymentUrl,
+      },
+      renews_at: s.renewsAt && providerTime(s.renewsAt),
+      ends_at: s.endsAt && providerTime(s.endsAt),
+      created_at: providerTime(s.createdAt),
+      updated_at: providerTime(s.updatedAt),
+      test_mode: true,
     },
   };
 }
 
-function orderObject(o: { id: number; customerId: number; variantId: number; email: string; totalCents: number; name: string; at: Date }) {
+function orderObject(o: {
+  id: number;
+  customerId: number;
+  variantId: number;
+  email: string;
+  totalCents: number;
+  name: string;
+  at: Date;
+}) {
   return {
     type: 'orders',
     id: String(o.id),
     attributes: {
-      store_id: DEV_STORE_ID, customer_id: o.customerId, identifier: randomUUID(), order_number: o.id % 100_000,
-      user_name: o.email.split('@')[0], user_email: o.email, currency: 'USD', currency_rate: '1.0000',
-      subtotal: o.totalCents, discount_total: 0, tax: 0, total: o.totalCents, subtotal_usd: o.totalCents, total_usd: o.totalCents,
-      status: 'paid', status_formatted: 'Paid', refunded: false, refunded_at: null,
+      store_id: DEV_STORE_ID,
+      customer_id: o.customerId,
+      identifier: randomUUID(),
+      order_number: o.id % 100_000,
+      user_name: o.email.split('@')[0],
+      user_email: o.email,
+      currency: 'USD',
+      currency_rate: '1.0000',
+      subtotal: o.totalCents,
+      discount_total: 0,
+      tax: 0,
+      total: o.totalCents,
+      subtotal_usd: o.totalCents,
+      total_usd: o.totalCents,
+      status: 'paid',
+      status_formatted: 'Paid',
+      refunded: false,
+      refunded_at: null,
       first_order_item: {
-        id: o.id + 1, order_id: o.id, product_id: o.variantId - 1, variant_id: o.variantId, product_name: o.name,
-        variant_name: 'Default', price: o.totalCents, quantity: 1, created_at: providerTime(o.at), updated_at: providerTime(o.at), test_mode: true,
+        id: o.id + 1,
+        order_id: o.id,
+        product_id: o.variantId - 1,
+        variant_id: o.variantId,
+        product_name: o.name,
+        variant_name: 'Default',
+        price: o.totalCents,
+        quantity: 1,
+        created_at: providerTime(o.at),
+        updated_at: providerTime(o.at),
+        test_mode: true,
       },
       urls: { receipt: 'https://example.invalid/receipt' },
-      created_at: providerTime(o.at), updated_at: providerTime(o.at), test_mode: true,
+      created_at: providerTime(o.at),
+      updated_at: providerTime(o.at),
+      test_mode: true,
     },
   };
 }
 
-function invoiceObject(i: { id: number; subscriptionId: number; customerId: number; email: string; billingReason: string; status: string; totalCents: number; at: Date }) {
+function invoiceObject(i: {
+  id: number;
+  subscriptionId: number;
+  customerId: number;
+  email: string;
+  billingReason: string;
+  status: string;
+  totalCents: number;
+  at: Date;
+}) {
   return {
     type: 'subscription-invoices',
     id: String(i.id),
     attributes: {
-      store_id: DEV_STORE_ID, subscription_id: i.subscriptionId, customer_id: i.customerId, user_name: i.email.split('@')[0], user_email: i.email,
-      billing_reason: i.billingReason, card_brand: 'visa', card_last_four: '4242', currency: 'USD', currency_rate: '1.0000',
-      status: i.status, status_formatted: i.status[0]!.toUpperCase() + i.status.slice(1), refunded: false, refunded_at: null,
-      subtotal: i.totalCents, discount_total: 0, tax: 0, total: i.totalCents, subtotal_usd: i.totalCents, total_usd: i.totalCents,
+      store_id: DEV_STORE_ID,
+      subscription_id: i.subscriptionId,
+      customer_id: i.customerId,
+      user_name: i.email.split('@')[0],
+      user_email: i.email,
+      billing_reason: i.billingReason,
+      card_brand: 'visa',
+      card_last_four: '4242',
+      currency: 'USD',
+      currency_rate: '1.0000',
+      status: i.status,
+      status_formatted: i.status[0]!.toUpperCase() + i.status.slice(1),
+      refunded: false,
+      refunded_at: null,
+      subtotal: i.totalCents,
+      discount_total: 0,
+      tax: 0,
+      total: i.totalCents,
+      subtotal_usd: i.totalCents,
+      total_usd: i.totalCents,
       urls: { invoice_url: 'https://example.invalid/invoice' },
-      created_at: providerTime(i.at), updated_at: providerTime(i.at), test_mode: true,
+      created_at: providerTime(i.at),
+      updated_at: providerTime(i.at),
+      test_mode: true,
     },
   };
 }
 
-type WebhookEvent = { name: string; custom?: Record<string, unknown>; data: { type: string; id: string; attributes: Record<string, unknown> } };
+type WebhookEvent = {
+  name: string;
+  custom?: Record<string, unknown>;
+  data: { type: string; id: string; attributes: Record<string, unknown> };
+};
 
 /** Posts one signed event to this very server's webhook route, as the provider would. */
 async function deliver(app: FastifyInstance, secret: string, event: WebhookEvent): Promise<void> {
   const body = JSON.stringify({
-    meta: { event_name: event.name, test_mode: true, webhook_id: DEV_WEBHOOK_ID, ...(event.custom ? { custom_data: event.custom } : {}) },
+    meta: {
+      event_name: event.name,
+      test_mode: true,
+      webhook_id: DEV_WEBHOOK_ID,
+      ...(event.custom ? { custom_data: event.custom } : {}),
+    },
     data: event.data,
   });
   const address = app.server.address() as AddressInfo;
-  const host = ['0.0.0.0', '::'].includes(address.address) ? '127.0.0.1' : address.family === 'IPv6' ? `[${address.address}]` : address.address;
+  const host = ['0.0.0.0', '::'].includes(address.address)
+    ? '127.0.0.1'
+    : address.family === 'IPv6'
+      ? `[${address.address}]`
+      : address.address;
   const response = await fetch(`http://${host}:${address.port}/api/v1/webhooks/lemon-squeezy`, {
     method: 'POST',
-    headers: { 'Content-Type': 'application/json', 'X-Event-Name': event.name, 'X-Signature': signWebhookBody(secret, body) },
+    headers: {
+      'Content-Type': 'application/json',
+      'X-Event-Name': event.name,
+      'X-Signature': signWebhookBody(secret, body),
+    },
     body,
   });
   if (response.status !== 200) throw new Error(`${event.name} answered ${response.status}: ${await response.text()}`);
@@ -131,17 +237,53 @@ function eventsForPayment(deps: AppDeps, intent: Intent): WebhookEvent[] {
   const customerId = providerId();
   const orderId = providerId();
   const priceCents = productPriceCents(intent.product);
-  const order = orderObject({ id: orderId, customerId, variantId, email: intent.email, totalCents: priceCents, name: productName(intent.product), at: now });
+  const order = orderObject({
+    id: orderId,
+    customerId,
+    variantId,
+    email: intent.email,
+    totalCents: priceCents,
+    name: productName(intent.product),
+    at: now,
+  });
   if (intent.product.kind === 'credits') {
-    return [{ name: 'order_created', custom: { user_id: intent.userId, kind: 'credits', pack: String(intent.product.pack) }, data: order }];
+    return [
+      {
+        name: 'order_created',
+        custom: { user_id: intent.userId, kind: 'credits', pack: String(intent.product.pack) },
+        data: order,
+      },
+    ];
   }
   const custom = { user_id: intent.userId, kind: 'subscription', tier: intent.product.tier };
   const subscriptionId = providerId();
-  const subscription = subscriptionObject({
-    id: subscriptionId, customerId, orderId, variantId, email: intent.email, status: 'active', cancelled: false,
-    renewsAt: plusMonth(now), endsAt: null, createdAt: now, updatedAt: now, updatePaymentUrl: `${deps.config.PUBLIC_URL.replace(/\/$/, '')}/billing`,
-  }, PLANS[intent.product.tier].name);
-  const invoice = invoiceObject({ id: providerId(), subscriptionId, customerId, email: intent.email, billingReason: 'initial', status: 'paid', totalCents: priceCents, at: now });
+  const subscription = subscriptionObject(
+    {
+      id: subscriptionId,
+      customerId,
+      orderId,
+      variantId,
+      email: intent.email,
+      status: 'active',
+      cancelled: false,
+      renewsAt: plusMonth(now),
+      endsAt: null,
+      createdAt: now,
+      updatedAt: now,
+      updatePaymentUrl: `${deps.config.PUBLIC_URL.replace(/\/$/, '')}/billing`,
+    },
+    PLANS[intent.product.tier].name,
+  );
+  const invoice = invoiceObject({
+    id: providerId(),
+    subscriptionId,
+    customerId,
+    email: intent.email,
+    billingReason: 'initial',
+    status: 'paid',
+    totalCents: priceCents,
+    at: now,
+  });
   return [
     { name: 'subscription_created', custom, data: subscription },
     { name: 'order_created', custom, data: order },
@@ -155,28 +297,57 @@ function eventsForPayment(deps: AppDeps, intent: Intent): WebhookEvent[] {
  * change is asked from a tRPC call, which has no server address to post to.
  */
 export async function sendDevPlanChange(
-  deps: AppDeps, sub: typeof schema.subscriptions.$inferSelect, tier: 'starter' | 'pro', email: string,
+  deps: AppDeps,
+  sub: typeof schema.subscriptions.$inferSelect,
+  tier: 'starter' | 'pro',
+  email: string,
 ): Promise<void> {
   const variantId = variantFor(deps.config, { kind: 'subscription', tier })!;
   const event: WebhookEvent = {
     name: 'subscription_updated',
     custom: { user_id: sub.userId, kind: 'subscription', tier },
-    data: subscriptionObject({
-      id: sub.providerSubscriptionId, customerId: sub.providerCustomerId ?? providerId(), orderId: sub.providerOrderId ?? providerId(),
-      variantId, email, status: sub.status, cancelled: sub.cancelled, renewsAt: sub.renewsAt, endsAt: sub.endsAt,
-      createdAt: sub.createdAt, updatedAt: new Date(), updatePaymentUrl: sub.updatePaymentUrl ?? `${deps.config.PUBLIC_URL.replace(/\/$/, '')}/billing`,
-    }, PLANS[tier].name),
+    data: subscriptionObject(
+      {
+        id: sub.providerSubscriptionId,
+        customerId: sub.providerCustomerId ?? providerId(),
+        orderId: sub.providerOrderId ?? providerId(),
+        variantId,
+        email,
+        status: sub.status,
+        cancelled: sub.cancelled,
+        renewsAt: sub.renewsAt,
+        endsAt: sub.endsAt,
+        createdAt: sub.createdAt,
+        updatedAt: new Date(),
+        updatePaymentUrl: sub.updatePaymentUrl ?? `${deps.config.PUBLIC_URL.replace(/\/$/, '')}/billing`,
+      },
+      PLANS[tier].name,
+    ),
   };
-  const body = JSON.stringify({ meta: { event_name: event.name, test_mode: true, webhook_id: DEV_WEBHOOK_ID, custom_data: event.custom }, data: event.data });
+  const body = JSON.stringify({
+    meta: { event_name: event.name, test_mode: true, webhook_id: DEV_WEBHOOK_ID, custom_data: event.custom },
+    data: event.data,
+  });
   const secret = deps.config.LEMONSQUEEZY_WEBHOOK_SECRET!;
   const reply = await receiveLemonSqueezyWebhook(deps, Buffer.from(body), signWebhookBody(secret, body));
-  if (reply.status !== 200) throw new Error(`the plan change webhook answered ${reply.status}: ${JSON.stringify(reply.body)}`);
+  if (reply.status !== 200)
+    throw new Error(`the plan change webhook answered ${reply.status}: ${JSON.stringify(reply.body)}`);
 }
 
-const SIMULATED = ['subscription_payment_failed', 'subscription_payment_recovered', 'subscription_cancelled', 'subscription_expired'] as const;
+const SIMULATED = [
+  'subscription_payment_failed',
+  'subscription_payment_recovered',
+  'subscription_cancelled',
+  'subscription_expired',
+] as const;
 
 /** The events the dev-only simulate route sends for the signed-in user's latest subscription. */
-function simulatedEvent(deps: AppDeps, name: (typeof SIMULATED)[number], sub: typeof schema.subscriptions.$inferSelect, email: string): WebhookEvent {
+function simulatedEvent(
+  deps: AppDeps,
+  name: (typeof SIMULATED)[number],
+  sub: typeof schema.subscriptions.$inferSelect,
+  email: string,
+): WebhookEvent {
   const now = new Date();
   const custom = { user_id: sub.userId, kind: 'subscription', tier: sub.tier };
   if (name === 'subscription_payment_failed' || name === 'subscription_payment_recovered') {
@@ -185,8 +356,14 @@ function simulatedEvent(deps: AppDeps, name: (typeof SIMULATED)[number], sub: ty
     return {
       name,
       data: invoiceObject({
-        id: (sub.providerSubscriptionId * 31 + period) % 2_000_000_000, subscriptionId: sub.providerSubscriptionId, customerId: sub.providerCustomerId ?? providerId(), email,
-        billingReason: 'renewal', status: name === 'subscription_payment_failed' ? 'void' : 'paid', totalCents: PLANS[sub.tier].priceUsdCents, at: now,
+        id: (sub.providerSubscriptionId * 31 + period) % 2_000_000_000,
+        subscriptionId: sub.providerSubscriptionId,
+        customerId: sub.providerCustomerId ?? providerId(),
+        email,
+        billingReason: 'renewal',
+        status: name === 'subscription_payment_failed' ? 'void' : 'paid',
+        totalCents: PLANS[sub.tier].priceUsdCents,
+        at: now,
       }),
     };
   }
@@ -194,16 +371,28 @@ function simulatedEvent(deps: AppDeps, name: (typeof SIMULATED)[number], sub: ty
   return {
     name,
     custom,
-    data: subscriptionObject({
-      id: sub.providerSubscriptionId, customerId: sub.providerCustomerId ?? providerId(), orderId: sub.providerOrderId ?? providerId(),
-      variantId: sub.variantId, email, status: expired ? 'expired' : 'cancelled', cancelled: true,
-      renewsAt: sub.renewsAt, endsAt: expired ? now : (sub.renewsAt ?? plusMonth(now)), createdAt: sub.createdAt, updatedAt: now,
-      updatePaymentUrl: sub.updatePaymentUrl ?? `${deps.config.PUBLIC_URL.replace(/\/$/, '')}/billing`,
-    }, PLANS[sub.tier].name),
+    data: subscriptionObject(
+      {
+        id: sub.providerSubscriptionId,
+        customerId: sub.providerCustomerId ?? providerId(),
+        orderId: sub.providerOrderId ?? providerId(),
+        variantId: sub.variantId,
+        email,
+        status: expired ? 'expired' : 'cancelled',
+        cancelled: true,
+        renewsAt: sub.renewsAt,
+        endsAt: expired ? now : (sub.renewsAt ?? plusMonth(now)),
+        createdAt: sub.createdAt,
+        updatedAt: now,
+        updatePaymentUrl: sub.updatePaymentUrl ?? `${deps.config.PUBLIC_URL.replace(/\/$/, '')}/billing`,
+      },
+      PLANS[sub.tier].name,
+    ),
   };
 }
 
-const escapeHtml = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
+const escapeHtml = (s: string) =>
+  s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
 
 function page(title: string, body: string): string {
   return `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>${escapeHtml(title)}</title>
@@ -215,10 +404,13 @@ button{font-size:1rem;padding:.7rem 1.4rem;border:0;border-radius:8px;background
 
 function checkoutPage(deps: AppDeps, intent: Intent): string {
   const price = `$${(productPriceCents(intent.product) / 100).toFixed(2)}`;
-  const detail = intent.product.kind === 'subscription'
-    ? `${PLANS[intent.product.tier].monthlyCredits.toLocaleString('en-US')} credits every month`
-    : `${CREDIT_PACKS[intent.product.pack].credits.toLocaleString('en-US')} credits that never expire`;
-  return page('Test checkout', `<div class="card">
+  const detail =
+    intent.product.kind === 'subscription'
+      ? `${PLANS[intent.product.tier].monthlyCredits.toLocaleString('en-US')} credits every month`
+      : `${CREDIT_PACKS[intent.product.pack].credits.toLocaleString('en-US')} credits that never expire`;
+  return page(
+    'Test checkout',
+    `<div class="card">
 <p class="note">Test checkout — a development stand-in for Lemon Squeezy. No money moves.</p>
 <h1>${escapeHtml(productName(intent.product))}</h1>
 <p class="price">${price}${intent.product.kind === 'subscription' ? ' <small>/ month</small>' : ''}</p>
@@ -234,7 +426,8 @@ document.getElementById('pay').addEventListener('submit', async (e) => {
 });
 </script>
 <p><a href="${escapeHtml(deps.config.PUBLIC_URL.replace(/\/$/, ''))}/billing">Cancel</a></p>
-</div>`);
+</div>`,
+  );
 }
 
 async function sessionUser(deps: AppDeps, req: FastifyRequest) {
@@ -249,11 +442,17 @@ export async function testCheckoutRoutes(app: FastifyInstance, deps: AppDeps): P
     const raw = await deps.redis.get(deps.keys.testCheckout(id));
     return raw ? intentSchema.parse(JSON.parse(raw)) : null;
   };
-  const gone = page('Checkout expired', '<div class="card"><h1>This checkout has expired or was already paid.</h1></div>');
+  const gone = page(
+    'Checkout expired',
+    '<div class="card"><h1>This checkout has expired or was already paid.</h1></div>',
+  );
 
   app.get<{ Params: { id: string } }>('/api/v1/test-checkout/:id', async (req, reply) => {
     const intent = await loadIntent(req.params.id);
-    return reply.code(intent ? 200 : 404).type('text/html; charset=utf-8').send(intent ? checkoutPage(deps, intent) : gone);
+    return reply
+      .code(intent ? 200 : 404)
+      .type('text/html; charset=utf-8')
+      .send(intent ? checkoutPage(deps, intent) : gone);
   });
 
   app.post<{ Params: { id: string } }>('/api/v1/test-checkout/:id/pay', async (req, reply) => {
@@ -265,11 +464,20 @@ export async function testCheckoutRoutes(app: FastifyInstance, deps: AppDeps): P
       for (const event of eventsForPayment(deps, intent)) await deliver(app, secret, event);
     } catch (err) {
       req.log.error({ err }, 'test checkout webhook failed');
-      return reply.code(502).type('text/html; charset=utf-8')
-        .send(page('Payment failed', `<div class="card"><h1>The test payment's webhook failed.</h1><p>${escapeHtml(String(err))}</p></div>`));
+      return reply
+        .code(502)
+        .type('text/html; charset=utf-8')
+        .send(
+          page(
+            'Payment failed',
+            `<div class="card"><h1>The test payment's webhook failed.</h1><p>${escapeHtml(String(err))}</p></div>`,
+          ),
+        );
     }
     const redirect = `${deps.config.PUBLIC_URL.replace(/\/$/, '')}/billing?paid=1`;
-    return req.headers.accept?.includes('application/json') ? reply.send({ ok: true, redirect }) : reply.redirect(redirect, 303);
+    return req.headers.accept?.includes('application/json')
+      ? reply.send({ ok: true, redirect })
+      : reply.redirect(redirect, 303);
   });
 
   app.post<{ Params: { event: string } }>('/api/v1/test-checkout/simulate/:event', async (req, reply) => {
@@ -278,7 +486,13 @@ export async function testCheckoutRoutes(app: FastifyInstance, deps: AppDeps): P
     const user = await sessionUser(deps, req);
     if (!user) return reply.code(401).send({ error: 'Sign in first.' });
     const [sub] = await withUser(deps.db, user.id, (tx) =>
-      tx.select().from(schema.subscriptions).where(eq(schema.subscriptions.userId, user.id)).orderBy(desc(schema.subscriptions.createdAt)).limit(1));
+      tx
+        .select()
+        .from(schema.subscriptions)
+        .where(eq(schema.subscriptions.userId, user.id))
+        .orderBy(desc(schema.subscriptions.createdAt))
+        .limit(1),
+    );
     if (!sub) return reply.code(404).send({ error: 'This account has no subscription to simulate on.' });
     await deliver(app, secret, simulatedEvent(deps, name.data, sub, user.email));
     return reply.send({ ok: true, event: name.data, providerSubscriptionId: sub.providerSubscriptionId });

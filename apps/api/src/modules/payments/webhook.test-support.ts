@@ -3,8 +3,13 @@ import type { FastifyInstance } from 'fastify';
 import { expect } from 'vitest';
 import { withSystem } from '@pingvas/db';
 import {
-  invoiceObject, orderObject, startFakeLemonSqueezy, subscriptionObject,
-  type FakeLemonSqueezy, type SubscriptionInput, type WebhookEvent,
+  invoiceObject,
+  orderObject,
+  startFakeLemonSqueezy,
+  subscriptionObject,
+  type FakeLemonSqueezy,
+  type SubscriptionInput,
+  type WebhookEvent,
 } from '@pingvas/testkit';
 import { buildServer } from '../../server.js';
 import { createTestApp, type TestApp } from '../../test/harness.js';
@@ -23,7 +28,12 @@ export interface PaymentsHarness {
 }
 
 export async function startPaymentsHarness(env: Record<string, string> = {}): Promise<PaymentsHarness> {
-  const fake = await startFakeLemonSqueezy({ apiKey: 'ls-test-key', storeId: '77', variantIds: Object.values(VARIANT), webhookSecret: WEBHOOK_SECRET });
+  const fake = await startFakeLemonSqueezy({
+    apiKey: 'ls-test-key',
+    storeId: '77',
+    variantIds: Object.values(VARIANT),
+    webhookSecret: WEBHOOK_SECRET,
+  });
   const app = await createTestApp({
     LEMONSQUEEZY_API_URL: fake.url,
     LEMONSQUEEZY_API_KEY: 'ls-test-key',
@@ -41,9 +51,15 @@ export async function startPaymentsHarness(env: Record<string, string> = {}): Pr
   await server.listen({ port: 0, host: '127.0.0.1' });
   const { port } = server.server.address() as AddressInfo;
   return {
-    app, fake, server,
+    app,
+    fake,
+    server,
     webhookUrl: `http://127.0.0.1:${port}/api/v1/webhooks/lemon-squeezy`,
-    async close() { await server.close(); await fake.close(); await app.close(); },
+    async close() {
+      await server.close();
+      await fake.close();
+      await app.close();
+    },
   };
 }
 
@@ -57,22 +73,65 @@ export const at = (minutes: number) => new Date(T0 + minutes * 60_000);
  */
 export function customer(user: { id: string; email: string }, base: number) {
   const custom = (extra: Record<string, unknown>) => ({ user_id: user.id, ...extra });
-  const subscription = (tier: 'starter' | 'pro', name: string, minutes: number, s: Partial<SubscriptionInput> = {}): WebhookEvent => ({
+  const subscription = (
+    tier: 'starter' | 'pro',
+    name: string,
+    minutes: number,
+    s: Partial<SubscriptionInput> = {},
+  ): WebhookEvent => ({
     name,
     custom: custom({ kind: 'subscription', tier }),
-    data: subscriptionObject({ id: base + 1, orderId: base + 2, variantId: VARIANT[tier], email: user.email, createdAt: at(0), updatedAt: at(minutes), renewsAt: new Date(at(0).getTime() + 30 * 86_400_000), ...s }),
+    data: subscriptionObject({
+      id: base + 1,
+      orderId: base + 2,
+      variantId: VARIANT[tier],
+      email: user.email,
+      createdAt: at(0),
+      updatedAt: at(minutes),
+      renewsAt: new Date(at(0).getTime() + 30 * 86_400_000),
+      ...s,
+    }),
   });
-  const invoice = (name: string, invoiceId: number, billingReason: 'initial' | 'renewal', minutes: number, status: 'paid' | 'void' = 'paid'): WebhookEvent => ({
+  const invoice = (
+    name: string,
+    invoiceId: number,
+    billingReason: 'initial' | 'renewal',
+    minutes: number,
+    status: 'paid' | 'void' = 'paid',
+  ): WebhookEvent => ({
     name,
-    data: invoiceObject({ id: base + invoiceId, subscriptionId: base + 1, billingReason, status, email: user.email, totalCents: 7500, updatedAt: at(minutes) }),
+    data: invoiceObject({
+      id: base + invoiceId,
+      subscriptionId: base + 1,
+      billingReason,
+      status,
+      email: user.email,
+      totalCents: 7500,
+      updatedAt: at(minutes),
+    }),
   });
-  const order = (name: 'order_created' | 'order_refunded', orderId: number, variant: number, minutes: number, kind: Record<string, unknown>): WebhookEvent => ({
+  const order = (
+    name: 'order_created' | 'order_refunded',
+    orderId: number,
+    variant: number,
+    minutes: number,
+    kind: Record<string, unknown>,
+  ): WebhookEvent => ({
     name,
     custom: custom(kind),
-    data: orderObject({ id: base + orderId, variantId: variant, email: user.email, totalCents: 4000, status: name === 'order_refunded' ? 'refunded' : 'paid', updatedAt: at(minutes) }),
+    data: orderObject({
+      id: base + orderId,
+      variantId: variant,
+      email: user.email,
+      totalCents: 4000,
+      status: name === 'order_refunded' ? 'refunded' : 'paid',
+      updatedAt: at(minutes),
+    }),
   });
   return {
-    subscription, invoice, order,
+    subscription,
+    invoice,
+    order,
     /** What a checkout of `tier` sends, in the provider's usual order. */
     checkout: (tier: 'starter' | 'pro') => [
       subscription(tier, 'subscription_created', 0),
@@ -80,8 +139,12 @@ export function customer(user: { id: string; email: string }, base: number) {
       order('order_created', 2, VARIANT[tier], 0, { kind: 'subscription', tier }),
       invoice('subscription_payment_success', 3, 'initial', 0),
     ],
-    pack: (pack: 1000 | 5000 | 10000, orderId: number, minutes: number, name: 'order_created' | 'order_refunded' = 'order_created') =>
-      order(name, orderId, VARIANT[pack], minutes, { kind: 'credits', pack: String(pack) }),
+    pack: (
+      pack: 1000 | 5000 | 10000,
+      orderId: number,
+      minutes: number,
+      name: 'order_created' | 'order_refunded' = 'order_created',
+    ) => order(name, orderId, VARIANT[pack], minutes, { kind: 'credits', pack: String(pack) }),
   };
 }
 
@@ -90,18 +153,27 @@ export async function stateOf(app: TestApp, userId: string) {
   const fold = (s: string) => s.replace(/\d{6,}/g, (n) => String(Number(n) % 100_000));
   const sql = app.database.admin;
   const [user] = await sql`select tier, banner_reason from users where id = ${userId}`;
-  const [balance] = await sql`select subscription_credits, purchased_credits, held_credits from credit_balances where user_id = ${userId}`;
+  const [balance] =
+    await sql`select subscription_credits, purchased_credits, held_credits from credit_balances where user_id = ${userId}`;
   const subscriptions = await sql`
     select (provider_subscription_id % 100000)::int as sub, tier, status, cancelled, renews_at, ends_at, payment_failed_count,
            update_payment_url, provider_updated_at, variant_id::int
     from subscriptions where user_id = ${userId} order by provider_subscription_id`;
-  const ledger = (await sql<{ idempotency_key: string; type: string; subscription_delta: number; purchased_delta: number }[]>`select idempotency_key, type, subscription_delta, purchased_delta from credit_transactions where user_id = ${userId}`)
+  const ledger = (
+    await sql<
+      { idempotency_key: string; type: string; subscription_delta: number; purchased_delta: number }[]
+    >`select idempotency_key, type, subscription_delta, purchased_delta from credit_transactions where user_id = ${userId}`
+  )
     .map((r) => ({ ...r, idempotency_key: fold(r.idempotency_key as string) }))
     .sort((a, b) => a.idempotency_key.localeCompare(b.idempotency_key));
   const outbox = (await sql`select template, dedupe_key from email_outbox where user_id = ${userId}`)
-    .map((r) => r.template as string).sort();
+    .map((r) => r.template as string)
+    .sort();
   return {
-    user: { ...user }, balance: { ...balance }, ledger, outbox,
+    user: { ...user },
+    balance: { ...balance },
+    ledger,
+    outbox,
     subscriptions: subscriptions.map((s) => ({ ...s, update_payment_url: fold(String(s.update_payment_url)) })),
   };
 }

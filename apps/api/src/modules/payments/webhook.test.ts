@@ -3,16 +3,31 @@ import { signLemonSqueezyBody, webhookBody } from '@pingvas/testkit';
 import { expectLedgerInvariants } from '../../test/invariants.js';
 import { downgradeEndedSubscriptions } from './subscription-end.task.js';
 import {
-  at, counts, customer, deliverInOrder, spend, startPaymentsHarness, stateOf, VARIANT, WEBHOOK_SECRET, type PaymentsHarness,
+  at,
+  counts,
+  customer,
+  deliverInOrder,
+  spend,
+  startPaymentsHarness,
+  stateOf,
+  VARIANT,
+  WEBHOOK_SECRET,
+  type PaymentsHarness,
 } from './webhook.test-support.js';
 
 let h: PaymentsHarness;
 let nextBase = 1_000_000;
 const newBase = () => (nextBase += 1_000_000);
 
-beforeAll(async () => { h = await startPaymentsHarness(); });
-afterAll(async () => { await h.close(); });
-afterEach(async () => { await expectLedgerInvariants(h.app.database.admin); });
+beforeAll(async () => {
+  h = await startPaymentsHarness();
+});
+afterAll(async () => {
+  await h.close();
+});
+afterEach(async () => {
+  await expectLedgerInvariants(h.app.database.admin);
+});
 
 async function newCustomer() {
   const user = await h.app.createUser();
@@ -26,12 +41,18 @@ describe('Lemon Squeezy webhooks: journeys', () => {
     const state = await stateOf(h.app, user.id);
     expect(state.user).toEqual({ tier: 'pro', banner_reason: null });
     expect(state.balance).toMatchObject({ subscription_credits: 10_000, purchased_credits: 0 });
-    expect(state.subscriptions).toMatchObject([{ tier: 'pro', status: 'active', cancelled: false, payment_failed_count: 0 }]);
+    expect(state.subscriptions).toMatchObject([
+      { tier: 'pro', status: 'active', cancelled: false, payment_failed_count: 0 },
+    ]);
     expect(state.outbox).toEqual(['welcome']);
-    const outcomes = await h.app.database.admin`select event_name, outcome from webhook_events where user_id = ${user.id} order by received_at`;
+    const outcomes = await h.app.database
+      .admin`select event_name, outcome from webhook_events where user_id = ${user.id} order by received_at`;
     expect(outcomes.map((o) => `${o.event_name}:${o.outcome}`)).toEqual([
       // The burst's update carries the same state as the create (same updated_at and dates): not newer, so stale.
-      'subscription_created:applied', 'subscription_updated:stale', 'order_created:ignored', 'subscription_payment_success:ignored',
+      'subscription_created:applied',
+      'subscription_updated:stale',
+      'order_created:ignored',
+      'subscription_payment_success:ignored',
     ]);
   });
 
@@ -73,7 +94,8 @@ describe('Lemon Squeezy webhooks: journeys', () => {
     let state = await stateOf(h.app, user.id);
     expect(state.subscriptions[0]).toMatchObject({ payment_failed_count: 2, status: 'past_due' });
     expect(state.user).toEqual({ tier: 'pro', banner_reason: 'payment_failed' });
-    const mails = await h.app.database.admin`select template, text_body from email_outbox where user_id = ${user.id} and template like 'payment_failed%' order by created_at`;
+    const mails = await h.app.database
+      .admin`select template, text_body from email_outbox where user_id = ${user.id} and template like 'payment_failed%' order by created_at`;
     expect(mails.map((m) => m.template)).toEqual(['payment_failed_first', 'payment_failed_later']);
     expect(mails[0]!.text_body).toContain("we'll retry");
     expect(mails[1]!.text_body).toContain('Please update your card');
@@ -93,26 +115,35 @@ describe('Lemon Squeezy webhooks: journeys', () => {
     const { user, ls } = await newCustomer();
     await deliverInOrder(h, [...ls.checkout('pro'), ls.pack(1000, 20, 1)]);
     const expired = ls.subscription('pro', 'subscription_expired', 100, { status: 'expired', endsAt: at(100) });
-    await deliverInOrder(h, [expired, ls.subscription('pro', 'subscription_updated', 100, { status: 'expired', endsAt: at(100) })]);
+    await deliverInOrder(h, [
+      expired,
+      ls.subscription('pro', 'subscription_updated', 100, { status: 'expired', endsAt: at(100) }),
+    ]);
     const state = await stateOf(h.app, user.id);
     expect(state.user).toEqual({ tier: 'free', banner_reason: 'subscription_cancelled' });
     expect(state.balance).toMatchObject({ subscription_credits: 0, purchased_credits: 1000 });
     expect(state.subscriptions[0]).toMatchObject({ status: 'expired' });
     expect(state.outbox.filter((t) => t === 'subscription_cancelled')).toHaveLength(1);
-    expect(state.ledger.find((e) => e.type === 'downgrade')).toMatchObject({ subscription_delta: -10_000, purchased_delta: 0 });
+    expect(state.ledger.find((e) => e.type === 'downgrade')).toMatchObject({
+      subscription_delta: -10_000,
+      purchased_delta: 0,
+    });
   });
 
   it('cancelled with the term ahead keeps access until ends_at, then the background check downgrades; a past ends_at downgrades at once', async () => {
     const later = await newCustomer();
     await deliverInOrder(h, later.ls.checkout('starter'));
     const endsAt = new Date(Date.now() + 10 * 86_400_000);
-    await deliverInOrder(h, [later.ls.subscription('starter', 'subscription_cancelled', 50, { status: 'cancelled', endsAt })]);
+    await deliverInOrder(h, [
+      later.ls.subscription('starter', 'subscription_cancelled', 50, { status: 'cancelled', endsAt }),
+    ]);
     expect(await downgradeEndedSubscriptions(h.app.deps)).toBe(0);
     let state = await stateOf(h.app, later.user.id);
     expect(state.user).toEqual({ tier: 'starter', banner_reason: null });
     expect(state.balance).toMatchObject({ subscription_credits: 2000 });
 
-    await h.app.database.admin`update subscriptions set ends_at = now() - interval '1 minute' where user_id = ${later.user.id}`;
+    await h.app.database
+      .admin`update subscriptions set ends_at = now() - interval '1 minute' where user_id = ${later.user.id}`;
     expect(await downgradeEndedSubscriptions(h.app.deps)).toBe(1);
     expect(await downgradeEndedSubscriptions(h.app.deps)).toBe(0);
     state = await stateOf(h.app, later.user.id);
@@ -122,15 +153,23 @@ describe('Lemon Squeezy webhooks: journeys', () => {
 
     const now = await newCustomer();
     await deliverInOrder(h, now.ls.checkout('pro'));
-    await deliverInOrder(h, [now.ls.subscription('pro', 'subscription_cancelled', 50, { status: 'cancelled', endsAt: at(49) })]);
+    await deliverInOrder(h, [
+      now.ls.subscription('pro', 'subscription_cancelled', 50, { status: 'cancelled', endsAt: at(49) }),
+    ]);
     expect((await stateOf(h.app, now.user.id)).user).toEqual({ tier: 'free', banner_reason: 'subscription_cancelled' });
   });
 
   it('a resumed subscription is active again; an unresolved failed payment keeps its banner', async () => {
     const { user, ls } = await newCustomer();
-    await deliverInOrder(h, [...ls.checkout('pro'), ls.invoice('subscription_payment_failed', 4, 'renewal', 10, 'void')]);
     await deliverInOrder(h, [
-      ls.subscription('pro', 'subscription_cancelled', 20, { status: 'cancelled', endsAt: new Date(Date.now() + 86_400_000) }),
+      ...ls.checkout('pro'),
+      ls.invoice('subscription_payment_failed', 4, 'renewal', 10, 'void'),
+    ]);
+    await deliverInOrder(h, [
+      ls.subscription('pro', 'subscription_cancelled', 20, {
+        status: 'cancelled',
+        endsAt: new Date(Date.now() + 86_400_000),
+      }),
       ls.subscription('pro', 'subscription_resumed', 30, { status: 'active' }),
     ]);
     let state = await stateOf(h.app, user.id);
@@ -149,7 +188,8 @@ describe('Lemon Squeezy webhooks: journeys', () => {
     const state = await stateOf(h.app, user.id);
     expect(state.user.tier).toBe('pro');
     expect(state.subscriptions[0]).toMatchObject({ tier: 'pro', status: 'active', variant_id: VARIANT.pro });
-    const [stale] = await h.app.database.admin`select outcome from webhook_events where user_id = ${user.id} order by received_at desc limit 1`;
+    const [stale] = await h.app.database
+      .admin`select outcome from webhook_events where user_id = ${user.id} order by received_at desc limit 1`;
     expect(stale!.outcome).toBe('stale');
   });
 
@@ -180,15 +220,28 @@ describe('Lemon Squeezy webhooks: adversarial', () => {
     return [
       ls.checkout('pro'),
       [ls.pack(1000, 20, 5)],
-      [ls.invoice('subscription_payment_success', 4, 'renewal', 60), ls.subscription('pro', 'subscription_updated', 60, { renewsAt: at(60 + 43_200) })],
-      [ls.invoice('subscription_payment_failed', 5, 'renewal', 120, 'void'), ls.subscription('pro', 'subscription_updated', 120, { status: 'past_due' })],
+      [
+        ls.invoice('subscription_payment_success', 4, 'renewal', 60),
+        ls.subscription('pro', 'subscription_updated', 60, { renewsAt: at(60 + 43_200) }),
+      ],
+      [
+        ls.invoice('subscription_payment_failed', 5, 'renewal', 120, 'void'),
+        ls.subscription('pro', 'subscription_updated', 120, { status: 'past_due' }),
+      ],
       [ls.invoice('subscription_payment_failed', 5, 'renewal', 150, 'void')],
       [
-        ls.invoice('subscription_payment_recovered', 5, 'renewal', 180), ls.invoice('subscription_payment_success', 5, 'renewal', 180),
+        ls.invoice('subscription_payment_recovered', 5, 'renewal', 180),
+        ls.invoice('subscription_payment_success', 5, 'renewal', 180),
         ls.subscription('pro', 'subscription_updated', 180),
       ],
-      [ls.subscription('pro', 'subscription_cancelled', 200, { status: 'cancelled', endsAt: farEnd }), ls.subscription('pro', 'subscription_updated', 200, { status: 'cancelled', endsAt: farEnd })],
-      [ls.subscription('pro', 'subscription_expired', 300, { status: 'expired', endsAt: at(300) }), ls.subscription('pro', 'subscription_updated', 300, { status: 'expired', endsAt: at(300) })],
+      [
+        ls.subscription('pro', 'subscription_cancelled', 200, { status: 'cancelled', endsAt: farEnd }),
+        ls.subscription('pro', 'subscription_updated', 200, { status: 'cancelled', endsAt: farEnd }),
+      ],
+      [
+        ls.subscription('pro', 'subscription_expired', 300, { status: 'expired', endsAt: at(300) }),
+        ls.subscription('pro', 'subscription_updated', 300, { status: 'expired', endsAt: at(300) }),
+      ],
       [ls.pack(1000, 20, 310, 'order_refunded')],
     ];
   }
@@ -218,7 +271,14 @@ describe('Lemon Squeezy webhooks: adversarial', () => {
     const final = await stateOf(h.app, storm.user.id);
     expect(final.user).toEqual({ tier: 'free', banner_reason: 'subscription_cancelled' });
     expect(final.balance).toMatchObject({ subscription_credits: 0, purchased_credits: 0 });
-    expect(final.outbox).toEqual(['credits_added', 'payment_failed_first', 'payment_failed_later', 'payment_recovered', 'subscription_cancelled', 'welcome']);
+    expect(final.outbox).toEqual([
+      'credits_added',
+      'payment_failed_first',
+      'payment_failed_later',
+      'payment_recovered',
+      'subscription_cancelled',
+      'welcome',
+    ]);
   });
 
   it('the whole checkout burst shuffled (an update before its create, the invoice first) activates once', async () => {
@@ -234,12 +294,21 @@ describe('Lemon Squeezy webhooks: adversarial', () => {
 
   it('the end-of-term check racing the expiry webhook (and another replica) downgrades once', async () => {
     const { user, ls } = await newCustomer();
-    await deliverInOrder(h, [...ls.checkout('pro'), ls.subscription('pro', 'subscription_cancelled', 50, { status: 'cancelled', endsAt: new Date(Date.now() + 86_400_000) })]);
-    await h.app.database.admin`update subscriptions set ends_at = now() - interval '1 second' where user_id = ${user.id}`;
+    await deliverInOrder(h, [
+      ...ls.checkout('pro'),
+      ls.subscription('pro', 'subscription_cancelled', 50, {
+        status: 'cancelled',
+        endsAt: new Date(Date.now() + 86_400_000),
+      }),
+    ]);
+    await h.app.database
+      .admin`update subscriptions set ends_at = now() - interval '1 second' where user_id = ${user.id}`;
     const expired = ls.subscription('pro', 'subscription_expired', 60, { status: 'expired', endsAt: at(60) });
     await Promise.all([
-      downgradeEndedSubscriptions(h.app.deps), downgradeEndedSubscriptions(h.app.deps),
-      h.fake.sendWebhook(h.webhookUrl, expired), h.fake.sendWebhook(h.webhookUrl, expired),
+      downgradeEndedSubscriptions(h.app.deps),
+      downgradeEndedSubscriptions(h.app.deps),
+      h.fake.sendWebhook(h.webhookUrl, expired),
+      h.fake.sendWebhook(h.webhookUrl, expired),
     ]);
     const state = await stateOf(h.app, user.id);
     expect(state.user).toEqual({ tier: 'free', banner_reason: 'subscription_cancelled' });
@@ -254,12 +323,23 @@ describe('Lemon Squeezy webhooks: adversarial', () => {
     const body = webhookBody(event);
     const good = signLemonSqueezyBody(WEBHOOK_SECRET, body);
     const before = await counts(h.app);
-    for (const signature of [signLemonSqueezyBody('another-secret', body), null, good.slice(0, 63), good.slice(0, 32), '', good.toUpperCase(), `${good}00`]) {
+    for (const signature of [
+      signLemonSqueezyBody('another-secret', body),
+      null,
+      good.slice(0, 63),
+      good.slice(0, 32),
+      '',
+      good.toUpperCase(),
+      `${good}00`,
+    ]) {
       const r = await h.fake.sendWebhook(h.webhookUrl, event, { signature });
       expect(r.status, `signature ${signature}`).toBe(401);
     }
     // A valid signature of other bytes: the body was tampered with.
-    const r = await h.fake.sendWebhook(h.webhookUrl, event, { body: body.replace('"active"', '"expired"'), signature: good });
+    const r = await h.fake.sendWebhook(h.webhookUrl, event, {
+      body: body.replace('"active"', '"expired"'),
+      signature: good,
+    });
     expect(r.status).toBe(401);
     expect(await counts(h.app)).toEqual(before);
     expect((await stateOf(h.app, user.id)).user.tier).toBe('free');
@@ -270,9 +350,26 @@ describe('Lemon Squeezy webhooks: adversarial', () => {
     const before = await counts(h.app);
     const event = ls.checkout('pro')[0]!;
     const truncated = webhookBody(event).slice(0, -7);
-    expect((await h.fake.sendWebhook(h.webhookUrl, event, { body: truncated, signature: signLemonSqueezyBody(WEBHOOK_SECRET, truncated) })).status).toBe(400);
-    const missing = JSON.stringify({ meta: { event_name: 'subscription_created' }, data: { type: 'subscriptions', id: '5', attributes: { status: 'active' } } });
-    expect((await h.fake.sendWebhook(h.webhookUrl, event, { body: missing, signature: signLemonSqueezyBody(WEBHOOK_SECRET, missing) })).status).toBe(400);
+    expect(
+      (
+        await h.fake.sendWebhook(h.webhookUrl, event, {
+          body: truncated,
+          signature: signLemonSqueezyBody(WEBHOOK_SECRET, truncated),
+        })
+      ).status,
+    ).toBe(400);
+    const missing = JSON.stringify({
+      meta: { event_name: 'subscription_created' },
+      data: { type: 'subscriptions', id: '5', attributes: { status: 'active' } },
+    });
+    expect(
+      (
+        await h.fake.sendWebhook(h.webhookUrl, event, {
+          body: missing,
+          signature: signLemonSqueezyBody(WEBHOOK_SECRET, missing),
+        })
+      ).status,
+    ).toBe(400);
     expect(await counts(h.app)).toEqual(before);
   });
 
@@ -296,7 +393,11 @@ describe('Lemon Squeezy webhooks: adversarial', () => {
     const body = JSON.stringify(JSON.parse(webhookBody(event)), null, 2);
     const r = await fetch(h.webhookUrl, {
       method: 'POST',
-      headers: { 'content-type': 'application/json; charset=utf-8', 'x-event-name': event.name, 'x-signature': signLemonSqueezyBody(WEBHOOK_SECRET, body) },
+      headers: {
+        'content-type': 'application/json; charset=utf-8',
+        'x-event-name': event.name,
+        'x-signature': signLemonSqueezyBody(WEBHOOK_SECRET, body),
+      },
       body,
     });
     expect(r.status).toBe(200);

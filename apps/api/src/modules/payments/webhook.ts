@@ -55,28 +55,50 @@ export async function receiveLemonSqueezyWebhook(
     return { status: 400, body: { error: 'body is not JSON' } };
   }
   const envelope = envelopeSchema.safeParse(json);
-  if (!envelope.success) return { status: 400, body: { error: 'not a Lemon Squeezy event', issues: envelope.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`) } };
+  if (!envelope.success)
+    return {
+      status: 400,
+      body: {
+        error: 'not a Lemon Squeezy event',
+        issues: envelope.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`),
+      },
+    };
   const classified = classifyEvent(envelope.data);
   if (!classified.ok) {
-    deps.logger.warn({ event: envelope.data.meta.event_name, message: classified.message }, 'malformed lemon squeezy event');
+    deps.logger.warn(
+      { event: envelope.data.meta.event_name, message: classified.message },
+      'malformed lemon squeezy event',
+    );
     return { status: 400, body: { error: 'malformed event', message: classified.message } };
   }
 
   const eventName = envelope.data.meta.event_name;
   const dedupeKey = createHash('sha256').update(rawBody).digest('hex');
-  const log = deps.logger.child({ webhook: 'lemonsqueezy', event: eventName, dataId: envelope.data.data.id, dedupeKey });
-  const refusedTestMode = envelope.data.meta.test_mode && deps.config.NODE_ENV === 'production' && !deps.config.LEMONSQUEEZY_ACCEPT_TEST_MODE;
+  const log = deps.logger.child({
+    webhook: 'lemonsqueezy',
+    event: eventName,
+    dataId: envelope.data.data.id,
+    dedupeKey,
+  });
+  const refusedTestMode =
+    envelope.data.meta.test_mode && deps.config.NODE_ENV === 'production' && !deps.config.LEMONSQUEEZY_ACCEPT_TEST_MODE;
   try {
     const result = await withSystem(deps.db, async (tx) => {
-      const [recorded] = await tx.insert(schema.webhookEvents)
+      const [recorded] = await tx
+        .insert(schema.webhookEvents)
         .values({ provider: 'lemonsqueezy', eventName, dedupeKey, payload: json, outcome: 'ignored' })
         .onConflictDoNothing({ target: schema.webhookEvents.dedupeKey })
         .returning({ id: schema.webhookEvents.id });
       if (!recorded) return { duplicate: true as const };
       const outcome: EventOutcome = refusedTestMode
-        ? { outcome: 'ignored', userId: null, note: 'test mode event: refused in production (LEMONSQUEEZY_ACCEPT_TEST_MODE)' }
+        ? {
+            outcome: 'ignored',
+            userId: null,
+            note: 'test mode event: refused in production (LEMONSQUEEZY_ACCEPT_TEST_MODE)',
+          }
         : await applyEvent({ tx, deps, envelope: envelope.data }, classified.event);
-      await tx.update(schema.webhookEvents)
+      await tx
+        .update(schema.webhookEvents)
         .set({ outcome: outcome.outcome, userId: outcome.userId, note: outcome.note ?? null })
         .where(eq(schema.webhookEvents.id, recorded.id));
       return { duplicate: false as const, ...outcome };
@@ -117,11 +139,16 @@ export async function linkUnmatchedPurchases(deps: AppDeps, userId: string): Pro
   const pending = await withSystem(deps.db, async (tx) => {
     const [user] = await tx.select({ email: schema.users.email }).from(schema.users).where(eq(schema.users.id, userId));
     if (!user) return [];
-    return tx.select().from(schema.webhookEvents).where(and(
-      eq(schema.webhookEvents.outcome, 'unknown_user'),
-      sql`lower(${schema.webhookEvents.payload}->'data'->'attributes'->>'user_email') = lower(${user.email})`,
-      sql`(${schema.webhookEvents.payload}->'meta'->'custom_data'->'user_id') is null`,
-    ));
+    return tx
+      .select()
+      .from(schema.webhookEvents)
+      .where(
+        and(
+          eq(schema.webhookEvents.outcome, 'unknown_user'),
+          sql`lower(${schema.webhookEvents.payload}->'data'->'attributes'->>'user_email') = lower(${user.email})`,
+          sql`(${schema.webhookEvents.payload}->'meta'->'custom_data'->'user_id') is null`,
+        ),
+      );
   });
   pending.sort((a, b) => providerOrder(a.payload).localeCompare(providerOrder(b.payload)));
   let linked = 0;
@@ -131,11 +158,18 @@ export async function linkUnmatchedPurchases(deps: AppDeps, userId: string): Pro
     const classified = classifyEvent(envelope.data);
     if (!classified.ok) continue;
     const applied = await withSystem(deps.db, async (tx) => {
-      const [still] = await tx.select({ outcome: schema.webhookEvents.outcome }).from(schema.webhookEvents)
-        .where(eq(schema.webhookEvents.id, recorded.id)).for('update');
+      const [still] = await tx
+        .select({ outcome: schema.webhookEvents.outcome })
+        .from(schema.webhookEvents)
+        .where(eq(schema.webhookEvents.id, recorded.id))
+        .for('update');
       if (still?.outcome !== 'unknown_user') return false;
-      const outcome = await applyEvent({ tx, deps, envelope: envelope.data, linkedUserId: userId }, classified.event as KnownEvent);
-      await tx.update(schema.webhookEvents)
+      const outcome = await applyEvent(
+        { tx, deps, envelope: envelope.data, linkedUserId: userId },
+        classified.event as KnownEvent,
+      );
+      await tx
+        .update(schema.webhookEvents)
         .set({ outcome: outcome.outcome, userId, note: `linked: ${outcome.note ?? ''}` })
         .where(eq(schema.webhookEvents.id, recorded.id));
       return true;
@@ -145,4 +179,3 @@ export async function linkUnmatchedPurchases(deps: AppDeps, userId: string): Pro
   if (linked) deps.logger.info({ userId, linked }, 'linked lemon squeezy purchases recorded for nobody');
   return linked;
 }
-

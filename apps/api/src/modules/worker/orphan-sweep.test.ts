@@ -6,7 +6,12 @@ import { seedImages } from '../gallery/gallery.test-support.js';
 import { reconcileOnce } from '../generation/reconciler.js';
 import { fundedUser, smallParams, uploadResult } from '../../test/factories.js';
 import {
-  claim, completeClaimed, expireLease, jobRow, reportComplete, useGenerationTestApp,
+  claim,
+  completeClaimed,
+  expireLease,
+  jobRow,
+  reportComplete,
+  useGenerationTestApp,
 } from '../generation/generation.test-support.js';
 import { sweepOrphanObjects } from './orphan-sweep.task.js';
 

@@ -4,7 +4,13 @@ import type { TestApp } from '../../test/harness.js';
 import { reconcileOnce } from '../generation/reconciler.js';
 import { fundedUser, smallParams, uploadResult } from '../../test/factories.js';
 import {
-  balanceOf, claim, completeClaimed, expireLease, jobRow, reportComplete, useGenerationTestApp,
+  balanceOf,
+  claim,
+  completeClaimed,
+  expireLease,
+  jobRow,
+  reportComplete,
+  useGenerationTestApp,
 } from '../generation/generation.test-support.js';
 import { pngOf, TINY_WEBP } from './images.test-support.js';
 

@@ -2,9 +2,19 @@ import { randomUUID } from 'node:crypto';
 import { and, eq, getTableColumns, gt, sql } from 'drizzle-orm';
 import { schema, withSystem, type Tx } from '@pingvas/db';
 import {
-  chargeCredits, DomainError, jobDeadline, type ClaimedJob, type ClaimInput, type CompleteInput, type CompleteResult,
+  chargeCredits,
+  DomainError,
+  jobDeadline,
+  type ClaimedJob,
+  type ClaimInput,
+  type CompleteInput,
+  type CompleteResult,
   type EngineParams,
-  type FailInput, type FailResult, type HeartbeatInput, type HeartbeatResult, type ReleaseInput,
+  type FailInput,
+  type FailResult,
+  type HeartbeatInput,
+  type HeartbeatResult,
+  type ReleaseInput,
 } from '@pingvas/core';
 import type { AppDeps } from '../../deps.js';
 import { attemptKeys, newAttemptPrefix } from '../../infra/object-store.js';
@@ -44,7 +54,8 @@ function engineParams(job: JobRow): EngineParams {
 /** The run's deadline from the job's own hold (core jobDeadline), stored on the row it was claimed with. */
 async function withRunDeadline<T extends JobRow>(tx: Tx, deps: AppDeps, job: T): Promise<T> {
   const { runSeconds } = runDeadlineOf(deps, job);
-  const [row] = await tx.update(jobs)
+  const [row] = await tx
+    .update(jobs)
     .set({ runDeadlineAt: sql`${jobs.startedAt} + make_interval(secs => ${runSeconds})` })
     .where(eq(jobs.id, job.id))
     .returning({ runDeadlineAt: jobs.runDeadlineAt });
@@ -69,11 +80,20 @@ async function claimOnce(deps: AppDeps, input: ClaimInput): Promise<ClaimedJob |
     let claimed: (JobRow & { version: string }) | undefined;
     try {
       [claimed] = await withSystem(deps.db, async (tx) => {
-        const rows = await tx.update(jobs).set({
-          status: 'in_progress', startedAt: sql`now()`, leaseToken: token, workerId: input.workerId, progress: 0,
-          attemptPrefix: newAttemptPrefix(), loadingModel: false,
-          leaseExpiresAt: sql`now() + make_interval(secs => ${deps.config.LEASE_SECONDS})`, updatedAt: nextVersion,
-        }).where(and(eq(jobs.id, popped.jobId), eq(jobs.status, 'pending')))
+        const rows = await tx
+          .update(jobs)
+          .set({
+            status: 'in_progress',
+            startedAt: sql`now()`,
+            leaseToken: token,
+            workerId: input.workerId,
+            progress: 0,
+            attemptPrefix: newAttemptPrefix(),
+            loadingModel: false,
+            leaseExpiresAt: sql`now() + make_interval(secs => ${deps.config.LEASE_SECONDS})`,
+            updatedAt: nextVersion,
+          })
+          .where(and(eq(jobs.id, popped.jobId), eq(jobs.status, 'pending')))
           .returning({ ...getTableColumns(jobs), version: jobVersion });
         return rows[0] ? [await withRunDeadline(tx, deps, rows[0])] : [];
       });
@@ -85,7 +105,9 @@ async function claimOnce(deps: AppDeps, input: ClaimInput): Promise<ClaimedJob |
     }
     if (!claimed) {
       // Cancelled (or otherwise settled) since it was queued; a job another claim runs keeps its slot.
-      const [current] = await withSystem(deps.db, (tx) => tx.select({ status: jobs.status }).from(jobs).where(eq(jobs.id, popped.jobId)));
+      const [current] = await withSystem(deps.db, (tx) =>
+        tx.select({ status: jobs.status }).from(jobs).where(eq(jobs.id, popped.jobId)),
+      );
       if (current?.status === 'in_progress') await claimSettled(deps, popped.jobId);
       else await finishRunning(deps, popped.jobId);
       continue;
@@ -140,21 +162,41 @@ export async function claimJob(deps: AppDeps, input: ClaimInput, signal?: AbortS
 /** Extends the lease and records progress; the answer says whether the user cancelled. */
 export async function heartbeat(deps: AppDeps, input: HeartbeatInput): Promise<HeartbeatResult> {
   const [row] = await withSystem(deps.db, (tx) =>
-    tx.update(jobs).set({
-      leaseExpiresAt: sql`now() + make_interval(secs => ${deps.config.LEASE_SECONDS})`,
-      progress: input.progress ? Math.round(input.progress.percent) : undefined,
-      // Loading until the worker says otherwise: any progress means the model is in.
-      loadingModel: input.progress ? false : input.loadingModel,
-      updatedAt: nextVersion,
-    }).where(and(
-      eq(jobs.id, input.jobId), eq(jobs.status, 'in_progress'), eq(jobs.leaseToken, input.leaseToken), gt(jobs.leaseExpiresAt, sql`now()`),
-    )).returning({ cancel: jobs.cancelRequested, leaseExpiresAt: jobs.leaseExpiresAt, workerId: jobs.workerId, version: jobVersion }),
+    tx
+      .update(jobs)
+      .set({
+        leaseExpiresAt: sql`now() + make_interval(secs => ${deps.config.LEASE_SECONDS})`,
+        progress: input.progress ? Math.round(input.progress.percent) : undefined,
+        // Loading until the worker says otherwise: any progress means the model is in.
+        loadingModel: input.progress ? false : input.loadingModel,
+        updatedAt: nextVersion,
+      })
+      .where(
+        and(
+          eq(jobs.id, input.jobId),
+          eq(jobs.status, 'in_progress'),
+          eq(jobs.leaseToken, input.leaseToken),
+          gt(jobs.leaseExpiresAt, sql`now()`),
+        ),
+      )
+      .returning({
+        cancel: jobs.cancelRequested,
+        leaseExpiresAt: jobs.leaseExpiresAt,
+        workerId: jobs.workerId,
+        version: jobVersion,
+      }),
   );
   if (!row) throw leaseLost(input.jobId);
   if (row.workerId) await workerSeen(deps, row.workerId);
   if (input.progress) {
     const { percent, step, totalSteps } = input.progress;
-    await publishJobEvent(deps, Number(row.version), { type: 'progress', jobId: input.jobId, percent, step, totalSteps });
+    await publishJobEvent(deps, Number(row.version), {
+      type: 'progress',
+      jobId: input.jobId,
+      percent,
+      step,
+      totalSteps,
+    });
   } else if (input.loadingModel) {
     await publishJobEvent(deps, Number(row.version), { type: 'loading-model', jobId: input.jobId });
   }
@@ -185,28 +227,65 @@ export async function completeJob(deps: AppDeps, input: CompleteInput): Promise<
     // orphan sweep relies on no image ever pointing at a prefix that is not this running attempt's.
     if (job.status !== 'in_progress' || job.attemptPrefix !== attemptPrefix) throw leaseLost(input.jobId);
     const charged = chargeCredits(input.engineSeconds, job.estimatedCredits);
-    const [updated] = await tx.update(jobs).set({
-      status: 'completed', finishedAt: sql`now()`, engineSeconds: input.engineSeconds, chargedCredits: charged,
-      progress: 100, loadingModel: false, leaseExpiresAt: null, updatedAt: nextVersion,
-    }).where(eq(jobs.id, job.id)).returning({ version: jobVersion });
-    const [image] = await tx.insert(schema.images).values({
-      userId: job.userId, jobId: job.id, originalKey: keys.original, thumbKey: keys.thumb,
-      width: input.image.width, height: input.image.height, bytes: input.image.bytes,
-      prompt: job.prompt, negativePrompt: job.negativePrompt, model: job.model, steps: job.steps, cfgScale: job.cfgScale,
-      seed: job.seed, sampler: job.sampler, engine: input.engine,
-    }).returning({ id: schema.images.id, width: schema.images.width, height: schema.images.height });
+    const [updated] = await tx
+      .update(jobs)
+      .set({
+        status: 'completed',
+        finishedAt: sql`now()`,
+        engineSeconds: input.engineSeconds,
+        chargedCredits: charged,
+        progress: 100,
+        loadingModel: false,
+        leaseExpiresAt: null,
+        updatedAt: nextVersion,
+      })
+      .where(eq(jobs.id, job.id))
+      .returning({ version: jobVersion });
+    const [image] = await tx
+      .insert(schema.images)
+      .values({
+        userId: job.userId,
+        jobId: job.id,
+        originalKey: keys.original,
+        thumbKey: keys.thumb,
+        width: input.image.width,
+        height: input.image.height,
+        bytes: input.image.bytes,
+        prompt: job.prompt,
+        negativePrompt: job.negativePrompt,
+        model: job.model,
+        steps: job.steps,
+        cfgScale: job.cfgScale,
+        seed: job.seed,
+        sampler: job.sampler,
+        engine: input.engine,
+      })
+      .returning({ id: schema.images.id, width: schema.images.width, height: schema.images.height });
     await capture(tx, { userId: job.userId, holdId: job.holdId!, amount: charged });
     const balance = await getBalance(tx, job.userId);
-    return { replayed: false as const, charged, version: Number(updated!.version), image: image!, balance: balance.available };
+    return {
+      replayed: false as const,
+      charged,
+      version: Number(updated!.version),
+      image: image!,
+      balance: balance.available,
+    };
   });
   if (done.replayed) return { creditsCharged: done.charged, replayed: true };
   observeJobCompleted(deps.metrics, { createdAt: current.createdAt, engineSeconds: input.engineSeconds });
-  deps.logger.info({ jobId: input.jobId, engineSeconds: input.engineSeconds, creditsCharged: done.charged }, 'job completed');
+  deps.logger.info(
+    { jobId: input.jobId, engineSeconds: input.engineSeconds, creditsCharged: done.charged },
+    'job completed',
+  );
 
   await finishRunning(deps, input.jobId);
   await recordDuration(deps, input.engineSeconds);
   await publishJobEvent(deps, done.version, {
-    type: 'completed', jobId: input.jobId, image: done.image, creditsCharged: done.charged, balance: done.balance,
+    type: 'completed',
+    jobId: input.jobId,
+    image: done.image,
+    creditsCharged: done.charged,
+    balance: done.balance,
   });
   return { creditsCharged: done.charged, replayed: false };
 }

@@ -4,11 +4,19 @@ import type { TestApp } from '../../test/harness.js';
 import { expectLedgerInvariants } from '../../test/invariants.js';
 import { fundedUser, smallParams, uploadResult } from '../../test/factories.js';
 import {
-  balanceOf, claim, completeClaimed, jobRow, reportComplete, settleAll, useGenerationTestApp,
+  balanceOf,
+  claim,
+  completeClaimed,
+  jobRow,
+  reportComplete,
+  settleAll,
+  useGenerationTestApp,
 } from '../generation/generation.test-support.js';
 
 let app: TestApp;
-useGenerationTestApp((created) => { app = created; });
+useGenerationTestApp((created) => {
+  app = created;
+});
 
 const worker = () => app.workerCaller();
 
@@ -17,14 +25,25 @@ describe('worker protocol', () => {
     const user = await fundedUser(app, 'starter', 100);
     const { jobId } = await app.callerFor(user).generation.create(smallParams({ seed: 42, sampler: 'euler' }));
     const claimed = (await claim(app))!;
-    expect(claimed.job).toMatchObject({ id: jobId, userId: user.id, attempt: 1, params: { seed: 42, sampler: 'euler', width: 512 } });
+    expect(claimed.job).toMatchObject({
+      id: jobId,
+      userId: user.id,
+      attempt: 1,
+      params: { seed: 42, sampler: 'euler', width: 512 },
+    });
     expect(claimed.lease.heartbeatIntervalMs).toBe(10_000);
     expect(await jobRow(app, jobId)).toMatchObject({
-      status: 'in_progress', worker_id: 'test-worker', lease_token: claimed.lease.token,
+      status: 'in_progress',
+      worker_id: 'test-worker',
+      lease_token: claimed.lease.token,
       attempt_prefix: expect.stringMatching(/^images\/[0-9a-f]{32}$/),
     });
 
-    const beat = await worker().heartbeat({ jobId, leaseToken: claimed.lease.token, progress: { percent: 40, step: 8, totalSteps: 20 } });
+    const beat = await worker().heartbeat({
+      jobId,
+      leaseToken: claimed.lease.token,
+      progress: { percent: 40, step: 8, totalSteps: 20 },
+    });
     expect(beat.cancel).toBe(false);
     expect(beat.leaseExpiresAt.getTime()).toBeGreaterThan(Date.now());
     expect((await jobRow(app, jobId)).progress).toBe(40);
@@ -32,7 +51,12 @@ describe('worker protocol', () => {
     expect(await completeClaimed(app, claimed, 4.2)).toEqual({ creditsCharged: 5, replayed: false });
     expect(await balanceOf(app, user.id)).toEqual({ available: 95, held: 0 });
     const view = await app.callerFor(user).generation.get({ jobId });
-    expect(view).toMatchObject({ status: 'completed', chargedCredits: 5, progress: 100, image: { width: 512, height: 512 } });
+    expect(view).toMatchObject({
+      status: 'completed',
+      chargedCredits: 5,
+      progress: 100,
+      image: { width: 512, height: 512 },
+    });
     const [image] = await app.database.admin`select * from images where job_id = ${jobId}`;
     expect(image).toMatchObject({ engine: 'reference', seed: '42', sampler: 'euler', prompt: 'a lighthouse at dusk' });
     // The keys are the attempt's, and say nothing about the user.
@@ -45,11 +69,18 @@ describe('worker protocol', () => {
     const user = await fundedUser(app);
     await app.callerFor(user).generation.create(smallParams());
     const claimed = (await claim(app))!;
-    await expect(worker().complete({
-      jobId: claimed.job.id, leaseToken: claimed.lease.token, engineSeconds: 1, image: { width: 512, height: 512, bytes: 4 }, engine: 'reference',
-    })).rejects.toMatchObject({ code: 'BAD_REQUEST' });
+    await expect(
+      worker().complete({
+        jobId: claimed.job.id,
+        leaseToken: claimed.lease.token,
+        engineSeconds: 1,
+        image: { width: 512, height: 512, bytes: 4 },
+        engine: 'reference',
+      }),
+    ).rejects.toMatchObject({ code: 'BAD_REQUEST' });
     await expect(worker().heartbeat({ jobId: claimed.job.id, leaseToken: crypto.randomUUID() })).rejects.toMatchObject({
-      code: 'CONFLICT', cause: { code: 'LEASE_LOST' },
+      code: 'CONFLICT',
+      cause: { code: 'LEASE_LOST' },
     });
   });
 
@@ -65,7 +96,8 @@ describe('worker protocol', () => {
     expect(c).toEqual({ creditsCharged: 3, replayed: true });
     const [images] = await app.database.admin`select count(*)::int as count from images where job_id = ${jobId}`;
     expect(images!.count).toBe(1);
-    const captures = await app.database.admin`select * from credit_transactions where user_id = ${user.id} and type = 'capture'`;
+    const captures = await app.database
+      .admin`select * from credit_transactions where user_id = ${user.id} and type = 'capture'`;
     expect(captures).toHaveLength(1);
     expect(await balanceOf(app, user.id)).toEqual({ available: 47, held: 0 });
   });
@@ -99,10 +131,17 @@ describe('worker protocol', () => {
       const claimed = (await claim(app))!;
       expect(claimed.job).toMatchObject({ id: jobId, attempt });
       seeds.add(claimed.job.params.seed);
-      const result = await worker().fail({ jobId, leaseToken: claimed.lease.token, code: 'OOM', message: 'CUDA out of memory' });
+      const result = await worker().fail({
+        jobId,
+        leaseToken: claimed.lease.token,
+        code: 'OOM',
+        message: 'CUDA out of memory',
+      });
       expect(result.outcome).toBe(attempt < MAX_JOB_ATTEMPTS ? 'retrying' : 'failed');
       // A replay by the same lease gets the same answer and changes nothing.
-      expect((await worker().fail({ jobId, leaseToken: claimed.lease.token, code: 'OOM', message: 'again' })).outcome).toBe(result.outcome);
+      expect(
+        (await worker().fail({ jobId, leaseToken: claimed.lease.token, code: 'OOM', message: 'again' })).outcome,
+      ).toBe(result.outcome);
     }
     expect(seeds.size).toBe(1);
     expect(await claim(app)).toBeNull();
@@ -118,21 +157,34 @@ describe('worker protocol', () => {
     const second = await app.callerFor(user).generation.create(smallParams());
     const claimed = (await claim(app))!;
     expect(claimed.job.id).toBe(first.jobId);
-    expect(await worker().release({ jobId: first.jobId, leaseToken: claimed.lease.token })).toEqual({ outcome: 'requeued' });
+    expect(await worker().release({ jobId: first.jobId, leaseToken: claimed.lease.token })).toEqual({
+      outcome: 'requeued',
+    });
     expect(await jobRow(app, first.jobId)).toMatchObject({ status: 'pending', retry_count: 0 });
     const again = (await claim(app))!;
     expect(again.job).toMatchObject({ id: first.jobId, attempt: 1 });
     expect((await claim(app))!.job.id).toBe(second.jobId);
-    await expect(worker().release({ jobId: first.jobId, leaseToken: claimed.lease.token })).rejects.toMatchObject({ cause: { code: 'LEASE_LOST' } });
+    await expect(worker().release({ jobId: first.jobId, leaseToken: claimed.lease.token })).rejects.toMatchObject({
+      cause: { code: 'LEASE_LOST' },
+    });
   });
 
   it('cancelling a running job: the heartbeat says stop, and the charge is for the seconds used', async () => {
     const user = await fundedUser(app, 'free', 50);
     const { jobId } = await app.callerFor(user).generation.create(smallParams());
     const claimed = (await claim(app))!;
-    expect(await app.callerFor(user).generation.cancel({ jobId })).toMatchObject({ status: 'in_progress', cancelRequested: true });
+    expect(await app.callerFor(user).generation.cancel({ jobId })).toMatchObject({
+      status: 'in_progress',
+      cancelRequested: true,
+    });
     expect((await worker().heartbeat({ jobId, leaseToken: claimed.lease.token })).cancel).toBe(true);
-    const result = await worker().fail({ jobId, leaseToken: claimed.lease.token, code: 'CANCELLED', message: 'killed', engineSeconds: 2.5 });
+    const result = await worker().fail({
+      jobId,
+      leaseToken: claimed.lease.token,
+      code: 'CANCELLED',
+      message: 'killed',
+      engineSeconds: 2.5,
+    });
     expect(result.outcome).toBe('cancelled');
     expect(await jobRow(app, jobId)).toMatchObject({ status: 'cancelled', charged_credits: 3 });
     expect(await balanceOf(app, user.id)).toEqual({ available: 47, held: 0 });
@@ -151,7 +203,10 @@ describe('worker protocol', () => {
     const controller = new AbortController();
     const { createCallerFactory } = await import('../../trpc.js');
     const { workerRouter } = await import('./worker.router.js');
-    const caller = createCallerFactory(workerRouter)({ deps: app.deps, user: null, isWorker: true }, { signal: controller.signal });
+    const caller = createCallerFactory(workerRouter)(
+      { deps: app.deps, user: null, isWorker: true },
+      { signal: controller.signal },
+    );
     const waiting = caller.claim({ workerId: 'leaver', engineVersion: 'test', waitMs: 20_000 });
     setTimeout(() => controller.abort(), 100);
     expect(await waiting).toBeNull();
@@ -164,7 +219,10 @@ describe('worker protocol', () => {
     const { workerRouter } = await import('./worker.router.js');
     const gone = new AbortController();
     gone.abort();
-    const caller = createCallerFactory(workerRouter)({ deps: app.deps, user: null, isWorker: true }, { signal: gone.signal });
+    const caller = createCallerFactory(workerRouter)(
+      { deps: app.deps, user: null, isWorker: true },
+      { signal: gone.signal },
+    );
     expect(await caller.claim({ workerId: 'gone', engineVersion: 'test' })).toBeNull();
     expect(await jobRow(app, jobId)).toMatchObject({ status: 'pending', retry_count: 0 });
     expect((await claim(app))!.job).toMatchObject({ id: jobId, attempt: 1 });
@@ -174,6 +232,8 @@ describe('worker protocol', () => {
     const { createCallerFactory } = await import('../../trpc.js');
     const { workerRouter } = await import('./worker.router.js');
     const caller = createCallerFactory(workerRouter)({ deps: app.deps, user: null, isWorker: false });
-    await expect(caller.claim({ workerId: 'x', engineVersion: 'test' })).rejects.toMatchObject({ code: 'UNAUTHORIZED' });
+    await expect(caller.claim({ workerId: 'x', engineVersion: 'test' })).rejects.toMatchObject({
+      code: 'UNAUTHORIZED',
+    });
   });
 });
