@@ -81,6 +81,8 @@ export async function startStudio(options: StudioOptions): Promise<Studio> {
       PUBLIC_URL: webUrl,
       API_URL: apiUrl,
       MAIL_DIR: base.MAIL_DIR || resolve(dataDir, 'mail'),
+      // Several studios on one machine (parallel e2e files) must not race for the worker's status port.
+      ...(options.randomPorts ? { WORKER_STATUS_PORT: '0' } : {}),
       ...(s3
         ? {
             S3_ENDPOINT: s3.endpoint,
