@@ -1,11 +1,7 @@
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import { join } from 'node:path';
+import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestDatabase, type TestDatabase } from '@pingvas/testkit';
-import { startStudio, type Studio } from '../../../scripts/studio.js';
+import { ARTIFACTS, startE2eStudio, type E2eStudio } from './studio.test-support.js';
 
 /**
  * The billing journey in a real browser against the whole studio (started as `npm start`
@@ -14,17 +10,8 @@ import { startStudio, type Studio } from '../../../scripts/studio.js';
  * (so no second subscription) is ever opened.
  */
 
-const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
-const ARTIFACTS = resolve(ROOT, 'test-artifacts/e2e');
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-
-let studio: Studio;
-let browser: Browser;
+let e2e: E2eStudio;
 let page: Page;
-let dataDir: string;
-let database: TestDatabase;
-const logs: string[] = [];
-const pageErrors: string[] = [];
 /** Every URL the page navigated to: a checkout page among them after "Change plan" would be a second subscription. */
 const visited: string[] = [];
 
@@ -45,52 +32,15 @@ async function waitForText(testId: string, expected: string): Promise<void> {
 }
 
 beforeAll(async () => {
-  mkdirSync(ARTIFACTS, { recursive: true });
-  dataDir = mkdtempSync(join(tmpdir(), 'pingvas-e2e-billing-'));
-  database = await createTestDatabase();
-  studio = await startStudio({
-    dataDir,
-    randomPorts: true,
-    skipBuild: process.env.E2E_SKIP_BUILD === '1',
-    env: {
-      NODE_ENV: 'development',
-      DATABASE_URL: database.runtimeUrl,
-      DATABASE_ADMIN_URL: database.adminUrl,
-      REDIS_PREFIX: `e2e-billing:${process.pid}:${Date.now()}:`,
-      LOG_LEVEL: 'warn',
-    },
-    log: (line) => {
-      logs.push(line);
-    },
-  });
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    args: [
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-    ],
-  });
-  const context = await browser.newContext({ baseURL: studio.webUrl, viewport: { width: 1440, height: 900 } });
-  context.on('weberror', (error) => pageErrors.push(String(error.error())));
-  page = await context.newPage();
-  page.setDefaultTimeout(15_000);
+  e2e = await startE2eStudio('billing');
+  page = await e2e.newPage();
   page.on('framenavigated', (frame) => {
     if (frame === page.mainFrame()) visited.push(frame.url());
   });
 }, 300_000);
 
 afterAll(async () => {
-  await browser?.close();
-  await studio?.stop();
-  await database?.drop();
-  if (dataDir) rmSync(dataDir, { recursive: true, force: true });
-  if (process.env.E2E_SHOW_LOGS === '1') console.log(logs.join('\n'));
+  await e2e?.close();
 }, 120_000);
 
 describe('billing in a browser', () => {
@@ -125,9 +75,9 @@ describe('billing in a browser', () => {
     await page.getByTestId('change-plan-starter').waitFor();
     await shot('billing-02-pro');
 
-    const subscriptions = await database.admin`
+    const subscriptions = await e2e.database.admin`
       select s.tier, s.status from subscriptions s join users u on u.id = s.user_id where u.email = ${email}`;
     expect(subscriptions.map((s) => `${s.tier}:${s.status}`)).toEqual(['pro:active']);
-    expect(pageErrors).toEqual([]);
+    expect(e2e.pageErrors).toEqual([]);
   });
 });

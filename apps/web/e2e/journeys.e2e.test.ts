@@ -1,12 +1,8 @@
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import { join } from 'node:path';
+import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestDatabase, type TestDatabase } from '@pingvas/testkit';
-import { startStudio, type Studio } from '../../../scripts/studio.js';
 import { expectAccessible, writeAxeReport } from './axe.test-support.js';
+import { ARTIFACTS, startE2eStudio, type E2eStudio } from './studio.test-support.js';
 
 /**
  * The product spec's user journeys in a real browser (Debian's Chromium) against the whole studio started
@@ -15,19 +11,8 @@ import { expectAccessible, writeAxeReport } from './axe.test-support.js';
  * and dialog is checked with axe in the light and the dark theme (see axe.test-support.ts).
  */
 
-const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
-const ARTIFACTS = resolve(ROOT, 'test-artifacts/e2e');
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-
-let studio: Studio;
-let browser: Browser;
-let context: BrowserContext;
+let e2e: E2eStudio;
 let page: Page;
-let dataDir: string;
-let database: TestDatabase;
-const logs: string[] = [];
-/** Uncaught exceptions in any page: the studio must not throw, whatever the journey. */
-const pageErrors: string[] = [];
 
 async function shot(name: string, target: Page = page): Promise<void> {
   await target.screenshot({ path: join(ARTIFACTS, `${name}.png`), fullPage: false });
@@ -61,58 +46,13 @@ async function payTestCheckout(): Promise<void> {
 }
 
 beforeAll(async () => {
-  mkdirSync(ARTIFACTS, { recursive: true });
-  dataDir = mkdtempSync(join(tmpdir(), 'pingvas-e2e-'));
-  // Its own database and Redis key space: a studio running next to the tests never sees these jobs.
-  database = await createTestDatabase();
-  studio = await startStudio({
-    dataDir,
-    randomPorts: true,
-    skipBuild: process.env.E2E_SKIP_BUILD === '1',
-    env: {
-      NODE_ENV: 'development',
-      DATABASE_URL: database.runtimeUrl,
-      DATABASE_ADMIN_URL: database.adminUrl,
-      REDIS_PREFIX: `e2e:${process.pid}:${Date.now()}:`,
-      REFENGINE_STEP_MS: process.env.REFENGINE_STEP_MS ?? '120',
-      // Another studio on this machine (npm start, a parallel run) may hold the default status port.
-      WORKER_STATUS_PORT: '0',
-      LOG_LEVEL: 'warn',
-    },
-    log: (line) => {
-      logs.push(line);
-    },
-  });
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    args: [
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-    ],
-  });
-  context = await browser.newContext({
-    baseURL: studio.webUrl,
-    viewport: { width: 1440, height: 900 },
-    colorScheme: 'dark',
-  });
-  context.on('weberror', (error) => pageErrors.push(String(error.error())));
-  page = await context.newPage();
-  page.setDefaultTimeout(15_000);
+  e2e = await startE2eStudio('journeys');
+  page = await e2e.newPage({ colorScheme: 'dark' });
 }, 300_000);
 
 afterAll(async () => {
   writeAxeReport(ARTIFACTS, 'axe-journeys');
-  await browser?.close();
-  await studio?.stop();
-  await database?.drop();
-  if (dataDir) rmSync(dataDir, { recursive: true, force: true });
-  if (process.env.E2E_SHOW_LOGS === '1') console.log(logs.join('\n'));
+  await e2e?.close();
 }, 120_000);
 
 describe('the studio in a browser', () => {
@@ -255,7 +195,7 @@ describe('the studio in a browser', () => {
     await shot('09-board-public');
     await expectAccessible(page, 'board, shared');
 
-    const stranger = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+    const stranger = await e2e.browser.newContext({ viewport: { width: 1280, height: 800 } });
     const view = await stranger.newPage();
     await view.goto(shareUrl);
     await view.getByTestId('public-board-title').waitFor();
@@ -440,11 +380,11 @@ describe('the studio in a browser', () => {
   });
 
   it('a phone-sized studio, a 404 page, and sign-out', async () => {
-    const phone = await browser.newContext({
-      baseURL: studio.webUrl,
+    const phone = await e2e.browser.newContext({
+      baseURL: e2e.studio.webUrl,
       viewport: { width: 390, height: 844 },
       colorScheme: 'light',
-      storageState: await context.storageState(),
+      storageState: await page.context().storageState(),
     });
     const mobile = await phone.newPage();
     await mobile.goto('/studio');
@@ -470,6 +410,6 @@ describe('the studio in a browser', () => {
     await page.goto('/studio');
     await page.waitForURL(/\/\?next=/);
     await page.getByTestId('dev-login-form').waitFor();
-    expect(pageErrors).toEqual([]);
+    expect(e2e.pageErrors).toEqual([]);
   });
 });

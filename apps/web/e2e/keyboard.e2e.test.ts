@@ -1,11 +1,7 @@
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import { join } from 'node:path';
+import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestDatabase, type TestDatabase } from '@pingvas/testkit';
-import { startStudio, type Studio } from '../../../scripts/studio.js';
+import { ARTIFACTS, startE2eStudio, type E2eStudio } from './studio.test-support.js';
 import { axeFindings, expectAccessible, writeAxeReport } from './axe.test-support.js';
 
 /**
@@ -15,18 +11,10 @@ import { axeFindings, expectAccessible, writeAxeReport } from './axe.test-suppor
  * axe checks each screen on the way, in both colour schemes.
  */
 
-const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
-const ARTIFACTS = resolve(ROOT, 'test-artifacts/e2e');
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const PROMPT = 'A lighthouse on a cliff at night';
 
-let studio: Studio;
-let browser: Browser;
+let e2e: E2eStudio;
 let page: Page;
-let dataDir: string;
-let database: TestDatabase;
-const pageErrors: string[] = [];
-const logs: string[] = [];
 
 interface Focused {
   tag: string;
@@ -72,48 +60,8 @@ async function shot(name: string): Promise<void> {
 }
 
 beforeAll(async () => {
-  mkdirSync(ARTIFACTS, { recursive: true });
-  dataDir = mkdtempSync(join(tmpdir(), 'pingvas-e2e-keys-'));
-  database = await createTestDatabase();
-  studio = await startStudio({
-    dataDir,
-    randomPorts: true,
-    skipBuild: process.env.E2E_SKIP_BUILD === '1',
-    env: {
-      NODE_ENV: 'development',
-      DATABASE_URL: database.runtimeUrl,
-      DATABASE_ADMIN_URL: database.adminUrl,
-      REDIS_PREFIX: `e2e-keys:${process.pid}:${Date.now()}:`,
-      REFENGINE_STEP_MS: process.env.REFENGINE_STEP_MS ?? '120',
-      // Another studio on this machine (npm start, a parallel run) may hold the default status port.
-      WORKER_STATUS_PORT: '0',
-      LOG_LEVEL: 'warn',
-    },
-    log: (line) => {
-      logs.push(line);
-    },
-  });
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    args: [
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-    ],
-  });
-  const context = await browser.newContext({
-    baseURL: studio.webUrl,
-    viewport: { width: 1280, height: 860 },
-    colorScheme: 'light',
-  });
-  context.on('weberror', (error) => pageErrors.push(String(error.error())));
-  page = await context.newPage();
-  page.setDefaultTimeout(15_000);
+  e2e = await startE2eStudio('keys');
+  page = await e2e.newPage({ viewport: { width: 1280, height: 860 }, colorScheme: 'light' });
 
   // Set-up, not under test: an account with credits (the test checkout pays with a click).
   await page.goto('/');
@@ -129,11 +77,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   writeAxeReport(ARTIFACTS, 'axe-keyboard');
-  await browser?.close();
-  await studio?.stop();
-  await database?.drop();
-  if (dataDir) rmSync(dataDir, { recursive: true, force: true });
-  if (process.env.E2E_SHOW_LOGS === '1') console.log(logs.join('\n'));
+  await e2e?.close();
 }, 120_000);
 
 describe('the studio by keyboard alone', () => {
@@ -276,11 +220,11 @@ describe('the studio by keyboard alone', () => {
     expect(await page.evaluate(() => Boolean(document.activeElement?.closest('[data-testid="image-tile"]')))).toBe(
       false,
     );
-    expect(pageErrors).toEqual([]);
+    expect(e2e.pageErrors).toEqual([]);
   });
 
   it('the axe check itself fails on a serious violation, naming the rule (so a clean report means something)', async () => {
-    const probe = await browser.newPage();
+    const probe = await e2e.browser.newPage();
     await probe.setContent(
       '<!doctype html><html lang="en"><head><title>Probe</title></head><body><main><h1>Probe</h1>' +
         '<p style="color:#aaa;background:#fff">Faint text</p></main></body></html>',
