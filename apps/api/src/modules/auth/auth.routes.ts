@@ -127,12 +127,10 @@ export async function authRoutes(app: FastifyInstance, deps: AppDeps): Promise<v
 
   app.post('/api/v1/auth/dev-login', async (req, reply) => {
     if (!devLoginEnabled)
-      return reply
-        .code(404)
-        .send({
-          error: 'not_found',
-          message: 'Dev sign-in is off: Google sign-in is configured or this is production.',
-        });
+      return reply.code(404).send({
+        error: 'not_found',
+        message: 'Dev sign-in is off: Google sign-in is configured or this is production.',
+      });
     const retryAfter = await limited(req, 'dev-login');
     if (retryAfter !== null) {
       return reply

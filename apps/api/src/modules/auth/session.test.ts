@@ -275,27 +275,23 @@ describe('user.me banner', () => {
     });
 
     await withSystem(app.deps.db, async (tx) => {
-      await tx
-        .insert(schema.subscriptions)
-        .values({
-          userId: me.id,
-          providerSubscriptionId: 501,
-          variantId: 1,
-          tier: 'starter',
-          status: 'expired',
-          updatePaymentUrl: 'https://pay.example.test/old',
-          createdAt: new Date(Date.now() - 86_400_000),
-        });
-      await tx
-        .insert(schema.subscriptions)
-        .values({
-          userId: me.id,
-          providerSubscriptionId: 502,
-          variantId: 1,
-          tier: 'pro',
-          status: 'cancelled',
-          updatePaymentUrl: 'https://pay.example.test/new',
-        });
+      await tx.insert(schema.subscriptions).values({
+        userId: me.id,
+        providerSubscriptionId: 501,
+        variantId: 1,
+        tier: 'starter',
+        status: 'expired',
+        updatePaymentUrl: 'https://pay.example.test/old',
+        createdAt: new Date(Date.now() - 86_400_000),
+      });
+      await tx.insert(schema.subscriptions).values({
+        userId: me.id,
+        providerSubscriptionId: 502,
+        variantId: 1,
+        tier: 'pro',
+        status: 'cancelled',
+        updatePaymentUrl: 'https://pay.example.test/new',
+      });
     });
     await setBanner('subscription_cancelled');
     expect((await trpc('user.me', 'query', withCookie(token))).data.banner).toEqual({
