@@ -1,6 +1,6 @@
 import { cleanup, fireEvent, render, screen } from '@testing-library/react';
 import { useState } from 'react';
-import { Link, MemoryRouter, Route, Routes } from 'react-router';
+import { Link, MemoryRouter, Navigate, Route, Routes } from 'react-router';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { JobEntry } from '../app/jobsStore.js';
 import { useDocumentTitle, useFocusOnRouteChange } from '../app/pageTitle.js';
@@ -173,6 +173,7 @@ describe('route changes', () => {
           <Routes>
             <Route path="/studio" element={<Titled title="Studio" />} />
             <Route path="/gallery" element={<Titled title="Gallery" />} />
+            <Route path="/old-studio" element={<Navigate to="/studio" replace />} />
           </Routes>
         </main>
       </>
@@ -193,5 +194,15 @@ describe('route changes', () => {
     expect(document.title).toBe('Gallery — Pingvas Studio');
     expect(active()?.tagName).toBe('H1');
     expect(active()?.textContent).toBe('Gallery');
+  });
+
+  it('leave focus alone on a redirect (a replace navigation): the user went nowhere', () => {
+    render(
+      <MemoryRouter initialEntries={['/old-studio']}>
+        <Shell />
+      </MemoryRouter>,
+    );
+    expect(document.title).toBe('Studio — Pingvas Studio');
+    expect(active()).toBe(document.body);
   });
 });
