@@ -18,7 +18,8 @@ export interface StartedService {
 
 export class MissingServiceError extends Error {}
 
-async function postgresAnswers(adminUrl: string): Promise<boolean> {
+/** Whether the PostgreSQL server at this URL accepts a connection (its `postgres` database). */
+export async function postgresAnswers(adminUrl: string): Promise<boolean> {
   const url = new URL(adminUrl);
   url.pathname = '/postgres';
   const sql = postgres(url.toString(), { max: 1, connect_timeout: 3, onnotice: () => {} });
@@ -104,18 +105,18 @@ export async function ensurePostgres(
   };
 }
 
-async function redisAnswers(url: string): Promise<boolean> {
+/** Whether the Redis at this URL answers PING. */
+export async function redisAnswers(url: string): Promise<boolean> {
   const client = new Redis(url, {
     lazyConnect: true,
     maxRetriesPerRequest: 0,
     retryStrategy: () => null,
-    connectTimeout: 2000,
+    connectTimeout: 3000,
   });
   client.on('error', () => {});
   try {
     await client.connect();
-    await client.ping();
-    return true;
+    return (await client.ping()) === 'PONG';
   } catch {
     return false;
   } finally {

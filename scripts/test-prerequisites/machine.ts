@@ -1,8 +1,7 @@
 import { spawnSync } from 'node:child_process';
 import { accessSync, constants, existsSync, readdirSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
-import { Redis } from 'ioredis';
-import postgres from 'postgres';
+import { postgresAnswers, redisAnswers } from '../studio/services.js';
 import type { MachineFacts, ServiceFacts, Step } from './plan.js';
 
 /**
@@ -35,38 +34,6 @@ function compilerRuns(fromEnv: string | null): boolean {
     const probe = spawnSync(cc, ['--version'], { stdio: 'ignore' });
     return !probe.error && probe.status === 0;
   });
-}
-
-async function postgresAnswers(serverUrl: string): Promise<boolean> {
-  const url = new URL(serverUrl);
-  url.pathname = '/postgres';
-  const sql = postgres(url.toString(), { max: 1, connect_timeout: 3, onnotice: () => {} });
-  try {
-    await sql`select 1`;
-    return true;
-  } catch {
-    return false;
-  } finally {
-    await sql.end({ timeout: 1 }).catch(() => {});
-  }
-}
-
-async function redisAnswers(url: string): Promise<boolean> {
-  const client = new Redis(url, {
-    lazyConnect: true,
-    maxRetriesPerRequest: 0,
-    retryStrategy: () => null,
-    connectTimeout: 3000,
-  });
-  client.on('error', () => {});
-  try {
-    await client.connect();
-    return (await client.ping()) === 'PONG';
-  } catch {
-    return false;
-  } finally {
-    client.disconnect();
-  }
 }
 
 function postgresClusters(): string[] {
