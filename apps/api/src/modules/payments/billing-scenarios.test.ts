@@ -1,11 +1,10 @@
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { expectLedgerInvariants } from '../../test/invariants.js';
+import { describe, expect, it } from 'vitest';
 import { signLemonSqueezyBody } from '@pingvas/testkit';
 import { receiveLemonSqueezyWebhook, unmatchedPurchases } from './webhook.js';
 import { deliverFixture, fixtureBody, lsAt, postBody } from './webhook-fixtures.test-support.js';
 import {
   spend,
-  startPaymentsHarness,
+  usePaymentsHarness,
   stateOf,
   VARIANT,
   WEBHOOK_SECRET,
@@ -20,14 +19,8 @@ let h: PaymentsHarness;
 let nextId = 80_000_000;
 const newId = () => (nextId += 1000);
 
-beforeAll(async () => {
-  h = await startPaymentsHarness();
-});
-afterAll(async () => {
-  await h.close();
-});
-afterEach(async () => {
-  await expectLedgerInvariants(h.app.database.admin);
+usePaymentsHarness((harness) => {
+  h = harness;
 });
 
 async function newCustomer(email?: string) {

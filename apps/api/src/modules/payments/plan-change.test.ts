@@ -1,24 +1,17 @@
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { expectLedgerInvariants } from '../../test/invariants.js';
+import { describe, expect, it } from 'vitest';
 import {
   customer,
   deliverInOrder,
   spend,
-  startPaymentsHarness,
+  usePaymentsHarness,
   stateOf,
   VARIANT,
   type PaymentsHarness,
 } from './webhook.test-support.js';
 
 let h: PaymentsHarness;
-beforeAll(async () => {
-  h = await startPaymentsHarness();
-});
-afterAll(async () => {
-  await h.close();
-});
-afterEach(async () => {
-  await expectLedgerInvariants(h.app.database.admin);
+usePaymentsHarness((harness) => {
+  h = harness;
 });
 
 describe('payments.changePlan: one live subscription per customer', () => {

@@ -1,17 +1,10 @@
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { expectLedgerInvariants } from '../../test/invariants.js';
-import { at, customer, deliverInOrder, startPaymentsHarness, type PaymentsHarness } from './webhook.test-support.js';
+import { describe, expect, it } from 'vitest';
+import { at, customer, deliverInOrder, usePaymentsHarness, type PaymentsHarness } from './webhook.test-support.js';
 
 let h: PaymentsHarness;
 
-beforeAll(async () => {
-  h = await startPaymentsHarness();
-});
-afterAll(async () => {
-  await h.close();
-});
-afterEach(async () => {
-  await expectLedgerInvariants(h.app.database.admin);
+usePaymentsHarness((harness) => {
+  h = harness;
 });
 
 describe('payments.subscription', () => {

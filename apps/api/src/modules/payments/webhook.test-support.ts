@@ -1,7 +1,8 @@
 import type { AddressInfo } from 'node:net';
 import type { FastifyInstance } from 'fastify';
-import { expect } from 'vitest';
+import { afterAll, afterEach, beforeAll, expect } from 'vitest';
 import { withSystem } from '@pingvas/db';
+import { expectLedgerInvariants } from '../../test/invariants.js';
 import {
   invoiceObject,
   orderObject,
@@ -61,6 +62,21 @@ export async function startPaymentsHarness(env: Record<string, string> = {}): Pr
       await app.close();
     },
   };
+}
+
+/** One harness per test file, the ledger invariants checked after every test. */
+export function usePaymentsHarness(receive: (harness: PaymentsHarness) => void): void {
+  let harness: PaymentsHarness;
+  beforeAll(async () => {
+    harness = await startPaymentsHarness();
+    receive(harness);
+  });
+  afterAll(async () => {
+    await harness.close();
+  });
+  afterEach(async () => {
+    await expectLedgerInvariants(harness.app.database.admin);
+  });
 }
 
 const T0 = Date.parse('2026-11-01T10:00:00Z');

@@ -1,6 +1,5 @@
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { signLemonSqueezyBody, webhookBody } from '@pingvas/testkit';
-import { expectLedgerInvariants } from '../../test/invariants.js';
 import { downgradeEndedSubscriptions } from './subscription-end.task.js';
 import {
   at,
@@ -8,7 +7,7 @@ import {
   customer,
   deliverInOrder,
   spend,
-  startPaymentsHarness,
+  usePaymentsHarness,
   stateOf,
   VARIANT,
   WEBHOOK_SECRET,
@@ -19,14 +18,8 @@ let h: PaymentsHarness;
 let nextBase = 1_000_000;
 const newBase = () => (nextBase += 1_000_000);
 
-beforeAll(async () => {
-  h = await startPaymentsHarness();
-});
-afterAll(async () => {
-  await h.close();
-});
-afterEach(async () => {
-  await expectLedgerInvariants(h.app.database.admin);
+usePaymentsHarness((harness) => {
+  h = harness;
 });
 
 async function newCustomer() {
