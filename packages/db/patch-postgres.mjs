@@ -35,13 +35,18 @@ const CONNECTION_EDITS = [
       "    socket.removeListener('data', data)\n",
   },
   {
-    // The dead backend's last message (FATAL: terminating connection) and the query it answered
-    // outlived the socket, and the reconnected connection handed that old error to its first new
-    // query. Everything pending has been rejected above; start the next socket clean.
+    // A socket error (ECONNRESET) rejects the queries pending at that moment, but the callbacks
+    // that see those rejections can queue more before the close arrives (a transaction's ROLLBACK).
+    // Those stayed in `sent` and went on to take, one by one, the answers of the queries the
+    // reconnected socket ran for others (and the last one never settled). Reject whatever is still
+    // pending at the close, error or not. The dead backend's last message (FATAL: terminating
+    // connection) and the query it answered must not outlive the socket either: the reconnected
+    // connection handed that old error to its first new query. (An `if`, not a line that starts
+    // with `(`: postgres.js has no semicolons, and the line above is `return reconnect()`.)
     find: "    !hadError && (query || sent.length) && error(Errors.connection('CONNECTION_CLOSED', options, socket))\n",
     replace:
-      "    !hadError && (query || sent.length) && error(Errors.connection('CONNECTION_CLOSED', options, socket))\n" +
-      `    query = errorResponse = null // ${MARKER}\n`,
+      `    if (query || sent.length) error(Errors.connection('CONNECTION_CLOSED', options, socket)) // ${MARKER}\n` +
+      '    query = errorResponse = null\n',
   },
 ];
 

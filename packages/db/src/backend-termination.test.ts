@@ -1,3 +1,4 @@
+import { createConnection, createServer, type AddressInfo, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from './testing.js';
 import { createDbClient, sqlOf, withSystem, type Tx } from './index.js';
@@ -28,14 +29,42 @@ async function terminateRuntimeBackends(): Promise<number> {
   return rows.filter((row) => row.gone).length;
 }
 
-/** Transactions are in flight once the server runs their pg_sleep statements. */
-async function waitUntilSleepingInTransactions(): Promise<void> {
+/** Statements are in flight once the server runs the pg_sleep statement they start with. */
+async function waitUntilRunning(statementStart: string): Promise<void> {
   for (;;) {
     const [row] = await database.admin`
       select count(*)::int as n from pg_stat_activity
-      where datname = current_database() and state = 'active' and query like 'select pg_sleep(0.3)%'`;
+      where datname = current_database() and state = 'active' and starts_with(query, ${statementStart})`;
     if (row!.n > 0) return;
   }
+}
+
+/**
+ * A TCP relay in front of PostgreSQL that can reset its client connections (RST): the client's
+ * socket then fails with ECONNRESET, an `error` event some time before its `close`, which a
+ * terminated backend (an orderly FATAL message and FIN) does not give.
+ */
+async function startResettingRelay(databaseUrl: string): Promise<{ url: string; reset(): void; close(): Promise<void> }> {
+  const target = new URL(databaseUrl);
+  const clients = new Set<Socket>();
+  const server = createServer((client) => {
+    const upstream = createConnection({ host: target.hostname, port: Number(target.port || 5432) });
+    clients.add(client);
+    client.on('close', () => (clients.delete(client), upstream.destroy()));
+    upstream.on('close', () => client.destroy());
+    client.on('error', () => upstream.destroy());
+    upstream.on('error', () => client.destroy());
+    client.pipe(upstream).pipe(client);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const url = new URL(databaseUrl);
+  url.hostname = '127.0.0.1';
+  url.port = String((server.address() as AddressInfo).port);
+  return {
+    url: url.toString(),
+    reset: () => clients.forEach((client) => client.resetAndDestroy()),
+    close: () => new Promise((resolve) => (clients.forEach((c) => c.destroy()), server.close(() => resolve()))),
+  };
 }
 
 /** Every connection of the pool answers again once the blip is over. */
@@ -99,6 +128,27 @@ describe('PostgreSQL backends terminated under a running client', () => {
     expect(await database.admin`select note from blip_probe`).toEqual([]);
   });
 
+  it('rejects what a transaction queued after its connection was reset; the next transactions get their own answers', async () => {
+    const relay = await startResettingRelay(database.runtimeUrl);
+    // One connection: the next transactions run on the connection that replaces the reset one.
+    const single = createDbClient(relay.url, { max: 1 });
+    try {
+      // The sleep fails with ECONNRESET and the transaction queues its ROLLBACK before the close
+      // arrives: that ROLLBACK used to stay queued and take the answer of the next query sent.
+      const lost = withSystem(single.db, (tx) => sqlOf(tx)`select pg_sleep(5)`);
+      await waitUntilRunning('select pg_sleep(5)');
+      relay.reset();
+      await expect(lost).rejects.toMatchObject(CONNECTION_LOST);
+      const answers = await Promise.all(
+        [1, 2, 3].map((n) => withSystem(single.db, (tx) => sqlOf(tx)`select ${n}::int as n, 'own answer' as said`)),
+      );
+      expect(answers.map(([row]) => row)).toEqual([1, 2, 3].map((n) => ({ n, said: 'own answer' })));
+    } finally {
+      await single.close();
+      await relay.close();
+    }
+  });
+
   it(
     'settles every pipelined transaction in flight, each with its own answer, when all backends are terminated',
     {
@@ -118,7 +168,7 @@ describe('PostgreSQL backends terminated under a running client', () => {
         }),
       );
       const settled = Promise.allSettled(inFlight);
-      await waitUntilSleepingInTransactions();
+      await waitUntilRunning('select pg_sleep(0.3)');
       expect(await terminateRuntimeBackends()).toBeGreaterThan(0);
       const outcomes = await settled;
       expect(outcomes.filter((o) => o.status === 'rejected').length).toBeGreaterThan(0);
