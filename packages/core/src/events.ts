@@ -17,10 +17,18 @@ export type JobEvent =
   /** The worker is loading the job's model before the first step. */
   | { type: 'loading-model'; jobId: string }
   | { type: 'progress'; jobId: string; percent: number; step: number; totalSteps: number }
+  /**
+   * The newest frame of a running job while it samples: a small WebP (fits in PREVIEW_SIDE) as a
+   * data: URL, at most about one a second. Live only: never stored, not replayed in a snapshot.
+   */
+  | { type: 'preview'; jobId: string; step: number; width: number; height: number; dataUrl: string }
   | {
       type: 'completed';
       jobId: string;
+      /** The first image (index 0), as before batches. */
       image: { id: string; width: number; height: number };
+      /** Every image of the job, in index order. */
+      images: { id: string; width: number; height: number }[];
       creditsCharged: number;
       balance: number;
     }

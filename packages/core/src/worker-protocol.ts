@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { generationParamsSchema, MAX_SIDE, samplerSchema, seedSchema } from './generation.js';
 import { fieldError } from './field-errors.js';
 import { FAILURE_CODES } from './jobs.js';
+import { MAX_COUNT, MAX_UPSCALED_SIDE, type JobKind, type UpscaleScale } from './job-kinds.js';
 
 /**
  * The contract between the API's internal router (/internal/trpc) and GPU workers.
@@ -64,8 +65,36 @@ export type ClaimInput = z.input<typeof claimInputSchema>;
 export const engineParamsSchema = generationParamsSchema.extend({ seed: seedSchema, sampler: samplerSchema });
 export type EngineParams = z.infer<typeof engineParamsSchema>;
 
+/** An input image of a claimed job: a presigned GET URL (valid at least as long as the first lease) and its size. */
+export interface ClaimedInputImage {
+  url: string;
+  width: number;
+  height: number;
+}
+
 export interface ClaimedJob {
-  job: { id: string; userId: string; params: EngineParams; attempt: number };
+  job: {
+    id: string;
+    userId: string;
+    kind: JobKind;
+    /**
+     * What the engine runs with. For an upscale: the source image's own parameters (its width ×
+     * height is the source's size); the size to deliver is in `upscale`.
+     */
+    params: EngineParams;
+    attempt: number;
+    /** Images to make, 1–MAX_COUNT: the engine's `-b`; each is reported (and stored) at its index. */
+    count: number;
+    /** img2img and inpaint only. */
+    strength?: number;
+    /** upscale only: the factor, and the size of the image to deliver (the source's × scale). */
+    upscale?: { scale: UpscaleScale; width: number; height: number };
+    /**
+     * img2img, inpaint: `initImage` (any size; the worker resizes it to params' width × height),
+     * inpaint also `mask` (the init image's size; white = repaint). upscale: `initImage` is the source.
+     */
+    inputs: { initImage?: ClaimedInputImage; mask?: ClaimedInputImage };
+  };
   lease: { token: string; expiresAt: Date; heartbeatIntervalMs: number };
   /**
    * From the job's hold (core jobDeadline): the engine is killed after `engineSeconds`; past
@@ -90,7 +119,9 @@ export function maxUploadBytes(object: UploadObject, job: { width: number; heigh
   const [width, height] = object === 'original' ? [job.width, job.height] : [THUMB_SIDE, THUMB_SIDE];
   return width * height * 4 + height + FRAMING_SLACK_BYTES;
 }
-export const MAX_ORIGINAL_BYTES = maxUploadBytes('original', { width: MAX_SIDE, height: MAX_SIDE });
+/** The largest image any job delivers: an upscale result. */
+const MAX_DELIVERED_SIDE = Math.max(MAX_SIDE, MAX_UPSCALED_SIDE);
+export const MAX_ORIGINAL_BYTES = maxUploadBytes('original', { width: MAX_DELIVERED_SIDE, height: MAX_DELIVERED_SIDE });
 
 /**
  * Asks for a URL to PUT one object of the current attempt. The URL binds the key, the
@@ -100,19 +131,32 @@ export const uploadUrlInputSchema = z.object({
   jobId,
   leaseToken,
   object: z.enum(['original', 'thumb'], { error: fieldError('object') }),
+  /** Which image of the job (0 … count − 1); absent: the first (workers that know only one). */
+  index: z
+    .number({ error: fieldError('index') })
+    .int()
+    .min(0)
+    .max(MAX_COUNT - 1)
+    .default(0),
   bytes: z
     .number({ error: fieldError('bytes') })
     .int()
     .min(1)
     .max(MAX_ORIGINAL_BYTES),
 });
-export type UploadUrlInput = z.infer<typeof uploadUrlInputSchema>;
+export type UploadUrlInput = z.input<typeof uploadUrlInputSchema>;
 export interface UploadUrl {
   url: string;
   /** Send exactly this Content-Type, and exactly the bytes announced (the signature covers both). */
   contentType: string;
   expiresAt: Date;
 }
+
+/** A live preview fits inside this square. */
+export const PREVIEW_SIDE = 256;
+export const PREVIEW_MAX_BYTES = 48 * 1024;
+/** The worker sends a new preview at most this often (the browser needs no more). */
+export const PREVIEW_MIN_INTERVAL_MS = 1000;
 
 export const heartbeatInputSchema = z.object({
   jobId,
@@ -142,6 +186,34 @@ export const heartbeatInputSchema = z.object({
     .optional(),
   /** The job waits for its model to load on the worker (no step yet); the user is told so. */
   loadingModel: z.boolean({ error: fieldError('loadingModel') }).optional(),
+  /**
+   * The newest preview frame, when it changed since the last heartbeat: a WebP that fits in
+   * PREVIEW_SIDE, at most PREVIEW_MAX_BYTES, base64. Passed on to the browser, never stored.
+   */
+  preview: z
+    .object(
+      {
+        webpBase64: z
+          .base64({ error: fieldError('preview.webpBase64') })
+          .max(Math.ceil(PREVIEW_MAX_BYTES / 3) * 4, 'preview.webpBase64 is too large'),
+        width: z
+          .number({ error: fieldError('preview.width') })
+          .int()
+          .min(1)
+          .max(PREVIEW_SIDE),
+        height: z
+          .number({ error: fieldError('preview.height') })
+          .int()
+          .min(1)
+          .max(PREVIEW_SIDE),
+        step: z
+          .number({ error: fieldError('preview.step') })
+          .int()
+          .min(0),
+      },
+      { error: fieldError('preview') },
+    )
+    .optional(),
 });
 export type HeartbeatInput = z.infer<typeof heartbeatInputSchema>;
 export interface HeartbeatResult {
@@ -150,32 +222,38 @@ export interface HeartbeatResult {
   leaseExpiresAt: Date;
 }
 
+const completedImageSchema = z.object(
+  {
+    width: z
+      .number({ error: fieldError('image.width') })
+      .int()
+      .min(1)
+      .max(MAX_DELIVERED_SIDE),
+    height: z
+      .number({ error: fieldError('image.height') })
+      .int()
+      .min(1)
+      .max(MAX_DELIVERED_SIDE),
+    bytes: z
+      .number({ error: fieldError('image.bytes') })
+      .int()
+      .min(1)
+      .max(MAX_ORIGINAL_BYTES),
+  },
+  { error: fieldError('image') },
+);
+export type CompletedImage = z.infer<typeof completedImageSchema>;
+
 export const completeInputSchema = z.object({
   jobId,
   leaseToken,
   /** Measured wall time of the engine process; the charge is derived from it. */
   engineSeconds,
-  /** What the worker made; the API checks it against the job and against the stored objects. */
-  image: z.object(
-    {
-      width: z
-        .number({ error: fieldError('image.width') })
-        .int()
-        .min(1)
-        .max(MAX_SIDE),
-      height: z
-        .number({ error: fieldError('image.height') })
-        .int()
-        .min(1)
-        .max(MAX_SIDE),
-      bytes: z
-        .number({ error: fieldError('image.bytes') })
-        .int()
-        .min(1)
-        .max(MAX_ORIGINAL_BYTES),
-    },
-    { error: fieldError('image') },
-  ),
+  /**
+   * What the worker made, one entry per image in index order (`count` of them); the API checks
+   * each against the job and against the stored objects.
+   */
+  images: z.array(completedImageSchema, { error: fieldError('images') }).min(1).max(MAX_COUNT),
   /** Which engine made the image, e.g. `reference` or `sd-cli`. */
   engine: z
     .string({ error: fieldError('engine') })

@@ -12,6 +12,7 @@ import {
   real,
   text,
   timestamp,
+  unique,
   uniqueIndex,
   uuid,
 } from 'drizzle-orm/pg-core';
@@ -204,6 +205,25 @@ export const generationJobs = pgTable(
     progress: integer('progress').notNull().default(0),
     /** The worker is loading the job's model (no step yet): shown to the user; cleared by progress and by any stop. */
     loadingModel: boolean('loading_model').notNull().default(false),
+    kind: text('kind', { enum: ['txt2img', 'img2img', 'inpaint', 'upscale'] })
+      .notNull()
+      .default('txt2img'),
+    /** Images to make (the engine's batch), 1–4; each becomes its own gallery image. */
+    count: integer('count').notNull().default(1),
+    /** img2img / inpaint: how far from the init image the result may go (0.05–1). */
+    strength: real('strength'),
+    /** upscale: 2 or 4. The job's width × height is the delivered size. */
+    upscaleScale: integer('upscale_scale'),
+    /** Where the init image came from (lineage only: the job runs from `initKey`). */
+    initUploadId: uuid('init_upload_id'),
+    initImageId: uuid('init_image_id'),
+    /** The stored PNG the job starts from (img2img, inpaint) or upscales, and its size. */
+    initKey: text('init_key'),
+    initWidth: integer('init_width'),
+    initHeight: integer('init_height'),
+    maskUploadId: uuid('mask_upload_id'),
+    /** inpaint: the stored PNG mask, the init image's size (white = repaint). */
+    maskKey: text('mask_key'),
     cancelRequested: boolean('cancel_requested').notNull().default(false),
     engineSeconds: real('engine_seconds'),
     failureCode: text('failure_code'),
@@ -231,8 +251,14 @@ export const images = pgTable(
     userId: ownerId(),
     jobId: uuid('job_id')
       .notNull()
-      .unique()
       .references(() => generationJobs.id, { onDelete: 'cascade' }),
+    /** Which of its job's images (0 … count − 1). */
+    jobIndex: integer('job_index').notNull().default(0),
+    kind: text('kind', { enum: ['txt2img', 'img2img', 'inpaint', 'upscale'] })
+      .notNull()
+      .default('txt2img'),
+    /** The gallery image its job started from (an upscale's source, an img2img from the gallery). */
+    parentImageId: uuid('parent_image_id'),
     originalKey: text('original_key').notNull(),
     thumbKey: text('thumb_key').notNull(),
     width: integer('width').notNull(),
@@ -259,6 +285,10 @@ export const images = pgTable(
     index('images_search_idx').using('gin', t.searchVector),
     index('images_original_key_idx').on(t.originalKey),
     index('images_thumb_key_idx').on(t.thumbKey),
+    unique('images_job_index_unique').on(t.jobId, t.jobIndex),
+    index('images_parent_idx')
+      .on(t.parentImageId)
+      .where(sql`parent_image_id IS NOT NULL`),
   ],
 );
 
