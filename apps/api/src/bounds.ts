@@ -1,3 +1,5 @@
+import { SESSION_ENDED_CLOSE_CODE } from '@pingvas/core';
+
 /**
  * Fixed limits on the work one request or connection can cause (the auth README explains
  * each). The per-user figures that operators may tune are in the config instead.
@@ -20,9 +22,9 @@ export const HTTP_BODY_LIMIT_BYTES = 1024 * 1024;
 /** WebSocket close codes the API uses, with the reason text sent along. */
 export const WS_CLOSE = {
   /** The session was signed out (here or everywhere) or its user is gone. */
-  revoked: { code: 4401, reason: 'session revoked' },
+  revoked: { code: SESSION_ENDED_CLOSE_CODE, reason: 'session revoked' },
   /** The session token expired. */
-  expired: { code: 4401, reason: 'session expired' },
+  expired: { code: SESSION_ENDED_CLOSE_CODE, reason: 'session expired' },
   /** WS_MAX_LIFETIME_SECONDS passed: reconnect (and be checked afresh). */
   lifetime: { code: 4000, reason: 'connection lifetime reached' },
   /** The session could not be checked (database unreachable): reconnect later. */

@@ -47,7 +47,9 @@ function Loading() {
 
 export function App() {
   const [queryClient] = useState(makeQueryClient);
-  const [trpcClient] = useState(createClient);
+  // Every query's answer belonged to the ended session: refetching them all shows the sign-in
+  // screen (user.me is refused) instead of a studio that no longer works.
+  const [trpcClient] = useState(() => createClient({ onSessionEnded: () => void queryClient.invalidateQueries() }));
   return (
     <ErrorBoundary>
       <QueryClientProvider client={queryClient}>

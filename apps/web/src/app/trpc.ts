@@ -2,6 +2,7 @@ import { createTRPCClient, createWSClient, httpBatchLink, splitLink, wsLink } fr
 import { createTRPCContext } from '@trpc/tanstack-react-query';
 import type { inferRouterInputs, inferRouterOutputs } from '@trpc/server';
 import superjson from 'superjson';
+import { SESSION_ENDED_CLOSE_CODE } from '@pingvas/core';
 import type { AppRouter } from '@pingvas/api/router';
 
 export const { TRPCProvider, useTRPC, useTRPCClient } = createTRPCContext<AppRouter>();
@@ -17,16 +18,30 @@ function sameOriginWsUrl(): string {
   return `${protocol === 'https:' ? 'wss' : 'ws'}://${host}/trpc`;
 }
 
+export interface ClientOptions {
+  /** The session ended under an open live-events socket: ask who is signed in again. */
+  onSessionEnded?: () => void;
+  /** Where the live-events socket connects; the page's own origin unless a test says otherwise. */
+  wsUrl?: () => string;
+  /** For tests outside a browser. */
+  WebSocket?: typeof globalThis.WebSocket;
+}
+
 /**
  * Subscriptions (live job events) go over one lazily opened WebSocket, authenticated by the
  * session cookie on upgrade; everything else is batched HTTP. Both are same-origin: the web
- * server proxies /trpc to the API.
+ * server proxies /trpc to the API. A socket closed because the session ended (signed out
+ * elsewhere, revoked, expired) reports it instead of silently reconnecting with a dead cookie.
  */
-export function createClient() {
+export function createClient(options: ClientOptions = {}) {
   const wsClient = createWSClient({
-    url: sameOriginWsUrl,
+    url: options.wsUrl ?? sameOriginWsUrl,
+    ...(options.WebSocket ? { WebSocket: options.WebSocket } : {}),
     lazy: { enabled: true, closeMs: 10_000 },
     keepAlive: { enabled: true, intervalMs: 15_000, pongTimeoutMs: 5_000 },
+    onClose: (cause) => {
+      if (cause?.code === SESSION_ENDED_CLOSE_CODE) options.onSessionEnded?.();
+    },
   });
   return createTRPCClient<AppRouter>({
     links: [
