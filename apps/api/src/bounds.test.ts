@@ -1,7 +1,13 @@
 import { connect, type AddressInfo } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { TRPC_MAX_BATCH_SIZE, WS_CLOSE, WS_MAX_MESSAGES_PER_FRAME, WS_MAX_PAYLOAD_BYTES } from './bounds.js';
+import {
+  TRPC_MAX_BATCH_SIZE,
+  WS_CLOSE,
+  WS_MAX_MESSAGES_PER_FRAME,
+  WS_MAX_PAYLOAD_BYTES,
+  type HttpTimeouts,
+} from './bounds.js';
 import type { SessionUser } from './context.js';
 import { CSRF_HEADER } from './modules/auth/csrf.js';
 import { SESSION_COOKIE, signSession } from './modules/auth/session.js';
@@ -19,8 +25,11 @@ let server: FastifyInstance;
 let port: number;
 const servers: FastifyInstance[] = [];
 
-async function listen(overrides: Partial<TestApp['config']> = {}): Promise<{ server: FastifyInstance; url: string }> {
-  const instance = await buildServer({ ...app.deps, config: { ...app.config, ...overrides } });
+async function listen(
+  overrides: Partial<TestApp['config']> = {},
+  timeouts?: HttpTimeouts,
+): Promise<{ server: FastifyInstance; url: string }> {
+  const instance = await buildServer({ ...app.deps, config: { ...app.config, ...overrides } }, timeouts);
   await instance.listen({ port: 0, host: '127.0.0.1' });
   servers.push(instance);
   return { server: instance, url: `ws://127.0.0.1:${(instance.server.address() as AddressInfo).port}/trpc` };
@@ -215,5 +224,47 @@ describe('WebSocket', () => {
     );
     await closed;
     expect(received).toBe('');
+  });
+});
+
+describe('slow HTTP clients', () => {
+  // The real limits (10 s for headers, 30 s for a request) scaled down, so the test need not wait them out.
+  const quick: HttpTimeouts = { headersMs: 400, requestMs: 800, keepAliveMs: 400, checkIntervalMs: 50 };
+
+  /** Opens a raw connection, sends `start`, then `trickle` every 100 ms; resolves with all it received once closed. */
+  async function exchange(at: number, start: string, trickle: string): Promise<string> {
+    const socket = connect(at, '127.0.0.1');
+    let received = '';
+    socket.on('data', (chunk) => (received += chunk.toString()));
+    socket.on('error', () => {});
+    socket.write(start);
+    const dripping = setInterval(() => socket.writable && socket.write(trickle), 100);
+    await new Promise<void>((resolve) => socket.on('close', () => resolve()));
+    clearInterval(dripping);
+    return received;
+  }
+
+  const portOf = (instance: FastifyInstance) => (instance.server.address() as AddressInfo).port;
+
+  it('answers 408 and closes a connection that trickles its headers and never ends them (slowloris)', async () => {
+    const { server: slow } = await listen({}, quick);
+    const answer = await exchange(portOf(slow), 'GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n', 'X-Slow: 1\r\n');
+    expect(answer).toMatch(/^HTTP\/1\.1 408 /);
+  });
+
+  it('answers 408 and closes a request whose body keeps trickling past the request limit', async () => {
+    const { server: slow } = await listen({}, quick);
+    const answer = await exchange(
+      portOf(slow),
+      'POST /trpc/user.signOut HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n',
+      ' ',
+    );
+    expect(answer).toMatch(/^HTTP\/1\.1 408 /);
+  });
+
+  it('still answers a client that sends its request in time, on the same server', async () => {
+    const { server: slow } = await listen({}, quick);
+    const response = await fetch(`http://127.0.0.1:${portOf(slow)}/healthz`);
+    expect(await response.json()).toEqual({ ok: true });
   });
 });

@@ -11,11 +11,26 @@ export const TRPC_MAX_BATCH_SIZE = 50;
 export const WS_MAX_PAYLOAD_BYTES = 64 * 1024;
 /** tRPC messages in one WebSocket frame; more close the socket (1008) before any runs. */
 export const WS_MAX_MESSAGES_PER_FRAME = TRPC_MAX_BATCH_SIZE;
-/** Time a client has to send its request headers, and the whole request. */
-export const HTTP_HEADERS_TIMEOUT_MS = 10_000;
-export const HTTP_REQUEST_TIMEOUT_MS = 30_000;
-/** An idle keep-alive connection is closed after this. */
-export const HTTP_KEEP_ALIVE_TIMEOUT_MS = 72_000;
+/** How long a slow or idle HTTP client may hold a connection. */
+export interface HttpTimeouts {
+  /** Time a client has to send its request headers… */
+  headersMs: number;
+  /** …and the whole request. */
+  requestMs: number;
+  /** An idle keep-alive connection is closed after this. */
+  keepAliveMs: number;
+  /**
+   * How often Node looks for connections past the first two. Its default is 30 s, which would
+   * let a client that trickles its headers hold a connection for 40 s rather than 10.
+   */
+  checkIntervalMs: number;
+}
+export const HTTP_TIMEOUTS: HttpTimeouts = {
+  headersMs: 10_000,
+  requestMs: 30_000,
+  keepAliveMs: 72_000,
+  checkIntervalMs: 1_000,
+};
 /** Largest HTTP request body (fastify's default, stated). */
 export const HTTP_BODY_LIMIT_BYTES = 1024 * 1024;
 

@@ -3,13 +3,7 @@ import fastifyCookie from '@fastify/cookie';
 import { fastifyTRPCPlugin, type FastifyTRPCPluginOptions } from '@trpc/server/adapters/fastify';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import { sql } from 'drizzle-orm';
-import {
-  HTTP_BODY_LIMIT_BYTES,
-  HTTP_HEADERS_TIMEOUT_MS,
-  HTTP_KEEP_ALIVE_TIMEOUT_MS,
-  HTTP_REQUEST_TIMEOUT_MS,
-  TRPC_MAX_BATCH_SIZE,
-} from './bounds.js';
+import { HTTP_BODY_LIMIT_BYTES, HTTP_TIMEOUTS, TRPC_MAX_BATCH_SIZE, type HttpTimeouts } from './bounds.js';
 import { createContext, createWorkerContext } from './context.js';
 import type { AppDeps } from './deps.js';
 import { attachLiveEvents } from './live.routes.js';
@@ -20,18 +14,19 @@ import { paymentRoutes } from './modules/payments/payments.routes.js';
 import { workerRouter, type WorkerRouter } from './modules/worker/worker.router.js';
 import { appRouter, type AppRouter } from './app.router.js';
 
-export async function buildServer(deps: AppDeps): Promise<FastifyInstance> {
+/** `timeouts` is for tests, which cannot wait the real ones out. */
+export async function buildServer(deps: AppDeps, timeouts: HttpTimeouts = HTTP_TIMEOUTS): Promise<FastifyInstance> {
   const app = Fastify({
     loggerInstance: deps.logger as FastifyBaseLogger,
     genReqId: (req) => (req.headers['x-request-id'] as string | undefined) ?? randomUUID(),
     routerOptions: { maxParamLength: 5000 },
     trustProxy: deps.config.TRUST_PROXY,
     // A slow client cannot hold a connection open by trickling its headers or body.
-    requestTimeout: HTTP_REQUEST_TIMEOUT_MS,
-    keepAliveTimeout: HTTP_KEEP_ALIVE_TIMEOUT_MS,
+    requestTimeout: timeouts.requestMs,
+    keepAliveTimeout: timeouts.keepAliveMs,
+    http: { headersTimeout: timeouts.headersMs, connectionsCheckingInterval: timeouts.checkIntervalMs },
     bodyLimit: HTTP_BODY_LIMIT_BYTES,
   });
-  app.server.headersTimeout = HTTP_HEADERS_TIMEOUT_MS;
   await app.register(fastifyCookie);
   app.addHook('onRequest', async (req, reply) => {
     reply.header('x-request-id', req.id);
