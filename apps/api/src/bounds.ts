@@ -1,4 +1,4 @@
-import { SESSION_ENDED_CLOSE_CODE } from '@pingvas/core';
+import { MAX_BATCH_CALLS, SESSION_ENDED_CLOSE_CODE } from '@pingvas/core';
 
 /**
  * Fixed limits on the work one request or connection can cause (the auth README explains
@@ -6,7 +6,7 @@ import { SESSION_ENDED_CLOSE_CODE } from '@pingvas/core';
  */
 
 /** Calls in one batched tRPC HTTP request (`?batch=1`); a longer batch is refused before any runs. */
-export const TRPC_MAX_BATCH_SIZE = 50;
+export const TRPC_MAX_BATCH_SIZE = MAX_BATCH_CALLS;
 /** Largest WebSocket frame the API accepts; a bigger one closes the socket (1009). */
 export const WS_MAX_PAYLOAD_BYTES = 64 * 1024;
 /** tRPC messages in one WebSocket frame; more close the socket (1008) before any runs. */

@@ -36,9 +36,3 @@ export type JobEvent =
   | { type: 'cancelled'; jobId: string; refunded: number };
 
 export type JobEventType = JobEvent['type'];
-
-/**
- * The close code of a live-events WebSocket whose session ended (signed out, revoked or expired):
- * the client must sign in again rather than reconnect with the same cookie.
- */
-export const SESSION_ENDED_CLOSE_CODE = 4401;

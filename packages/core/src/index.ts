@@ -6,6 +6,7 @@ export * from './generation.js';
 export * from './jobs.js';
 export * from './errors.js';
 export * from './events.js';
+export * from './transport.js';
 export * from './worker-protocol.js';
 export * from './env.js';
 export * from './keyset-cursor.js';

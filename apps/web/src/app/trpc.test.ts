@@ -1,22 +1,34 @@
+// @vitest-environment node
+import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { WebSocket, WebSocketServer } from 'ws';
-import { SESSION_ENDED_CLOSE_CODE } from '@pingvas/core';
+import { MAX_BATCH_CALLS, SESSION_ENDED_CLOSE_CODE } from '@pingvas/core';
 import { createClient } from './trpc.js';
 
-/** A live-events server that closes every socket with `code` as soon as the client subscribes. */
-async function closingServer(code: number, reason: string) {
-  const server = new WebSocketServer({ port: 0, host: '127.0.0.1' });
-  await new Promise((resolve) => server.once('listening', resolve));
-  let connections = 0;
-  server.on('connection', (socket) => {
-    connections++;
-    socket.once('message', () => socket.close(code, reason));
+/**
+ * A stand-in API origin: it records the calls of each batched HTTP request (and refuses them),
+ * and closes every live-events socket with `closeCode` as soon as the client subscribes.
+ */
+async function standInApi(closeCode = 1000) {
+  const batches: string[][] = [];
+  let sockets = 0;
+  const http = createServer((req, res) => {
+    const path = new URL(req.url!, 'http://x').pathname.replace(/^\/trpc\//, '');
+    batches.push(path.split(','));
+    res.writeHead(503).end();
   });
+  const live = new WebSocketServer({ server: http });
+  live.on('connection', (socket) => {
+    sockets++;
+    socket.once('message', () => socket.close(closeCode, 'closing'));
+  });
+  await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
   return {
-    url: `ws://127.0.0.1:${(server.address() as AddressInfo).port}/trpc`,
-    connections: () => connections,
-    close: () => new Promise((resolve) => server.close(resolve)),
+    origin: `http://127.0.0.1:${(http.address() as AddressInfo).port}`,
+    batches,
+    sockets: () => sockets,
+    close: () => new Promise((resolve) => (live.close(), http.closeAllConnections(), http.close(resolve))),
   };
 }
 
@@ -25,35 +37,47 @@ afterEach(async () => {
   for (const server of servers.splice(0)) await server.close();
 });
 
-function subscribeThrough(url: string, onSessionEnded: () => void) {
+async function clientOf(closeCode?: number) {
+  const api = await standInApi(closeCode);
+  servers.push(api);
+  const onSessionEnded = vi.fn();
   const client = createClient({
-    wsUrl: () => url,
+    origin: api.origin,
     WebSocket: WebSocket as unknown as typeof globalThis.WebSocket,
     onSessionEnded,
   });
-  return client.generation.onJob.subscribe(
+  return { api, client, onSessionEnded };
+}
+
+const subscribe = (client: ReturnType<typeof createClient>) =>
+  client.generation.onJob.subscribe(
     { jobId: '00000000-0000-4000-8000-000000000001' },
     { onData: () => {}, onError: () => {} },
   );
-}
 
 describe('the live-events socket', () => {
   it('reports an ended session when the API closes the socket with the session-ended code', async () => {
-    const server = await closingServer(SESSION_ENDED_CLOSE_CODE, 'session revoked');
-    servers.push(server);
-    const onSessionEnded = vi.fn();
-    const subscription = subscribeThrough(server.url, onSessionEnded);
+    const { client, onSessionEnded } = await clientOf(SESSION_ENDED_CLOSE_CODE);
+    const subscription = subscribe(client);
     await vi.waitFor(() => expect(onSessionEnded).toHaveBeenCalled(), { timeout: 5_000 });
     subscription.unsubscribe();
   });
 
   it('reconnects quietly after any other close (connection lifetime reached)', async () => {
-    const server = await closingServer(4000, 'connection lifetime reached');
-    servers.push(server);
-    const onSessionEnded = vi.fn();
-    const subscription = subscribeThrough(server.url, onSessionEnded);
-    await vi.waitFor(() => expect(server.connections()).toBeGreaterThanOrEqual(2), { timeout: 10_000 });
+    const { api, client, onSessionEnded } = await clientOf(4000);
+    const subscription = subscribe(client);
+    await vi.waitFor(() => expect(api.sockets()).toBeGreaterThanOrEqual(2), { timeout: 10_000 });
     subscription.unsubscribe();
     expect(onSessionEnded).not.toHaveBeenCalled();
+  });
+});
+
+describe('batched HTTP calls', () => {
+  it(`never puts more than ${MAX_BATCH_CALLS} calls in one request (the API refuses a longer batch whole)`, async () => {
+    const { api, client } = await clientOf();
+    const calls = 2 * MAX_BATCH_CALLS + 7;
+    await Promise.allSettled(Array.from({ length: calls }, () => client.user.me.query()));
+    expect(api.batches.flat()).toHaveLength(calls);
+    expect(Math.max(...api.batches.map((batch) => batch.length))).toBeLessThanOrEqual(MAX_BATCH_CALLS);
   });
 });

@@ -2,7 +2,7 @@ import { createTRPCClient, createWSClient, httpBatchLink, splitLink, wsLink } fr
 import { createTRPCContext } from '@trpc/tanstack-react-query';
 import type { inferRouterInputs, inferRouterOutputs } from '@trpc/server';
 import superjson from 'superjson';
-import { SESSION_ENDED_CLOSE_CODE } from '@pingvas/core';
+import { MAX_BATCH_CALLS, SESSION_ENDED_CLOSE_CODE } from '@pingvas/core';
 import type { AppRouter } from '@pingvas/api/router';
 
 export const { TRPCProvider, useTRPC, useTRPCClient } = createTRPCContext<AppRouter>();
@@ -13,16 +13,11 @@ export type RouterInputs = inferRouterInputs<AppRouter>;
 /** Sent on every request: the API refuses cookie-authenticated mutations without it (CSRF). */
 export const CSRF_HEADERS = { 'x-pingvas-csrf': '1' } as const;
 
-function sameOriginWsUrl(): string {
-  const { protocol, host } = window.location;
-  return `${protocol === 'https:' ? 'wss' : 'ws'}://${host}/trpc`;
-}
-
 export interface ClientOptions {
   /** The session ended under an open live-events socket: ask who is signed in again. */
   onSessionEnded?: () => void;
-  /** Where the live-events socket connects; the page's own origin unless a test says otherwise. */
-  wsUrl?: () => string;
+  /** Where the API answers: the page's own origin (the web server proxies /trpc) unless a test says otherwise. */
+  origin?: string;
   /** For tests outside a browser. */
   WebSocket?: typeof globalThis.WebSocket;
 }
@@ -34,8 +29,9 @@ export interface ClientOptions {
  * elsewhere, revoked, expired) reports it instead of silently reconnecting with a dead cookie.
  */
 export function createClient(options: ClientOptions = {}) {
+  const trpcUrl = () => `${options.origin ?? window.location.origin}/trpc`;
   const wsClient = createWSClient({
-    url: options.wsUrl ?? sameOriginWsUrl,
+    url: () => trpcUrl().replace(/^http/, 'ws'),
     ...(options.WebSocket ? { WebSocket: options.WebSocket } : {}),
     lazy: { enabled: true, closeMs: 10_000 },
     keepAlive: { enabled: true, intervalMs: 15_000, pongTimeoutMs: 5_000 },
@@ -48,7 +44,14 @@ export function createClient(options: ClientOptions = {}) {
       splitLink({
         condition: (op) => op.type === 'subscription',
         true: wsLink({ client: wsClient, transformer: superjson }),
-        false: httpBatchLink({ url: '/trpc', transformer: superjson, headers: () => CSRF_HEADERS }),
+        // A page that asks for more at once (a gallery page of many images) splits its batch rather
+        // than have the whole batch refused.
+        false: httpBatchLink({
+          url: trpcUrl(),
+          transformer: superjson,
+          headers: () => CSRF_HEADERS,
+          maxItems: MAX_BATCH_CALLS,
+        }),
       }),
     ],
   });
