@@ -334,6 +334,35 @@ describe('generation.upscale', () => {
   });
 });
 
+describe('deleting a source while a job is created from it', () => {
+  it('ends one way only: the job keeps its source (delete refused), or the source is gone (create refused)', async () => {
+    const user = await fundedUser(app, 'pro', 1000);
+    for (let round = 0; round < 16; round += 1) {
+      const source = await galleryImage(app, user);
+      const create =
+        round % 2 === 0
+          ? app.callerFor(user).generation.upscale({ imageId: source.id, scale: 2 })
+          : app.callerFor(user).generation.create({ ...smallParams(), initImage: { imageId: source.id } });
+      const [created, deleted] = await Promise.allSettled([
+        create,
+        app.callerFor(user).gallery.delete({ imageId: source.id }),
+      ]);
+      const still = await app.database.admin`select id from images where id = ${source.id}`;
+      if (created.status === 'fulfilled') {
+        expect(deleted).toMatchObject({ status: 'rejected', reason: { code: 'CONFLICT' } });
+        expect(still).toHaveLength(1);
+        expect(await jobRow(app, created.value.jobId)).toMatchObject({ init_image_id: source.id });
+        expect(await fetchBytes(await app.deps.store.readUrl(source.originalKey))).toEqual(pngOf(512, 512));
+        await app.callerFor(user).generation.cancel({ jobId: created.value.jobId });
+      } else {
+        expect(created.reason).toMatchObject({ code: 'NOT_FOUND', message: 'Image not found.' });
+        expect(deleted).toMatchObject({ status: 'fulfilled', value: { deleted: true } });
+        expect(still).toHaveLength(0);
+      }
+    }
+  });
+});
+
 describe('refused inputs hold nothing and store no job', () => {
   it('refuses bad fields by name', async () => {
     const user = await fundedUser(app, 'free', 100);
