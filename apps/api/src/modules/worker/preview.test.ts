@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import sharp from 'sharp';
+import sharp, { type WebpOptions } from 'sharp';
 import type { JobEvent } from '@pingvas/core';
 import type { TestApp } from '../../test/harness.js';
 import { fundedUser, smallParams } from '../../test/factories.js';
@@ -13,7 +13,7 @@ useGenerationTestApp((created) => {
   app = created;
 });
 
-const webp = (width: number, height: number, options: sharp.WebpOptions = {}) =>
+const webp = (width: number, height: number, options: WebpOptions = {}) =>
   sharp({ create: { width, height, channels: 3, background: { r: 10, g: 120, b: 200 } } })
     .webp(options)
     .toBuffer();
@@ -22,21 +22,21 @@ const webp = (width: number, height: number, options: sharp.WebpOptions = {}) =>
 function follow(userId: string, jobId: string) {
   const events: JobEvent[] = [];
   const abort = new AbortController();
-  let notify: (() => void) | null = null;
+  const waiter: { notify: (() => void) | null } = { notify: null };
   const done = (async () => {
     for await (const event of jobEvents(app.deps, userId, jobId, abort.signal)) {
       events.push(event);
-      notify?.();
+      waiter.notify?.();
     }
   })();
   return {
     events,
-    async next(type: JobEvent['type'], after = 0): Promise<JobEvent> {
+    async next(type: JobEvent['type']): Promise<JobEvent> {
       for (;;) {
-        const found = events.slice(after).find((event) => event.type === type);
+        const found = events.find((event) => event.type === type);
         if (found) return found;
         await new Promise<void>((resolve) => {
-          notify = resolve;
+          waiter.notify = resolve;
           setTimeout(resolve, 100);
         });
       }
