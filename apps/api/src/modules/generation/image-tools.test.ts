@@ -11,7 +11,14 @@ import type { TestApp } from '../../test/harness.js';
 import { fundedUser, smallParams } from '../../test/factories.js';
 import { pngOf } from '../worker/images.test-support.js';
 import { checkedUpload, photo, putUpload } from '../uploads/uploads.test-support.js';
-import { balanceOf, completeClaimed, jobRow, reportComplete, useGenerationTestApp } from './generation.test-support.js';
+import {
+  balanceOf,
+  completeClaimed,
+  followJob,
+  jobRow,
+  reportComplete,
+  useGenerationTestApp,
+} from './generation.test-support.js';
 import { claimOf, expectRefusedUnchanged, fetchBytes, galleryImage } from './image-tools.test-support.js';
 
 /**
@@ -65,11 +72,20 @@ describe('txt2img batches', () => {
     ).rejects.toMatchObject({ code: 'BAD_REQUEST', message: 'This job makes 3 images; 2 were reported.' });
     expect(await jobRow(app, created.jobId)).toMatchObject({ status: 'in_progress' });
 
+    const live = followJob(app, user.id, created.jobId);
+    await live.next('snapshot');
     expect(await completeClaimed(app, claimed, 3)).toEqual({
       creditsCharged: chargeCredits(3, estimate.credits),
       replayed: false,
     });
     const rows = await imagesOf(created.jobId);
+    // The live event and a late subscriber's snapshot both carry every image, in index order.
+    const made = rows.map((row) => ({ id: row.id, width: 512, height: 512 }));
+    expect(await live.next('completed')).toMatchObject({ image: made[0], images: made });
+    await live.stop();
+    const late = followJob(app, user.id, created.jobId);
+    expect(await late.next('completed')).toMatchObject({ image: made[0], images: made });
+    await late.stop();
     expect(rows.map((row) => [row.job_index, row.seed, row.kind, row.parent_image_id])).toEqual([
       [0, '77', 'txt2img', null],
       [1, '78', 'txt2img', null],

@@ -1,11 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import sharp, { type WebpOptions } from 'sharp';
-import type { JobEvent } from '@pingvas/core';
 import type { TestApp } from '../../test/harness.js';
 import { fundedUser, smallParams } from '../../test/factories.js';
 import { publishJobEvent } from '../generation/bus.js';
-import { jobEvents } from '../generation/job-events.js';
-import { claim, jobRow, useGenerationTestApp } from '../generation/generation.test-support.js';
+import { claim, followJob, jobRow, useGenerationTestApp } from '../generation/generation.test-support.js';
 import { webpSize } from './image-headers.js';
 
 let app: TestApp;
@@ -17,36 +15,6 @@ const webp = (width: number, height: number, options: WebpOptions = {}) =>
   sharp({ create: { width, height, channels: 3, background: { r: 10, g: 120, b: 200 } } })
     .webp(options)
     .toBuffer();
-
-/** Follows a job's live events in the background; `next` waits for the first event matching. */
-function follow(userId: string, jobId: string) {
-  const events: JobEvent[] = [];
-  const abort = new AbortController();
-  const waiter: { notify: (() => void) | null } = { notify: null };
-  const done = (async () => {
-    for await (const event of jobEvents(app.deps, userId, jobId, abort.signal)) {
-      events.push(event);
-      waiter.notify?.();
-    }
-  })();
-  return {
-    events,
-    async next(type: JobEvent['type']): Promise<JobEvent> {
-      for (;;) {
-        const found = events.find((event) => event.type === type);
-        if (found) return found;
-        await new Promise<void>((resolve) => {
-          waiter.notify = resolve;
-          setTimeout(resolve, 100);
-        });
-      }
-    },
-    async stop() {
-      abort.abort();
-      await done;
-    },
-  };
-}
 
 async function runningJob() {
   const user = await fundedUser(app, 'free', 100);
@@ -87,7 +55,7 @@ describe('webpSize', () => {
 describe('heartbeat previews', () => {
   it('publishes the frame as a live preview event, after the progress of the same heartbeat', async () => {
     const { user, jobId, lease } = await runningJob();
-    const live = follow(user.id, jobId);
+    const live = followJob(app, user.id, jobId);
     await live.next('snapshot');
     const frame = await webp(256, 192);
     await app.workerCaller().heartbeat({
@@ -160,7 +128,7 @@ describe('heartbeat previews', () => {
     const preview = { webpBase64: frame, width: 32, height: 32, step: 3 };
     await app.workerCaller().heartbeat({ ...lease, progress: { percent: 15, step: 3, totalSteps: 20 }, preview });
 
-    const late = follow(user.id, jobId);
+    const late = followJob(app, user.id, jobId);
     const snapshot = await late.next('snapshot');
     expect(snapshot).toMatchObject({ status: 'in_progress', progress: 15 });
     const version = Number(
