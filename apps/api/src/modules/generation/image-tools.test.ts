@@ -250,6 +250,10 @@ describe('inpaint from a gallery image', () => {
     expect(await app.database.admin`select id from images where id = ${source.id}`).toHaveLength(1);
 
     const claimed = await claimOf(app, created.jobId);
+    // Nor while it runs.
+    await expectRefusedUnchanged(app, user, () => app.callerFor(user).gallery.delete({ imageId: source.id }), {
+      code: 'CONFLICT',
+    });
     expect(claimed.job).toMatchObject({
       kind: 'inpaint',
       strength: 0.8,
