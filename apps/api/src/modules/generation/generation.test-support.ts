@@ -1,12 +1,13 @@
 import { eq, inArray } from 'drizzle-orm';
 import { schema, withSystem } from '@pingvas/db';
-import type { ClaimedJob } from '@pingvas/core';
+import type { ClaimedJob, JobEvent } from '@pingvas/core';
 import { afterAll, afterEach, beforeAll } from 'vitest';
 import { createTestApp, type TestApp } from '../../test/harness.js';
 import { expectLedgerInvariants } from '../../test/invariants.js';
 import { release } from '../credits/ledger.js';
-import { uploadResult } from '../../test/factories.js';
+import { deliveredSize, uploadResult } from '../../test/factories.js';
 import { pngOf } from '../worker/images.test-support.js';
+import { jobEvents } from './job-events.js';
 
 export async function balanceOf(app: TestApp, userId: string): Promise<{ available: number; held: number }> {
   const [row] = await app.database.admin`
@@ -24,20 +25,51 @@ export async function completeClaimed(app: TestApp, claimed: ClaimedJob, engineS
   return reportComplete(app, claimed, engineSeconds);
 }
 
-/** `worker.complete` alone, for what `uploadResult` stored. */
+/** `worker.complete` alone, for what `uploadResult` stored: `count` images of the delivered size. */
 export async function reportComplete(app: TestApp, claimed: ClaimedJob, engineSeconds = 4.2) {
-  const { width, height } = claimed.job.params;
+  const { width, height } = deliveredSize(claimed);
+  const image = { width, height, bytes: pngOf(width, height).length };
   return app.workerCaller().complete({
     jobId: claimed.job.id,
     leaseToken: claimed.lease.token,
     engineSeconds,
-    image: { width, height, bytes: pngOf(width, height).length },
+    images: Array.from({ length: claimed.job.count }, () => image),
     engine: 'reference',
   });
 }
 
 export async function claim(app: TestApp, workerId = 'test-worker'): Promise<ClaimedJob | null> {
   return app.workerCaller().claim({ workerId, engineVersion: 'test', waitMs: 0 });
+}
+
+/** Follows a job's live events in process (`jobEvents`), in the background; `next` waits for the first event of a type. */
+export function followJob(app: TestApp, userId: string, jobId: string) {
+  const events: JobEvent[] = [];
+  const abort = new AbortController();
+  const waiter: { notify: (() => void) | null } = { notify: null };
+  const done = (async () => {
+    for await (const event of jobEvents(app.deps, userId, jobId, abort.signal)) {
+      events.push(event);
+      waiter.notify?.();
+    }
+  })();
+  return {
+    events,
+    async next(type: JobEvent['type']): Promise<JobEvent> {
+      for (;;) {
+        const found = events.find((event) => event.type === type);
+        if (found) return found;
+        await new Promise<void>((resolve) => {
+          waiter.notify = resolve;
+          setTimeout(resolve, 100);
+        });
+      }
+    },
+    async stop() {
+      abort.abort();
+      await done;
+    },
+  };
 }
 
 /** Makes a leased run look abandoned: its lease ran out a minute ago. */
