@@ -452,8 +452,13 @@ static void parse_args(int argc, char **argv, params *p) {
         ARG_REFUSED("common.cpp", 2468, "error: upscale mode needs an init image (--init-img)");
     if (p->mode != MODE_IMG_GEN && !upscale)
         ARG_ERROR("the reference engine only does img_gen and upscale (asked for -M %s)", mode);
-    if (p->width_given) check_side("width", p->width, NULL);
-    if (p->height_given) check_side("height", p->height, NULL);
+    if (upscale) { /* sd-cli resizes the input to -W x -H when both are positive, whatever they are */
+        p->width_given = p->width_given && p->width > 0;
+        p->height_given = p->height_given && p->height > 0;
+    } else {
+        if (p->width_given) check_side("width", p->width, NULL);
+        if (p->height_given) check_side("height", p->height, NULL);
+    }
     if (p->steps > MAX_STEPS) ARG_ERROR("the reference engine takes at most %d steps (got %d)", MAX_STEPS, p->steps);
     if (p->batch > MAX_BATCH) ARG_ERROR("the reference engine makes at most %d images (got %d)", MAX_BATCH, p->batch);
     if (!(p->cfg <= 100)) ARG_ERROR("the reference engine takes a cfg scale up to 100 (got %g)", (double)p->cfg);
