@@ -1,7 +1,7 @@
 /*
  * pngread_selftest.c - checks the PNG reader and inflate against files another encoder made
  * (the vitest suite writes them with sharp/libpng and zlib): the exact pixels, then every
- * truncation (each must fail) and seeded byte corruptions (each must return, never crash;
+ * truncation (about 200 of them; each must fail) and seeded byte corruptions (each must return, never crash;
  * build it with -fsanitize=address,undefined when the compiler has them).
  * Build: cc -std=c11 -O1 -I.. pngread_selftest.c ../pngread.c ../inflate.c ../png.c -o pngread_selftest
  * Usage: pngread_selftest <file.png> <expected.rgb>   (8-bit RGB rows, as the reader returns them)
@@ -54,12 +54,12 @@ static int check_zlib(const char *zpath, const char *binpath) {
     int rc = zlib_inflate(z, zn, out, bn + 1, &got);
     if (rc != INFLATE_OK || got != bn || memcmp(out, want, bn) != 0)
         return fprintf(stderr, "%s: %s, %zu of %zu bytes\n", zpath, inflate_strerror(rc), got, bn), 1;
-    for (size_t cut = 0; cut < zn; cut++)
-        if (zlib_inflate(z, cut, out, bn + 1, &got) == INFLATE_OK)
+    for (size_t cut = 0; cut < zn; cut = cut + zn / 200 + 1 < zn ? cut + zn / 200 + 1 : (cut < zn - 1 ? zn - 1 : zn))
+        if (zlib_inflate(z, cut, out, bn + 1, &got) == INFLATE_OK) /* about 200 cuts, up to all but the last byte */
             return fprintf(stderr, "%s: a cut at %zu bytes was accepted\n", zpath, cut), 1;
     if (bn > 0 && zlib_inflate(z, zn, out, bn - 1, &got) != INFLATE_TOO_LONG)
         return fprintf(stderr, "%s: a short buffer was not refused\n", zpath), 1;
-    for (int k = 0; k < 2000; k++) { /* corruptions: any answer but a crash */
+    for (int k = 0; k < 500; k++) { /* corruptions: any answer but a crash */
         unsigned char *bad = (unsigned char *)malloc(zn);
         memcpy(bad, z, zn);
         bad[next() % zn] ^= (unsigned char)(1 + next() % 255);

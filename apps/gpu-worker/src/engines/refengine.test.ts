@@ -848,7 +848,7 @@ describe('reference engine: image tools (as sd-cli)', () => {
         .trim()
         .split('\n'),
     ).toHaveLength(5);
-  });
+  }, 180_000); // a compile with sanitizers, on a busy machine
 });
 
 function writeAt(name: string, bytes: Buffer): string {
