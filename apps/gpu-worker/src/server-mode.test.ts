@@ -13,7 +13,8 @@ import { buildServer } from '../../api/src/server.js';
 import { grant } from '../../api/src/modules/credits/ledger.js';
 import type { SessionUser } from '../../api/src/context.js';
 import { createWorkerApi } from './api-client.js';
-import { REFERENCE_MODEL_FILE, REFERENCE_SERVER_BIN, type ModelRegistry } from './config.js';
+import { REFERENCE_ENGINE_BIN, REFERENCE_MODEL_FILE, REFERENCE_SERVER_BIN, type ModelRegistry } from './config.js';
+import { CliEngine } from './engines/cli-engine.js';
 import { ServerEngine } from './engines/server-engine.js';
 import { groupExists, processesMentioning, referenceEngine } from './test/reference-engine.js';
 import { spawnWorker, type WorkerProcess } from './test/worker-process.js';
@@ -96,6 +97,7 @@ async function serverModeWorker(env: Record<string, string> = {}) {
     name: 'reference',
     models: registry(),
     gpuMemoryMb: 8000,
+    fallback: new CliEngine({ bin: REFERENCE_ENGINE_BIN, name: 'reference', models: registry() }),
     env,
   });
   const records: JobRecord[] = [];
