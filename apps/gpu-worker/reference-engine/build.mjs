@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// Builds the reference diffusion engine (refengine.c + scene.c + png.c) with the
+// Builds the reference diffusion engine (refengine.c + scene.c + png.c + pngread.c + inflate.c + server.c) with the
 // system C compiler into bin/refengine. No dependencies beyond Node itself.
 //
 //   node reference-engine/build.mjs            build when a source is newer than the binary
@@ -15,8 +15,8 @@ import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const ENGINE_DIR = dirname(fileURLToPath(import.meta.url));
-const SOURCES = ['refengine.c', 'scene.c', 'png.c', 'server.c'];
-const HEADERS = ['detmath.h', 'png.h', 'scene.h', 'server.h'];
+const SOURCES = ['refengine.c', 'scene.c', 'png.c', 'pngread.c', 'inflate.c', 'server.c'];
+const HEADERS = ['detmath.h', 'png.h', 'pngread.h', 'inflate.h', 'scene.h', 'server.h'];
 const EXE = process.platform === 'win32' ? '.exe' : '';
 
 /** Absolute path of the built engine binary. */

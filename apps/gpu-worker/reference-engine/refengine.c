@@ -29,6 +29,7 @@
 
 #include "detmath.h"
 #include "png.h"
+#include "pngread.h"
 #include "scene.h"
 #include "server.h"
 
@@ -43,6 +44,8 @@
 #define SIGMA_MAX 14.6146
 #define SIGMA_MIN 0.0292
 #define VAE_TILE 256
+#define ESRGAN_TILE 128       /* sd-cli's --upscale-tile-size default: one bar tick per input tile */
+#define MAX_UPSCALED_SIDE 16384
 
 /* ------------------------------------------------------------------ */
 /* logging, in sd-cli's format                                         */
@@ -183,14 +186,22 @@ static const char *SCHEDULERS[] = {"discrete", "karras", "exponential", "ays", "
                                    "smoothstep", "kl_optimal", "lcm", "bong_tangent", "ltx2", "logit_normal",
                                    "flux2", "flux", "beta", NULL};
 
-/* sd-cli's -M modes; only img_gen makes images here */
+/* sd-cli's -M modes; img_gen and upscale make images here */
 static const char *MODES[] = {"img_gen", "adetailer", "vid_gen", "convert", "upscale", "metadata", NULL};
+enum { MODE_IMG_GEN = 0, MODE_UPSCALE = 4 };
+
+/* sd-cli's --preview methods */
+static const char *PREVIEWS[] = {"none", "proj", "tae", "vae", NULL};
+enum { PREVIEW_NONE, PREVIEW_PROJ };
 
 typedef struct {
     const char *model, *diffusion_model, *vae, *clip_l, *clip_g, *t5xxl, *llm, *llm_vision, *upscale_model;
     const char *prompt, *negative, *output;
+    const char *init_img, *mask_img, *preview_path; /* -i, --mask, --preview-path */
     int width, height, steps, threads, batch, sampler, scheduler, mode; /* indexes in SAMPLERS, SCHEDULERS, MODES */
-    float cfg;
+    int width_given, height_given; /* as sd-cli: an init image sets the size unless both were given */
+    int upscale_repeats, preview, preview_interval; /* preview: an index in PREVIEWS */
+    float cfg, strength;
     long long seed;
 } params;
 
@@ -216,7 +227,8 @@ static void usage(const char *argv0) {
            "                                     must exist, its contents are never read)\n"
            "  --diffusion-model, --vae, --clip_l, --clip_g, --t5xxl, --llm, --llm_vision <file>\n"
            "                                     split model files (a missing one is only a warning)\n"
-           "  --upscale-model <file>             ESRGAN model for -M upscale\n"
+           "  --upscale-model <file>             ESRGAN model for -M upscale (after img_gen too: its images are\n"
+           "                                     upscaled); any file that exists, its contents are never read\n"
            "  -t, --threads <n>                  accepted; the engine uses one thread\n"
            "  accepted and ignored: --type <t>, --rng <r>, --lora-model-dir <dir>, --embd-dir <dir>,\n"
            "    --vae-tiling, --clip-on-cpu, --vae-on-cpu, --offload-to-cpu, --diffusion-fa, --fa, --mmap,\n"
@@ -236,6 +248,14 @@ static void usage(const char *argv0) {
            "                                     simple, smoothstep, kl_optimal, lcm, bong_tangent, ltx2,\n"
            "                                     logit_normal, flux2, flux, beta (default: discrete)\n"
            "  -b, --batch-count <n>              number of images, 1..%d (default: 1)\n"
+           "  -i, --init-img <file.png>          init image (img2img; -M upscale: the image to upscale)\n"
+           "  --mask <file.png>                  inpainting mask, white = repaint (resized to the output size)\n"
+           "  --strength <f>                     how much of the init image is replaced, 0..1 (default: 0.75)\n"
+           "  --upscale-repeats <n>              run the upscaler this many times, 4x each (default: 1)\n"
+           "  --preview <none|proj|tae|vae>      write a preview of the denoised image while sampling\n"
+           "                                     (proj: 1/8 size, tae/vae: full size; default: none)\n"
+           "  --preview-path <file>              where (default: ./preview.png; replaced atomically)\n"
+           "  --preview-interval <n>             every n steps (default: 1)\n"
            "  --clip-skip <n>                    accepted and ignored\n\n"
            "fault switches (environment): REFENGINE_STEP_MS, REFENGINE_LOAD_MS, REFENGINE_OOM_AT_STEP,\n"
            "  REFENGINE_ABORT_AT_STEP, REFENGINE_HANG_AT_STEP, REFENGINE_NO_OUTPUT, REFENGINE_PRINT_FAILURE\n",
@@ -290,6 +310,13 @@ static float sto_float(const char *v) {
     return r;
 }
 
+/* a size the reference engine can sample at (sd-cli would align it up to a multiple of 8) */
+static void check_side(const char *what, int v, const char *from) {
+    const char *src = from ? ", from the init image " : "", *name = from ? from : "";
+    if (v < 8 || v > MAX_SIDE) ARG_ERROR("the %s must be between 8 and %d (got %d%s%s)", what, MAX_SIDE, v, src, name);
+    if (v % 8) ARG_ERROR("the %s must be a multiple of 8 (got %d%s%s)", what, v, src, name);
+}
+
 static int lookup(const char *v, const char *const *names) {
     for (int k = 0; names[k]; k++)
         if (strcmp(v, names[k]) == 0) return k;
@@ -308,6 +335,10 @@ static void parse_args(int argc, char **argv, params *p) {
     p->sampler = SAMPLER_EULER_A;
     p->threads = -1;
     p->batch = 1;
+    p->strength = 0.75f;
+    p->upscale_repeats = 1;
+    p->preview_path = "preview.png";
+    p->preview_interval = 1;
     if (argc > 1 && strcmp(argv[1], "--version") == 0) { /* as sd-cli: only as the first argument */
         printf(VERSION_LINE "\n");
         exit(0);
@@ -316,15 +347,20 @@ static void parse_args(int argc, char **argv, params *p) {
         {"-m", "--model"}, {"--diffusion-model", NULL}, {"--vae", NULL}, {"--clip_l", NULL}, {"--clip_g", NULL},
         {"--t5xxl", NULL}, {"--llm", NULL}, {"--llm_vision", NULL}, {"--upscale-model", NULL},
         {"-p", "--prompt"}, {"-n", "--negative-prompt"}, {"-o", "--output"}, {"--type", NULL}, {"--rng", NULL},
-        {"--lora-model-dir", NULL}, {"--embd-dir", NULL}};
+        {"--lora-model-dir", NULL}, {"--embd-dir", NULL}, {"-i", "--init-img"}, {"--mask", NULL},
+        {"--preview-path", NULL}};
     const char **string_targets[] = {&p->model, &p->diffusion_model, &p->vae, &p->clip_l, &p->clip_g, &p->t5xxl,
                                      &p->llm, &p->llm_vision, &p->upscale_model, &p->prompt, &p->negative,
-                                     &p->output, NULL, NULL, NULL, NULL};
+                                     &p->output, NULL, NULL, NULL, NULL, &p->init_img, &p->mask_img,
+                                     &p->preview_path};
     const int n_string = (int)(sizeof(string_targets) / sizeof(string_targets[0]));
     int clip_skip = -1;
-    static const char *const int_flags[][2] = {{"-W", "--width"}, {"-H", "--height"}, {"--steps", NULL},
-                                               {"-t", "--threads"}, {"-b", "--batch-count"}, {"--clip-skip", NULL}};
-    int *int_targets[] = {&p->width, &p->height, &p->steps, &p->threads, &p->batch, &clip_skip};
+    static const char *const int_flags[][2] = {{"-W", "--width"},       {"-H", "--height"},
+                                               {"--steps", NULL},       {"-t", "--threads"},
+                                               {"-b", "--batch-count"}, {"--clip-skip", NULL},
+                                               {"--upscale-repeats", NULL}, {"--preview-interval", NULL}};
+    int *int_targets[] = {&p->width,     &p->height, &p->steps,           &p->threads,
+                          &p->batch,     &clip_skip, &p->upscale_repeats, &p->preview_interval};
     const int n_int = (int)(sizeof(int_targets) / sizeof(int_targets[0]));
     static const char *const bool_flags[] = {"--vae-tiling", "--clip-on-cpu", "--vae-on-cpu", "--offload-to-cpu",
                                              "--diffusion-fa", "--fa", "--mmap", "--auto-fit",
@@ -343,11 +379,22 @@ static void parse_args(int argc, char **argv, params *p) {
             found = 1;
             if (++i >= argc) ARG_REFUSED("common.cpp", 320, "error: invalid parameter for argument: %s", a);
             *int_targets[k] = (int)sto_integer(argv[i], INT_MIN, INT_MAX, "stoi");
+            if (k == 0) p->width_given = 1;
+            if (k == 1) p->height_given = 1;
         }
         if (found) continue;
         if (is(a, "--cfg-scale", NULL)) {
             if (++i >= argc) ARG_REFUSED("common.cpp", 320, "error: invalid parameter for argument: %s", a);
             p->cfg = sto_float(argv[i]);
+        } else if (is(a, "--strength", NULL)) {
+            if (++i >= argc) ARG_REFUSED("common.cpp", 320, "error: invalid parameter for argument: %s", a);
+            p->strength = sto_float(argv[i]);
+        } else if (is(a, "--preview", NULL)) {
+            const char *v = ++i < argc ? argv[i] : NULL;
+            int k = v ? lookup(v, PREVIEWS) : -1;
+            if (v && k < 0) LOG_AS(L_ERROR, "main.cpp", 178, "error: preview method %s", v);
+            if (k < 0) ARG_REFUSED("common.cpp", 320, "error: invalid parameter for argument: %s", a);
+            p->preview = k;
         } else if (is(a, "-s", "--seed")) {
             if (++i >= argc) ARG_REFUSED("common.cpp", 320, "error: invalid parameter for argument: %s", a);
             p->seed = sto_integer(argv[i], LLONG_MIN, LLONG_MAX, "stoll");
@@ -394,13 +441,19 @@ static void parse_args(int argc, char **argv, params *p) {
         ARG_REFUSED("common.cpp", 748, "error: upscale mode needs an upscaler model (--upscale-model)");
     if (p->batch <= 0) ARG_REFUSED("common.cpp", 2369, "error: batch_count must be greater than 0");
     if (p->steps <= 0) ARG_REFUSED("common.cpp", 2379, "error: the sample_steps must be greater than 0");
+    if (p->strength < 0.f || p->strength > 1.f)
+        ARG_REFUSED("common.cpp", 2384, "error: can only work with strength in [0.0, 1.0]");
     if (p->cfg < 0) ARG_REFUSED("common.cpp", 2389, "error: cfg_scale must be positive");
-    if (strcmp(mode, "img_gen") != 0) ARG_ERROR("the reference engine only does img_gen (asked for -M %s)", mode);
-    if (p->width < 8 || p->width > MAX_SIDE) ARG_ERROR("the width must be between 8 and %d (got %d)", MAX_SIDE, p->width);
-    if (p->height < 8 || p->height > MAX_SIDE)
-        ARG_ERROR("the height must be between 8 and %d (got %d)", MAX_SIDE, p->height);
-    if (p->width % 8) ARG_ERROR("the width must be a multiple of 8 (got %d)", p->width);
-    if (p->height % 8) ARG_ERROR("the height must be a multiple of 8 (got %d)", p->height);
+    if (p->upscale_repeats < 1) { /* sd-cli refuses it without a message of its own */
+        usage(argv[0]);
+        exit(1);
+    }
+    if (upscale && !p->init_img)
+        ARG_REFUSED("common.cpp", 2468, "error: upscale mode needs an init image (--init-img)");
+    if (p->mode != MODE_IMG_GEN && !upscale)
+        ARG_ERROR("the reference engine only does img_gen and upscale (asked for -M %s)", mode);
+    if (p->width_given) check_side("width", p->width, NULL);
+    if (p->height_given) check_side("height", p->height, NULL);
     if (p->steps > MAX_STEPS) ARG_ERROR("the reference engine takes at most %d steps (got %d)", MAX_STEPS, p->steps);
     if (p->batch > MAX_BATCH) ARG_ERROR("the reference engine makes at most %d images (got %d)", MAX_BATCH, p->batch);
     if (!(p->cfg <= 100)) ARG_ERROR("the reference engine takes a cfg scale up to 100 (got %g)", (double)p->cfg);
@@ -600,6 +653,8 @@ typedef struct {
     const float *T;  /* target picture, [-1, 1] */
     float *tmp, *tmp2; /* scratch, n floats each */
     float kscale;    /* how imperfect the prediction is at high noise (distilled samplers: small) */
+    const float *init;    /* img2img / inpainting: the init image as a latent, else NULL */
+    const uint8_t *mask;  /* inpainting: 1 = repaint, 0 = keep the init image; NULL = repaint all */
 } model_t;
 
 /* D(x, sigma): a prediction of the clean picture. MODEL_LAYERS passes of a 3x3
@@ -647,6 +702,9 @@ static void denoise(const model_t *m, const float *x, double sigma, float *out) 
         }
         src = m->tmp2;
     }
+    if (m->mask) /* as sd.cpp: the prediction keeps the init image outside the mask */
+        for (size_t px = 0; px < (size_t)m->w * (size_t)m->h; px++)
+            if (!m->mask[px]) memcpy(out + px * 3, m->init + px * 3, 3 * sizeof(float));
 }
 
 /* fresh gaussian noise for ancestral samplers, scaled by amp, added to x */
@@ -838,10 +896,75 @@ static void sampler_step(int sampler, const model_t *m, bufs_t *b, const double 
 /* generation                                                          */
 /* ------------------------------------------------------------------ */
 
+/* the input images, at the output size (sd-cli crops and resizes them to it) */
+typedef struct {
+    uint8_t *init; /* -i: W*H*3, or NULL */
+    uint8_t *mask; /* --mask: W*H, 1 = repaint, or NULL (repaint everything) */
+} inputs_t;
+
+/* sd.cpp's img2img schedule: t_enc = steps * strength (a float product, truncated), one less
+ * when that is every step, and the last t_enc + 1 steps of the full schedule are run; strength 1
+ * runs them all. Returns how many steps are skipped; *run gets how many are run. */
+static int img2img_skip(const params *p, const inputs_t *in, int *run) {
+    *run = p->steps;
+    if (!in || !in->init || !(p->strength < 1.0f)) return 0;
+    int t_enc = (int)((float)p->steps * p->strength);
+    if (t_enc == p->steps) t_enc--;
+    *run = t_enc + 1;
+    return p->steps - t_enc - 1;
+}
+
+static uint8_t to_byte(float v) { return (uint8_t)(clampf((v + 1.0f) * 0.5f, 0, 1) * 255.0f + 0.5f); }
+
+static int g_previews; /* previews written so far (the -v debug line counts them) */
+
+/* --preview: the current prediction of the clean image, written to a temporary name and renamed
+ * over --preview-path so a reader never sees half a file. proj: the latent projected to RGB at
+ * 1/8 of the size, as sd.cpp does for SD 1.x/XL; tae/vae: the full-size decode. */
+static void write_preview(const params *p, const float *x, int step, int steps) {
+    const int w = p->width, h = p->height, proj = p->preview == PREVIEW_PROJ;
+    const int pw = proj ? w / 8 : w, ph = proj ? h / 8 : h;
+    uint8_t *rgb = (uint8_t *)xalloc((size_t)pw * (size_t)ph * 3, w, h);
+    for (int y = 0; y < ph; y++)
+        for (int px = 0; px < pw; px++)
+            for (int c = 0; c < 3; c++) {
+                float v;
+                if (proj) {
+                    v = 0;
+                    for (int yy = 0; yy < 8; yy++)
+                        for (int xx = 0; xx < 8; xx++) v += x[((size_t)(y * 8 + yy) * (size_t)w + (size_t)(px * 8 + xx)) * 3 + (size_t)c];
+                    v *= 1.0f / 64;
+                } else v = x[((size_t)y * (size_t)w + (size_t)px) * 3 + (size_t)c];
+                rgb[((size_t)y * (size_t)pw + (size_t)px) * 3 + (size_t)c] = to_byte(v);
+            }
+    label_draw(rgb, pw, ph, IMAGE_LABEL);
+    png_text text = {"Software", PNG_SOFTWARE};
+    uint8_t *png = NULL;
+    size_t len = 0;
+    int ok = png_encode_rgb(rgb, pw, ph, &text, 1, &png, &len) == 0;
+    free(rgb);
+    size_t plen = strlen(p->preview_path);
+    char *tmp = (char *)malloc(plen + 32);
+    if (ok && tmp) {
+        snprintf(tmp, plen + 32, "%s.%ld.tmp", p->preview_path, (long)getpid());
+        FILE *f = fopen(tmp, "wb");
+        ok = f && fwrite(png, 1, len, f) == len;
+        if (f && fclose(f) != 0) ok = 0;
+        ok = ok && rename(tmp, p->preview_path) == 0;
+        if (!ok) remove(tmp);
+    } else ok = 0;
+    free(tmp);
+    free(png);
+    if (!ok) LOG_AS(L_ERROR, "main.cpp", 387, "save preview image to '%s' failed", p->preview_path);
+    else
+        LOG_DEBUG("preview %d: step %d/%d, %dx%d %s, written to '%s'", ++g_previews, step, steps, pw, ph,
+                  PREVIEWS[p->preview], p->preview_path);
+}
+
 /* samples one image; returns the final latent (w*h*3 floats in [-1, 1]) */
-static float *sample_image(const params *p, int index, long long seed) {
+static float *sample_image(const params *p, const inputs_t *in, int index, long long seed) {
     const int w = p->width, h = p->height, steps = p->steps;
-    const size_t n = (size_t)w * (size_t)h * 3, bytes = n * sizeof(float);
+    const size_t n = (size_t)w * (size_t)h * 3, bytes = n * sizeof(float), pixels = (size_t)w * (size_t)h;
     LOG_INFO("generating image: %d/%d - seed %lld", index + 1, p->batch, seed);
 
     /* the "conditioning": the picture the prompt asks for */
@@ -854,6 +977,22 @@ static float *sample_image(const params *p, int index, long long seed) {
     }
     float *T = (float *)xalloc(bytes, w, h);
     scene_render(&sc, T, w, h);
+
+    /* img2img: the model is drawn towards the init image blended with the prompt's picture by
+     * strength, so the init shows through in proportion to 1 - strength; inpainting: only inside
+     * the mask (outside it, the init image; with a mask and no init image, sd.cpp's zero latent). */
+    float *init = NULL;
+    const uint8_t *mask = in ? in->mask : NULL;
+    if (in && (in->init || in->mask)) {
+        init = (float *)xalloc(bytes, w, h);
+        for (size_t k = 0; k < n; k++) init[k] = in->init ? (float)in->init[k] / 127.5f - 1.0f : 0.0f;
+        const float pull = in->init ? p->strength : 1.0f;
+        for (size_t px = 0; px < pixels; px++)
+            for (int c = 0; c < 3; c++) {
+                size_t k = px * 3 + (size_t)c;
+                T[k] = mask && !mask[px] ? init[k] : init[k] + pull * (T[k] - init[k]);
+            }
+    }
 
     bufs_t b;
     memset(&b, 0, sizeof(b));
@@ -870,43 +1009,47 @@ static float *sample_image(const params *p, int index, long long seed) {
         int nh = s == S_IPNDM ? 3 : 1;
         for (int k = 0; k < nh; k++) b.hist[k] = (float *)xalloc(bytes, w, h);
     }
-    model_t m = {w, h, n, T, NULL, NULL, (s == S_LCM || s == S_TCD) ? 0.1f : 1.0f};
+    model_t m = {w, h, n, T, NULL, NULL, (s == S_LCM || s == S_TCD) ? 0.1f : 1.0f, init, mask};
     m.tmp = (float *)xalloc(bytes, w, h);
     m.tmp2 = (float *)xalloc(bytes, w, h);
 
-    double *sig = (double *)xalloc(sizeof(double) * (size_t)(steps + 1), w, h);
-    make_sigmas(s, p->scheduler, steps, sig);
+    double *sig_all = (double *)xalloc(sizeof(double) * (size_t)(steps + 1), w, h);
+    make_sigmas(s, p->scheduler, steps, sig_all);
+    int run;
+    const double *sig = sig_all + img2img_skip(p, in, &run);
     if (g_verbose) {
         char line[256];
         int at = 0;
-        for (int k = 0; k <= steps && at < 200; k++) at += snprintf(line + at, sizeof(line) - (size_t)at, "%s%.4f", k ? ", " : "", sig[k]);
+        for (int k = 0; k <= run && at < 200; k++) at += snprintf(line + at, sizeof(line) - (size_t)at, "%s%.4f", k ? ", " : "", sig[k]);
         LOG_DEBUG("sigmas: %s%s", line, at >= 200 ? ", ..." : "");
     }
 
-    /* initial latent: seeded noise at sigma_max */
+    /* initial latent: seeded noise at the first sigma, over the init image when there is one */
     uint64_t useed = mix64((uint64_t)seed);
     {
         rng64 r;
         rng_seed(&r, useed ^ 0x1f83d9abfb41bd6bULL);
         float amp = (float)sig[0];
-        for (size_t k = 0; k < n; k++) b.x[k] = amp * gauss_from_bits(rng_next(&r));
+        for (size_t k = 0; k < n; k++) b.x[k] = (init ? init[k] : 0.0f) + amp * gauss_from_bits(rng_next(&r));
     }
 
     double t0 = now_s();
-    for (int i = 0; i < steps; i++) {
+    for (int i = 0; i < run; i++) {
         int step = i + 1;
         double ts = now_s();
         if (g_faults.oom_at == step) fail_oom(w, h);
         if (g_faults.abort_at == step) fail_abort();
         if (g_faults.hang_at == step) hang_forever();
         sampler_step(s, &m, &b, sig, i, mix64(useed + (uint64_t)step * 0x9e3779b97f4a7c15ULL));
+        if (p->preview != PREVIEW_NONE && step % (p->preview_interval > 0 ? p->preview_interval : 1) == 0)
+            write_preview(p, b.den, step, run);
         double until = ts + (double)g_faults.step_ms / 1000.0;
         /* a server answers its clients between steps (and while it stands in for GPU time) */
         int cancelled = g_server_mode ? server_poll(until) : (sleep_s(until - now_s()), 0);
-        step_progress(step, steps, now_s() - ts);
+        step_progress(step, run, now_s() - ts);
         if (cancelled) {
-            if (step < steps) printf("\n");
-            LOG_INFO("generation cancelled at step %d/%d", step, steps);
+            if (step < run) printf("\n");
+            LOG_INFO("generation cancelled at step %d/%d", step, run);
             free(b.x);
             b.x = NULL;
             break;
@@ -916,18 +1059,21 @@ static float *sample_image(const params *p, int index, long long seed) {
 
     float *x = b.x;
     free(T);
+    free(init);
     free(b.den);
     free(b.aux1);
     free(b.aux2);
     for (int k = 0; k < 3; k++) free(b.hist[k]);
     free(m.tmp);
     free(m.tmp2);
-    free(sig);
+    free(sig_all);
     return x;
 }
 
-/* "VAE decode": latent -> 8-bit RGB in tiles, with the reference label burnt in */
-static uint8_t *decode_latent(const params *p, const float *x) {
+/* "VAE decode": latent -> 8-bit RGB in tiles, with the reference label burnt in. Inpainting:
+ * the pixels outside the mask are the init image's, exactly (the label too stays inside the
+ * repainted part). */
+static uint8_t *decode_latent(const params *p, const inputs_t *in, const float *x) {
     const int w = p->width, h = p->height;
     uint8_t *rgb = (uint8_t *)xalloc((size_t)w * (size_t)h * 3, w, h);
     int tx = (w + VAE_TILE - 1) / VAE_TILE, ty = (h + VAE_TILE - 1) / VAE_TILE, tiles = tx * ty;
@@ -941,15 +1087,235 @@ static uint8_t *decode_latent(const params *p, const float *x) {
             for (int y = y0; y < y1; y++) {
                 const float *src = x + ((size_t)y * (size_t)w + (size_t)x0) * 3;
                 uint8_t *dst = rgb + ((size_t)y * (size_t)w + (size_t)x0) * 3;
-                for (int k = 0; k < (x1 - x0) * 3; k++) {
-                    float v = clampf((src[k] + 1.0f) * 0.5f, 0, 1);
-                    dst[k] = (uint8_t)(v * 255.0f + 0.5f);
-                }
+                for (int k = 0; k < (x1 - x0) * 3; k++) dst[k] = to_byte(src[k]);
             }
             step_progress(++done, tiles, now_s() - ts);
         }
     label_draw(rgb, w, h, IMAGE_LABEL);
+    if (in && in->mask)
+        for (size_t px = 0; px < (size_t)w * (size_t)h; px++)
+            if (!in->mask[px]) {
+                if (in->init) memcpy(rgb + px * 3, in->init + px * 3, 3);
+                else memset(rgb + px * 3, 128, 3); /* the zero latent */
+            }
     return rgb;
+}
+
+/* ------------------------------------------------------------------ */
+/* input images (sd-cli's load_image_common)                          */
+/* ------------------------------------------------------------------ */
+
+/* area-average resize of one axis (stb_image_resize's box filter), rows of `ch` channels */
+static void resize_axis(const float *src, float *dst, int sn, int dn, int lines, size_t step, size_t src_line,
+                        size_t dst_line, int ch) {
+    const double scale = (double)sn / (double)dn;
+    for (int d = 0; d < dn; d++) {
+        double a = d * scale, b = (d + 1) * scale;
+        int first = (int)a, last = (int)b < sn ? (int)b : sn - 1;
+        for (int l = 0; l < lines; l++)
+            for (int c = 0; c < ch; c++) {
+                double sum = 0;
+                for (int k = first; k <= last; k++) {
+                    double lo = k > a ? k : a, hi = k + 1 < b ? k + 1 : b;
+                    if (hi > lo) sum += (hi - lo) * src[(size_t)l * src_line + (size_t)k * step + (size_t)c];
+                }
+                dst[(size_t)l * dst_line + (size_t)d * step + (size_t)c] = (float)(sum / (b - a));
+            }
+    }
+}
+
+static uint8_t *resize_box(const uint8_t *src, int sw, int sh, int dw, int dh, int ch) {
+    size_t big = (size_t)(sw > dw ? sw : dw) * (size_t)(sh > dh ? sh : dh) * (size_t)ch;
+    float *a = (float *)xalloc(big * sizeof(float), dw, dh), *b = (float *)xalloc(big * sizeof(float), dw, dh);
+    for (size_t k = 0; k < (size_t)sw * (size_t)sh * (size_t)ch; k++) a[k] = src[k];
+    const size_t row = (size_t)dw * (size_t)ch;
+    resize_axis(a, b, sw, dw, sh, (size_t)ch, (size_t)sw * (size_t)ch, row, ch); /* rows: sw -> dw */
+    resize_axis(b, a, sh, dh, dw, row, (size_t)ch, (size_t)ch, ch);             /* columns: sh -> dh */
+    uint8_t *out = (uint8_t *)xalloc((size_t)dw * (size_t)dh * (size_t)ch, dw, dh);
+    for (int y = 0; y < dh; y++)
+        for (size_t k = 0; k < (size_t)dw * (size_t)ch; k++) {
+            float v = a[(size_t)y * row + k] + 0.5f;
+            out[(size_t)y * (size_t)dw * (size_t)ch + k] = (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
+        }
+    free(a);
+    free(b);
+    return out;
+}
+
+/* Reads a PNG with `ch` channels (3: RGB; 1: gray, as stb_image: (77 r + 150 g + 29 b) >> 8).
+ * With ew, eh > 0 a different size is centre-cropped to that aspect and resized, with sd-cli's
+ * log lines. Returns NULL after sd-cli's (or, for a PNG it would read and we cannot, our own)
+ * error line; the caller adds main.cpp's and exits 1. */
+static uint8_t *load_input_image(const char *path, int ch, int ew, int eh, int *w_out, int *h_out) {
+    png_image img;
+    char why[256];
+    int rc = png_read_file(path, &img, why, sizeof(why));
+    if (rc == PNG_READ_UNSUPPORTED) {
+        LOG_ERROR("cannot read '%s': %s", path, why);
+        return NULL;
+    }
+    if (rc != PNG_READ_OK) {
+        LOG_DEBUG("'%s': %s", path, why);
+        LOG_AS(L_ERROR, "media_io.cpp", 538, "load image from '%s' failed", path);
+        return NULL;
+    }
+    if (img.channels < ch) { /* sd-cli: stb_image's channel count, printed without a newline */
+        fflush(stdout);
+        fprintf(stderr, "the number of channels for the input image must be >= %d,but got %d channels, image_path = %s",
+                ch, img.channels, path);
+        fflush(stderr);
+        free(img.rgb);
+        return NULL;
+    }
+    int w = img.width, h = img.height;
+    uint8_t *px = img.rgb;
+    if (ch == 1) {
+        px = (uint8_t *)xalloc((size_t)w * (size_t)h, w, h);
+        for (size_t k = 0; k < (size_t)w * (size_t)h; k++)
+            px[k] = (uint8_t)((img.rgb[k * 3] * 77 + img.rgb[k * 3 + 1] * 150 + img.rgb[k * 3 + 2] * 29) >> 8);
+        free(img.rgb);
+    }
+    if (ew > 0 && eh > 0 && (w != ew || h != eh)) {
+        float dst_aspect = (float)ew / (float)eh, src_aspect = (float)w / (float)h;
+        int cx = 0, cy = 0, cw = w, chh = h;
+        if (src_aspect > dst_aspect) {
+            cw = (int)((float)h * dst_aspect);
+            cx = (w - cw) / 2;
+        } else if (src_aspect < dst_aspect) {
+            chh = (int)((float)w / dst_aspect);
+            cy = (h - chh) / 2;
+        }
+        if (cx != 0 || cy != 0) {
+            LOG_AS(L_INFO, "media_io.cpp", 575, "crop input image from %dx%d to %dx%d, image_path = %s", w, h, cw, chh, path);
+            uint8_t *crop = (uint8_t *)xalloc((size_t)cw * (size_t)chh * (size_t)ch, cw, chh);
+            for (int y = 0; y < chh; y++)
+                memcpy(crop + (size_t)y * (size_t)cw * (size_t)ch, px + ((size_t)(cy + y) * (size_t)w + (size_t)cx) * (size_t)ch,
+                       (size_t)cw * (size_t)ch);
+            free(px);
+            px = crop;
+            w = cw;
+            h = chh;
+        }
+        LOG_AS(L_INFO, "media_io.cpp", 592, "resize input image from %dx%d to %dx%d", w, h, ew, eh);
+        uint8_t *resized = resize_box(px, w, h, ew, eh, ch);
+        free(px);
+        px = resized;
+        w = ew;
+        h = eh;
+    }
+    *w_out = w;
+    *h_out = h;
+    return px;
+}
+
+/* -i and --mask, in sd-cli's order: the init image (setting the size unless -W and -H were both
+ * given), then the mask at the resolved size, rounded to 0/1 as sd.cpp does. Exits 1 on a bad one. */
+static void load_inputs(params *p, inputs_t *in) {
+    memset(in, 0, sizeof(*in));
+    int both = p->width_given && p->height_given, w, h;
+    if (p->init_img) {
+        in->init = load_input_image(p->init_img, 3, both ? p->width : 0, both ? p->height : 0, &w, &h);
+        if (!in->init) {
+            LOG_AS(L_ERROR, "main.cpp", 749, "load image from '%s' failed", p->init_img);
+            exit(1);
+        }
+        if (!both) {
+            LOG_AS(L_INFO, "common.cpp", 2205, "set width x height to %d x %d", w, h);
+            p->width = w;
+            p->height = h;
+        }
+    }
+    if (p->mode == MODE_IMG_GEN) { /* sizes the engine can sample at */
+        check_side("width", p->width, p->init_img && !both ? p->init_img : NULL);
+        check_side("height", p->height, p->init_img && !both ? p->init_img : NULL);
+    }
+    if (p->mask_img) {
+        in->mask = load_input_image(p->mask_img, 1, p->width, p->height, &w, &h);
+        if (!in->mask) {
+            LOG_AS(L_ERROR, "main.cpp", 829, "load image from '%s' failed", p->mask_img);
+            exit(1);
+        }
+        for (size_t k = 0; k < (size_t)w * (size_t)h; k++) in->mask[k] = in->mask[k] >= 128;
+    }
+}
+
+/* ------------------------------------------------------------------ */
+/* upscaling (a stand-in for ESRGAN: 4x bilinear)                      */
+/* ------------------------------------------------------------------ */
+
+/* sd-cli's new_upscaler_ctx: a file that cannot be read is two [ERROR] lines, and then sd-cli
+ * saves the images as they are (exit 0) */
+static int load_upscaler(const char *path) {
+    int err;
+    model_file_size(path, &err);
+    if (err) {
+        if (err == ENOENT) LOG_AS(L_WARN, "model_loader.cpp", 254, "file %s not found", path);
+        else LOG_AS(L_WARN, "model_loader.cpp", 252, "unknown format %s", path);
+        LOG_AS(L_ERROR, "upscaler.cpp", 84, "init model loader from file failed: '%s'", path);
+        LOG_AS(L_ERROR, "main.cpp", 979, "new_upscaler_ctx failed");
+        return 0;
+    }
+    LOG_AS(L_INFO, "upscaler.cpp", 88, "Upscaler weight type: f32 (" REFENGINE_LABEL ": bilinear 4x)");
+    return 1;
+}
+
+/* one 4x pass: bilinear at pixel centres, in integer eighths (deterministic everywhere) */
+static uint8_t *upscale4x(const uint8_t *src, int w, int h) {
+    const int ow = w * 4, oh = h * 4;
+    uint8_t *dst = (uint8_t *)xalloc((size_t)ow * (size_t)oh * 3, ow, oh);
+    LOG_AS(L_INFO, "upscaler.cpp", 156, "upscaling from (%i x %i) to (%i x %i)", w, h, ow, oh);
+    double t0 = now_s();
+    int tx = (w + ESRGAN_TILE - 1) / ESRGAN_TILE, ty = (h + ESRGAN_TILE - 1) / ESRGAN_TILE, done = 0;
+    for (int j = 0; j < ty; j++)
+        for (int i = 0; i < tx; i++) {
+            double ts = now_s();
+            int ylim = (j + 1) * ESRGAN_TILE * 4 < oh ? (j + 1) * ESRGAN_TILE * 4 : oh;
+            int xlim = (i + 1) * ESRGAN_TILE * 4 < ow ? (i + 1) * ESRGAN_TILE * 4 : ow;
+            for (int y = j * ESRGAN_TILE * 4; y < ylim; y++) {
+                int sy = 2 * y - 3; /* (y + 0.5) / 4 - 0.5, in eighths */
+                int y0 = sy >= 0 ? sy / 8 : -1, fy = sy - 8 * y0;
+                int ya = y0 < 0 ? 0 : y0, yb = y0 + 1 >= h ? h - 1 : y0 + 1;
+                for (int x = i * ESRGAN_TILE * 4; x < xlim; x++) {
+                    int sx = 2 * x - 3;
+                    int x0 = sx >= 0 ? sx / 8 : -1, fx = sx - 8 * x0;
+                    int xa = x0 < 0 ? 0 : x0, xb = x0 + 1 >= w ? w - 1 : x0 + 1;
+                    const uint8_t *p00 = src + ((size_t)ya * (size_t)w + (size_t)xa) * 3, *p01 = src + ((size_t)ya * (size_t)w + (size_t)xb) * 3;
+                    const uint8_t *p10 = src + ((size_t)yb * (size_t)w + (size_t)xa) * 3, *p11 = src + ((size_t)yb * (size_t)w + (size_t)xb) * 3;
+                    uint8_t *o = dst + ((size_t)y * (size_t)ow + (size_t)x) * 3;
+                    for (int c = 0; c < 3; c++) {
+                        int top = p00[c] * (8 - fx) + p01[c] * fx, bottom = p10[c] * (8 - fx) + p11[c] * fx;
+                        o[c] = (uint8_t)((top * (8 - fy) + bottom * fy + 32) >> 6);
+                    }
+                }
+            }
+            step_progress(++done, tx * ty, now_s() - ts);
+        }
+    LOG_AS(L_INFO, "upscaler.cpp", 168, "input_image_tensor upscaled, taking %.2fs", now_s() - t0);
+    return dst;
+}
+
+/* --upscale-repeats passes over *rgb (replaced), then the label at the new size */
+static void upscale_image(const params *p, uint8_t **rgb, int *w, int *h) {
+    for (int r = 0; r < p->upscale_repeats; r++) {
+        uint8_t *bigger = upscale4x(*rgb, *w, *h);
+        free(*rgb);
+        *rgb = bigger;
+        *w *= 4;
+        *h *= 4;
+    }
+    label_draw(*rgb, *w, *h, IMAGE_LABEL);
+}
+
+/* the reference engine's limit on what -M upscale or img_gen + --upscale-model would make */
+static void check_upscaled_size(const params *p, int w, int h) {
+    long long uw = w, uh = h;
+    for (int r = 0; r < p->upscale_repeats && uw <= MAX_UPSCALED_SIDE && uh <= MAX_UPSCALED_SIDE; r++) {
+        uw *= 4;
+        uh *= 4;
+    }
+    if (uw > MAX_UPSCALED_SIDE || uh > MAX_UPSCALED_SIDE)
+        ARG_ERROR("the reference engine upscales to at most %d px a side (%dx%d, %d x 4x, is more)", MAX_UPSCALED_SIDE,
+                  w, h, p->upscale_repeats);
 }
 
 /* sd-cli's file names: a .png/.jpg/.jpeg/.webp extension is kept, any other gets .png added;
@@ -1008,21 +1374,35 @@ static char *params_text(const params *p, long long seed) {
     if (!t) return NULL;
     int at = snprintf(t, cap, "%s\n", p->prompt);
     if (p->negative[0]) at += snprintf(t + at, cap - (size_t)at, "Negative prompt: %s\n", p->negative);
-    snprintf(t + at, cap - (size_t)at,
-             "Steps: %d, Sampler: %s, Schedule type: %s, CFG scale: %g, Seed: %lld, Size: %dx%d, Model: %s, "
-             "Version: refengine " REFENGINE_VERSION ", Engine: reference engine - no model",
-             p->steps, SAMPLERS[p->sampler].name, SCHEDULERS[p->scheduler], (double)p->cfg, seed, p->width, p->height,
-             model && strcmp(model, "none") != 0 ? basename_of(model) : "none");
+    at += snprintf(t + at, cap - (size_t)at,
+                   "Steps: %d, Sampler: %s, Schedule type: %s, CFG scale: %g, Seed: %lld, Size: %dx%d, Model: %s, ",
+                   p->steps, SAMPLERS[p->sampler].name, SCHEDULERS[p->scheduler], (double)p->cfg, seed, p->width,
+                   p->height, model && strcmp(model, "none") != 0 ? basename_of(model) : "none");
+    if (p->init_img) at += snprintf(t + at, cap - (size_t)at, "Denoising strength: %g, ", (double)p->strength);
+    if (p->mask_img) at += snprintf(t + at, cap - (size_t)at, "Inpainting: yes, ");
+    snprintf(t + at, cap - (size_t)at, "Version: refengine " REFENGINE_VERSION ", Engine: reference engine - no model");
     return t;
 }
 
-/* writes the PNG; returns 1 on success (why not goes to -v output only: sd-cli says just "(failure)") */
-static int save_png(const params *p, const uint8_t *rgb, long long seed, const char *path) {
-    char *ptext = params_text(p, seed);
+/* the parameters text of an upscaled image */
+static char *upscale_text(const params *p, int w, int h) {
+    size_t cap = strlen(p->upscale_model) + 256;
+    char *t = (char *)malloc(cap);
+    if (t)
+        snprintf(t, cap,
+                 "Upscale: %d x 4x (bilinear stand-in for ESRGAN), Upscale model: %s, Size: %dx%d, Version: refengine " REFENGINE_VERSION
+                 ", Engine: reference engine - no model",
+                 p->upscale_repeats, basename_of(p->upscale_model), w, h);
+    return t;
+}
+
+/* writes the PNG, its parameters text (malloc'd) freed here; returns 1 on success (why not goes
+ * to -v output only: sd-cli says just "(failure)") */
+static int save_png(const uint8_t *rgb, int w, int h, char *ptext, const char *path) {
     png_text texts[2] = {{"Software", PNG_SOFTWARE}, {"parameters", ptext ? ptext : ""}};
     uint8_t *png = NULL;
     size_t len = 0;
-    int ok = png_encode_rgb(rgb, p->width, p->height, texts, 2, &png, &len) == 0;
+    int ok = png_encode_rgb(rgb, w, h, texts, 2, &png, &len) == 0;
     free(ptext);
     if (!ok) {
         LOG_DEBUG("failed to encode '%s': out of memory", path);
@@ -1070,6 +1450,8 @@ static int request_params(const srv_request *r, params *p, char *err, size_t err
     p->batch = r->batch;
     p->cfg = (float)r->cfg;
     p->seed = r->seed;
+    p->preview = PREVIEW_NONE; /* the job's images only: no inputs, previews or upscaling */
+    p->init_img = p->mask_img = p->upscale_model = NULL;
     int k = 0;
     while (k < SAMPLER_COUNT && strcmp(r->sample_method, SAMPLERS[k].name) != 0) k++;
     if (strcmp(r->sample_method, "default") == 0) k = SAMPLER_EULER_A;
@@ -1114,12 +1496,12 @@ int engine_generate(const srv_request *r, srv_image *out, char *err, size_t errl
     LOG_INFO("sampling using %s method", SAMPLERS[p.sampler].pretty);
     for (int i = 0; i < p.batch; i++) {
         long long seed = seed_of(&p, i);
-        float *latent = sample_image(&p, i, seed);
+        float *latent = sample_image(&p, NULL, i, seed);
         if (!latent) {
             for (int k = 0; k < made; k++) free(out[k].data);
             return 0;
         }
-        uint8_t *rgb = decode_latent(&p, latent);
+        uint8_t *rgb = decode_latent(&p, NULL, latent);
         free(latent);
         char *ptext = params_text(&p, seed);
         png_text texts[2] = {{"Software", PNG_SOFTWARE}, {"parameters", ptext ? ptext : ""}};
@@ -1156,6 +1538,44 @@ static int server_main(int argc, char **argv) {
     return server_run(ip, port);
 }
 
+/* saves the images as sd-cli's save_results does: name.png, or name_0.png ... with several */
+static int save_results(const params *p, uint8_t **images, char **texts, int w, int h, int count) {
+    if (!make_parent_dirs(p->output)) return 1;
+    int saved = 0;
+    for (int i = 0; i < count; i++) {
+        char *path = output_path_for(p->output, i, count);
+        if (!path) {
+            LOG_ERROR("out of memory");
+            return 1;
+        }
+        int ok;
+        if (g_faults.print_failure) ok = 0; /* switch: claim the save failed, write nothing */
+        else if (g_faults.no_output) ok = 1; /* switch: claim success, write nothing */
+        else ok = save_png(images[i], w, h, texts[i], path);
+        if (g_faults.print_failure || g_faults.no_output) free(texts[i]);
+        LOG_AS(L_INFO, "main.cpp", 490, "save result image %d to '%s' (%s)", i, path, ok ? "success" : "failure");
+        saved += ok;
+        free(path);
+        free(images[i]);
+    }
+    LOG_AS(L_INFO, "main.cpp", 562, "%d/%d images saved", saved, count);
+    return saved ? 0 : 1; /* as sd-cli: no image saved is exit 1, with no [ERROR] line of its own */
+}
+
+/* -M upscale: no diffusion model is loaded; the init image, upscaled, is the one result */
+static int upscale_main(params *p, inputs_t *in) {
+    int w = p->width, h = p->height;
+    uint8_t *rgb = in->init;
+    free(in->mask);
+    check_upscaled_size(p, w, h);
+    char *text;
+    if (load_upscaler(p->upscale_model)) {
+        upscale_image(p, &rgb, &w, &h);
+        text = upscale_text(p, w, h);
+    } else text = params_text(p, p->seed); /* as sd-cli: the input goes out as it came */
+    return save_results(p, &rgb, &text, w, h, 1);
+}
+
 int main(int argc, char **argv) {
     const char *self = basename_of(argv[0]);
     size_t len = strlen(self);
@@ -1168,22 +1588,33 @@ int main(int argc, char **argv) {
     if (g_verbose) {
         printf("Option: \n");
         printf("    n_threads:         %d (the reference engine uses 1)\n", p.threads);
-        printf("    mode:              img_gen\n");
+        printf("    mode:              %s\n", MODES[p.mode]);
         printf("    model_path:        %s\n", p.model ? p.model : "(none: " REFENGINE_LABEL ")");
         printf("    output_path:       %s\n", p.output);
+        printf("    init_img:          %s\n", p.init_img ? p.init_img : "");
+        printf("    mask_img:          %s\n", p.mask_img ? p.mask_img : "");
+        printf("    upscale_model:     %s\n", p.upscale_model ? p.upscale_model : "");
         printf("    prompt:            %s\n", p.prompt);
         printf("    negative_prompt:   %s\n", p.negative);
         printf("    cfg_scale:         %.2f\n", (double)p.cfg);
-        printf("    width:             %d\n", p.width);
-        printf("    height:            %d\n", p.height);
+        printf("    strength:          %.2f\n", (double)p.strength);
+        printf("    width:             %d%s\n", p.width, p.width_given ? "" : " (unless an init image sets it)");
+        printf("    height:            %d%s\n", p.height, p.height_given ? "" : " (unless an init image sets it)");
         printf("    sample_method:     %s\n", SAMPLERS[p.sampler].name);
         printf("    scheduler:         %s\n", SCHEDULERS[p.scheduler]);
         printf("    sample_steps:      %d\n", p.steps);
         printf("    seed:              %lld\n", p.seed);
         printf("    batch_count:       %d\n", p.batch);
+        printf("    upscale_repeats:   %d\n", p.upscale_repeats);
+        printf("    preview:           %s, every %d steps, to %s\n", PREVIEWS[p.preview], p.preview_interval, p.preview_path);
         fflush(stdout);
         LOG_DEBUG("refengine " REFENGINE_VERSION " (" REFENGINE_LABEL "), CPU, 1 thread");
     }
+
+    inputs_t in;
+    load_inputs(&p, &in); /* as sd-cli: before the model loads */
+    if (p.mode == MODE_UPSCALE) return upscale_main(&p, &in);
+    if (p.upscale_model) check_upscaled_size(&p, p.width, p.height);
 
     load_models(&p);
 
@@ -1193,44 +1624,46 @@ int main(int argc, char **argv) {
         scene_build(&probe, p.prompt, p.negative, (int64_t)p.seed, p.cfg);
     }
     LOG_INFO("get_learned_condition completed, taking %.2fs", now_s() - tc);
+    if (in.init) {
+        int run;
+        LOG_AS(L_INFO, "stable-diffusion.cpp", 4925, "IMG2IMG");
+        if (p.strength < 1.0f)
+            LOG_AS(L_INFO, "stable-diffusion.cpp", 4959, "target t_enc is %d steps", p.steps - img2img_skip(&p, &in, &run) - 1);
+    }
     LOG_INFO("sampling using %s method", SAMPLERS[p.sampler].pretty);
 
     float **latents = (float **)xalloc(sizeof(float *) * (size_t)p.batch, p.width, p.height);
     double tg = now_s();
-    for (int i = 0; i < p.batch; i++) latents[i] = sample_image(&p, i, seed_of(&p, i));
+    for (int i = 0; i < p.batch; i++) latents[i] = sample_image(&p, &in, i, seed_of(&p, i));
     LOG_INFO("generating %d latent images completed, taking %.2fs", p.batch, now_s() - tg);
 
     LOG_INFO("decoding %d latents", p.batch);
     uint8_t **images = (uint8_t **)xalloc(sizeof(uint8_t *) * (size_t)p.batch, p.width, p.height);
+    char **texts = (char **)xalloc(sizeof(char *) * (size_t)p.batch, p.width, p.height);
     double td = now_s();
     for (int i = 0; i < p.batch; i++) {
         double tl = now_s();
-        images[i] = decode_latent(&p, latents[i]);
+        images[i] = decode_latent(&p, &in, latents[i]);
+        texts[i] = params_text(&p, seed_of(&p, i));
         free(latents[i]);
         LOG_INFO("latent %d decoded, taking %.2fs", i + 1, now_s() - tl);
     }
     free(latents);
+    free(in.init);
+    free(in.mask);
     LOG_INFO("decode_first_stage completed, taking %.2fs", now_s() - td);
     LOG_INFO("generate_image completed in %.2fs", now_s() - t_start);
 
-    if (!make_parent_dirs(p.output)) return 1;
-    int saved = 0;
-    for (int i = 0; i < p.batch; i++) {
-        char *path = output_path_for(p.output, i, p.batch);
-        if (!path) {
-            LOG_ERROR("out of memory");
-            return 1;
+    int w = p.width, h = p.height;
+    if (p.upscale_model && load_upscaler(p.upscale_model)) { /* as sd-cli: --upscale-model upscales img_gen's images too */
+        for (int i = 0; i < p.batch; i++) {
+            w = p.width;
+            h = p.height;
+            upscale_image(&p, &images[i], &w, &h);
         }
-        int ok;
-        if (g_faults.print_failure) ok = 0; /* switch: claim the save failed, write nothing */
-        else if (g_faults.no_output) ok = 1; /* switch: claim success, write nothing */
-        else ok = save_png(&p, images[i], seed_of(&p, i), path);
-        LOG_AS(L_INFO, "main.cpp", 490, "save result image %d to '%s' (%s)", i, path, ok ? "success" : "failure");
-        saved += ok;
-        free(path);
-        free(images[i]);
     }
+    int rc = save_results(&p, images, texts, w, h, p.batch);
     free(images);
-    LOG_AS(L_INFO, "main.cpp", 562, "%d/%d images saved", saved, p.batch);
-    return saved ? 0 : 1; /* as sd-cli: no image saved is exit 1, with no [ERROR] line of its own */
+    free(texts);
+    return rc;
 }
