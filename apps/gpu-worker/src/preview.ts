@@ -77,8 +77,8 @@ export async function encodePreview(png: Buffer, maxBytes = PREVIEW_MAX_BYTES): 
  * Keeps the newest frame until it may be sent: at most one per `minIntervalMs`, and a frame
  * that waited is replaced by a newer one rather than queued.
  */
-export class PreviewGate {
-  private pending: PreviewFrame | null = null;
+export class PreviewGate<Frame = PreviewFrame> {
+  private pending: Frame | null = null;
   private lastSentAt = -Infinity;
 
   constructor(
@@ -86,12 +86,12 @@ export class PreviewGate {
     private readonly now: () => number = () => performance.now(),
   ) {}
 
-  offer(frame: PreviewFrame): void {
+  offer(frame: Frame): void {
     this.pending = frame;
   }
 
   /** The waiting frame, if the last one went out long enough ago; it then counts as sent. */
-  take(): PreviewFrame | undefined {
+  take(): Frame | undefined {
     if (!this.pending || this.waitMs()! > 0) return undefined;
     const frame = this.pending;
     this.pending = null;

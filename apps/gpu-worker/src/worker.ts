@@ -109,7 +109,7 @@ class ActiveJob {
   dir: string | null = null;
   engineExitedAt = 0;
   private timer: NodeJS.Timeout | null = null;
-  private readonly previews = new PreviewGate();
+  private readonly previews = new PreviewGate<PreviewFrame & { step: number }>();
   private previewTimer: NodeJS.Timeout | null = null;
   private beating = false;
   private beatAgain = false;
@@ -164,9 +164,13 @@ class ActiveJob {
     this.beat();
   }
 
-  /** A new preview frame rides on the next heartbeat, or on one sent when the pacing allows. */
-  onPreview(frame: PreviewFrame): void {
-    this.previews.offer(frame);
+  /**
+   * A new preview frame rides on the next heartbeat, or on one sent when the pacing allows. Its
+   * step is the progress so far, but never below the first frame's: the engine can write a
+   * frame before its progress line for that step has been read.
+   */
+  onPreview(frame: PreviewFrame, intervalSteps: number): void {
+    this.previews.offer({ ...frame, step: Math.max(this.progress?.step ?? 0, intervalSteps) });
     const wait = this.previews.waitMs() ?? 0;
     if (wait === 0) return this.beat();
     this.previewTimer ??= setTimeout(() => {
@@ -192,7 +196,7 @@ class ActiveJob {
           leaseToken: this.claimed.lease.token,
           progress: this.progress ?? undefined,
           ...(this.loadingModel ? { loadingModel: true } : {}),
-          ...(frame ? { preview: { ...frame, step: this.progress?.step ?? 0 } } : {}),
+          ...(frame ? { preview: frame } : {}),
         },
         { signal: AbortSignal.timeout(CALL_TIMEOUT_MS) },
       )
@@ -375,7 +379,7 @@ export class Worker {
       if (preview) {
         watcher = new PreviewWatcher(
           preview.path,
-          (frame) => job.onPreview(frame),
+          (frame) => job.onPreview(frame, preview.intervalSteps),
           this.options.previewPollMs,
           (error) => job.log.debug({ err: error }, 'preview frame skipped'),
         );
