@@ -547,6 +547,29 @@ describe('image tools through the worker', () => {
     await expect.poll(() => records.map((r) => r.result)).toEqual(['completed']);
   });
 
+  it('fails every attempt of a job whose init image cannot be fetched, as an engine error, refunding the hold', async () => {
+    const user = await payingUser();
+    const initId = await uploadPng(user, await block(256, 256, WHITE).png().toBuffer());
+    const { jobId } = await createJob(user, { steps: 4, initImage: { uploadId: initId } });
+    // The stored PNG goes missing after the job was accepted: every presigned GET answers 404.
+    const [upload] = await app.database.admin<
+      { key: string }[]
+    >`select image_key as key from uploads where id = ${initId}`;
+    await app.deps.store.deleteKeys([upload!.key]);
+    const { logs } = await inProcessWorker();
+    await untilJob(jobId).toMatchObject({
+      status: 'failed',
+      retry_count: 3,
+      failure_code: 'ENGINE_ERROR',
+      charged_credits: 0,
+    });
+    expect(await balance(user)).toMatchObject({ available: CREDITS, held: 0 });
+    expect(await countRows('images', user, jobId)).toBe(0);
+    const refused = logs.filter((l) => l.msg === 'input refused' && l.jobId === jobId);
+    expect(refused).toHaveLength(3);
+    expect(JSON.stringify(refused[0]!.err)).toContain('the init image could not be downloaded: HTTP 404');
+  });
+
   it('sends live previews while the engine samples: small WebP frames with their step', async () => {
     const user = await payingUser();
     await inProcessWorker({ REFENGINE_STEP_MS: '250' });
