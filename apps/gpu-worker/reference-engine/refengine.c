@@ -452,8 +452,13 @@ static void parse_args(int argc, char **argv, params *p) {
         ARG_REFUSED("common.cpp", 2468, "error: upscale mode needs an init image (--init-img)");
     if (p->mode != MODE_IMG_GEN && !upscale)
         ARG_ERROR("the reference engine only does img_gen and upscale (asked for -M %s)", mode);
-    if (p->width_given) check_side("width", p->width, NULL);
-    if (p->height_given) check_side("height", p->height, NULL);
+    if (upscale) { /* sd-cli resizes the input to -W x -H when both are positive, whatever they are */
+        p->width_given = p->width_given && p->width > 0;
+        p->height_given = p->height_given && p->height > 0;
+    } else {
+        if (p->width_given) check_side("width", p->width, NULL);
+        if (p->height_given) check_side("height", p->height, NULL);
+    }
     if (p->steps > MAX_STEPS) ARG_ERROR("the reference engine takes at most %d steps (got %d)", MAX_STEPS, p->steps);
     if (p->batch > MAX_BATCH) ARG_ERROR("the reference engine makes at most %d images (got %d)", MAX_BATCH, p->batch);
     if (!(p->cfg <= 100)) ARG_ERROR("the reference engine takes a cfg scale up to 100 (got %g)", (double)p->cfg);
@@ -1105,9 +1110,10 @@ static uint8_t *decode_latent(const params *p, const inputs_t *in, const float *
 /* input images (sd-cli's load_image_common)                          */
 /* ------------------------------------------------------------------ */
 
-/* area-average resize of one axis (stb_image_resize's box filter), rows of `ch` channels */
-static void resize_axis(const float *src, float *dst, int sn, int dn, int lines, size_t step, size_t src_line,
-                        size_t dst_line, int ch) {
+/* area-average resize of one axis (stb_image_resize's box filter), rows of `ch` channels; the
+ * source is src8 (bytes) when given, else src */
+static void resize_axis(const uint8_t *src8, const float *src, float *dst, int sn, int dn, int lines, size_t step,
+                        size_t src_line, size_t dst_line, int ch) {
     const double scale = (double)sn / (double)dn;
     for (int d = 0; d < dn; d++) {
         double a = d * scale, b = (d + 1) * scale;
@@ -1117,7 +1123,8 @@ static void resize_axis(const float *src, float *dst, int sn, int dn, int lines,
                 double sum = 0;
                 for (int k = first; k <= last; k++) {
                     double lo = k > a ? k : a, hi = k + 1 < b ? k + 1 : b;
-                    if (hi > lo) sum += (hi - lo) * src[(size_t)l * src_line + (size_t)k * step + (size_t)c];
+                    size_t at = (size_t)l * src_line + (size_t)k * step + (size_t)c;
+                    if (hi > lo) sum += (hi - lo) * (src8 ? (double)src8[at] : (double)src[at]);
                 }
                 dst[(size_t)l * dst_line + (size_t)d * step + (size_t)c] = (float)(sum / (b - a));
             }
@@ -1125,12 +1132,10 @@ static void resize_axis(const float *src, float *dst, int sn, int dn, int lines,
 }
 
 static uint8_t *resize_box(const uint8_t *src, int sw, int sh, int dw, int dh, int ch) {
-    size_t big = (size_t)(sw > dw ? sw : dw) * (size_t)(sh > dh ? sh : dh) * (size_t)ch;
-    float *a = (float *)xalloc(big * sizeof(float), dw, dh), *b = (float *)xalloc(big * sizeof(float), dw, dh);
-    for (size_t k = 0; k < (size_t)sw * (size_t)sh * (size_t)ch; k++) a[k] = src[k];
     const size_t row = (size_t)dw * (size_t)ch;
-    resize_axis(a, b, sw, dw, sh, (size_t)ch, (size_t)sw * (size_t)ch, row, ch); /* rows: sw -> dw */
-    resize_axis(b, a, sh, dh, dw, row, (size_t)ch, (size_t)ch, ch);             /* columns: sh -> dh */
+    float *b = (float *)xalloc((size_t)sh * row * sizeof(float), dw, dh), *a = (float *)xalloc((size_t)dh * row * sizeof(float), dw, dh);
+    resize_axis(src, NULL, b, sw, dw, sh, (size_t)ch, (size_t)sw * (size_t)ch, row, ch); /* rows: sw -> dw */
+    resize_axis(NULL, b, a, sh, dh, dw, row, (size_t)ch, (size_t)ch, ch);               /* columns: sh -> dh */
     uint8_t *out = (uint8_t *)xalloc((size_t)dw * (size_t)dh * (size_t)ch, dw, dh);
     for (int y = 0; y < dh; y++)
         for (size_t k = 0; k < (size_t)dw * (size_t)ch; k++) {

@@ -1,7 +1,8 @@
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import sharp from 'sharp';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { REFERENCE_MODEL_FILE, REFERENCE_REGISTRY } from '../config.js';
 import { referenceEngine, runBinary, type EngineExit } from '../test/reference-engine.js';
 import { CliEngine, classifyFailure, outputFiles } from './cli-engine.js';
@@ -11,7 +12,8 @@ import { ProgressParser } from './progress.js';
  * One table of command lines, run against the reference engine always and against a real
  * stable-diffusion.cpp `sd-cli` when SD_CLI_BIN names one. Without weights a real sd-cli still
  * parses its arguments and fails at model loading, which checks flags, error lines and exit
- * codes; the cases that need an image run against it only when SD_CLI_MODEL names a real model.
+ * codes; the cases that need an image run against it only when SD_CLI_MODEL names a real model,
+ * and those that upscale only when SD_CLI_UPSCALE_MODEL names an ESRGAN model it can load.
  */
 
 type ExitClass = 'ok' | 'error' | 'abort';
@@ -22,6 +24,12 @@ interface Paths {
   /** Where the image goes, in this case's own folder. */
   output: string;
   missing: string;
+  /** Input images: a 96×64 RGB PNG, a mask of the same size, a file that is no image. */
+  init: string;
+  mask: string;
+  notImage: string;
+  /** An upscaler the engine loads (the stand-in, or SD_CLI_UPSCALE_MODEL). */
+  upscaler: string;
 }
 
 interface ConformanceCase {
@@ -29,6 +37,8 @@ interface ConformanceCase {
   args: (paths: Paths) => string[];
   /** Needs a model that really loads: an image is made (or its saving tried). */
   generates?: boolean;
+  /** Needs an upscaler model that really loads. */
+  upscales?: boolean;
   /**
    * Only "the arguments were accepted": with a loadable model the run makes an image; without
    * one (a real sd-cli and no weights) it gets as far as loading the model and fails there.
@@ -40,6 +50,8 @@ interface ConformanceCase {
   /** Steps the adapter's progress parser must see, in order. */
   progress?: number[];
   files?: (paths: Paths) => { exist: string[]; absent: string[] };
+  /** The size of every file in `files().exist`. */
+  size?: { width: number; height: number };
 }
 
 const ARG_ERROR =
@@ -116,6 +128,61 @@ const CASES: ConformanceCase[] = [
     stderr: [error('error: upscale mode needs an upscaler model (--upscale-model)')],
   },
   {
+    name: 'an init image that does not exist',
+    args: (p) => ['-m', p.model, '-i', join(p.output, '..', 'absent.png'), '-o', p.output],
+    exit: 'error',
+    stderr: [/^\[ERROR\] main\.cpp:\d+\s+- load image from '.*absent\.png' failed$/m],
+    files: (p) => ({ exist: [], absent: [p.output] }),
+  },
+  {
+    name: 'an init image that is not an image',
+    args: (p) => ['-m', p.model, '-i', p.notImage, '-o', p.output],
+    exit: 'error',
+    stderr: [/^\[ERROR\] main\.cpp:\d+\s+- load image from '.*not-an-image\.png' failed$/m],
+  },
+  {
+    name: 'a mask that does not exist',
+    args: (p) => ['-m', p.model, '-i', p.init, '--mask', join(p.output, '..', 'absent-mask.png'), '-o', p.output],
+    exit: 'error',
+    stderr: [/^\[ERROR\] main\.cpp:\d+\s+- load image from '.*absent-mask\.png' failed$/m],
+  },
+  {
+    name: 'a strength above 1',
+    args: (p) => ['-m', p.model, '-i', p.init, '--strength', '1.5'],
+    exit: 'error',
+    stderr: [error('error: can only work with strength in [0.0, 1.0]')],
+  },
+  {
+    name: 'a strength that is not a number aborts',
+    args: (p) => ['-m', p.model, '--strength', 'strong'],
+    exit: 'abort',
+    stderr: [/std::invalid_argument/],
+  },
+  {
+    name: 'an unknown preview method',
+    args: (p) => ['-m', p.model, '--preview', 'fancy'],
+    exit: 'error',
+    stderr: [error('error: preview method fancy'), error('error: invalid parameter for argument: --preview')],
+  },
+  {
+    name: 'upscale mode without an init image',
+    args: (p) => ['-M', 'upscale', '--upscale-model', p.upscaler, '-o', p.output],
+    exit: 'error',
+    stderr: [error('error: upscale mode needs an init image (--init-img)')],
+  },
+  {
+    name: 'upscale mode with an upscaler file that does not exist: two errors, the input saved as it came, exit 0',
+    args: (p) => ['-M', 'upscale', '--upscale-model', p.missing, '-i', p.init, '-o', p.output],
+    exit: 'ok',
+    stderr: [
+      /^\[ERROR\] upscaler\.cpp:\d+\s+- init model loader from file failed: '.*missing\.safetensors'$/m,
+      error('new_upscaler_ctx failed'),
+    ],
+    stdout: (p) => [new RegExp(`save result image 0 to '${escape(p.output)}' \\(success\\)$`, 'm')],
+    files: (p) => ({ exist: [p.output], absent: [] }),
+    size: { width: 96, height: 64 },
+  },
+  {
     name: 'a width that is not a number aborts',
     args: (p) => ['-m', p.model, '-W', 'abc'],
     exit: 'abort',
@@ -174,6 +241,10 @@ const CASES: ConformanceCase[] = [
     ['--sampling-method', 'res_multistep'],
     ['--sampling-method', 'er_sde'],
     ['--sampling-method', 'lms'],
+    ['--preview', 'proj', '--preview-interval', '2'],
+    ['--preview', 'vae', '--preview-path', 'preview-here.png'],
+    ['--strength', '0.4'],
+    ['--upscale-repeats', '2'],
   ].map((flags): ConformanceCase => ({
     name: `accepts ${flags.join(' ')}`,
     accepted: true,
@@ -225,6 +296,78 @@ const CASES: ConformanceCase[] = [
     files: (p) => ({ exist: outputFiles(p.output, 2), absent: [p.output] }),
   },
   {
+    name: 'img2img: the init image sets the size, the last floor(steps × strength) + 1 steps run',
+    generates: true,
+    args: (p) => [
+      '-m',
+      p.model,
+      '-p',
+      'a red house',
+      '-i',
+      p.init,
+      '--steps',
+      '4',
+      '--strength',
+      '0.5',
+      '-s',
+      '7',
+      '-o',
+      p.output,
+    ],
+    exit: 'ok',
+    progress: [1, 2, 3],
+    stdout: [/ - set width x height to 96 x 64$/m, / - 1\/1 images saved$/m],
+    files: (p) => ({ exist: [p.output], absent: [] }),
+    size: { width: 96, height: 64 },
+  },
+  {
+    name: 'inpainting in a batch: name_0 and name_1 at the init image size',
+    generates: true,
+    args: (p) => [
+      '-m',
+      p.model,
+      '-p',
+      'a red house',
+      '-i',
+      p.init,
+      '--mask',
+      p.mask,
+      '--steps',
+      '2',
+      '-b',
+      '2',
+      '-o',
+      p.output,
+    ],
+    exit: 'ok',
+    progress: [1, 2, 1, 2],
+    files: (p) => ({ exist: outputFiles(p.output, 2), absent: [p.output] }),
+    size: { width: 96, height: 64 },
+  },
+  {
+    name: 'upscale mode: 4× per repeat, no diffusion model',
+    upscales: true,
+    args: (p) => [
+      '-M',
+      'upscale',
+      '--upscale-model',
+      p.upscaler,
+      '-i',
+      p.init,
+      '--upscale-repeats',
+      '2',
+      '-o',
+      p.output,
+    ],
+    exit: 'ok',
+    stdout: [
+      / - upscaling from \(96 x 64\) to \(384 x 256\)$/m,
+      / - upscaling from \(384 x 256\) to \(1536 x 1024\)$/m,
+    ],
+    files: (p) => ({ exist: [p.output], absent: [] }),
+    size: { width: 1536, height: 1024 },
+  },
+  {
     name: 'an output folder that cannot be made',
     generates: true,
     args: (p) => ['-m', p.model, '-p', 'x', ...small, '-o', '/dev/null/out.png'],
@@ -238,9 +381,29 @@ interface Target {
   bin: string;
   /** A model that really loads, or null when only argument handling can be checked. */
   model: string | null;
+  /** An ESRGAN model that really loads, or null. */
+  upscaler: string | null;
 }
 
 const scratch = mkdtempSync(join(tmpdir(), 'conformance-'));
+const inputs = {
+  init: join(scratch, 'init.png'),
+  mask: join(scratch, 'mask.png'),
+  notImage: join(scratch, 'not-an-image.png'),
+};
+beforeAll(async () => {
+  const pixels = Buffer.alloc(96 * 64 * 3, 0);
+  for (let i = 0; i < pixels.length; i++) pixels[i] = (i * 7) & 0xff;
+  await sharp(pixels, { raw: { width: 96, height: 64, channels: 3 } })
+    .png()
+    .toFile(inputs.init);
+  const mask = Buffer.alloc(96 * 64, 0).fill(255, 96 * 16, 96 * 48);
+  await sharp(mask, { raw: { width: 96, height: 64, channels: 1 } })
+    .toColourspace('b-w')
+    .png()
+    .toFile(inputs.mask);
+  writeFileSync(inputs.notImage, 'this is not an image\n');
+});
 afterAll(() => rmSync(scratch, { recursive: true, force: true }));
 
 function exitClass(result: EngineExit): string {
@@ -256,6 +419,8 @@ async function runCase(target: Target, testCase: ConformanceCase, index: number)
     model: target.model ?? REFERENCE_MODEL_FILE,
     output: join(dir, 'out.png'),
     missing: join(dir, 'missing.safetensors'),
+    ...inputs,
+    upscaler: target.upscaler ?? join(dir, 'no-upscaler.pth'),
   };
   // Every run in its own folder: a default `output.png` lands there, never in the repository.
   const result = await runBinary(target.bin, testCase.args(paths), { REFENGINE_LOAD_MS: '10' }, undefined, scratch);
@@ -285,6 +450,8 @@ async function runCase(target: Target, testCase: ConformanceCase, index: number)
     for (const file of exist)
       expect(readFileSync(file).subarray(1, 4).toString('latin1'), `${file}\n${shown}`).toBe('PNG');
     for (const file of absent) expect(existsSync(file), `${file}\n${shown}`).toBe(false);
+    if (testCase.size)
+      for (const file of exist) expect(await sharp(file).metadata(), `${file}\n${shown}`).toMatchObject(testCase.size);
   }
   if (result.code !== 0 || result.signal) {
     // The adapter reads the same run as the failure class the table expects.
@@ -298,6 +465,8 @@ function conformanceSuite(target: () => Target): void {
     it(testCase.name, async (context) => {
       const t = target();
       if (testCase.generates && !t.model) context.skip('needs SD_CLI_MODEL: a model this sd-cli can load');
+      if (testCase.upscales && !t.upscaler)
+        context.skip('needs SD_CLI_UPSCALE_MODEL: an ESRGAN model this sd-cli can load');
       await runCase(t, testCase, index);
     });
   });
@@ -309,7 +478,7 @@ describe('conformance: reference engine', () => {
     bin = referenceEngine();
     expect(REFERENCE_REGISTRY.sd15!.args).toEqual(['-m', REFERENCE_MODEL_FILE]);
   });
-  conformanceSuite(() => ({ name: 'reference', bin, model: REFERENCE_MODEL_FILE }));
+  conformanceSuite(() => ({ name: 'reference', bin, model: REFERENCE_MODEL_FILE, upscaler: REFERENCE_MODEL_FILE }));
 });
 
 const sdCli = process.env.SD_CLI_BIN;
@@ -318,5 +487,10 @@ if (!sdCli)
     'conformance: SD_CLI_BIN is not set, so the real sd-cli cases are skipped (set it to a built sd-cli to run them)',
   );
 describe.skipIf(!sdCli)(`conformance: real sd-cli (${sdCli ?? 'SD_CLI_BIN not set'})`, () => {
-  conformanceSuite(() => ({ name: 'sd-cli', bin: sdCli!, model: process.env.SD_CLI_MODEL || null }));
+  conformanceSuite(() => ({
+    name: 'sd-cli',
+    bin: sdCli!,
+    model: process.env.SD_CLI_MODEL || null,
+    upscaler: process.env.SD_CLI_UPSCALE_MODEL || null,
+  }));
 });
