@@ -14,6 +14,7 @@ import { buildServer } from '../../api/src/server.js';
 import { grant, getBalance } from '../../api/src/modules/credits/ledger.js';
 import { reconcileOnce } from '../../api/src/modules/generation/reconciler.js';
 import { jobEvents } from '../../api/src/modules/generation/job-events.js';
+import { putUpload } from '../../api/src/modules/uploads/uploads.test-support.js';
 import type { SessionUser } from '../../api/src/context.js';
 import { freePort } from '@pingvas/local-services';
 import { createWorkerApi } from './api-client.js';
@@ -390,11 +391,8 @@ describe('GPU worker against the real API', () => {
 
 /** A checked upload of `png`, as the web makes one: create, PUT, complete. */
 async function uploadPng(user: SessionUser, png: Buffer): Promise<string> {
-  const caller = app.callerFor(user);
-  const { uploadId, url } = await caller.uploads.create({ contentType: 'image/png', size: png.length });
-  const put = await fetch(url, { method: 'PUT', body: png, headers: { 'content-type': 'image/png' } });
-  expect(put.status).toBe(200);
-  await caller.uploads.complete({ uploadId });
+  const uploadId = await putUpload(app, user, png);
+  await app.callerFor(user).uploads.complete({ uploadId });
   return uploadId;
 }
 
