@@ -41,8 +41,8 @@ export interface ServerEngineOptions {
   /** Added to every server's environment (tests pass fault switches here). */
   env?: Record<string, string>;
   /**
-   * Runs what sd-server's img_gen cannot: image-to-image, inpainting and upscaling (the CLI
-   * engine beside it, with the same registry). See the README's server mode.
+   * Runs the kinds the servers are not given: image-to-image, inpainting and upscaling (the CLI
+   * engine beside them, with the same registry). Why: the README's server mode.
    */
   fallback: Engine;
   /** Poll interval while sampling (default 200 ms); after the last step it is 10 ms. */
