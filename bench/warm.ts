@@ -25,7 +25,7 @@ import { loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import pino from 'pino';
 import { withSystem } from '@pingvas/db';
-import type { EngineParams } from '@pingvas/core';
+import type { EngineJob } from '@pingvas/core';
 import { createTestApp, type TestApp } from '../apps/api/src/test/harness.js';
 import { buildServer } from '../apps/api/src/server.js';
 import { grant } from '../apps/api/src/modules/credits/ledger.js';
@@ -38,7 +38,7 @@ import {
   type ModelRegistry,
 } from '../apps/gpu-worker/src/config.js';
 import { CliEngine } from '../apps/gpu-worker/src/engines/cli-engine.js';
-import type { Engine, EngineOutcome, EngineRunOptions } from '../apps/gpu-worker/src/engines/engine.js';
+import type { Engine, EngineJobFiles, EngineOutcome, EngineRunOptions } from '../apps/gpu-worker/src/engines/engine.js';
 import { ServerEngine } from '../apps/gpu-worker/src/engines/server-engine.js';
 import { Worker } from '../apps/gpu-worker/src/worker.js';
 import { benchCounts, benchList } from './settings.js';
@@ -93,10 +93,10 @@ class MeasuredEngine implements Engine {
     return this.inner.close();
   }
 
-  async run(params: EngineParams, options: EngineRunOptions): Promise<EngineOutcome> {
+  async run(job: EngineJob, files: EngineJobFiles, options: EngineRunOptions): Promise<EngineOutcome> {
     let first: number | null = null;
     let last = 0;
-    const outcome = await this.inner.run(params, {
+    const outcome = await this.inner.run(job, files, {
       ...options,
       onModelLoading: () => {
         this.loads += 1;
@@ -146,14 +146,21 @@ interface ModeResult {
 
 async function runMode(app: TestApp, apiUrl: string, mode: Mode): Promise<ModeResult> {
   const engines = Array.from({ length: WORKERS }, () => {
+    const cli = new CliEngine({
+      bin: REFERENCE_ENGINE_BIN,
+      name: 'reference',
+      models: registry,
+      progressIntervalMs: 0,
+    });
     const inner: Engine =
       mode === 'cli'
-        ? new CliEngine({ bin: REFERENCE_ENGINE_BIN, name: 'reference', models: registry, progressIntervalMs: 0 })
+        ? cli
         : new ServerEngine({
             bin: REFERENCE_SERVER_BIN,
             name: 'reference',
             models: registry,
             gpuMemoryMb: GPU_MEMORY_MB,
+            fallback: cli,
             progressIntervalMs: 0,
           });
     return new MeasuredEngine(inner, mode === 'affinity');

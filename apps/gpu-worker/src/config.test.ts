@@ -10,6 +10,7 @@ import {
   describeConfig,
   loadWorkerConfig,
   modelRegistryProblem,
+  upscaleModelProblem,
   REFERENCE_ENGINE_BIN,
   REFERENCE_MODEL_FILE,
   REFERENCE_REGISTRY,
@@ -52,6 +53,20 @@ describe('worker config', () => {
     expect(config.workerId).toMatch(new RegExp(`-${process.pid}$`));
     expect(config.engineModels.sdxl!.args).toEqual(['-m', REFERENCE_MODEL_FILE]);
     expect(modelRegistryProblem(config.engineModels)).toBeNull();
+  });
+
+  it('takes the upscale model from ENGINE_UPSCALE_MODEL, the stand-in only with the reference registry, and checks it', () => {
+    expect(loadWorkerConfig(DEV).upscaleModel).toBe(REFERENCE_MODEL_FILE);
+    const models = JSON.stringify({ sd15: { files: { model: REFERENCE_MODEL_FILE } } });
+    expect(loadWorkerConfig({ ...DEV, ENGINE_MODELS: models }).upscaleModel).toBeUndefined();
+    const esrgan = join(scratch, 'esrgan.pth');
+    writeFileSync(esrgan, 'stand-in');
+    expect(loadWorkerConfig({ ...DEV, ENGINE_MODELS: models, ENGINE_UPSCALE_MODEL: esrgan }).upscaleModel).toBe(esrgan);
+    expect(upscaleModelProblem(esrgan)).toBeNull();
+    expect(upscaleModelProblem(undefined)).toBeNull();
+    expect(upscaleModelProblem(scratch)).toBe(
+      `config: ENGINE_UPSCALE_MODEL ${scratch} does not exist or is not a file`,
+    );
   });
 
   it('checks the registry against the disk: each model needs -m or --diffusion-model, every file must exist', () => {

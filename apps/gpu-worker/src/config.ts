@@ -155,6 +155,17 @@ export function modelRegistryProblem(registry: ModelRegistry): string | null {
   return null;
 }
 
+/** The upscale model must be a file, checked at start like the registry's; null when it is (or none is set). */
+export function upscaleModelProblem(file: string | undefined): string | null {
+  if (file === undefined) return null;
+  try {
+    if (statSync(file).isFile()) return null;
+  } catch {
+    // missing or unreadable: reported below
+  }
+  return `config: ENGINE_UPSCALE_MODEL ${file} does not exist or is not a file`;
+}
+
 const optionalString = z
   .string()
   .trim()
@@ -179,6 +190,8 @@ const workerEnvSchema = z.object({
   /** Recorded on each image; derived from ENGINE_BIN when unset (`refengine` → `reference`). */
   ENGINE_NAME: optionalString,
   ENGINE_MODELS: optionalString,
+  /** ESRGAN weights for upscale jobs (`--upscale-model`); the reference engine's stand-in without ENGINE_MODELS. */
+  ENGINE_UPSCALE_MODEL: optionalString,
   /** The cap on one engine run; each job brings its own, shorter deadline from its hold. */
   ENGINE_TIMEOUT_SECONDS: z.coerce.number().positive().default(3600),
   WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(1),
@@ -219,6 +232,8 @@ export interface WorkerConfig {
   engineBin: string;
   engineName: string;
   engineModels: ModelRegistry;
+  /** Without one the worker refuses upscale jobs. */
+  upscaleModel: string | undefined;
   engineMode: 'cli' | 'server';
   engineServerBin: string;
   gpuMemoryMb: number;
@@ -257,6 +272,7 @@ export function loadWorkerConfig(env: NodeJS.ProcessEnv = process.env): WorkerCo
     engineBin: e.ENGINE_BIN,
     engineName: e.ENGINE_NAME ?? engineNameFor(e.ENGINE_BIN),
     engineModels: models.data,
+    upscaleModel: e.ENGINE_UPSCALE_MODEL ?? (e.ENGINE_MODELS ? undefined : REFERENCE_MODEL_FILE),
     engineMode: e.ENGINE_MODE,
     engineServerBin:
       e.ENGINE_SERVER_BIN ?? (e.ENGINE_BIN === REFERENCE_ENGINE_BIN ? REFERENCE_SERVER_BIN : `${e.ENGINE_BIN}-server`),

@@ -16,7 +16,7 @@ export function makeThumbnail(png: Buffer): Promise<Buffer> {
 export class UploadError extends Error {}
 
 /**
- * Stores one object of the current attempt: asks the API for a PUT URL (bound to this lease,
+ * Stores one object (original or thumbnail) of one image of the current attempt: asks the API for a PUT URL (bound to this lease,
  * this object, its Content-Type and its exact size; valid for minutes), then PUTs the bytes.
  * Every try asks for a fresh URL, so a slow retry never meets an expired one. A network error
  * or a 5xx is retried a few times; a refused URL request or a 4xx from the store is not (the
@@ -25,7 +25,7 @@ export class UploadError extends Error {}
 export async function uploadObject(
   api: WorkerApi,
   lease: { jobId: string; leaseToken: string },
-  object: UploadObject,
+  which: { object: UploadObject; index: number },
   body: Buffer,
   signal: AbortSignal,
 ): Promise<void> {
@@ -34,7 +34,7 @@ export async function uploadObject(
     let failure: string;
     try {
       const urlSignal = AbortSignal.any([signal, AbortSignal.timeout(URL_REQUEST_TIMEOUT_MS)]);
-      const target = await api.uploadUrl.mutate({ ...lease, object, bytes: body.length }, { signal: urlSignal });
+      const target = await api.uploadUrl.mutate({ ...lease, ...which, bytes: body.length }, { signal: urlSignal });
       const headers = { 'content-type': target.contentType };
       const response = await fetch(target.url, { method: 'PUT', body, headers, signal });
       if (response.ok) {

@@ -5,6 +5,7 @@ import {
   describeConfig,
   loadWorkerConfig,
   modelRegistryProblem,
+  upscaleModelProblem,
   REFERENCE_ENGINE_BIN,
   type WorkerConfig,
 } from './config.js';
@@ -31,7 +32,7 @@ function loadConfig(): WorkerConfig {
 
 const config = loadConfig();
 // Every registry file must exist now: sd-cli itself only warns about a missing VAE or text encoder.
-const registryProblem = modelRegistryProblem(config.engineModels);
+const registryProblem = modelRegistryProblem(config.engineModels) ?? upscaleModelProblem(config.upscaleModel);
 if (registryProblem) exitWith(registryProblem);
 
 const logger = pino({ level: config.logLevel, base: { service: 'gpu-worker', workerId: config.workerId } });
@@ -44,6 +45,12 @@ const crash = (error: unknown) => {
 process.on('uncaughtException', crash);
 process.on('unhandledRejection', crash);
 
+const cliEngine = new CliEngine({
+  bin: config.engineBin,
+  name: config.engineName,
+  models: config.engineModels,
+  ...(config.upscaleModel ? { upscaleModel: config.upscaleModel } : {}),
+});
 const serverEngine =
   config.engineMode === 'server'
     ? new ServerEngine({
@@ -51,11 +58,11 @@ const serverEngine =
         name: config.engineName,
         models: config.engineModels,
         gpuMemoryMb: config.gpuMemoryMb,
+        fallback: cliEngine,
         logger,
       })
     : null;
-const engine: Engine =
-  serverEngine ?? new CliEngine({ bin: config.engineBin, name: config.engineName, models: config.engineModels });
+const engine: Engine = serverEngine ?? cliEngine;
 const engineBin = serverEngine ? config.engineServerBin : config.engineBin;
 let engineVersion: string;
 try {

@@ -13,7 +13,8 @@ import { buildServer } from '../../api/src/server.js';
 import { grant } from '../../api/src/modules/credits/ledger.js';
 import type { SessionUser } from '../../api/src/context.js';
 import { createWorkerApi } from './api-client.js';
-import { REFERENCE_MODEL_FILE, REFERENCE_SERVER_BIN, type ModelRegistry } from './config.js';
+import { REFERENCE_ENGINE_BIN, REFERENCE_MODEL_FILE, REFERENCE_SERVER_BIN, type ModelRegistry } from './config.js';
+import { CliEngine } from './engines/cli-engine.js';
 import { ServerEngine } from './engines/server-engine.js';
 import { groupExists, processesMentioning, referenceEngine } from './test/reference-engine.js';
 import { spawnWorker, type WorkerProcess } from './test/worker-process.js';
@@ -96,6 +97,7 @@ async function serverModeWorker(env: Record<string, string> = {}) {
     name: 'reference',
     models: registry(),
     gpuMemoryMb: 8000,
+    fallback: new CliEngine({ bin: REFERENCE_ENGINE_BIN, name: 'reference', models: registry() }),
     env,
   });
   const records: JobRecord[] = [];
@@ -140,7 +142,8 @@ describe('GPU worker in server mode', () => {
     const second = await createJob(user);
     await expect.poll(async () => (await row(second)).status, { timeout: 30_000 }).toBe('completed');
     expect(engine.processGroups()).toEqual([pid]);
-    expect(records.map((r) => r.result)).toEqual(['completed', 'completed']);
+    // The API records the completion before the worker has had its reply and settled the job.
+    await expect.poll(() => records.map((r) => r.result)).toEqual(['completed', 'completed']);
   });
 
   it('a server killed mid-job: the job is retried on the restarted server and completes once', async () => {

@@ -7,16 +7,18 @@ import pino from 'pino';
 import sharp from 'sharp';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { withSystem } from '@pingvas/db';
-import { chargeCredits, type GenerationParams } from '@pingvas/core';
+import { chargeCredits, type CreateJobInput, type JobEvent } from '@pingvas/core';
 import { createTestApp, type TestApp } from '../../api/src/test/harness.js';
 import { expectLedgerInvariants } from '../../api/src/test/invariants.js';
 import { buildServer } from '../../api/src/server.js';
 import { grant, getBalance } from '../../api/src/modules/credits/ledger.js';
 import { reconcileOnce } from '../../api/src/modules/generation/reconciler.js';
+import { jobEvents } from '../../api/src/modules/generation/job-events.js';
+import { putUpload } from '../../api/src/modules/uploads/uploads.test-support.js';
 import type { SessionUser } from '../../api/src/context.js';
 import { freePort } from '@pingvas/local-services';
 import { createWorkerApi } from './api-client.js';
-import { REFERENCE_REGISTRY } from './config.js';
+import { REFERENCE_MODEL_FILE, REFERENCE_REGISTRY } from './config.js';
 import { CliEngine } from './engines/cli-engine.js';
 import { startStatusServer } from './status-server.js';
 import { processesMentioning, referenceEngine } from './test/reference-engine.js';
@@ -80,7 +82,7 @@ async function payingUser(): Promise<SessionUser> {
 
 async function createJob(
   user: SessionUser,
-  over: Partial<GenerationParams> = {},
+  over: Partial<CreateJobInput> = {},
 ): Promise<{ jobId: string; prompt: string }> {
   // A unique prompt finds the job's engine among the machine's processes.
   const prompt = over.prompt ?? `a lighthouse ${randomUUID()}`;
@@ -136,7 +138,13 @@ async function inProcessWorker(
   engineEnv: Record<string, string> = {},
   options: { concurrency?: number; apiUrl?: string } = {},
 ) {
-  const engine = new CliEngine({ bin: engineBin, name: 'reference', models: REFERENCE_REGISTRY, env: engineEnv });
+  const engine = new CliEngine({
+    bin: engineBin,
+    name: 'reference',
+    models: REFERENCE_REGISTRY,
+    upscaleModel: REFERENCE_MODEL_FILE,
+    env: engineEnv,
+  });
   const records: JobRecord[] = [];
   const logs: Record<string, unknown>[] = [];
   const workerId = `test-worker-${randomUUID()}`;
@@ -378,5 +386,210 @@ describe('GPU worker against the real API', () => {
     const { jobId } = await createJob(user);
     await untilJob(jobId).toMatchObject({ status: 'completed' });
     await expect.poll(() => records.map((r) => r.result)).toEqual(['completed']);
+  });
+});
+
+/** A checked upload of `png`, as the web makes one: create, PUT, complete. */
+async function uploadPng(user: SessionUser, png: Buffer): Promise<string> {
+  const uploadId = await putUpload(app, user, png);
+  await app.callerFor(user).uploads.complete({ uploadId });
+  return uploadId;
+}
+
+interface StoredImage {
+  id: string;
+  job_index: number;
+  kind: string;
+  width: number;
+  height: number;
+  parent_image_id: string | null;
+  original: Buffer;
+  thumb: Buffer;
+}
+
+/** The job's image rows in index order, with their stored objects. */
+async function storedImages(jobId: string): Promise<StoredImage[]> {
+  const rows = await app.database.admin<(Omit<StoredImage, 'original' | 'thumb'> & { ok: string; tk: string })[]>`
+    select id, job_index, kind, width, height, parent_image_id, original_key as ok, thumb_key as tk
+    from images where job_id = ${jobId} order by job_index`;
+  return Promise.all(
+    rows.map(async ({ ok, tk, ...row }) => ({
+      ...row,
+      original: Buffer.from(await app.deps.store.getBytes(ok)),
+      thumb: Buffer.from(await app.deps.store.getBytes(tk)),
+    })),
+  );
+}
+
+/** Every live event of the job as a watcher gets it, from its snapshot to its end. */
+function watchJob(user: SessionUser, jobId: string) {
+  const events: JobEvent[] = [];
+  const abort = new AbortController();
+  const done = (async () => {
+    for await (const event of jobEvents(app.deps, user.id, jobId, abort.signal)) events.push(event);
+  })();
+  stops.push(async () => {
+    abort.abort();
+    await done.catch(() => {});
+  });
+  return { events, done };
+}
+
+async function rgbAt(png: Buffer, x: number, y: number): Promise<number[]> {
+  const { data, info } = await sharp(png).removeAlpha().raw().toBuffer({ resolveWithObject: true });
+  const at = (y * info.width + x) * info.channels;
+  return [...data.subarray(at, at + 3)];
+}
+
+const WHITE = { r: 255, g: 255, b: 255 };
+const BLACK = { r: 0, g: 0, b: 0 };
+const block = (width: number, height: number, background: { r: number; g: number; b: number }) =>
+  sharp({ create: { width, height, channels: 3, background } });
+
+describe('image tools through the worker', () => {
+  it('inpaints a batch from uploads: the engine gets the cropped init image and the mask, every image is stored at its index', async () => {
+    const user = await payingUser();
+    // 400×200: green, then red from x 150 to 250, on white. The job's 256² crop keeps x 100…300.
+    const init = await block(400, 200, WHITE)
+      .composite([
+        { input: await block(100, 200, { r: 0, g: 255, b: 0 }).png().toBuffer(), left: 0, top: 0 },
+        { input: await block(100, 200, { r: 255, g: 0, b: 0 }).png().toBuffer(), left: 150, top: 0 },
+      ])
+      .png()
+      .toBuffer();
+    // White (repaint) on the right half only: the left half of every result is the init image.
+    const mask = await block(400, 200, BLACK)
+      .composite([{ input: await block(200, 200, WHITE).png().toBuffer(), left: 200, top: 0 }])
+      .png()
+      .toBuffer();
+    const [initId, maskId] = [await uploadPng(user, init), await uploadPng(user, mask)];
+    await inProcessWorker();
+    const { jobId } = await createJob(user, {
+      width: 256,
+      height: 256,
+      steps: 6,
+      count: 2,
+      strength: 1,
+      initImage: { uploadId: initId },
+      mask: { uploadId: maskId },
+    });
+    const { events, done } = watchJob(user, jobId);
+    await untilJob(jobId).toMatchObject({ status: 'completed', retry_count: 0 });
+
+    const images = await storedImages(jobId);
+    expect(images.map((i) => [i.job_index, i.kind, i.width, i.height])).toEqual([
+      [0, 'inpaint', 256, 256],
+      [1, 'inpaint', 256, 256],
+    ]);
+    for (const image of images) {
+      // Kept: the crop's white margin, then red; no green (it was cropped away).
+      const near = (actual: number[], expected: number[]) =>
+        actual.forEach((v, i) => expect(Math.abs(v - expected[i]!)).toBeLessThan(24));
+      near(await rgbAt(image.original, 8, 40), [255, 255, 255]);
+      near(await rgbAt(image.original, 100, 40), [255, 0, 0]);
+      expect(await sharp(image.thumb).metadata()).toMatchObject({ format: 'webp', width: 256, height: 256 });
+    }
+    // seed + index: two different pictures.
+    expect(images[0]!.original.equals(images[1]!.original)).toBe(false);
+    await done;
+    const completed = events.find((e) => e.type === 'completed');
+    expect(completed).toMatchObject({ images: images.map((i) => ({ id: i.id, width: 256, height: 256 })) });
+  });
+
+  it('runs image to image from a gallery image and upscales the result 2×: one 4× pass resized to the delivered size', async () => {
+    const user = await payingUser();
+    await inProcessWorker();
+    const first = await createJob(user, { width: 256, height: 256, steps: 4 });
+    await untilJob(first.jobId).toMatchObject({ status: 'completed' });
+    const [source] = await storedImages(first.jobId);
+
+    const varied = await createJob(user, {
+      width: 320,
+      height: 256,
+      steps: 4,
+      strength: 0.5,
+      initImage: { imageId: source!.id },
+    });
+    await untilJob(varied.jobId).toMatchObject({ status: 'completed', retry_count: 0 });
+    const [variation] = await storedImages(varied.jobId);
+    expect(variation).toMatchObject({ kind: 'img2img', width: 320, height: 256, parent_image_id: source!.id });
+    expect(await sharp(variation!.original).metadata()).toMatchObject({ width: 320, height: 256 });
+
+    const { jobId } = await app.callerFor(user).generation.upscale({ imageId: variation!.id, scale: 2 });
+    await untilJob(jobId).toMatchObject({ status: 'completed', retry_count: 0 });
+    const [upscaled] = await storedImages(jobId);
+    expect(upscaled).toMatchObject({ kind: 'upscale', width: 640, height: 512, parent_image_id: variation!.id });
+    expect(await sharp(upscaled!.original).metadata()).toMatchObject({ format: 'png', width: 640, height: 512 });
+    expect(await sharp(upscaled!.thumb).metadata()).toMatchObject({ format: 'webp', width: 256, height: 205 });
+  });
+
+  it('stores a batch of four in index order, one original and one thumbnail each, completed as one job', async () => {
+    const user = await payingUser();
+    const { records } = await inProcessWorker();
+    const { jobId } = await createJob(user, { width: 256, height: 320, steps: 4, count: 4 });
+    const { events, done } = watchJob(user, jobId);
+    await untilJob(jobId).toMatchObject({ status: 'completed', retry_count: 0 });
+    const images = await storedImages(jobId);
+    expect(images.map((i) => [i.job_index, i.width, i.height])).toEqual([0, 1, 2, 3].map((i) => [i, 256, 320]));
+    expect(new Set(images.map((i) => i.original.toString('base64'))).size).toBe(4);
+    for (const image of images) {
+      expect(await sharp(image.original).metadata()).toMatchObject({ format: 'png', width: 256, height: 320 });
+      expect(await sharp(image.thumb).metadata()).toMatchObject({ format: 'webp' });
+    }
+    expect(await countRows('captures', user, jobId)).toBe(1);
+    await done;
+    expect(events.find((e) => e.type === 'completed')).toMatchObject({
+      image: { id: images[0]!.id },
+      images: images.map((i) => ({ id: i.id })),
+    });
+    await expect.poll(() => records.map((r) => r.result)).toEqual(['completed']);
+  });
+
+  it('fails every attempt of a job whose init image cannot be fetched, as an engine error, refunding the hold', async () => {
+    const user = await payingUser();
+    const initId = await uploadPng(user, await block(256, 256, WHITE).png().toBuffer());
+    const { jobId } = await createJob(user, { steps: 4, initImage: { uploadId: initId } });
+    // The stored PNG goes missing after the job was accepted: every presigned GET answers 404.
+    const [upload] = await app.database.admin<
+      { key: string }[]
+    >`select image_key as key from uploads where id = ${initId}`;
+    await app.deps.store.deleteKeys([upload!.key]);
+    const { logs } = await inProcessWorker();
+    await untilJob(jobId).toMatchObject({
+      status: 'failed',
+      retry_count: 3,
+      failure_code: 'ENGINE_ERROR',
+      charged_credits: 0,
+    });
+    expect(await balance(user)).toMatchObject({ available: CREDITS, held: 0 });
+    expect(await countRows('images', user, jobId)).toBe(0);
+    const refused = logs.filter((l) => l.msg === 'input refused' && l.jobId === jobId);
+    expect(refused).toHaveLength(3);
+    expect(JSON.stringify(refused[0]!.err)).toContain('the init image could not be downloaded: HTTP 404');
+  });
+
+  it('sends live previews while the engine samples: small WebP frames with their step', async () => {
+    const user = await payingUser();
+    await inProcessWorker({ REFENGINE_STEP_MS: '250' });
+    const { jobId } = await createJob(user, { width: 512, height: 512, steps: 12 });
+    const { events, done } = watchJob(user, jobId);
+    await untilJob(jobId).toMatchObject({ status: 'completed' });
+    await done;
+    const previews = events.filter((e) => e.type === 'preview');
+    expect(previews.length).toBeGreaterThan(0);
+    for (const preview of previews) {
+      expect(preview.step).toBeGreaterThanOrEqual(1);
+      expect(preview.step).toBeLessThanOrEqual(12);
+      expect(preview.dataUrl).toMatch(/^data:image\/webp;base64,/);
+      const webp = Buffer.from(preview.dataUrl.split(',')[1]!, 'base64');
+      expect(await sharp(webp).metadata()).toMatchObject({
+        format: 'webp',
+        width: preview.width,
+        height: preview.height,
+      });
+      expect(Math.max(preview.width, preview.height)).toBeLessThanOrEqual(256);
+    }
+    // Every preview comes before the job's end.
+    expect(events.findIndex((e) => e.type === 'completed')).toBeGreaterThan(events.lastIndexOf(previews.at(-1)!));
   });
 });

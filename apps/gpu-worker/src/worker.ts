@@ -1,8 +1,14 @@
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
-import type { ClaimedJob, FailureCode } from '@pingvas/core';
+import {
+  effectiveSteps,
+  type ClaimedJob,
+  type CompletedImage,
+  type FailureCode,
+  type PreviewFiles,
+} from '@pingvas/core';
 import { apiErrorKind, type WorkerApi } from './api-client.js';
 import { Backoff, sleep } from './backoff.js';
 import {
@@ -10,11 +16,19 @@ import {
   failureMessage,
   type Engine,
   type EngineFailure,
-  type EngineImage,
+  type EngineJobFiles,
   type EngineOutcome,
   type EngineProgress,
+  type EngineSuccess,
 } from './engines/engine.js';
+import { engineJobOf } from './claimed-job.js';
 import { makeThumbnail, uploadObject } from './image-upload.js';
+import { InputError, prepareInputs } from './job-inputs.js';
+import { deliveredImages, type DeliveredImage } from './job-outputs.js';
+import { PreviewGate, PreviewWatcher, previewIntervalSteps, StepSpeeds, type PreviewFrame } from './preview.js';
+
+/** A made image that sharp cannot read: the engine's output is bad, not the store. */
+class ThumbnailError extends Error {}
 
 /** Why a job stopped before its natural end. */
 type StopReason = 'cancel' | 'lease-lost' | 'shutdown';
@@ -48,6 +62,8 @@ export interface WorkerOptions {
   scratchDir?: string;
   /** Told about every job once the worker is done with it. */
   onJobSettled?: (record: JobRecord) => void;
+  /** How often the engine's preview file is checked (tests shorten it). */
+  previewPollMs?: number;
 }
 
 export interface WorkerStatus {
@@ -93,6 +109,8 @@ class ActiveJob {
   dir: string | null = null;
   engineExitedAt = 0;
   private timer: NodeJS.Timeout | null = null;
+  private readonly previews = new PreviewGate<PreviewFrame & { step: number }>();
+  private previewTimer: NodeJS.Timeout | null = null;
   private beating = false;
   private beatAgain = false;
   private ended = false;
@@ -131,6 +149,7 @@ class ActiveJob {
   end(): void {
     this.ended = true;
     if (this.timer) clearInterval(this.timer);
+    if (this.previewTimer) clearTimeout(this.previewTimer);
     for (const hook of this.endHooks.splice(0)) hook();
   }
 
@@ -145,6 +164,21 @@ class ActiveJob {
     this.beat();
   }
 
+  /**
+   * A new preview frame rides on the next heartbeat, or on one sent when the pacing allows. Its
+   * step is the progress so far, but never below the first frame's: the engine can write a
+   * frame before its progress line for that step has been read.
+   */
+  onPreview(frame: PreviewFrame, intervalSteps: number): void {
+    this.previews.offer({ ...frame, step: Math.max(this.progress?.step ?? 0, intervalSteps) });
+    const wait = this.previews.waitMs() ?? 0;
+    if (wait === 0) return this.beat();
+    this.previewTimer ??= setTimeout(() => {
+      this.previewTimer = null;
+      this.beat();
+    }, wait);
+  }
+
   /** One heartbeat in flight at a time; progress arriving meanwhile rides on the next one. */
   private beat(): void {
     if (this.ended) return;
@@ -153,6 +187,8 @@ class ActiveJob {
       return;
     }
     this.beating = true;
+    // Once the engine is done a frame is stale: the image itself is on its way.
+    const frame = this.phase === 'running' ? this.previews.take() : undefined;
     this.api.heartbeat
       .mutate(
         {
@@ -160,6 +196,7 @@ class ActiveJob {
           leaseToken: this.claimed.lease.token,
           progress: this.progress ?? undefined,
           ...(this.loadingModel ? { loadingModel: true } : {}),
+          ...(frame ? { preview: frame } : {}),
         },
         { signal: AbortSignal.timeout(CALL_TIMEOUT_MS) },
       )
@@ -202,6 +239,8 @@ export class Worker {
   private jobsDone = 0;
   private jobsFailed = 0;
   private readonly startedAt = new Date();
+  /** Measured step times, to choose each job's preview interval before it starts. */
+  private readonly stepSpeeds = new StepSpeeds();
 
   constructor(private readonly options: WorkerOptions) {}
 
@@ -316,9 +355,9 @@ export class Worker {
     const onHardStop = () => job.stop('shutdown');
     this.hardStop.signal.addEventListener('abort', onHardStop);
     job.onEnd(() => this.hardStop.signal.removeEventListener('abort', onHardStop));
-    const { params } = claimed.job;
+    const { params, kind, count } = claimed.job;
     job.log.info(
-      { model: params.model, width: params.width, height: params.height, steps: params.steps },
+      { kind, count, model: params.model, width: params.width, height: params.height, steps: params.steps },
       'job claimed',
     );
     return job;
@@ -330,29 +369,75 @@ export class Worker {
    * overlaps the end of this run instead of leaving the GPU idle.
    */
   private async runEngine(job: ActiveJob, nearlyDone: () => void): Promise<EngineOutcome> {
+    let watcher: PreviewWatcher | null = null;
     try {
       job.dir = await mkdtemp(join(this.options.scratchDir ?? tmpdir(), 'pingvas-job-'));
+      const engineJob = engineJobOf(job.claimed.job);
+      const prepared = await this.prepareInputs(job);
+      if (!prepared.ok) return prepared;
+      const preview = this.previewFor(job);
+      if (preview) {
+        watcher = new PreviewWatcher(
+          preview.path,
+          (frame) => job.onPreview(frame, preview.intervalSteps),
+          this.options.previewPollMs,
+          (error) => job.log.debug({ err: error }, 'preview frame skipped'),
+        );
+        watcher.start();
+      }
       job.phase = 'running';
       job.log.debug('engine starting');
-      const outcome = await this.options.engine.run(job.claimed.job.params, {
-        outputPath: join(job.dir, 'original.png'),
-        signal: job.stopper.signal,
-        timeoutMs: engineTimeoutMs(job.claimed, this.options.engineTimeoutMs),
-        onModelLoading: () => job.onModelLoading(),
-        onProgress: (progress) => {
-          job.onProgress(progress);
-          const left = (progress.totalSteps - progress.step) * (progress.secondsPerStep ?? Infinity);
-          if (progress.step === progress.totalSteps || left <= CLAIM_AHEAD_SECONDS) nearlyDone();
+      const { params } = job.claimed.job;
+      const outcome = await this.options.engine.run(
+        engineJob,
+        { inputs: prepared.inputs, output: join(job.dir, 'original.png'), ...(preview ? { preview } : {}) },
+        {
+          signal: job.stopper.signal,
+          timeoutMs: engineTimeoutMs(job.claimed, this.options.engineTimeoutMs),
+          onModelLoading: () => job.onModelLoading(),
+          onProgress: (progress) => {
+            job.onProgress(progress);
+            if (progress.secondsPerStep !== undefined) {
+              this.stepSpeeds.record(params.model, params, progress.secondsPerStep);
+            }
+            const left = (progress.totalSteps - progress.step) * (progress.secondsPerStep ?? Infinity);
+            if (progress.step === progress.totalSteps || left <= CLAIM_AHEAD_SECONDS) nearlyDone();
+          },
         },
-      });
+      );
       job.log.debug({ ok: outcome.ok, engineSeconds: outcome.engineSeconds }, 'engine exited');
       return outcome;
     } catch (error) {
       return engineFailure('ENGINE_ERROR', `could not run the engine: ${(error as Error).message}`, 0);
     } finally {
+      watcher?.stop();
       job.engineExitedAt = performance.now();
       job.phase = 'finishing';
     }
+  }
+
+  /** The job's inputs in its folder, or the failure that ends the attempt (a stop is CANCELLED: settle sorts out why). */
+  private async prepareInputs(
+    job: ActiveJob,
+  ): Promise<{ ok: true; inputs: EngineJobFiles['inputs'] } | ({ ok: false } & EngineFailure)> {
+    try {
+      return { ok: true, inputs: await prepareInputs(job.claimed.job, job.dir!, job.stopper.signal) };
+    } catch (error) {
+      if (job.stopper.signal.aborted) return engineFailure('CANCELLED', 'stopped while fetching the inputs', 0);
+      if (!(error instanceof InputError)) throw error;
+      job.log.warn({ err: error }, 'input refused');
+      return engineFailure('ENGINE_ERROR', error.message, 0);
+    }
+  }
+
+  /** Previews for the diffusion kinds; the interval follows this worker's measured step time for the model. */
+  private previewFor(job: ActiveJob): PreviewFiles | undefined {
+    const { kind, params, strength } = job.claimed.job;
+    if (kind === 'upscale') return undefined;
+    // An image-to-image job samples only the tail of its schedule, and its progress counts those steps.
+    const steps = strength === undefined ? params.steps : effectiveSteps(params.steps, strength);
+    const intervalSteps = previewIntervalSteps(steps, this.stepSpeeds.expected(params.model, params));
+    return { path: join(job.dir!, 'preview.png'), intervalSteps };
   }
 
   /** Reports the job's end to the API; never rejects. */
@@ -398,58 +483,73 @@ export class Worker {
       return this.fail(job, outcome);
     }
 
-    let png: Buffer;
+    let images: DeliveredImage[];
     try {
-      png = await readFile(outcome.outputPath);
+      images = await deliveredImages(job.claimed.job, outcome.images);
     } catch (error) {
       return this.fail(
         job,
         engineFailure('BAD_OUTPUT', `the image could not be read: ${(error as Error).message}`, outcome.engineSeconds),
       );
     }
+    const stored = await Promise.allSettled(images.map((image, index) => this.storeImage(job, index, image.png)));
+    const failed = stored.find((result) => result.status === 'rejected');
+    if (failed) {
+      const error = failed.reason as Error;
+      if (error instanceof ThumbnailError) {
+        return this.fail(
+          job,
+          engineFailure('BAD_OUTPUT', `the image could not be read: ${error.message}`, outcome.engineSeconds),
+        );
+      }
+      const late = job.stopReason;
+      if (
+        late === 'lease-lost' ||
+        stored.some((r) => r.status === 'rejected' && apiErrorKind(r.reason) === 'lease-lost')
+      )
+        return { result: 'dropped' };
+      if (late === 'shutdown') return this.release(job);
+      // Storage trouble is not the job's fault, but retrying it forever is worse: the attempt counts.
+      return this.fail(
+        job,
+        engineFailure('ENGINE_ERROR', `the image could not be stored: ${error.message}`, outcome.engineSeconds),
+      );
+    }
+    const storeMs = performance.now() - job.engineExitedAt;
+    const reported = images.map(({ png, width, height }) => ({ width, height, bytes: png.length }));
+    return { ...(await this.complete(job, outcome, reported)), storeMs };
+  }
+
+  /**
+   * Stores one image of the job: the original goes up while its thumbnail is made, so the two
+   * overlap instead of queueing (and the images of a batch go up side by side).
+   */
+  private async storeImage(job: ActiveJob, index: number, png: Buffer): Promise<void> {
     const lease = { jobId: job.id, leaseToken: job.claimed.lease.token };
-    // The original goes up while the thumbnail is made: the two overlap instead of queueing.
-    const original = uploadObject(this.options.api, lease, 'original', png, job.stopper.signal);
+    const original = uploadObject(this.options.api, lease, { object: 'original', index }, png, job.stopper.signal);
     original.catch(() => {});
     let thumb: Buffer;
     try {
       thumb = await makeThumbnail(png);
     } catch (error) {
       await original.catch(() => {});
-      return this.fail(
-        job,
-        engineFailure('BAD_OUTPUT', `the image could not be read: ${(error as Error).message}`, outcome.engineSeconds),
-      );
+      throw new ThumbnailError((error as Error).message);
     }
-    try {
-      await Promise.all([original, uploadObject(this.options.api, lease, 'thumb', thumb, job.stopper.signal)]);
-    } catch (error) {
-      const late = job.stopReason;
-      if (late === 'lease-lost' || apiErrorKind(error) === 'lease-lost') return { result: 'dropped' };
-      if (late === 'shutdown') return this.release(job);
-      // Storage trouble is not the job's fault, but retrying it forever is worse: the attempt counts.
-      return this.fail(
-        job,
-        engineFailure(
-          'ENGINE_ERROR',
-          `the image could not be stored: ${(error as Error).message}`,
-          outcome.engineSeconds,
-        ),
-      );
-    }
-    const storeMs = performance.now() - job.engineExitedAt;
-    return { ...(await this.complete(job, outcome)), storeMs };
+    await Promise.all([
+      original,
+      uploadObject(this.options.api, lease, { object: 'thumb', index }, thumb, job.stopper.signal),
+    ]);
   }
 
-  private async complete(job: ActiveJob, image: EngineImage): Promise<Settled> {
+  private async complete(job: ActiveJob, outcome: EngineSuccess, images: CompletedImage[]): Promise<Settled> {
     const startedAt = performance.now();
     const result = await this.report(job, 'complete', (signal) =>
       this.options.api.complete.mutate(
         {
           jobId: job.id,
           leaseToken: job.claimed.lease.token,
-          engineSeconds: image.engineSeconds,
-          image: { width: image.width, height: image.height, bytes: image.bytes },
+          engineSeconds: outcome.engineSeconds,
+          images,
           engine: this.options.engine.name,
         },
         { signal },

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { EngineParams } from '@pingvas/core';
+import type { EngineJob, EngineParams } from '@pingvas/core';
 import { groupExists, processesMentioning, referenceEngine } from '../test/reference-engine.js';
 import { REFERENCE_REGISTRY } from '../config.js';
 import { classifyFailure, CliEngine, outputFiles } from './cli-engine.js';
@@ -25,6 +25,9 @@ beforeAll(() => {
   dir = mkdtempSync(join(tmpdir(), 'cli-engine-test-'));
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+const txt2img = (p: EngineParams, count = 1): EngineJob => ({ kind: 'txt2img', params: p, count });
+const files = (path: string) => ({ inputs: {}, output: path });
 
 const params = (over: Partial<EngineParams> = {}): EngineParams => ({
   prompt: 'a small red house by a lake',
@@ -57,8 +60,7 @@ async function run(
   extra: { signal?: AbortSignal; timeoutMs?: number; onProgress?: (p: EngineProgress) => void } = {},
 ): Promise<{ outcome: EngineOutcome; path: string }> {
   const path = output();
-  const outcome = await e.run(p, {
-    outputPath: path,
+  const outcome = await e.run(txt2img(p), files(path), {
     timeoutMs: extra.timeoutMs ?? 30_000,
     signal: extra.signal,
     onProgress: extra.onProgress,
@@ -87,8 +89,11 @@ describe('CliEngine against the reference engine', () => {
       models: { sdxl: { args: ['-m', '/models/sdxl/main.safetensors'] } },
     });
     expect(
-      e.argsFor(params({ model: 'sdxl', negativePrompt: 'blur', sampler: 'dpm++2m', cfgScale: 4.5 }), '/tmp/o.png'),
-    ).toEqual([
+      e.commandFor(txt2img(params({ model: 'sdxl', negativePrompt: 'blur', sampler: 'dpm++2m', cfgScale: 4.5 })), {
+        inputs: {},
+        output: '/tmp/o.png',
+      }),
+    ).toHaveProperty('args', [
       '-m',
       '/models/sdxl/main.safetensors',
       '-p',
@@ -110,7 +115,9 @@ describe('CliEngine against the reference engine', () => {
       '-o',
       '/tmp/o.png',
     ]);
-    expect(e.argsFor(params({ model: 'sd15' }), '/tmp/o.png')).toBeNull();
+    expect(e.commandFor(txt2img(params({ model: 'sd15' })), files('/tmp/o.png'))).toEqual({
+      refused: 'model sd15 is not installed on this worker (it has: sdxl)',
+    });
   });
 
   it('produces the image with its size and engine seconds, and progress in order ending at 100%', async () => {
@@ -118,9 +125,9 @@ describe('CliEngine against the reference engine', () => {
     const { outcome, path } = await run(engine({ REFENGINE_STEP_MS: '40' }), params({ steps: 12 }), {
       onProgress: (p) => events.push(p),
     });
-    expect(outcome).toMatchObject({ ok: true, outputPath: path, width: 256, height: 256 });
+    expect(outcome).toMatchObject({ ok: true, images: [{ path, width: 256, height: 256 }] });
     if (!outcome.ok) return;
-    expect(outcome.bytes).toBeGreaterThan(100);
+    expect(outcome.images[0]!.bytes).toBeGreaterThan(100);
     expect(outcome.engineSeconds).toBeGreaterThanOrEqual(12 * 0.04);
     expect(events.length).toBeGreaterThan(0);
     expect(events.length).toBeLessThanOrEqual(12);
@@ -158,7 +165,7 @@ describe('CliEngine against the reference engine', () => {
   it('kills a hung engine at the timeout, with its whole process group', async () => {
     const e = engine({ REFENGINE_HANG_AT_STEP: '3' });
     const path = output();
-    const running = e.run(params(), { outputPath: path, timeoutMs: 2_000 });
+    const running = e.run(txt2img(params()), files(path), { timeoutMs: 2_000 });
     const pgid = await engineGroup(path);
     const outcome = await running;
     expect(outcome).toMatchObject({ ok: false, code: 'TIMEOUT', retryable: true });
@@ -173,7 +180,7 @@ describe('CliEngine against the reference engine', () => {
     chmodSync(wrapper, 0o755);
     const e = engine({ REFENGINE_HANG_AT_STEP: '2' }, { bin: wrapper });
     const path = output();
-    const running = e.run(params(), { outputPath: path, timeoutMs: 1_500 });
+    const running = e.run(txt2img(params()), files(path), { timeoutMs: 1_500 });
     const pgid = await engineGroup(path);
     expect((await running).ok).toBe(false);
     // The orphaned `sleep` is reaped by init; the group is gone once it has been.
@@ -186,7 +193,7 @@ describe('CliEngine against the reference engine', () => {
     writeFileSync(wrapper, `#!/bin/sh\nsleep 300 &\n"${bin}" "$@"\n`);
     chmodSync(wrapper, 0o755);
     const { outcome, path } = await run(engine({}, { bin: wrapper }), params(), { timeoutMs: 20_000 });
-    expect(outcome).toMatchObject({ ok: true, outputPath: path });
+    expect(outcome).toMatchObject({ ok: true, images: [{ path }] });
     expect(outcome.engineSeconds).toBeLessThan(20);
   });
 
@@ -194,8 +201,7 @@ describe('CliEngine against the reference engine', () => {
     const controller = new AbortController();
     const e = engine({ REFENGINE_STEP_MS: '200' });
     const path = output();
-    const running = e.run(params({ steps: 50 }), {
-      outputPath: path,
+    const running = e.run(txt2img(params({ steps: 50 })), files(path), {
       timeoutMs: 60_000,
       signal: controller.signal,
       onProgress: (p) => {
@@ -241,7 +247,7 @@ describe('CliEngine against the reference engine', () => {
     );
     chmodSync(wrapper, 0o755);
     const { outcome, path } = await run(engine({}, { bin: wrapper }), params());
-    expect(outcome).toMatchObject({ ok: true, outputPath: path, width: 256, height: 256 });
+    expect(outcome).toMatchObject({ ok: true, images: [{ path, width: 256, height: 256 }] });
   });
 
   it('takes the cause of an engine error from its [ERROR] line, also when --color wraps the tag in ANSI codes', async () => {

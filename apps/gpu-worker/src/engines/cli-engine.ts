@@ -2,13 +2,17 @@ import { execFile, spawn } from 'node:child_process';
 import { open } from 'node:fs/promises';
 import { extname } from 'node:path';
 import { promisify } from 'node:util';
-import type { EngineParams } from '@pingvas/core';
+import { engineArgs, engineOutputFiles, type EngineJob } from '@pingvas/core';
 import type { ModelRegistry } from '../config.js';
 import {
   engineFailure,
+  engineImageCount,
+  engineOutputSize,
   type ModelAvailability,
   type Engine,
   type EngineFailure,
+  type EngineImage,
+  type EngineJobFiles,
   type EngineOutcome,
   type EngineRunOptions,
 } from './engine.js';
@@ -30,12 +34,14 @@ export interface CliEngineOptions {
   bin: string;
   name: string;
   models: ModelRegistry;
+  /** The ESRGAN weights `-M upscale` runs with; without them the worker refuses upscale jobs. */
+  upscaleModel?: string;
   /** Added to the worker's environment for the engine (tests pass fault switches here). */
   env?: Record<string, string>;
   progressIntervalMs?: number;
 }
 
-/** stable-diffusion.cpp's `sd-cli` contract (docs/engine.md): one process per image. */
+/** stable-diffusion.cpp's `sd-cli` contract (docs/engine.md): one process per job. */
 export class CliEngine implements Engine {
   readonly name: string;
 
@@ -55,43 +61,41 @@ export class CliEngine implements Engine {
   /** Each run's process ends with its run. */
   async close(): Promise<void> {}
 
-  /** The command line for one job: the model's registry flags, then the job's parameters. */
-  argsFor(params: EngineParams, outputPath: string): string[] | null {
-    const model = this.options.models[params.model];
-    if (!model) return null;
-    return [
-      ...model.args,
-      '-p',
-      params.prompt,
-      ...(params.negativePrompt ? ['-n', params.negativePrompt] : []),
-      '-W',
-      String(params.width),
-      '-H',
-      String(params.height),
-      '--steps',
-      String(params.steps),
-      '--cfg-scale',
-      String(params.cfgScale),
-      '-s',
-      String(params.seed),
-      '--sampling-method',
-      params.sampler,
-      '-o',
-      outputPath,
-    ];
+  /**
+   * The command line for one job (core's `engineArgs`, with the model registry's flags for a
+   * diffusion kind and the ESRGAN weights for an upscale), or why this worker cannot run it.
+   */
+  commandFor(
+    job: EngineJob,
+    files: EngineJobFiles,
+  ): { args: string[]; env?: Record<string, string> } | { refused: string } {
+    const common = { output: files.output, ...files.inputs, ...(files.preview ? { preview: files.preview } : {}) };
+    if (job.kind === 'upscale') {
+      if (!this.options.upscaleModel) return { refused: 'this worker has no upscale model (ENGINE_UPSCALE_MODEL)' };
+      return { args: engineArgs(job, { ...common, upscaleModel: this.options.upscaleModel }) };
+    }
+    const model = this.options.models[job.params.model];
+    if (!model) {
+      const known = Object.keys(this.options.models).join(', ') || 'none';
+      return { refused: `model ${job.params.model} is not installed on this worker (it has: ${known})` };
+    }
+    return { args: engineArgs(job, { ...common, modelArgs: model.args }), ...(model.env ? { env: model.env } : {}) };
   }
 
-  run(params: EngineParams, options: EngineRunOptions): Promise<EngineOutcome> {
-    const args = this.argsFor(params, options.outputPath);
-    if (!args) {
-      const known = Object.keys(this.options.models).join(', ') || 'none';
-      return Promise.resolve(
-        engineFailure('ENGINE_ERROR', `model ${params.model} is not installed on this worker (it has: ${known})`, 0),
-      );
+  run(job: EngineJob, files: EngineJobFiles, options: EngineRunOptions): Promise<EngineOutcome> {
+    let command;
+    try {
+      command = this.commandFor(job, files);
+    } catch (error) {
+      // A missing input file is the worker's own bug; the attempt fails rather than the worker.
+      command = { refused: (error as Error).message };
     }
+    if ('refused' in command) return Promise.resolve(engineFailure('ENGINE_ERROR', command.refused, 0));
     if (options.signal?.aborted)
       return Promise.resolve(engineFailure('CANCELLED', 'stopped before the engine started', 0));
-    const [imagePath] = outputFiles(options.outputPath, 1) as [string];
+    const { args } = command;
+    const imagePaths = engineOutputFiles(files.output, engineImageCount(job));
+    const expected = engineOutputSize(job);
 
     return new Promise((resolve) => {
       const startedAt = performance.now();
@@ -102,7 +106,7 @@ export class CliEngine implements Engine {
       const parser = new ProgressParser();
       const throttle = new ProgressThrottle((p) => options.onProgress?.(p), this.options.progressIntervalMs);
 
-      const env = { ...this.env(), ...this.options.models[params.model]?.env };
+      const env = { ...this.env(), ...command.env };
       const child = spawn(this.options.bin, args, { detached: true, stdio: ['ignore', 'pipe', 'pipe'], env });
       const pgid = child.pid;
       if (pgid !== undefined) trackGroup(pgid);
@@ -150,13 +154,7 @@ export class CliEngine implements Engine {
           return finish(engineFailure('TIMEOUT', `no result after ${options.timeoutMs / 1000} s`, engineSeconds));
         if (stoppedBy === 'abort') return finish(engineFailure('CANCELLED', 'stopped by the worker', engineSeconds));
         if (code === 0 && !signal) {
-          return finish(
-            checkPng(imagePath, params).then((image) =>
-              typeof image === 'string'
-                ? engineFailure('BAD_OUTPUT', image, engineSeconds)
-                : { ok: true as const, outputPath: imagePath, engineSeconds, ...image },
-            ),
-          );
+          return finish(checkImages(imagePaths, expected, engineSeconds));
         }
         finish(classifyFailure(code, signal, stdout.replace(ANSI, ''), stderr.replace(ANSI, ''), engineSeconds));
       });
@@ -241,10 +239,28 @@ export function outputFiles(output: string, count: number): string[] {
   return Array.from({ length: count }, (_, i) => `${stem}_${i}${suffix}`);
 }
 
+/** Every image of a successful run, checked in index order; the first bad one fails the run. */
+export async function checkImages(
+  paths: string[],
+  expected: { width: number; height: number },
+  engineSeconds: number,
+): Promise<EngineOutcome> {
+  const images: EngineImage[] = [];
+  for (const [index, path] of paths.entries()) {
+    const image = await checkPng(path, expected);
+    if (typeof image === 'string') {
+      const which = paths.length > 1 ? ` (image ${index} of ${paths.length})` : '';
+      return engineFailure('BAD_OUTPUT', `${image}${which}`, engineSeconds);
+    }
+    images.push({ path, ...image });
+  }
+  return { ok: true, images, engineSeconds };
+}
+
 /** Reads the PNG's signature and header: a missing, truncated or foreign file is no image. */
 export async function checkPng(
   path: string,
-  params: EngineParams,
+  expected: { width: number; height: number },
 ): Promise<{ width: number; height: number; bytes: number } | string> {
   let file;
   try {
@@ -261,8 +277,8 @@ export async function checkPng(
     }
     const width = head.readUInt32BE(16);
     const height = head.readUInt32BE(20);
-    if (width !== params.width || height !== params.height) {
-      return `the engine wrote a ${width}×${height} image, ${params.width}×${params.height} was asked for`;
+    if (width !== expected.width || height !== expected.height) {
+      return `the engine wrote a ${width}×${height} image, ${expected.width}×${expected.height} was asked for`;
     }
     return { width, height, bytes: size };
   } finally {

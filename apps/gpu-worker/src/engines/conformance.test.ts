@@ -56,6 +56,12 @@ interface ConformanceCase {
 
 const ARG_ERROR =
   /error: (unknown argument|invalid parameter for argument|invalid mode|invalid sample method|invalid scheduler)/;
+/** The argument list of a command the worker would run (a refusal here is the table's bug). */
+function workerArgs(command: ReturnType<CliEngine['commandFor']>): string[] {
+  if ('refused' in command) throw new Error(command.refused);
+  return command.args;
+}
+
 const small = ['-W', '64', '-H', '64', '--steps', '2', '-s', '7'];
 const error = (message: string | RegExp) =>
   new RegExp(`^\\[ERROR\\] \\S+:\\d+\\s+- ${typeof message === 'string' ? escape(message) : message.source}$`, 'm');
@@ -248,20 +254,26 @@ const CASES: ConformanceCase[] = [
     name: "the worker's own command line: progress, completion and save lines",
     generates: true,
     args: (p) => [
-      ...new CliEngine({ bin: '', name: '', models: { sd15: { args: ['-m', p.model] } } }).argsFor(
-        {
-          prompt: 'a red house by a lake',
-          negativePrompt: 'fog',
-          model: 'sd15',
-          width: 64,
-          height: 64,
-          steps: 3,
-          cfgScale: 7,
-          seed: 7,
-          sampler: 'euler_a',
-        },
-        p.output,
-      )!,
+      ...workerArgs(
+        new CliEngine({ bin: '', name: '', models: { sd15: { args: ['-m', p.model] } } }).commandFor(
+          {
+            kind: 'txt2img',
+            count: 1,
+            params: {
+              prompt: 'a red house by a lake',
+              negativePrompt: 'fog',
+              model: 'sd15',
+              width: 64,
+              height: 64,
+              steps: 3,
+              cfgScale: 7,
+              seed: 7,
+              sampler: 'euler_a',
+            },
+          },
+          { inputs: {}, output: p.output },
+        ),
+      ),
     ],
     exit: 'ok',
     progress: [1, 2, 3],

@@ -1,4 +1,4 @@
-import { FAILURE_MESSAGES, type EngineParams, type FailureCode } from '@pingvas/core';
+import { FAILURE_MESSAGES, upscalePlan, type EngineJob, type FailureCode, type PreviewFiles } from '@pingvas/core';
 
 export interface EngineProgress {
   percent: number;
@@ -7,9 +7,20 @@ export interface EngineProgress {
   secondsPerStep?: number;
 }
 
+/** The job's files on disk, all in its own folder. */
+export interface EngineJobFiles {
+  /**
+   * Prepared inputs: img2img/inpaint's init image and inpaint's mask already at the job's size
+   * (PNG); an upscale's source as it came (`initImage`).
+   */
+  inputs: { initImage?: string; mask?: string };
+  /** `-o`: with a batch the engine writes `name_0.png … name_{n-1}.png` (core `engineOutputFiles`). Its folder exists. */
+  output: string;
+  /** Where and how often the engine should rewrite its preview frame; absent: no previews. */
+  preview?: PreviewFiles;
+}
+
 export interface EngineRunOptions {
-  /** Where the PNG must be written; its folder exists. */
-  outputPath: string;
   /** Aborting stops the engine; the run then fails with CANCELLED (the reason is kept for the caller). */
   signal?: AbortSignal;
   timeoutMs: number;
@@ -18,13 +29,20 @@ export interface EngineRunOptions {
   onModelLoading?: () => void;
 }
 
+/** One image the engine wrote, checked: a PNG of the size the job asked the engine for. */
 export interface EngineImage {
-  outputPath: string;
-  /** Wall time of the engine for this job: what the user is charged for. */
-  engineSeconds: number;
+  path: string;
   width: number;
   height: number;
   bytes: number;
+}
+
+export interface EngineSuccess {
+  ok: true;
+  /** Every image of the job, in index order (`count` of them; one for an upscale). */
+  images: EngineImage[];
+  /** Wall time of the engine for this job: what the user is charged for. */
+  engineSeconds: number;
 }
 
 /** The engine failures the worker reports; each is one of core's FAILURE_CODES. */
@@ -46,7 +64,7 @@ export interface EngineFailure {
   retryable: boolean;
 }
 
-export type EngineOutcome = ({ ok: true } & EngineImage) | ({ ok: false } & EngineFailure);
+export type EngineOutcome = EngineSuccess | ({ ok: false } & EngineFailure);
 
 /** What the worker tells the API at each claim, so that dispatch can prefer jobs whose model is warm here. */
 export interface ModelAvailability {
@@ -66,7 +84,7 @@ export interface Engine {
   /** Asked once at start and reported with every claim. */
   version(): Promise<string>;
   /** Never rejects: every way a run can end is an outcome. */
-  run(params: EngineParams, options: EngineRunOptions): Promise<EngineOutcome>;
+  run(job: EngineJob, files: EngineJobFiles, options: EngineRunOptions): Promise<EngineOutcome>;
   models(): ModelAvailability;
   /** Stops whatever the engine keeps running (servers); resolves when it is gone. */
   close(): Promise<void>;
@@ -84,4 +102,15 @@ export function engineFailure(
 export function failureMessage(failure: EngineFailure): string {
   const text = `${FAILURE_MESSAGES[failure.code]} (${failure.detail})`;
   return text.length > 2000 ? `${text.slice(0, 1997)}...` : text;
+}
+
+/** The size of each image the engine writes for the job: the job's, or an upscale pass's output. */
+export function engineOutputSize(job: EngineJob): { width: number; height: number } {
+  if (job.kind === 'upscale') return upscalePlan(job.source, job.scale).engineOutput;
+  return { width: job.params.width, height: job.params.height };
+}
+
+/** How many images the engine writes for the job. */
+export function engineImageCount(job: EngineJob): number {
+  return job.kind === 'upscale' ? 1 : job.count;
 }

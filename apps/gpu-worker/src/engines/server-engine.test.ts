@@ -2,11 +2,11 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import type { EngineParams } from '@pingvas/core';
+import type { EngineJob, EngineParams } from '@pingvas/core';
 import { REFERENCE_ENGINE_BIN, REFERENCE_REGISTRY, REFERENCE_SERVER_BIN, type ModelRegistry } from '../config.js';
 import { groupExists, referenceEngine } from '../test/reference-engine.js';
 import { CliEngine } from './cli-engine.js';
-import type { EngineOutcome, EngineProgress } from './engine.js';
+import type { Engine, EngineJobFiles, EngineOutcome, EngineProgress } from './engine.js';
 import { ServerEngine } from './server-engine.js';
 
 let dir: string;
@@ -48,15 +48,18 @@ const registry = (loadMs = 300): ModelRegistry =>
     ]),
   );
 
+const cliEngine = () => new CliEngine({ bin: REFERENCE_ENGINE_BIN, name: 'reference', models: REFERENCE_REGISTRY });
+
 function engine(
   env: Record<string, string> = {},
-  options: { gpuMemoryMb?: number; models?: ModelRegistry } = {},
+  options: { gpuMemoryMb?: number; models?: ModelRegistry; fallback?: Engine } = {},
 ): ServerEngine {
   const e = new ServerEngine({
     bin: REFERENCE_SERVER_BIN,
     name: 'reference',
     models: options.models ?? registry(),
     gpuMemoryMb: options.gpuMemoryMb ?? 0,
+    fallback: options.fallback ?? cliEngine(),
     env,
     pollIntervalMs: 20,
     progressIntervalMs: 0,
@@ -75,18 +78,22 @@ interface Run {
 async function run(
   e: ServerEngine,
   p: EngineParams,
-  extra: { signal?: AbortSignal; timeoutMs?: number } = {},
+  extra: { signal?: AbortSignal; timeoutMs?: number; count?: number } = {},
 ): Promise<Run> {
   const path = output();
   const events: EngineProgress[] = [];
   let loading = false;
-  const outcome = await e.run(p, {
-    outputPath: path,
-    timeoutMs: extra.timeoutMs ?? 30_000,
-    signal: extra.signal,
-    onProgress: (progress) => events.push(progress),
-    onModelLoading: () => (loading = true),
-  });
+  const job: EngineJob = { kind: 'txt2img', params: p, count: extra.count ?? 1 };
+  const outcome = await e.run(
+    job,
+    { inputs: {}, output: path },
+    {
+      timeoutMs: extra.timeoutMs ?? 30_000,
+      signal: extra.signal,
+      onProgress: (progress) => events.push(progress),
+      onModelLoading: () => (loading = true),
+    },
+  );
   return { outcome, path, events, loading };
 }
 
@@ -103,7 +110,7 @@ describe('ServerEngine against the reference sd-server', () => {
 
     const first = await run(e, params());
     expect(first.loading).toBe(true);
-    expect(first.outcome).toMatchObject({ ok: true, outputPath: first.path, width: 128, height: 128 });
+    expect(first.outcome).toMatchObject({ ok: true, images: [{ path: first.path, width: 128, height: 128 }] });
     expect(readFileSync(first.path).subarray(1, 4).toString()).toBe('PNG');
     expect(first.events.map((ev) => ev.step)).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
     expect(first.events.at(-1)).toMatchObject({ percent: 100, totalSteps: 8 });
@@ -112,19 +119,66 @@ describe('ServerEngine against the reference sd-server', () => {
 
     const second = await run(e, params({ seed: 7, width: 64, height: 96 }));
     expect(second.loading).toBe(false);
-    expect(second.outcome).toMatchObject({ ok: true, width: 64, height: 96 });
+    expect(second.outcome).toMatchObject({ ok: true, images: [{ width: 64, height: 96 }] });
     expect(second.events.at(-1)).toMatchObject({ step: 8, percent: 100 });
     // The load is not the job's: the engine seconds cover the job on the warm server only.
     if (first.outcome.ok) expect(first.outcome.engineSeconds).toBeLessThan(0.3 + 8 * 0.02 + 2);
     expect(e.processGroups()).toEqual([pid]);
   });
 
+  it('runs a batch on the warm server: one image per index, named and made as the CLI names and makes them', async () => {
+    const served = await run(engine(), params({ seed: 11 }), { count: 3 });
+    const cliPath = output();
+    const cli = await cliEngine().run(
+      { kind: 'txt2img', params: params({ seed: 11 }), count: 3 },
+      { inputs: {}, output: cliPath },
+      { timeoutMs: 30_000 },
+    );
+    const stem = served.path.replace(/\.png$/, '');
+    expect(served.outcome).toMatchObject({
+      ok: true,
+      images: [0, 1, 2].map((i) => ({ path: `${stem}_${i}.png`, width: 128, height: 128 })),
+    });
+    if (!served.outcome.ok || !cli.ok) throw new Error('both runs should succeed');
+    const bytes = (o: typeof cli) => (o.ok ? o.images.map((image) => readFileSync(image.path)) : []);
+    const [servedBytes, cliBytes] = [bytes(served.outcome), bytes(cli)];
+    servedBytes.forEach((image, i) => expect(image.equals(cliBytes[i]!)).toBe(true));
+    // seed + index: every image of the batch differs.
+    expect(servedBytes[0]!.equals(servedBytes[1]!)).toBe(false);
+  });
+
+  it('hands image-to-image, inpainting and upscaling to the CLI engine beside it, untouched', async () => {
+    const calls: { job: EngineJob; files: EngineJobFiles }[] = [];
+    const fallback: Engine = {
+      name: 'fallback',
+      version: async () => 'fallback',
+      models: () => ({ warm: [], loadable: [] }),
+      close: async () => {},
+      run: async (job, files) => {
+        calls.push({ job, files });
+        return { ok: true, images: [], engineSeconds: 0 };
+      },
+    };
+    const e = engine({}, { fallback });
+    const files = { inputs: { initImage: '/j/init.png', mask: '/j/mask.png' }, output: '/j/original.png' };
+    const jobs: EngineJob[] = [
+      { kind: 'img2img', params: params(), count: 2, strength: 0.5 },
+      { kind: 'inpaint', params: params(), count: 1, strength: 0.8 },
+      { kind: 'upscale', scale: 2, source: { width: 64, height: 64 } },
+    ];
+    for (const job of jobs) await e.run(job, files, { timeoutMs: 1_000 });
+    expect(calls).toEqual(jobs.map((job) => ({ job, files })));
+    // None of them started a model server.
+    expect(e.processGroups()).toEqual([]);
+  });
+
   it('makes byte for byte the image the CLI makes for the same job', async () => {
     const served = await run(engine(), params({ seed: 5, negativePrompt: 'fog' }));
     const cliPath = output();
-    const cli = await new CliEngine({ bin: REFERENCE_ENGINE_BIN, name: 'reference', models: REFERENCE_REGISTRY }).run(
-      params({ seed: 5, negativePrompt: 'fog' }),
-      { outputPath: cliPath, timeoutMs: 30_000 },
+    const cli = await cliEngine().run(
+      { kind: 'txt2img', params: params({ seed: 5, negativePrompt: 'fog' }), count: 1 },
+      { inputs: {}, output: cliPath },
+      { timeoutMs: 30_000 },
     );
     expect(served.outcome.ok && cli.ok).toBe(true);
     expect(readFileSync(served.path).equals(readFileSync(cliPath))).toBe(true);

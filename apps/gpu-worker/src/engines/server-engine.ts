@@ -2,14 +2,15 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
 import { createServer, type AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
-import type { EngineParams } from '@pingvas/core';
+import { engineOutputFiles, type EngineJob, type EngineParams } from '@pingvas/core';
 import type { ModelEntry, ModelRegistry } from '../config.js';
 import { sleep } from '../backoff.js';
-import { ANSI, checkPng, classifyFailure, engineEnv, OOM, probeVersion } from './cli-engine.js';
+import { ANSI, checkImages, classifyFailure, engineEnv, OOM, probeVersion } from './cli-engine.js';
 import {
   engineFailure,
   type Engine,
   type EngineFailure,
+  type EngineJobFiles,
   type EngineOutcome,
   type EngineRunOptions,
   type ModelAvailability,
@@ -39,6 +40,11 @@ export interface ServerEngineOptions {
   gpuMemoryMb: number;
   /** Added to every server's environment (tests pass fault switches here). */
   env?: Record<string, string>;
+  /**
+   * Runs the kinds the servers are not given: image-to-image, inpainting and upscaling (the CLI
+   * engine beside them, with the same registry). Why: the README's server mode.
+   */
+  fallback: Engine;
   /** Poll interval while sampling (default 200 ms); after the last step it is 10 ms. */
   pollIntervalMs?: number;
   progressIntervalMs?: number;
@@ -204,7 +210,9 @@ export class ServerEngine implements Engine {
     await Promise.all(servers.map((s) => s.exited));
   }
 
-  async run(params: EngineParams, options: EngineRunOptions): Promise<EngineOutcome> {
+  async run(job: EngineJob, files: EngineJobFiles, options: EngineRunOptions): Promise<EngineOutcome> {
+    if (job.kind !== 'txt2img') return this.options.fallback.run(job, files, options);
+    const { params, count } = job;
     const entry = this.options.models[params.model];
     if (!entry) {
       const known = Object.keys(this.options.models).join(', ') || 'none';
@@ -248,7 +256,7 @@ export class ServerEngine implements Engine {
         ]);
         if (loaded === 'stopped') return this.stopped(options, 0, 'while the model was loading');
         if (!loaded) return this.loadFailed(server!);
-        return this.generate(server!, params, options, deadline);
+        return this.generate(server!, params, count, files.output, options, deadline);
       });
     } finally {
       server.jobs--;
@@ -278,6 +286,8 @@ export class ServerEngine implements Engine {
   private async generate(
     server: ModelServer,
     params: EngineParams,
+    count: number,
+    output: string,
     options: EngineRunOptions,
     deadline: number,
   ): Promise<EngineOutcome> {
@@ -317,7 +327,7 @@ export class ServerEngine implements Engine {
         submitted = await fetch(`${server.url}/sdcpp/v1/img_gen`, {
           method: 'POST',
           headers: { 'content-type': 'application/json' },
-          body: JSON.stringify(requestBody(params)),
+          body: JSON.stringify(requestBody(params, count)),
           signal: AbortSignal.timeout(CALL_TIMEOUT_MS),
         });
       } catch (error) {
@@ -361,7 +371,9 @@ export class ServerEngine implements Engine {
         if (status === 'gone')
           return engineFailure('ENGINE_ERROR', 'the model server no longer knows the job', seconds());
         if (!status) continue;
-        if (status.status === 'completed') return await this.saveImage(status, params, options.outputPath, seconds());
+        if (status.status === 'completed') {
+          return await this.saveImages(status, params, engineOutputFiles(output, count), seconds());
+        }
         if (status.status === 'cancelled') return engineFailure('CANCELLED', 'stopped by the worker', seconds());
         if (status.status === 'failed') {
           const message = status.error?.message ?? status.error?.code ?? 'no message';
@@ -389,20 +401,25 @@ export class ServerEngine implements Engine {
     }
   }
 
-  private async saveImage(
+  /** Writes the batch's images where the CLI would have (`name_<index>.png`), then checks them as the CLI's. */
+  private async saveImages(
     status: JobStatus,
     params: EngineParams,
-    outputPath: string,
+    paths: string[],
     engineSeconds: number,
   ): Promise<EngineOutcome> {
-    const b64 =
-      status.result?.images?.find((image) => image.index === 0)?.b64_json ?? status.result?.images?.[0]?.b64_json;
-    if (!b64) return engineFailure('BAD_OUTPUT', 'the model server completed the job without an image', engineSeconds);
-    await writeFile(outputPath, Buffer.from(b64, 'base64'));
-    const image = await checkPng(outputPath, params);
-    if (typeof image === 'string')
-      return engineFailure('BAD_OUTPUT', image.replace('the engine', 'the model server'), engineSeconds);
-    return { ok: true, outputPath, engineSeconds, ...image };
+    const images = status.result?.images ?? [];
+    for (const [index, path] of paths.entries()) {
+      // Each image carries its index; a server that omits it lists them in order.
+      const b64 = (images.find((image) => image.index === index) ?? images[index])?.b64_json;
+      if (!b64) {
+        const which = paths.length > 1 ? ` ${index} of ${paths.length}` : '';
+        return engineFailure('BAD_OUTPUT', `the model server completed the job without image${which}`, engineSeconds);
+      }
+      await writeFile(path, Buffer.from(b64, 'base64'));
+    }
+    const outcome = await checkImages(paths, params, engineSeconds);
+    return outcome.ok ? outcome : { ...outcome, detail: outcome.detail.replace('the engine', 'the model server') };
   }
 
   private budget(): number {
@@ -501,14 +518,14 @@ export class ServerEngine implements Engine {
 }
 
 /** The img_gen body: the same names as the CLI's options (sample_params nests the sampler's). */
-function requestBody(params: EngineParams): Record<string, unknown> {
+function requestBody(params: EngineParams, count: number): Record<string, unknown> {
   return {
     prompt: params.prompt,
     negative_prompt: params.negativePrompt ?? '',
     width: params.width,
     height: params.height,
     seed: params.seed,
-    batch_count: 1,
+    batch_count: count,
     sample_params: {
       sample_method: params.sampler,
       sample_steps: params.steps,

@@ -16,9 +16,22 @@ const engine = new CliEngine({
   env: { REFENGINE_HANG_AT_STEP: '2' },
 });
 void engine.run(
-  { prompt: 'orphan', model: 'sd15', width: 256, height: 256, steps: 5, cfgScale: 7, seed: 1, sampler: 'euler' },
   {
-    outputPath,
+    kind: 'txt2img',
+    params: {
+      prompt: 'orphan',
+      model: 'sd15',
+      width: 256,
+      height: 256,
+      steps: 5,
+      cfgScale: 7,
+      seed: 1,
+      sampler: 'euler',
+    },
+    count: 1,
+  },
+  { inputs: {}, output: outputPath },
+  {
     timeoutMs: 60_000,
     onProgress: () => {
       throw new Error('uncaught on purpose');
