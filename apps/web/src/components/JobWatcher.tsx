@@ -81,6 +81,8 @@ function useServerJobs() {
             model: job.model,
             width: job.width,
             height: job.height,
+            kind: job.kind,
+            count: job.count,
             estimatedCredits: job.estimatedCredits,
             createdAt: new Date(job.createdAt).getTime(),
           })),

@@ -110,7 +110,7 @@ export function coverage(mask: Mask): number {
 }
 
 /** Opaque black and white RGBA, as the PNG the engine reads (white = repaint). */
-export function maskToRgba(mask: Mask): Uint8ClampedArray {
+export function maskToRgba(mask: Mask): Uint8ClampedArray<ArrayBuffer> {
   const rgba = new Uint8ClampedArray(mask.width * mask.height * 4);
   for (let i = 0; i < mask.data.length; i++) {
     const v = mask.data[i]!;
@@ -127,7 +127,7 @@ export function maskToOverlay(
   mask: Mask,
   rect: Rect,
   tint: readonly [number, number, number, number],
-): Uint8ClampedArray {
+): Uint8ClampedArray<ArrayBuffer> {
   const out = new Uint8ClampedArray(rect.width * rect.height * 4);
   for (let y = 0; y < rect.height; y++) {
     for (let x = 0; x < rect.width; x++) {

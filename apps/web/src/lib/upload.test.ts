@@ -47,7 +47,7 @@ describe('uploadImage', () => {
     const calls: string[] = [];
     const progress: number[] = [];
     const file = new File([new Uint8Array(42)], 'photo.webp', { type: 'image/webp' });
-    const result = await uploadImage(file, recordingSteps(calls), (f) => progress.push(f));
+    const result = await uploadImage(file, file.name, recordingSteps(calls), (f) => progress.push(f));
     expect(result).toEqual({ uploadId: 'u1', width: 640, height: 480 });
     expect(calls).toEqual(['create image/webp 42', 'put https://store.example/put image/webp 42', 'complete u1']);
     expect(progress).toEqual([0.5, 1]);
@@ -56,7 +56,7 @@ describe('uploadImage', () => {
   it('asks nothing of the server for a file it would refuse', async () => {
     const calls: string[] = [];
     const file = new File(['<svg/>'], 'drawing.svg', { type: 'image/svg+xml' });
-    await expect(uploadImage(file, recordingSteps(calls))).rejects.toBeInstanceOf(UploadError);
+    await expect(uploadImage(file, file.name, recordingSteps(calls))).rejects.toBeInstanceOf(UploadError);
     expect(calls).toEqual([]);
   });
 
@@ -67,7 +67,7 @@ describe('uploadImage', () => {
       throw new UploadError('The picture could not be stored (HTTP 403). Try again.');
     };
     const file = new File([new Uint8Array(3)], 'p.png', { type: 'image/png' });
-    await expect(uploadImage(file, steps)).rejects.toThrow('HTTP 403');
+    await expect(uploadImage(file, file.name, steps)).rejects.toThrow('HTTP 403');
     expect(calls).toEqual(['create image/png 3']);
   });
 });

@@ -40,11 +40,12 @@ export class UploadError extends Error {}
 
 /** The three steps in order; progress is the PUT's share of the bytes (0–1). */
 export async function uploadImage(
-  file: Blob & { name?: string },
+  file: Blob,
+  name: string | undefined,
   steps: UploadSteps,
   onProgress: (fraction: number) => void = () => undefined,
 ): Promise<UploadedImage> {
-  const check = checkUploadFile(file);
+  const check = checkUploadFile({ name, type: file.type, size: file.size });
   if (!check.ok) throw new UploadError(check.message);
   const { uploadId, url } = await steps.create({ contentType: check.contentType, size: file.size });
   // The URL signs this exact type and length: anything else is refused by the store.
