@@ -141,7 +141,7 @@ async function main() {
             jobId: claimed.job.id,
             leaseToken: claimed.lease.token,
             engineSeconds: 1,
-            image: { width: 512, height: 512, bytes: pngOf(512, 512).length },
+            images: [{ width: 512, height: 512, bytes: pngOf(512, 512).length }],
             engine: 'bench',
           });
         }

@@ -119,11 +119,11 @@ export class ObjectStore {
    * A presigned GET. `contentDisposition` becomes the response's Content-Disposition
    * (`response-content-disposition`, honoured by S3 only, not by a CDN).
    */
-  presignGet(key: string, options: { contentDisposition?: string } = {}): Promise<string> {
+  presignGet(key: string, options: { contentDisposition?: string; expiresSeconds?: number } = {}): Promise<string> {
     const query: [string, string][] = options.contentDisposition
       ? [['response-content-disposition', options.contentDisposition]]
       : [];
-    return Promise.resolve(this.presign('GET', key, { query }));
+    return Promise.resolve(this.presign('GET', key, { query, expiresSeconds: options.expiresSeconds }));
   }
 
   /** A URL a browser may GET: the CDN's, signed, when one is configured, else a presigned one. */
@@ -277,6 +277,12 @@ export function newAttemptPrefix(): string {
   return `images/${randomBytes(16).toString('hex')}`;
 }
 
-export function attemptKeys(prefix: string): { original: string; thumb: string } {
-  return { original: `${prefix}/original.png`, thumb: `${prefix}/thumb.webp` };
+/**
+ * The two objects of image `index` of an attempt. Every key sits directly under the prefix (the
+ * orphan sweep maps a key to its attempt by cutting the last path segment); index 0 keeps the
+ * names single-image jobs always had.
+ */
+export function attemptKeys(prefix: string, index = 0): { original: string; thumb: string } {
+  const suffix = index === 0 ? '' : `-${index}`;
+  return { original: `${prefix}/original${suffix}.png`, thumb: `${prefix}/thumb${suffix}.webp` };
 }

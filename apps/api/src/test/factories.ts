@@ -46,14 +46,27 @@ export async function fundedUser(
   return user;
 }
 
-/** What a GPU worker does before `complete`: asks for an upload URL per file and PUTs a real PNG and WebP. */
+/** The size of each image a claimed job delivers: an upscale's is larger than the params it runs with. */
+export function deliveredSize(claimed: ClaimedJob): { width: number; height: number } {
+  return claimed.job.upscale ?? claimed.job.params;
+}
+
+/**
+ * What a GPU worker does before `complete`: asks for an upload URL per file of each of the job's
+ * images and PUTs a real PNG and WebP.
+ */
 export async function uploadResult(app: TestApp, claimed: ClaimedJob): Promise<void> {
   const lease = { jobId: claimed.job.id, leaseToken: claimed.lease.token };
-  const put = async (object: 'original' | 'thumb', body: Buffer) => {
-    const target = await app.workerCaller().uploadUrl({ ...lease, object, bytes: body.length });
+  const put = async (index: number, object: 'original' | 'thumb', body: Buffer) => {
+    const target = await app.workerCaller().uploadUrl({ ...lease, index, object, bytes: body.length });
     const response = await fetch(target.url, { method: 'PUT', body, headers: { 'content-type': target.contentType } });
     if (!response.ok) throw new Error(`upload failed: ${response.status} ${await response.text()}`);
   };
-  const { width, height } = claimed.job.params;
-  await Promise.all([put('original', pngOf(width, height)), put('thumb', TINY_WEBP)]);
+  const { width, height } = deliveredSize(claimed);
+  await Promise.all(
+    Array.from({ length: claimed.job.count }, (_, index) => [
+      put(index, 'original', pngOf(width, height)),
+      put(index, 'thumb', TINY_WEBP),
+    ]).flat(),
+  );
 }

@@ -1,10 +1,20 @@
 import { and, eq, inArray, sql, type AnyColumn, type SQL } from 'drizzle-orm';
-import { decodeKeysetCursor, encodeKeysetCursor, KEYSET_TIME_FORMAT, notFound } from '@pingvas/core';
+import {
+  decodeKeysetCursor,
+  DomainError,
+  encodeKeysetCursor,
+  KEYSET_TIME_FORMAT,
+  notFound,
+  type CreateJobInput,
+  type JobKind,
+  type UpscaleScale,
+} from '@pingvas/core';
 import { schema, withUser, type Tx } from '@pingvas/db';
 import type { AppDeps } from '../../deps.js';
 import type { ObjectStore } from '../../infra/object-store.js';
+import { sourcesOf } from '../generation/job-views.js';
 
-const { images, boards, boardImages } = schema;
+const { images, boards, boardImages, generationJobs: jobs } = schema;
 
 export const PAGE_DEFAULT = 40;
 export const PAGE_MAX = 100;
@@ -21,6 +31,7 @@ export interface PageQuery {
 const summaryColumns = {
   id: images.id,
   jobId: images.jobId,
+  kind: images.kind,
   thumbKey: images.thumbKey,
   originalKey: images.originalKey,
   width: images.width,
@@ -36,6 +47,7 @@ const summaryColumns = {
 export interface ImageSummaryRow {
   id: string;
   jobId: string;
+  kind: JobKind;
   thumbKey: string;
   originalKey: string;
   width: number;
@@ -233,28 +245,107 @@ export async function listGallery(
   };
 }
 
-/** Everything about one image, including the parameters the web needs to "recall" it. */
+type JobOfImage = Pick<
+  typeof jobs.$inferSelect,
+  | 'kind'
+  | 'strength'
+  | 'upscaleScale'
+  | 'initUploadId'
+  | 'initImageId'
+  | 'initKey'
+  | 'initWidth'
+  | 'initHeight'
+  | 'maskUploadId'
+  | 'maskKey'
+>;
+
+/**
+ * What `generation.create` takes to make the image again: its own seed (a batch's image i has
+ * the job's seed + i), one image, and the job's inputs. Null for an upscale, and when an input
+ * is gone (its gallery image was deleted): nothing could make it again.
+ */
+function createInputOf(image: typeof images.$inferSelect, job: JobOfImage): CreateJobInput | null {
+  if (job.kind === 'upscale') return null;
+  const params = {
+    prompt: image.prompt,
+    ...(image.negativePrompt ? { negativePrompt: image.negativePrompt } : {}),
+    model: image.model as CreateJobInput['model'],
+    width: image.width,
+    height: image.height,
+    steps: image.steps,
+    cfgScale: image.cfgScale,
+    seed: image.seed,
+    sampler: image.sampler as CreateJobInput['sampler'],
+  };
+  if (job.kind === 'txt2img') return params;
+  const initImage = job.initUploadId
+    ? { uploadId: job.initUploadId }
+    : job.initImageId
+      ? { imageId: job.initImageId }
+      : null;
+  if (!initImage) return null;
+  const withInit = { ...params, initImage, strength: job.strength! };
+  if (job.kind === 'img2img') return withInit;
+  return job.maskUploadId ? { ...withInit, mask: { uploadId: job.maskUploadId } } : null;
+}
+
+/** Everything about one image, including the parameters the web needs to "recall" it, and its lineage. */
 export async function getImage(deps: AppDeps, userId: string, imageId: string) {
   const found = await withUser(deps.db, userId, async (tx) => {
-    const [image] = await tx
-      .select()
+    const [row] = await tx
+      .select({
+        image: images,
+        job: {
+          kind: jobs.kind,
+          strength: jobs.strength,
+          upscaleScale: jobs.upscaleScale,
+          initUploadId: jobs.initUploadId,
+          initImageId: jobs.initImageId,
+          initKey: jobs.initKey,
+          initWidth: jobs.initWidth,
+          initHeight: jobs.initHeight,
+          maskUploadId: jobs.maskUploadId,
+          maskKey: jobs.maskKey,
+        },
+      })
       .from(images)
+      .innerJoin(jobs, eq(jobs.id, images.jobId))
       .where(and(eq(images.id, imageId), eq(images.userId, userId)));
-    if (!image) return null;
-    const onBoards = await tx
-      .select({ id: boards.id, name: boards.name })
-      .from(boardImages)
-      .innerJoin(boards, eq(boards.id, boardImages.boardId))
-      .where(eq(boardImages.imageId, imageId))
-      .orderBy(boards.name);
-    return { image, onBoards };
+    if (!row) return null;
+    const lineage = { id: images.id, kind: images.kind, thumbKey: images.thumbKey };
+    const [onBoards, parent, children] = await Promise.all([
+      tx
+        .select({ id: boards.id, name: boards.name })
+        .from(boardImages)
+        .innerJoin(boards, eq(boards.id, boardImages.boardId))
+        .where(eq(boardImages.imageId, imageId))
+        .orderBy(boards.name),
+      row.image.parentImageId
+        ? tx.select(lineage).from(images).where(eq(images.id, row.image.parentImageId))
+        : Promise.resolve([]),
+      tx
+        .select(lineage)
+        .from(images)
+        .where(and(eq(images.parentImageId, imageId), eq(images.userId, userId)))
+        .orderBy(images.createdAt, images.jobIndex),
+    ]);
+    return { ...row, onBoards, parent: parent[0] ?? null, children };
   });
   if (!found) throw notFound('Image');
-  const { image, onBoards } = found;
+  const { image, job, onBoards, parent, children } = found;
+  const [urls, sources, parentThumb, childThumbs] = await Promise.all([
+    imageUrls(deps.store, image),
+    sourcesOf(deps.store, job),
+    parent ? deps.store.readUrl(parent.thumbKey) : null,
+    Promise.all(children.map((child) => deps.store.readUrl(child.thumbKey))),
+  ]);
   return {
     id: image.id,
     jobId: image.jobId,
-    ...(await imageUrls(deps.store, image)),
+    kind: image.kind,
+    /** Its place among its job's images (0 … count − 1). */
+    jobIndex: image.jobIndex,
+    ...urls,
     width: image.width,
     height: image.height,
     bytes: image.bytes,
@@ -268,7 +359,7 @@ export async function getImage(deps: AppDeps, userId: string, imageId: string) {
     engine: image.engine,
     starred: image.starred,
     createdAt: image.createdAt,
-    /** The generation parameters as `generation.create` takes them. */
+    /** The generation parameters as `generation.create` takes them (size and seed only; see `createInput`). */
     params: {
       prompt: image.prompt,
       ...(image.negativePrompt ? { negativePrompt: image.negativePrompt } : {}),
@@ -280,6 +371,17 @@ export async function getImage(deps: AppDeps, userId: string, imageId: string) {
       seed: image.seed,
       sampler: image.sampler,
     },
+    /** Exactly what `generation.create` takes to make this image again, inputs included. */
+    createInput: createInputOf(image, job),
+    /** An upscale: what it was made from, and how. */
+    upscale:
+      job.kind === 'upscale' ? { sourceImageId: job.initImageId, scale: job.upscaleScale as UpscaleScale } : null,
+    /** The job's inputs, as `generation.get` shows them. */
+    sources,
+    /** The gallery image its job started from. */
+    parent: parent ? { id: parent.id, thumbUrl: parentThumb! } : null,
+    /** Images made from this one (img2img, inpaint, upscales), oldest first. */
+    children: children.map((child, i) => ({ id: child.id, kind: child.kind, thumbUrl: childThumbs[i]! })),
     boards: onBoards,
   };
 }
@@ -301,13 +403,33 @@ export async function starImage(deps: AppDeps, userId: string, imageId: string, 
  * of each. The objects go while the transaction is still open: if S3 refuses, the rows come
  * back and a retry finishes the job, instead of rows vanishing over objects nobody can reach.
  * Ids that are gone already, or are not the user's, are skipped: deleting twice is no error.
+ *
+ * An image that a pending or running job starts from (img2img, inpaint, upscale) is refused
+ * with CONFLICT, the whole call with it: the job was paid for and must find its input. The
+ * rows are locked first, so a create that is resolving the same image (KEY SHARE, see
+ * uploads' `resolveImageSource`) either commits its job before the check reads, or finds the
+ * image gone.
  */
 export async function deleteImages(deps: AppDeps, userId: string, imageIds: string[]): Promise<{ deleted: string[] }> {
   if (imageIds.length === 0) return { deleted: [] };
   return withUser(deps.db, userId, async (tx) => {
+    const mine = and(inArray(images.id, imageIds), eq(images.userId, userId));
+    await tx.select({ id: images.id }).from(images).where(mine).for('update');
+    const inUse = await tx
+      .selectDistinct({ imageId: jobs.initImageId })
+      .from(jobs)
+      .where(and(inArray(jobs.initImageId, imageIds), inArray(jobs.status, ['pending', 'in_progress'])));
+    if (inUse.length > 0) {
+      const ids = inUse.map((row) => row.imageId!);
+      throw new DomainError(
+        'CONFLICT',
+        `${ids.length === 1 ? 'This image is' : `${ids.length} of these images are`} the input of a job that has not finished; delete ${ids.length === 1 ? 'it' : 'them'} once the job is done or cancelled.`,
+        { imageIds: ids },
+      );
+    }
     const gone = await tx
       .delete(images)
-      .where(and(inArray(images.id, imageIds), eq(images.userId, userId)))
+      .where(mine)
       .returning({ id: images.id, originalKey: images.originalKey, thumbKey: images.thumbKey });
     await deps.store.deleteKeys(gone.flatMap((g) => [g.originalKey, g.thumbKey]));
     return { deleted: gone.map((g) => g.id) };

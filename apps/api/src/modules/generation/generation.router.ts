@@ -1,15 +1,22 @@
 import { z } from 'zod';
-import { generationParamsSchema, JOB_STATES } from '@pingvas/core';
+import { createJobInputSchema, JOB_STATES, upscaleInputSchema } from '@pingvas/core';
 import { protectedProcedure, router, toTrpcError } from '../../trpc.js';
-import { cancelJob, createGeneration, getJob, listJobs } from './generation.service.js';
+import { cancelJob, createGeneration, createUpscale } from './generation.service.js';
+import { getJob, listJobs } from './job-views.js';
 import { jobEvents } from './job-events.js';
 
 const jobIdInput = z.object({ jobId: z.uuid('jobId must be a UUID') });
 
 export const generationRouter = router({
+  /** txt2img, or img2img with `initImage` (+ `strength`), or inpaint with a `mask` too; `count` images (1–4). */
   create: protectedProcedure
-    .input(generationParamsSchema)
+    .input(createJobInputSchema)
     .mutation(({ ctx, input }) => createGeneration(ctx.deps, ctx.user, input)),
+
+  /** Upscales one of the user's gallery images 2× or 4×: one new gallery image. */
+  upscale: protectedProcedure
+    .input(upscaleInputSchema)
+    .mutation(({ ctx, input }) => createUpscale(ctx.deps, ctx.user, input)),
 
   get: protectedProcedure.input(jobIdInput).query(({ ctx, input }) => getJob(ctx.deps, ctx.user.id, input.jobId)),
 

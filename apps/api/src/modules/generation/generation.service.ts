@@ -1,38 +1,45 @@
 import { randomInt, randomUUID } from 'node:crypto';
-import { and, count, desc, eq, getTableColumns, sql, type SQL } from 'drizzle-orm';
-import { schema, withUser } from '@pingvas/db';
+import { and, count, eq, getTableColumns, sql } from 'drizzle-orm';
+import type { z } from 'zod';
+import { schema, withUser, type Tx } from '@pingvas/db';
 import {
   checkPlanLimits,
-  decodeKeysetCursor,
+  classifyCreateInput,
   DEFAULT_SAMPLER,
   DomainError,
-  encodeKeysetCursor,
-  estimateCredits,
-  FAILURE_CODES,
+  estimateCreateInput,
+  estimateUpscale,
   FAILURE_MESSAGES,
-  KEYSET_TIME_FORMAT,
   MAX_SEED,
   notFound,
   PLANS,
   queueScore,
-  type FailureCode,
+  upscalePlan,
+  type createJobInputSchema,
   type GenerationParams,
+  type JobKind,
   type JobState,
+  type UpscaleInput,
+  type UpscaleScale,
 } from '@pingvas/core';
 import type { SessionUser } from '../../context.js';
 import type { AppDeps } from '../../deps.js';
 import { getBalance, hold, release } from '../credits/ledger.js';
 import { hitRateLimit } from '../../infra/rate-limit.js';
 import { publishJobEvent } from './bus.js';
+import { resolveDiffusionInputs, resolveUpscaleSource, type JobInputColumns } from './job-inputs.js';
 import { enqueueAndAnnounce, jobVersion, lockJob, nextVersion, queueEntryFor, type JobRow } from './jobs.js';
-import { dequeue, standing } from './queue.js';
+import { dequeue } from './queue.js';
+
+/** `generation.create`'s input, parsed. */
+export type CreateJobRequest = z.infer<typeof createJobInputSchema>;
 
 const jobs = schema.generationJobs;
-const images = schema.images;
 
 export interface CreateResult {
   jobId: string;
   status: 'pending';
+  kind: JobKind;
   estimatedCredits: number;
   /** Jobs ahead of this one; null only if queuing failed (the reconciler queues it shortly). */
   queuePosition: number | null;
@@ -58,23 +65,34 @@ export async function checkCreateRate(deps: AppDeps, userId: string): Promise<vo
   }
 }
 
+/** A job about to be inserted: its kind's columns, what it holds, and what it starts from. */
+interface NewJob {
+  kind: JobKind;
+  /** For an upscale, width × height is the delivered size; the rest is copied from the source image. */
+  params: GenerationParams;
+  count: number;
+  strength: number | null;
+  upscaleScale: UpscaleScale | null;
+  estimatedCredits: number;
+  inputs: JobInputColumns;
+}
+
 /**
- * Validates against the plan, holds the estimate and inserts the job `pending`, in one
- * transaction. Seed and sampler are resolved here so every retry re-runs the same image.
- * Queuing is the separate next step (`enqueueCreated`): if it never happens, the
- * reconciler finds the pending job missing from Redis and queues it.
+ * Holds the estimate and inserts the job `pending`, in one transaction with `plan`, which
+ * resolves the job's inputs (so a refused input leaves nothing held). Seed and sampler are
+ * resolved here so every retry re-runs the same image. Queuing is the separate next step
+ * (`enqueueCreated`): if it never happens, the reconciler finds the pending job missing from
+ * Redis and queues it.
  */
-export async function createJob(
+async function insertJob(
   deps: AppDeps,
   user: SessionUser,
-  params: GenerationParams,
+  plan: (tx: Tx) => Promise<NewJob>,
 ): Promise<{ job: JobRow; version: number }> {
-  const plan = PLANS[user.tier];
-  const tooLarge = checkPlanLimits(params, user.tier);
-  if (tooLarge) throw new DomainError('PLAN_LIMIT', tooLarge, { limit: 'maxPixels', allowed: plan.maxPixels });
-  const estimatedCredits = estimateCredits(params);
+  const limits = PLANS[user.tier];
   const jobId = randomUUID();
   return withUser(deps.db, user.id, async (tx) => {
+    const { params, estimatedCredits, inputs, ...kindColumns } = await plan(tx);
     // The hold locks the user's balance row until commit, which also serialises this count
     // against the user's concurrent creates: the cap cannot be overrun by a burst.
     const { hold: held } = await hold(tx, {
@@ -87,13 +105,13 @@ export async function createJob(
       .select({ n: count() })
       .from(jobs)
       .where(and(eq(jobs.userId, user.id), eq(jobs.status, 'pending')));
-    if (waiting!.n >= plan.maxPendingJobs) {
+    if (waiting!.n >= limits.maxPendingJobs) {
       throw new DomainError(
         'PLAN_LIMIT',
-        `The ${plan.name} plan allows ${plan.maxPendingJobs} waiting jobs; wait for some to start.`,
+        `The ${limits.name} plan allows ${limits.maxPendingJobs} waiting jobs; wait for some to start.`,
         {
           limit: 'maxPendingJobs',
-          allowed: plan.maxPendingJobs,
+          allowed: limits.maxPendingJobs,
         },
       );
     }
@@ -111,15 +129,82 @@ export async function createJob(
         cfgScale: params.cfgScale,
         seed: params.seed ?? randomInt(0, MAX_SEED + 1),
         sampler: params.sampler ?? DEFAULT_SAMPLER,
+        ...kindColumns,
+        ...inputs,
         estimatedCredits,
         holdId: held.id,
-        priority: plan.queuePriority,
-        queueScore: queueScore(plan.queuePriority, Date.now()),
+        priority: limits.queuePriority,
+        queueScore: queueScore(limits.queuePriority, Date.now()),
         updatedAt: sql`clock_timestamp()`,
       })
       .returning({ ...getTableColumns(jobs), version: jobVersion });
     const { version, ...row } = job!;
     return { job: row, version: Number(version) };
+  });
+}
+
+/** A txt2img, img2img or inpaint job from `generation.create`'s parsed input (committed, not yet queued). */
+export async function createJob(
+  deps: AppDeps,
+  user: SessionUser,
+  input: CreateJobRequest,
+): Promise<{ job: JobRow; version: number }> {
+  const job = classifyCreateInput(input);
+  const tooLarge = checkPlanLimits(job.input, user.tier);
+  if (tooLarge) {
+    throw new DomainError('PLAN_LIMIT', tooLarge, { limit: 'maxPixels', allowed: PLANS[user.tier].maxPixels });
+  }
+  const { count: images, ...params } = job.input;
+  return insertJob(deps, user, async (tx) => ({
+    kind: job.kind,
+    params,
+    count: images,
+    strength: job.kind === 'txt2img' ? null : job.input.strength,
+    upscaleScale: null,
+    estimatedCredits: estimateCreateInput(job),
+    inputs: await resolveDiffusionInputs(tx, job),
+  }));
+}
+
+/**
+ * An upscale of one of the user's gallery images. The plan's pixel limit is not applied: making
+ * an image larger than the plan generates is the point; `checkUpscaleSize` bounds it instead.
+ */
+export async function createUpscaleJob(
+  deps: AppDeps,
+  user: SessionUser,
+  input: UpscaleInput,
+): Promise<{ job: JobRow; version: number }> {
+  return insertJob(deps, user, async (tx) => {
+    const source = await resolveUpscaleSource(tx, user.id, input);
+    const { delivered } = upscalePlan(source, input.scale);
+    return {
+      kind: 'upscale',
+      params: {
+        prompt: source.prompt,
+        ...(source.negativePrompt ? { negativePrompt: source.negativePrompt } : {}),
+        model: source.model as GenerationParams['model'],
+        width: delivered.width,
+        height: delivered.height,
+        steps: source.steps,
+        cfgScale: source.cfgScale,
+        seed: source.seed,
+        sampler: source.sampler as GenerationParams['sampler'],
+      },
+      count: 1,
+      strength: null,
+      upscaleScale: input.scale,
+      estimatedCredits: estimateUpscale(source, input.scale),
+      inputs: {
+        initUploadId: null,
+        initImageId: source.id,
+        initKey: source.originalKey,
+        initWidth: source.width,
+        initHeight: source.height,
+        maskUploadId: null,
+        maskKey: null,
+      },
+    };
   });
 }
 
@@ -139,6 +224,7 @@ export async function enqueueCreated(
   return {
     jobId: job.id,
     status: 'pending',
+    kind: job.kind,
     estimatedCredits: job.estimatedCredits,
     queuePosition: where?.position ?? null,
     estimatedWaitSeconds: where?.estimatedWaitSeconds ?? null,
@@ -148,144 +234,15 @@ export async function enqueueCreated(
 export async function createGeneration(
   deps: AppDeps,
   user: SessionUser,
-  params: GenerationParams,
+  input: CreateJobRequest,
 ): Promise<CreateResult> {
   await checkCreateRate(deps, user.id);
-  return enqueueCreated(deps, user, await createJob(deps, user, params));
+  return enqueueCreated(deps, user, await createJob(deps, user, input));
 }
 
-function failureOf(job: Pick<JobRow, 'status' | 'failureCode'>): { code: FailureCode; message: string } | null {
-  if (job.status !== 'failed' && job.status !== 'cancelled') return null;
-  const code = (FAILURE_CODES as readonly string[]).includes(job.failureCode ?? '')
-    ? (job.failureCode as FailureCode)
-    : 'ENGINE_ERROR';
-  return { code, message: FAILURE_MESSAGES[code] };
-}
-
-type ImageRow = Pick<typeof images.$inferSelect, 'id' | 'width' | 'height' | 'thumbKey' | 'originalKey'>;
-
-export interface JobView {
-  id: string;
-  status: JobState;
-  prompt: string;
-  negativePrompt: string | null;
-  model: string;
-  width: number;
-  height: number;
-  steps: number;
-  cfgScale: number;
-  seed: number;
-  sampler: string;
-  estimatedCredits: number;
-  chargedCredits: number | null;
-  /** Failed attempts so far. */
-  retryCount: number;
-  progress: number;
-  /** Running, and waiting for its model to load on the worker. */
-  loadingModel: boolean;
-  cancelRequested: boolean;
-  /** Why it failed or was cancelled, in words for the user. */
-  failure: { code: FailureCode; message: string } | null;
-  createdAt: Date;
-  startedAt: Date | null;
-  finishedAt: Date | null;
-  image: { id: string; width: number; height: number; thumbUrl: string; url: string } | null;
-}
-
-async function toView(deps: AppDeps, job: JobRow, image: ImageRow | null): Promise<JobView> {
-  return {
-    id: job.id,
-    status: job.status,
-    prompt: job.prompt,
-    negativePrompt: job.negativePrompt,
-    model: job.model,
-    width: job.width,
-    height: job.height,
-    steps: job.steps,
-    cfgScale: job.cfgScale,
-    seed: job.seed,
-    sampler: job.sampler,
-    estimatedCredits: job.estimatedCredits,
-    chargedCredits: job.chargedCredits,
-    retryCount: job.retryCount,
-    progress: job.progress,
-    loadingModel: job.status === 'in_progress' && job.loadingModel,
-    cancelRequested: job.cancelRequested,
-    failure: failureOf(job),
-    createdAt: job.createdAt,
-    startedAt: job.startedAt,
-    finishedAt: job.finishedAt,
-    image: image
-      ? {
-          id: image.id,
-          width: image.width,
-          height: image.height,
-          thumbUrl: await deps.store.readUrl(image.thumbKey),
-          url: await deps.store.readUrl(image.originalKey),
-        }
-      : null,
-  };
-}
-
-const imageColumns = {
-  id: images.id,
-  width: images.width,
-  height: images.height,
-  thumbKey: images.thumbKey,
-  originalKey: images.originalKey,
-};
-
-/** The user's own job (another user's reads as not found), with its queue standing while pending. */
-export async function getJob(
-  deps: AppDeps,
-  userId: string,
-  jobId: string,
-): Promise<JobView & { queuePosition: number | null; estimatedWaitSeconds: number | null }> {
-  const [row] = await withUser(deps.db, userId, (tx) =>
-    tx
-      .select({ job: jobs, image: imageColumns })
-      .from(jobs)
-      .leftJoin(images, eq(images.jobId, jobs.id))
-      .where(eq(jobs.id, jobId)),
-  );
-  if (!row) throw notFound('Job');
-  const where = row.job.status === 'pending' ? await standing(deps, jobId) : null;
-  return {
-    ...(await toView(deps, row.job, row.image)),
-    queuePosition: where?.position ?? null,
-    estimatedWaitSeconds: where?.estimatedWaitSeconds ?? null,
-  };
-}
-
-/** The user's jobs newest first, keyset-paginated on (created_at, id) (page N costs what page 1 costs). */
-export async function listJobs(
-  deps: AppDeps,
-  userId: string,
-  input: { cursor?: string; limit: number; status?: JobState },
-): Promise<{ items: JobView[]; nextCursor: string | null }> {
-  const conditions: SQL[] = [eq(jobs.userId, userId)];
-  if (input.status) conditions.push(eq(jobs.status, input.status));
-  if (input.cursor) {
-    const after = decodeKeysetCursor('jobs', input.cursor);
-    conditions.push(sql`(${jobs.createdAt}, ${jobs.id}) < (${after.time}::timestamptz, ${after.id}::uuid)`);
-  }
-  const position = sql<string>`to_char(${jobs.createdAt} at time zone 'UTC', ${KEYSET_TIME_FORMAT})`;
-  const rows = await withUser(deps.db, userId, (tx) =>
-    tx
-      .select({ job: jobs, image: imageColumns, position })
-      .from(jobs)
-      .leftJoin(images, eq(images.jobId, jobs.id))
-      .where(and(...conditions))
-      .orderBy(desc(jobs.createdAt), desc(jobs.id))
-      .limit(input.limit + 1),
-  );
-  const page = rows.slice(0, input.limit);
-  const last = page.at(-1);
-  return {
-    items: await Promise.all(page.map((r) => toView(deps, r.job, r.image))),
-    nextCursor:
-      rows.length > input.limit && last ? encodeKeysetCursor('jobs', { time: last.position, id: last.job.id }) : null,
-  };
+export async function createUpscale(deps: AppDeps, user: SessionUser, input: UpscaleInput): Promise<CreateResult> {
+  await checkCreateRate(deps, user.id);
+  return enqueueCreated(deps, user, await createUpscaleJob(deps, user, input));
 }
 
 export interface CancelResult {

@@ -5,7 +5,7 @@ import { afterAll, afterEach, beforeAll } from 'vitest';
 import { createTestApp, type TestApp } from '../../test/harness.js';
 import { expectLedgerInvariants } from '../../test/invariants.js';
 import { release } from '../credits/ledger.js';
-import { uploadResult } from '../../test/factories.js';
+import { deliveredSize, uploadResult } from '../../test/factories.js';
 import { pngOf } from '../worker/images.test-support.js';
 
 export async function balanceOf(app: TestApp, userId: string): Promise<{ available: number; held: number }> {
@@ -24,14 +24,15 @@ export async function completeClaimed(app: TestApp, claimed: ClaimedJob, engineS
   return reportComplete(app, claimed, engineSeconds);
 }
 
-/** `worker.complete` alone, for what `uploadResult` stored. */
+/** `worker.complete` alone, for what `uploadResult` stored: `count` images of the delivered size. */
 export async function reportComplete(app: TestApp, claimed: ClaimedJob, engineSeconds = 4.2) {
-  const { width, height } = claimed.job.params;
+  const { width, height } = deliveredSize(claimed);
+  const image = { width, height, bytes: pngOf(width, height).length };
   return app.workerCaller().complete({
     jobId: claimed.job.id,
     leaseToken: claimed.lease.token,
     engineSeconds,
-    image: { width, height, bytes: pngOf(width, height).length },
+    images: Array.from({ length: claimed.job.count }, () => image),
     engine: 'reference',
   });
 }

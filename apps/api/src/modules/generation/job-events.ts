@@ -1,4 +1,4 @@
-import { eq } from 'drizzle-orm';
+import { asc, eq } from 'drizzle-orm';
 import { schema, withUser } from '@pingvas/db';
 import {
   FAILURE_CODES,
@@ -16,25 +16,34 @@ import { jobVersion } from './jobs.js';
 import { standing } from './queue.js';
 
 const jobs = schema.generationJobs;
+const images = schema.images;
 const TERMINAL_EVENTS = new Set<JobEvent['type']>(['completed', 'failed', 'cancelled']);
+/**
+ * Events that may come with the version of the row the subscriber already saw: `queued` (no DB
+ * change), and `preview`, published after the `progress` of the same heartbeat (stored nowhere,
+ * so a snapshot never contains it). An older one is stale and dropped like any other.
+ */
+const SAME_VERSION_EVENTS = new Set<JobEvent['type']>(['queued', 'preview']);
 
-/** The job as it is now: the `snapshot` event, plus the terminal event if it has ended. */
+/**
+ * The job as it is now: the `snapshot` event, plus the terminal event if it has ended. Never a
+ * `preview`: frames are live only, and a late subscriber waits for the next one.
+ */
 async function snapshot(
   deps: AppDeps,
   userId: string,
   jobId: string,
 ): Promise<{ version: number; status: JobState; events: JobEvent[] }> {
-  const [row] = await withUser(deps.db, userId, (tx) =>
-    tx
-      .select({
-        job: jobs,
-        version: jobVersion,
-        image: { id: schema.images.id, width: schema.images.width, height: schema.images.height },
-      })
-      .from(jobs)
-      .leftJoin(schema.images, eq(schema.images.jobId, jobs.id))
-      .where(eq(jobs.id, jobId)),
-  );
+  const row = await withUser(deps.db, userId, async (tx) => {
+    const [found] = await tx.select({ job: jobs, version: jobVersion }).from(jobs).where(eq(jobs.id, jobId));
+    if (!found || found.job.status !== 'completed') return found;
+    const made = await tx
+      .select({ id: images.id, width: images.width, height: images.height })
+      .from(images)
+      .where(eq(images.jobId, jobId))
+      .orderBy(asc(images.jobIndex));
+    return { ...found, images: made };
+  });
   // Row-level security hides other users' jobs: theirs and missing ones look the same.
   if (!row) throw notFound('Job');
   const { job } = row;
@@ -51,11 +60,13 @@ async function snapshot(
     },
   ];
   const refunded = job.estimatedCredits - (job.chargedCredits ?? 0);
-  if (job.status === 'completed' && row.image) {
+  const made = 'images' in row ? row.images : [];
+  if (job.status === 'completed' && made[0]) {
     events.push({
       type: 'completed',
       jobId,
-      image: row.image,
+      image: made[0],
+      images: made,
       creditsCharged: job.chargedCredits ?? 0,
       balance: await availableBalance(deps, userId),
     });
@@ -84,8 +95,8 @@ const RESYNC_RETRY_MS = 1_000;
  * The live events of one of the user's jobs: a snapshot first, then what happens, ending
  * after a terminal event. It listens before it reads the snapshot, so nothing falls in
  * between; buffered events the snapshot already contains (version ≤ the snapshot's) are
- * dropped. `queued` carries no DB change (the row's version stays), so one with the
- * snapshot's version still passes: it is where the job landed in the queue. When the
+ * dropped. `queued` and `preview` carry no DB change of their own, so one with the snapshot's
+ * version still passes (SAME_VERSION_EVENTS). When the
  * process's subscriber connection comes back after a drop, or nothing was heard for
  * `idleResyncMs`, the job is re-read and a fresh snapshot follows if it moved.
  */
@@ -146,7 +157,7 @@ export async function* jobEvents(
         if (TERMINAL_JOB_STATES.includes(fresh.status)) return;
         continue;
       }
-      if (envelope.v < last || (envelope.v === last && envelope.e.type !== 'queued')) continue;
+      if (envelope.v < last || (envelope.v === last && !SAME_VERSION_EVENTS.has(envelope.e.type))) continue;
       last = envelope.v;
       yield envelope.e;
       if (TERMINAL_EVENTS.has(envelope.e.type)) return;

@@ -137,7 +137,7 @@ describe('Redis loses its data', () => {
         jobId,
         leaseToken: claimed.lease.token,
         engineSeconds: 2,
-        image: { width: 512, height: 512, bytes: pngOf(512, 512).length },
+        images: [{ width: 512, height: 512, bytes: pngOf(512, 512).length }],
         engine: 'reference',
       });
     } finally {

@@ -237,7 +237,8 @@ export interface ResolvedImage {
  * The stored PNG behind `{ uploadId }` or `{ imageId }`, inside the caller's `withUser`
  * transaction: another user's upload or image is NOT_FOUND, like one that never existed.
  * With `retain`, a checked upload stops expiring (a job now relies on it); an upload already
- * past its expiry is NOT_FOUND, so the expiry sweep and a job can never both have it.
+ * past its expiry is NOT_FOUND, so the expiry sweep and a job can never both have it; a gallery
+ * image is locked (KEY SHARE) until the caller commits, see `deleteImages`.
  */
 export async function resolveImageSource(
   tx: Tx,
@@ -245,10 +246,13 @@ export async function resolveImageSource(
   options: { retain?: boolean } = {},
 ): Promise<ResolvedImage> {
   if ('imageId' in source) {
-    const [image] = await tx
+    const query = tx
       .select({ key: images.originalKey, bytes: images.bytes, width: images.width, height: images.height })
       .from(images)
       .where(eq(images.id, source.imageId));
+    // Retained, the image is locked against deletion until the caller commits: a concurrent
+    // gallery delete then either sees the job that uses it (and refuses) or wins (NOT_FOUND here).
+    const [image] = options.retain ? await query.for('key share') : await query;
     if (!image) throw notFound('Image');
     return image;
   }

@@ -11,6 +11,7 @@ import {
 } from '@pingvas/core';
 import type { AppDeps } from '../../deps.js';
 import { attemptKeys, type ObjectStore } from '../../infra/object-store.js';
+import { isWebp, PNG_HEADER_BYTES, pngSize, WEBP_HEADER_BYTES } from './image-headers.js';
 
 /**
  * Uploads are per attempt: a worker gets a PUT URL only for its current lease, under the
@@ -34,7 +35,7 @@ export function uploadUrlSeconds(store: ObjectStore): number {
 export async function issueUploadUrl(deps: AppDeps, input: UploadUrlInput): Promise<UploadUrl> {
   const [job] = await withSystem(deps.db, (tx) =>
     tx
-      .select({ width: jobs.width, height: jobs.height, prefix: jobs.attemptPrefix })
+      .select({ width: jobs.width, height: jobs.height, count: jobs.count, prefix: jobs.attemptPrefix })
       .from(jobs)
       .where(
         and(
@@ -47,6 +48,16 @@ export async function issueUploadUrl(deps: AppDeps, input: UploadUrlInput): Prom
   );
   if (!job?.prefix)
     throw new DomainError('LEASE_LOST', 'This job is no longer leased to you; drop it.', { jobId: input.jobId });
+  const index = input.index ?? 0;
+  if (index >= job.count) {
+    throw badUpload(
+      `This job makes ${job.count} image${job.count === 1 ? '' : 's'}: index must be below ${job.count}.`,
+      {
+        index,
+        count: job.count,
+      },
+    );
+  }
   const limit = maxUploadBytes(input.object, job);
   if (input.bytes > limit) {
     throw badUpload(`The ${input.object} may be at most ${limit} bytes for a ${job.width}×${job.height} job.`, {
@@ -57,28 +68,11 @@ export async function issueUploadUrl(deps: AppDeps, input: UploadUrlInput): Prom
   }
   const seconds = uploadUrlSeconds(deps.store);
   const contentType = UPLOAD_CONTENT_TYPES[input.object];
-  const url = await deps.store.presignPut(attemptKeys(job.prefix)[input.object], contentType, {
+  const url = await deps.store.presignPut(attemptKeys(job.prefix, index)[input.object], contentType, {
     contentLength: input.bytes,
     expiresSeconds: seconds,
   });
   return { url, contentType, expiresAt: new Date(Date.now() + seconds * 1000) };
-}
-
-const PNG_SIGNATURE = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
-/** Signature (8) + IHDR length (4) + "IHDR" (4) + width (4) + height (4). */
-const PNG_HEADER_BYTES = 24;
-const WEBP_HEADER_BYTES = 12;
-
-function pngSize(head: Uint8Array): { width: number; height: number } | null {
-  if (head.length < PNG_HEADER_BYTES || PNG_SIGNATURE.some((byte, i) => head[i] !== byte)) return null;
-  if (Buffer.from(head.subarray(12, 16)).toString('latin1') !== 'IHDR') return null;
-  const view = new DataView(head.buffer, head.byteOffset, head.byteLength);
-  return { width: view.getUint32(16), height: view.getUint32(20) };
-}
-
-function isWebp(head: Uint8Array): boolean {
-  const text = Buffer.from(head).toString('latin1');
-  return head.length >= WEBP_HEADER_BYTES && text.startsWith('RIFF') && text.slice(8, 12) === 'WEBP';
 }
 
 async function storedObject(store: ObjectStore, key: string, object: UploadObject, limit: number, headBytes: number) {
@@ -98,14 +92,44 @@ async function storedObject(store: ObjectStore, key: string, object: UploadObjec
 }
 
 /**
- * Checks the worker's report against the job, then the attempt's stored objects against both:
- * the original is a PNG of exactly the job's size and of the reported byte count, the
- * thumbnail a WebP, each within its bound. Anything else is a BAD_REQUEST that changes nothing.
+ * Checks the worker's report against the job: one image per index, each checked as
+ * `checkUploadedImage`. Anything else is a BAD_REQUEST that changes nothing.
  */
-export async function checkUploadedImage(
+export async function checkUploadedImages(
+  store: ObjectStore,
+  job: { width: number; height: number; count: number; attemptPrefix: string },
+  reported: CompleteInput['images'],
+): Promise<void> {
+  if (reported.length !== job.count) {
+    throw badUpload(
+      `This job makes ${job.count} image${job.count === 1 ? '' : 's'}; ${reported.length} were reported.`,
+      {
+        count: job.count,
+        reported: reported.length,
+      },
+    );
+  }
+  await Promise.all(
+    reported.map((image, index) =>
+      checkUploadedImage(store, job, index, image).catch((err: unknown) => {
+        // In a batch, say which image is wrong.
+        if (job.count === 1 || !(err instanceof DomainError)) throw err;
+        throw badUpload(`Image ${index}: ${err.message}`, { ...(err.details as Record<string, unknown>), index });
+      }),
+    ),
+  );
+}
+
+/**
+ * Checks one reported image against the job, then its stored objects against both: the
+ * original is a PNG of exactly the job's size and of the reported byte count, the thumbnail a
+ * WebP, each within its bound.
+ */
+async function checkUploadedImage(
   store: ObjectStore,
   job: { width: number; height: number; attemptPrefix: string },
-  image: CompleteInput['image'],
+  index: number,
+  image: CompleteInput['images'][number],
 ): Promise<void> {
   if (image.width !== job.width || image.height !== job.height) {
     throw badUpload(`The image is ${image.width}×${image.height}, but the job asked for ${job.width}×${job.height}.`, {
@@ -119,7 +143,7 @@ export async function checkUploadedImage(
       bytes: image.bytes,
     });
   }
-  const keys = attemptKeys(job.attemptPrefix);
+  const keys = attemptKeys(job.attemptPrefix, index);
   const [original, thumb] = await Promise.all([
     storedObject(store, keys.original, 'original', originalLimit, PNG_HEADER_BYTES),
     storedObject(store, keys.thumb, 'thumb', maxUploadBytes('thumb', job), WEBP_HEADER_BYTES),

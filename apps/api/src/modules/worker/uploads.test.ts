@@ -149,7 +149,7 @@ describe('worker.complete checks the report and the stored objects', () => {
     ];
     for (const image of attempts) {
       await expect(
-        worker().complete({ ...leaseOf(claimed), engineSeconds: 1, image, engine: 'reference' }),
+        worker().complete({ ...leaseOf(claimed), engineSeconds: 1, images: [image], engine: 'reference' }),
       ).rejects.toMatchObject({
         code: 'BAD_REQUEST',
       });
@@ -158,7 +158,7 @@ describe('worker.complete checks the report and the stored objects', () => {
       worker().complete({
         ...leaseOf(claimed),
         engineSeconds: 1,
-        image: { width: 384, height: 512, bytes },
+        images: [{ width: 384, height: 512, bytes }],
         engine: 'reference',
       }),
     ).rejects.toThrow('The image is 384×512, but the job asked for 512×384.');
@@ -170,7 +170,12 @@ describe('worker.complete checks the report and the stored objects', () => {
     const claimed = await claimedJob(512, 512);
     const lease = leaseOf(claimed);
     const report = (bytes: number) =>
-      worker().complete({ ...lease, engineSeconds: 1, image: { width: 512, height: 512, bytes }, engine: 'reference' });
+      worker().complete({
+        ...lease,
+        engineSeconds: 1,
+        images: [{ width: 512, height: 512, bytes }],
+        engine: 'reference',
+      });
     const store = async (object: 'original' | 'thumb', body: Buffer) => {
       const target = await worker().uploadUrl({ ...lease, object, bytes: body.length });
       expect(await put(target.url, body, target.contentType)).toBe(200);

@@ -5,6 +5,7 @@ import {
   chargeCredits,
   DomainError,
   jobDeadline,
+  type ClaimedInputImage,
   type ClaimedJob,
   type ClaimInput,
   type CompleteInput,
@@ -15,6 +16,7 @@ import {
   type HeartbeatInput,
   type HeartbeatResult,
   type ReleaseInput,
+  type UpscaleScale,
 } from '@pingvas/core';
 import type { AppDeps } from '../../deps.js';
 import { attemptKeys, newAttemptPrefix } from '../../infra/object-store.js';
@@ -23,7 +25,8 @@ import { busFor, publishJobEvent } from '../generation/bus.js';
 import { afterStop, handBack, jobVersion, lockJob, nextVersion, stopRun, type JobRow } from '../generation/jobs.js';
 import { claimSettled, finishRunning, popEligible, recordDuration, workerSeen } from '../generation/queue.js';
 import { observeJobCompleted } from '../metrics/metrics.js';
-import { checkUploadedImage } from './upload.service.js';
+import { webpSize } from './image-headers.js';
+import { checkUploadedImages } from './upload.service.js';
 
 /**
  * The API side of the worker protocol (packages/core/src/worker-protocol.ts). Every call
@@ -37,13 +40,15 @@ function leaseLost(jobId: string): DomainError<'LEASE_LOST'> {
   return new DomainError('LEASE_LOST', 'This job is no longer leased to you; drop it.', { jobId });
 }
 
+/** What the engine runs with; an upscale runs on its source, so its params carry the source's size. */
 function engineParams(job: JobRow): EngineParams {
+  const upscaled = job.kind === 'upscale';
   return {
     prompt: job.prompt,
     ...(job.negativePrompt ? { negativePrompt: job.negativePrompt } : {}),
     model: job.model as EngineParams['model'],
-    width: job.width,
-    height: job.height,
+    width: upscaled ? job.initWidth! : job.width,
+    height: upscaled ? job.initHeight! : job.height,
     steps: job.steps,
     cfgScale: job.cfgScale,
     seed: job.seed,
@@ -69,6 +74,36 @@ function runDeadlineOf(deps: AppDeps, job: Pick<JobRow, 'estimatedCredits'>) {
     uploadAllowanceSeconds: deps.config.JOB_UPLOAD_ALLOWANCE_SECONDS,
     ceilingSeconds: deps.config.JOB_MAX_RUN_SECONDS,
   });
+}
+
+/**
+ * The job as the worker runs it: its kind's fields, and presigned GETs of its stored inputs that
+ * live as long as the run may (never less than a lease). Presigned rather than the CDN's read URL:
+ * those are sized for browsers, and a worker needs the object as stored.
+ */
+async function claimedJob(deps: AppDeps, job: JobRow): Promise<ClaimedJob['job']> {
+  const expiresSeconds = Math.max(deps.config.LEASE_SECONDS, runDeadlineOf(deps, job).runSeconds);
+  const input = async (key: string): Promise<ClaimedInputImage> => ({
+    url: await deps.store.presignGet(key, { expiresSeconds }),
+    width: job.initWidth!,
+    height: job.initHeight!,
+  });
+  const inputs: ClaimedJob['job']['inputs'] = {};
+  if (job.initKey) inputs.initImage = await input(job.initKey);
+  if (job.maskKey) inputs.mask = await input(job.maskKey);
+  return {
+    id: job.id,
+    userId: job.userId,
+    kind: job.kind,
+    params: engineParams(job),
+    attempt: job.retryCount + 1,
+    count: job.count,
+    ...(job.strength !== null ? { strength: job.strength } : {}),
+    ...(job.upscaleScale !== null
+      ? { upscale: { scale: job.upscaleScale as UpscaleScale, width: job.width, height: job.height } }
+      : {}),
+    inputs,
+  };
 }
 
 /** One pop from Redis, made real by the DB; skips popped jobs that are no longer pending. */
@@ -119,7 +154,7 @@ async function claimOnce(deps: AppDeps, input: ClaimInput): Promise<ClaimedJob |
       publishJobEvent(deps, Number(version), { type: 'started', jobId: job.id }),
     ]);
     return {
-      job: { id: job.id, userId: job.userId, params: engineParams(job), attempt: job.retryCount + 1 },
+      job: await claimedJob(deps, job),
       lease: {
         token,
         expiresAt: job.leaseExpiresAt!,
@@ -159,8 +194,28 @@ export async function claimJob(deps: AppDeps, input: ClaimInput, signal?: AbortS
   }
 }
 
-/** Extends the lease and records progress; the answer says whether the user cancelled. */
+/** The preview's bytes, refused unless they are a WebP of the declared size. */
+function previewBytes(preview: NonNullable<HeartbeatInput['preview']>): Buffer {
+  const bytes = Buffer.from(preview.webpBase64, 'base64');
+  const size = webpSize(bytes);
+  if (!size) throw new DomainError('BAD_REQUEST', 'preview.webpBase64 is not a WebP image.', { field: 'preview' });
+  if (size.width !== preview.width || size.height !== preview.height) {
+    throw new DomainError(
+      'BAD_REQUEST',
+      `The preview is ${size.width}×${size.height}, not the ${preview.width}×${preview.height} declared.`,
+      { field: 'preview', width: size.width, height: size.height },
+    );
+  }
+  return bytes;
+}
+
+/**
+ * Extends the lease and records progress; the answer says whether the user cancelled. A preview
+ * frame is passed on to the job's live watchers as a `preview` event and stored nowhere.
+ */
 export async function heartbeat(deps: AppDeps, input: HeartbeatInput): Promise<HeartbeatResult> {
+  // Checked before the lease is touched: a refused heartbeat changes nothing.
+  const preview = input.preview ? previewBytes(input.preview) : null;
   const [row] = await withSystem(deps.db, (tx) =>
     tx
       .update(jobs)
@@ -200,14 +255,54 @@ export async function heartbeat(deps: AppDeps, input: HeartbeatInput): Promise<H
   } else if (input.loadingModel) {
     await publishJobEvent(deps, Number(row.version), { type: 'loading-model', jobId: input.jobId });
   }
+  if (input.preview && preview) {
+    const { step, width, height } = input.preview;
+    await publishJobEvent(deps, Number(row.version), {
+      type: 'preview',
+      jobId: input.jobId,
+      step,
+      width,
+      height,
+      dataUrl: `data:image/webp;base64,${preview.toString('base64')}`,
+    });
+  }
   return { cancel: row.cancel, leaseExpiresAt: row.leaseExpiresAt! };
 }
 
+/** One gallery row per image of the job, each pointing at its own keys of this attempt. */
+function imageRows(job: JobRow, attemptPrefix: string, input: CompleteInput) {
+  return input.images.map((image, index) => {
+    const keys = attemptKeys(attemptPrefix, index);
+    return {
+      userId: job.userId,
+      jobId: job.id,
+      jobIndex: index,
+      kind: job.kind,
+      // The gallery image the job started from; an uploaded start image has no gallery row.
+      parentImageId: job.initImageId,
+      originalKey: keys.original,
+      thumbKey: keys.thumb,
+      width: image.width,
+      height: image.height,
+      bytes: image.bytes,
+      prompt: job.prompt,
+      negativePrompt: job.negativePrompt,
+      model: job.model,
+      steps: job.steps,
+      cfgScale: job.cfgScale,
+      // The engine numbers a batch's seeds from the job's: image i is what seed + i makes alone.
+      seed: job.seed + index,
+      sampler: job.sampler,
+      engine: input.engine,
+    };
+  });
+}
+
 /**
- * The image is uploaded: after checking the report and the stored objects, one transaction
- * marks the job completed, inserts the image row (pointing at this attempt's keys) and
- * captures the charge for the engine seconds. A replay by the same lease returns the first
- * result (one image, one charge); any other lease is refused.
+ * The images are uploaded: after checking the report and the stored objects, one transaction
+ * marks the job completed, inserts one image row per index (pointing at this attempt's keys)
+ * and captures the charge for the engine seconds, once for the whole batch. A replay by the
+ * same lease returns the first result (the same images, one charge); any other lease is refused.
  */
 export async function completeJob(deps: AppDeps, input: CompleteInput): Promise<CompleteResult> {
   const [current] = await withSystem(deps.db, (tx) => tx.select().from(jobs).where(eq(jobs.id, input.jobId)));
@@ -216,8 +311,7 @@ export async function completeJob(deps: AppDeps, input: CompleteInput): Promise<
   // A job claimed before attempt prefixes existed has nowhere checked to upload: it is retried.
   if (current.status !== 'in_progress' || !current.attemptPrefix) throw leaseLost(input.jobId);
   const attemptPrefix = current.attemptPrefix;
-  await checkUploadedImage(deps.store, { width: current.width, height: current.height, attemptPrefix }, input.image);
-  const keys = attemptKeys(attemptPrefix);
+  await checkUploadedImages(deps.store, { ...current, attemptPrefix }, input.images);
 
   const done = await withSystem(deps.db, async (tx) => {
     const job = await lockJob(tx, input.jobId);
@@ -241,33 +335,22 @@ export async function completeJob(deps: AppDeps, input: CompleteInput): Promise<
       })
       .where(eq(jobs.id, job.id))
       .returning({ version: jobVersion });
-    const [image] = await tx
+    const made = await tx
       .insert(schema.images)
-      .values({
-        userId: job.userId,
-        jobId: job.id,
-        originalKey: keys.original,
-        thumbKey: keys.thumb,
-        width: input.image.width,
-        height: input.image.height,
-        bytes: input.image.bytes,
-        prompt: job.prompt,
-        negativePrompt: job.negativePrompt,
-        model: job.model,
-        steps: job.steps,
-        cfgScale: job.cfgScale,
-        seed: job.seed,
-        sampler: job.sampler,
-        engine: input.engine,
-      })
-      .returning({ id: schema.images.id, width: schema.images.width, height: schema.images.height });
+      .values(imageRows(job, attemptPrefix, input))
+      .returning({
+        id: schema.images.id,
+        width: schema.images.width,
+        height: schema.images.height,
+        index: schema.images.jobIndex,
+      });
     await capture(tx, { userId: job.userId, holdId: job.holdId!, amount: charged });
     const balance = await getBalance(tx, job.userId);
     return {
       replayed: false as const,
       charged,
       version: Number(updated!.version),
-      image: image!,
+      images: made.sort((a, b) => a.index - b.index).map(({ index: _index, ...image }) => image),
       balance: balance.available,
     };
   });
@@ -283,7 +366,8 @@ export async function completeJob(deps: AppDeps, input: CompleteInput): Promise<
   await publishJobEvent(deps, done.version, {
     type: 'completed',
     jobId: input.jobId,
-    image: done.image,
+    image: done.images[0]!,
+    images: done.images,
     creditsCharged: done.charged,
     balance: done.balance,
   });

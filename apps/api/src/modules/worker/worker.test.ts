@@ -74,7 +74,7 @@ describe('worker protocol', () => {
         jobId: claimed.job.id,
         leaseToken: claimed.lease.token,
         engineSeconds: 1,
-        image: { width: 512, height: 512, bytes: 4 },
+        images: [{ width: 512, height: 512, bytes: 4 }],
         engine: 'reference',
       }),
     ).rejects.toMatchObject({ code: 'BAD_REQUEST' });
