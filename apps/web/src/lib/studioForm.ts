@@ -156,7 +156,8 @@ export function formFromParams(
     seed?: number | null;
     sampler?: string | null;
     count?: number | null;
-    initImage?: ImageSource | null;
+    /** As `createInput` says it: one of the two ids. */
+    initImage?: { uploadId?: string; imageId?: string } | null;
     strength?: number | null;
     mask?: { uploadId: string } | null;
   },
@@ -167,13 +168,18 @@ export function formFromParams(
     ? (params.sampler as Sampler)
     : DEFAULT_SAMPLER;
   const size = { width: params.width, height: params.height };
-  const init: InitImage | null = params.initImage
+  const source: ImageSource | null = params.initImage?.uploadId
+    ? { uploadId: params.initImage.uploadId }
+    : params.initImage?.imageId
+      ? { imageId: params.initImage.imageId }
+      : null;
+  const init: InitImage | null = source
     ? {
-        source: params.initImage,
+        source,
         url: sources.initImage?.url ?? null,
         width: sources.initImage?.width ?? params.width,
         height: sources.initImage?.height ?? params.height,
-        label: 'uploadId' in params.initImage ? 'Uploaded picture' : 'Gallery image',
+        label: 'uploadId' in source ? 'Uploaded picture' : 'Gallery image',
       }
     : null;
   return {
