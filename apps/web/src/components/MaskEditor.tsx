@@ -210,7 +210,14 @@ export function MaskEditor({
           Redo
         </button>
       </div>
-      <div className="mask-stage" style={{ aspectRatio: `${image.width} / ${image.height}` }}>
+      <div
+        className="mask-stage"
+        // As wide as fits, but never taller than 60% of the screen: the whole picture stays in view.
+        style={{
+          aspectRatio: `${image.width} / ${image.height}`,
+          width: `min(100%, calc(60vh * ${image.width} / ${image.height}))`,
+        }}
+      >
         <img src={image.url} alt="" width={image.width} height={image.height} draggable={false} />
         <canvas
           ref={canvas}
