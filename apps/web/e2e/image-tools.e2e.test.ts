@@ -209,6 +209,9 @@ describe('the image tools in a browser', () => {
     await page.getByTestId('source-mask').waitFor();
     await page.getByTestId('use-settings').click();
     await page.waitForURL(/\/studio$/);
+    // The form takes the recalled settings once the studio has mounted.
+    await page.getByTestId('toast').filter({ hasText: 'Settings loaded' }).waitFor();
+    expect(await page.getByTestId('toast').filter({ hasText: 'Settings loaded' }).count()).toBe(1);
     expect(await page.getByTestId('prompt').inputValue()).toBe('The studio, with a moon in the corner');
     await page.getByTestId('init-preview').waitFor();
     await page.getByTestId('mask-preview').waitFor();

@@ -121,9 +121,13 @@ export function StudioPage() {
 
   // "Use these settings", "More like this" and "Use as starting image" from an image's page
   // arrive as router state, once.
+  const arrival = useRef<string | null>(null);
   useEffect(() => {
     const state = location.state as StudioRouteState | null;
     if (!state?.recall && !state?.startFrom) return;
+    // Once per arrival: the toast below re-renders the page before the state is cleared.
+    if (arrival.current === location.key) return;
+    arrival.current = location.key;
     void navigate(location.pathname, { replace: true, state: null });
     if (state.recall) {
       const next = formFromParams(state.recall, state.sources);
@@ -141,7 +145,7 @@ export function StudioPage() {
       toast.show('info', 'Starting image chosen', 'Describe what it should become, then Generate.');
     }
     promptRef.current?.focus();
-  }, [location.state, location.pathname, navigate, toast]);
+  }, [location.state, location.key, location.pathname, navigate, toast]);
 
   const check = useMemo(() => checkParams(toRequest(form)), [form]);
   // The plan's pixel budget is known here too: say so before the server has to.
