@@ -1,5 +1,4 @@
 import { useEffect, useId, useRef, useState, type DragEvent } from 'react';
-import { Link } from 'react-router';
 import { MAX_STRENGTH, MIN_STRENGTH, UPLOAD_IMAGE_TYPES } from '@pingvas/core';
 import type { InitImage, MaskChoice } from '../lib/studioForm.js';
 import { MaskEditor } from './MaskEditor.js';
@@ -185,9 +184,10 @@ export function InitImagePicker({
           <label htmlFor={ids.file} className="button small">
             Upload a picture
           </label>
+          {/* No link here: the header's Gallery link stays the only one of that name. */}
           <span className="muted small">
-            or drop one here · PNG, JPEG or WebP up to 10 MB · or pick one in the <Link to="/gallery">gallery</Link>{' '}
-            (“Use as starting image”)
+            or drop one here · PNG, JPEG or WebP up to 10 MB · or open one of your images and choose “Use as starting
+            image”
           </span>
         </div>
       )}
