@@ -219,4 +219,30 @@ describe('the image tools in a browser', () => {
     await shot('tools-09-recalled-inpaint');
     expect(e2e.pageErrors).toEqual([]);
   });
+
+  it('from an image page: "use as starting image" starts an img2img from it, "more like this" queues 4 new ones', async () => {
+    await page.goto('/gallery');
+    await page.locator('[data-testid="image-tile"]', { hasText: 'Four lighthouses' }).first().click();
+    await page.getByTestId('detail-image').waitFor();
+    const imageUrl = page.url();
+    await page.getByTestId('use-as-start').click();
+    await page.waitForURL(/\/studio$/);
+    await page.getByTestId('init-preview').waitFor();
+    expect(await page.getByTestId('init-image').textContent()).toContain('Gallery image');
+    await page.getByTestId('prompt').fill('Lighthouses at night');
+    await page.getByTestId('generate').click();
+    const img2img = page.locator('[data-testid="job-card"][data-kind="img2img"]', { hasText: 'Lighthouses at night' });
+    await finished(img2img.first());
+
+    await page.goto(imageUrl);
+    const more = page.getByTestId('more-like-this');
+    expect(await more.textContent()).toContain(`${estimateTxt2img({ ...SIZE, steps: 30, count: 4 })} credits`);
+    await more.click();
+    await page.waitForURL(/\/studio$/);
+    const batch = page.locator('[data-testid="job-card"][data-count="4"]', { hasText: 'Four lighthouses' }).first();
+    await finished(batch);
+    expect(await batch.getByTestId('job-image').count()).toBe(4);
+    await shot('tools-10-more-like-this');
+    expect(e2e.pageErrors).toEqual([]);
+  });
 });
