@@ -6,12 +6,12 @@ import type { TrackedJob } from './traffic.js';
 /**
  * What the run must end with, read from PostgreSQL and the bucket directly:
  * - stuck: a job that is not terminal, or a watcher that never saw its job's final state;
- * - lost: a job the API acknowledged that is missing, a completed job without exactly one
- *   image whose two objects exist, an image of a job that did not complete, a balance that
+ * - lost: a job the API acknowledged that is missing, a completed job without exactly its
+ *   `count` images whose two objects exist, an image of a job that did not complete, a balance that
  *   is not its grants minus its captures, a broken ledger invariant;
  * - double-charged: a charge that differs from its hold's capture, a failed job that was
- *   charged, a hold not closed the way its job ended, a charge above the estimate, a second
- *   image for one job;
+ *   charged, a hold not closed the way its job ended, a charge above the estimate, more
+ *   images than its job makes;
  * - orphans: objects under images/ that no image row points to, left after the end-of-run orphan
  *   sweep (so any orphan here is one the sweep failed to remove).
  */
@@ -87,9 +87,10 @@ export async function check(cluster: Cluster, tracked: Map<string, TrackedJob>):
       hold_status: string | null;
       captured: number | null;
       latency_ms: number | null;
+      count: number;
     }[]
   >`
-    select j.id, j.status, j.started_at is not null as started,
+    select j.id, j.status, j.count, j.started_at is not null as started,
            j.estimated_credits as estimated, j.charged_credits as charged,
            h.status as hold_status, h.captured_amount as captured,
            (extract(epoch from (j.finished_at - j.created_at)) * 1000)::float8 as latency_ms
@@ -119,7 +120,11 @@ export async function check(cluster: Cluster, tracked: Map<string, TrackedJob>):
     if (job.status === 'completed') {
       if (job.latency_ms !== null) latencies.push(job.latency_ms);
       if (own.length === 0) findings.lost.push(`completed job ${job.id} has no image`);
-      if (own.length > 1) findings.doubleCharged.push(`completed job ${job.id} has ${own.length} images`);
+      if (own.length > job.count) {
+        findings.doubleCharged.push(`completed job ${job.id} of ${job.count} has ${own.length} images`);
+      } else if (own.length > 0 && own.length < job.count) {
+        findings.lost.push(`completed job ${job.id} of ${job.count} has ${own.length} images`);
+      }
       for (const image of own) {
         for (const key of [image.original_key, image.thumb_key])
           if (!keys.has(key)) findings.lost.push(`object ${key} of job ${job.id} is missing`);

@@ -8,10 +8,13 @@ import {
   heartbeatInputSchema,
   MAX_ORIGINAL_BYTES,
   maxUploadBytes,
+  PREVIEW_MAX_BYTES,
+  PREVIEW_SIDE,
   releaseInputSchema,
   uploadUrlInputSchema,
   workerIdSchema,
 } from './worker-protocol.js';
+import { MAX_COUNT, MAX_UPSCALED_SIDE } from './job-kinds.js';
 
 const jobId = '3f1b7a52-8c1e-4d7a-9b0a-2e5c6d7f8a90';
 const leaseToken = '9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d';
@@ -77,6 +80,7 @@ rejectsEachBadField(
     jobId,
     leaseToken,
     progress: { percent: 50, step: 10, totalSteps: 20, secondsPerStep: 0.5 },
+    preview: { webpBase64: 'UklGRhoAAABXRUJQ', width: 256, height: 192, step: 10 },
   },
   [
     ['jobId', 'job-1', 'jobId must be a UUID'],
@@ -91,6 +95,13 @@ rejectsEachBadField(
     ['progress.step', 1.5, 'progress.step must be a whole number'],
     ['progress.totalSteps', 0, 'progress.totalSteps must be at least 1'],
     ['progress.secondsPerStep', -0.1, 'progress.secondsPerStep must be at least 0'],
+    ['preview', 'frame', 'preview must be an object'],
+    ['preview.webpBase64', 'not base64!', 'preview.webpBase64 must be a valid base64'],
+    ['preview.webpBase64', 'A'.repeat(Math.ceil(PREVIEW_MAX_BYTES / 3) * 4 + 4), 'preview.webpBase64 is too large'],
+    ['preview.width', PREVIEW_SIDE + 1, 'preview.width must be at most 256'],
+    ['preview.height', 0, 'preview.height must be at least 1'],
+    ['preview.step', -1, 'preview.step must be at least 0'],
+    ['preview.step', undefined, 'preview.step is required'],
   ],
 );
 
@@ -101,7 +112,10 @@ rejectsEachBadField(
     jobId,
     leaseToken,
     engineSeconds: 45,
-    image: { width: 1024, height: 1024, bytes: 123_456 },
+    images: [
+      { width: 1024, height: 1024, bytes: 123_456 },
+      { width: 1024, height: 1024, bytes: 123_457 },
+    ],
     engine: 'reference',
   },
   [
@@ -110,15 +124,23 @@ rejectsEachBadField(
     ['engineSeconds', -1, 'engineSeconds must be at least 0'],
     ['engineSeconds', 86_401, 'engineSeconds must be at most 86,400'],
     ['engineSeconds', undefined, 'engineSeconds is required'],
-    ['image', undefined, 'image is required'],
-    ['image.width', 0, 'image.width must be at least 1'],
-    ['image.width', 2049, 'image.width must be at most 2,048'],
-    ['image.height', 1.5, 'image.height must be a whole number'],
-    ['image.height', 2 ** 53, 'image.height must be at most 2,048'],
-    ['image.bytes', '12', 'image.bytes must be a number'],
-    ['image.bytes', 0, 'image.bytes must be at least 1'],
+    ['images', undefined, 'images is required'],
+    ['images', [], 'images must be at least 1'],
     [
-      'image.bytes',
+      'images',
+      Array.from({ length: MAX_COUNT + 1 }, () => ({ width: 64, height: 64, bytes: 1 })),
+      'images must be at most 4',
+    ],
+    ['images.1', 'png', 'image must be an object'],
+    ['images.0.width', 0, 'image.width must be at least 1'],
+    // An upscale delivers up to MAX_UPSCALED_SIDE per side.
+    ['images.0.width', MAX_UPSCALED_SIDE + 1, 'image.width must be at most 4,096'],
+    ['images.1.height', 1.5, 'image.height must be a whole number'],
+    ['images.1.height', 2 ** 53, 'image.height must be at most 4,096'],
+    ['images.0.bytes', '12', 'image.bytes must be a number'],
+    ['images.0.bytes', 0, 'image.bytes must be at least 1'],
+    [
+      'images.0.bytes',
       MAX_ORIGINAL_BYTES + 1,
       `image.bytes must be at most ${MAX_ORIGINAL_BYTES.toLocaleString('en-US')}`,
     ],
@@ -132,6 +154,9 @@ rejectsEachBadField('uploadUrlInputSchema', uploadUrlInputSchema, validUpload, [
   ['jobId', 'x', 'jobId must be a UUID'],
   ['leaseToken', undefined, 'leaseToken is required'],
   ['object', 'other', 'object must be one of: original, thumb'],
+  ['index', -1, 'index must be at least 0'],
+  ['index', MAX_COUNT, 'index must be at most 3'],
+  ['index', 0.5, 'index must be a whole number'],
   ['bytes', 0, 'bytes must be at least 1'],
   ['bytes', 1.5, 'bytes must be a whole number'],
   ['bytes', MAX_ORIGINAL_BYTES + 1, `bytes must be at most ${MAX_ORIGINAL_BYTES.toLocaleString('en-US')}`],
@@ -141,7 +166,10 @@ describe('maxUploadBytes', () => {
   it("bounds the original by the job's raw RGBA size plus framing, the thumbnail by 256²", () => {
     expect(maxUploadBytes('original', { width: 512, height: 384 })).toBe(512 * 384 * 4 + 384 + 65_536);
     expect(maxUploadBytes('thumb', { width: 2048, height: 2048 })).toBe(256 * 256 * 4 + 256 + 65_536);
-    expect(MAX_ORIGINAL_BYTES).toBe(maxUploadBytes('original', { width: 2048, height: 2048 }));
+    // The largest image any job delivers is an upscale's.
+    expect(MAX_ORIGINAL_BYTES).toBe(
+      maxUploadBytes('original', { width: MAX_UPSCALED_SIDE, height: MAX_UPSCALED_SIDE }),
+    );
     expect(MAX_ORIGINAL_BYTES).toBeLessThan(2 ** 31);
   });
 });
@@ -198,5 +226,12 @@ describe('workerIdSchema', () => {
 describe('claimInputSchema defaults', () => {
   it('answers at once unless asked to wait', () => {
     expect(claimInputSchema.parse({ workerId: 'w', engineVersion: 'v' }).waitMs).toBe(0);
+  });
+});
+
+describe('uploadUrlInputSchema defaults', () => {
+  it('asks for the first image when a worker names no index', () => {
+    expect(uploadUrlInputSchema.parse(validUpload).index).toBe(0);
+    expect(uploadUrlInputSchema.parse({ ...validUpload, index: 3 }).index).toBe(3);
   });
 });

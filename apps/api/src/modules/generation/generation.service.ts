@@ -127,7 +127,9 @@ async function insertJob(
         height: params.height,
         steps: params.steps,
         cfgScale: params.cfgScale,
-        seed: params.seed ?? randomInt(0, MAX_SEED + 1),
+        // A batch's image i has seed + i: a drawn seed leaves room for all of them, so each
+        // image's own seed stays one `generation.create` takes.
+        seed: params.seed ?? randomInt(0, MAX_SEED + 2 - kindColumns.count),
         sampler: params.sampler ?? DEFAULT_SAMPLER,
         ...kindColumns,
         ...inputs,

@@ -1,12 +1,13 @@
 import { eq, inArray } from 'drizzle-orm';
 import { schema, withSystem } from '@pingvas/db';
-import type { ClaimedJob } from '@pingvas/core';
+import type { ClaimedJob, JobEvent } from '@pingvas/core';
 import { afterAll, afterEach, beforeAll } from 'vitest';
 import { createTestApp, type TestApp } from '../../test/harness.js';
 import { expectLedgerInvariants } from '../../test/invariants.js';
 import { release } from '../credits/ledger.js';
 import { deliveredSize, uploadResult } from '../../test/factories.js';
 import { pngOf } from '../worker/images.test-support.js';
+import { jobEvents } from './job-events.js';
 
 export async function balanceOf(app: TestApp, userId: string): Promise<{ available: number; held: number }> {
   const [row] = await app.database.admin`
@@ -39,6 +40,36 @@ export async function reportComplete(app: TestApp, claimed: ClaimedJob, engineSe
 
 export async function claim(app: TestApp, workerId = 'test-worker'): Promise<ClaimedJob | null> {
   return app.workerCaller().claim({ workerId, engineVersion: 'test', waitMs: 0 });
+}
+
+/** Follows a job's live events in process (`jobEvents`), in the background; `next` waits for the first event of a type. */
+export function followJob(app: TestApp, userId: string, jobId: string) {
+  const events: JobEvent[] = [];
+  const abort = new AbortController();
+  const waiter: { notify: (() => void) | null } = { notify: null };
+  const done = (async () => {
+    for await (const event of jobEvents(app.deps, userId, jobId, abort.signal)) {
+      events.push(event);
+      waiter.notify?.();
+    }
+  })();
+  return {
+    events,
+    async next(type: JobEvent['type']): Promise<JobEvent> {
+      for (;;) {
+        const found = events.find((event) => event.type === type);
+        if (found) return found;
+        await new Promise<void>((resolve) => {
+          waiter.notify = resolve;
+          setTimeout(resolve, 100);
+        });
+      }
+    },
+    async stop() {
+      abort.abort();
+      await done;
+    },
+  };
 }
 
 /** Makes a leased run look abandoned: its lease ran out a minute ago. */

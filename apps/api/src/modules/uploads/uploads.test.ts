@@ -8,6 +8,7 @@ import type { SessionUser } from '../../context.js';
 import { seedImages } from '../gallery/gallery.test-support.js';
 import { sweepOrphanObjects } from '../worker/orphan-sweep.task.js';
 import { completeUpload, resolveImageSource } from './uploads.service.js';
+import { photo, putUpload } from './uploads.test-support.js';
 import { sweepExpiredUploads } from './uploads-expiry.task.js';
 
 let app: TestApp;
@@ -30,13 +31,8 @@ async function uploadRow(uploadId: string) {
   return row;
 }
 
-/** uploads.create, then the browser's PUT to the presigned URL. */
-async function put(user: SessionUser, body: Uint8Array, contentType: UploadImageType = 'image/png') {
-  const { uploadId, url } = await app.callerFor(user).uploads.create({ contentType, size: body.length });
-  const response = await fetch(url, { method: 'PUT', body, headers: { 'content-type': contentType } });
-  expect(response.status).toBe(200);
-  return uploadId;
-}
+const put = (user: SessionUser, body: Uint8Array, contentType?: UploadImageType) =>
+  putUpload(app, user, body, contentType);
 
 /** The tRPC error a call fails with (code and message), or null. */
 async function failure(promise: Promise<unknown>): Promise<{ code: string; message: string } | null> {
@@ -45,11 +41,6 @@ async function failure(promise: Promise<unknown>): Promise<{ code: string; messa
     (err: { code: string; message: string }) => ({ code: err.code, message: err.message }),
   );
 }
-
-const photo = (format: 'png' | 'jpeg' | 'webp' | 'gif', width = 64, height = 48) =>
-  sharp({ create: { width, height, channels: 3, background: { r: 200, g: 40, b: 30 } } })
-    .toFormat(format)
-    .toBuffer();
 
 /** A real PNG header claiming `width × height`, with one tiny (wrong-sized) image data chunk. */
 function pngClaiming(width: number, height: number): Uint8Array {

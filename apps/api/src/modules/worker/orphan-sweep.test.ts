@@ -104,6 +104,30 @@ describe('orphan sweep', () => {
     expect(await reportComplete(app, running, 1)).toMatchObject({ replayed: false });
   });
 
+  it('treats every image of a batch like the first: kept while running and once completed, swept once failed', async () => {
+    const user = await fundedUser(app, 'pro', 500);
+    const batch = async () => {
+      await app.callerFor(user).generation.create({ ...smallParams(), count: 3 });
+      const claimed = (await claim(app))!;
+      await uploadResult(app, claimed);
+      const prefix = await prefixOf(claimed);
+      return { claimed, keys: [0, 1, 2].flatMap((index) => Object.values(attemptKeys(prefix, index))) };
+    };
+    const failed = await batch();
+    await app
+      .workerCaller()
+      .fail({ jobId: failed.claimed.job.id, leaseToken: failed.claimed.lease.token, code: 'CRASH', message: 'x' });
+    const running = await batch();
+
+    expect(await sweepNow()).toEqual({ listed: earlier.size + 12, deleted: 6 });
+    expect(await storedNow()).toEqual(new Set(running.keys));
+    expect(await reportComplete(app, running.claimed, 1)).toMatchObject({ replayed: false });
+    expect(await sweepNow()).toEqual({ listed: earlier.size + 6, deleted: 0 });
+    const rows = await app.database.admin`
+      select original_key, thumb_key from images where job_id = ${running.claimed.job.id} order by job_index`;
+    expect(rows.flatMap((row) => [row.original_key, row.thumb_key])).toEqual(running.keys);
+  });
+
   it('leaves unreferenced objects alone until they are older than an upload URL can live', async () => {
     const failed = await failedAttempt();
     expect(await sweepOrphanObjects(app.deps)).toEqual({ listed: earlier.size + 2, deleted: 0 });

@@ -194,10 +194,9 @@ export async function claimJob(deps: AppDeps, input: ClaimInput, signal?: AbortS
   }
 }
 
-/** The preview's bytes, refused unless they are a WebP of the declared size. */
-function previewBytes(preview: NonNullable<HeartbeatInput['preview']>): Buffer {
-  const bytes = Buffer.from(preview.webpBase64, 'base64');
-  const size = webpSize(bytes);
+/** A heartbeat's preview frame as the browser gets it; refused unless it is a WebP of the declared size. */
+function previewFrame(preview: NonNullable<HeartbeatInput['preview']>) {
+  const size = webpSize(Buffer.from(preview.webpBase64, 'base64'));
   if (!size) throw new DomainError('BAD_REQUEST', 'preview.webpBase64 is not a WebP image.', { field: 'preview' });
   if (size.width !== preview.width || size.height !== preview.height) {
     throw new DomainError(
@@ -206,7 +205,8 @@ function previewBytes(preview: NonNullable<HeartbeatInput['preview']>): Buffer {
       { field: 'preview', width: size.width, height: size.height },
     );
   }
-  return bytes;
+  const { step, width, height, webpBase64 } = preview;
+  return { step, width, height, dataUrl: `data:image/webp;base64,${webpBase64}` };
 }
 
 /**
@@ -215,7 +215,7 @@ function previewBytes(preview: NonNullable<HeartbeatInput['preview']>): Buffer {
  */
 export async function heartbeat(deps: AppDeps, input: HeartbeatInput): Promise<HeartbeatResult> {
   // Checked before the lease is touched: a refused heartbeat changes nothing.
-  const preview = input.preview ? previewBytes(input.preview) : null;
+  const preview = input.preview ? previewFrame(input.preview) : null;
   const [row] = await withSystem(deps.db, (tx) =>
     tx
       .update(jobs)
@@ -255,17 +255,7 @@ export async function heartbeat(deps: AppDeps, input: HeartbeatInput): Promise<H
   } else if (input.loadingModel) {
     await publishJobEvent(deps, Number(row.version), { type: 'loading-model', jobId: input.jobId });
   }
-  if (input.preview && preview) {
-    const { step, width, height } = input.preview;
-    await publishJobEvent(deps, Number(row.version), {
-      type: 'preview',
-      jobId: input.jobId,
-      step,
-      width,
-      height,
-      dataUrl: `data:image/webp;base64,${preview.toString('base64')}`,
-    });
-  }
+  if (preview) await publishJobEvent(deps, Number(row.version), { type: 'preview', jobId: input.jobId, ...preview });
   return { cancel: row.cancel, leaseExpiresAt: row.leaseExpiresAt! };
 }
 
