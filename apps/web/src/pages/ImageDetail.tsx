@@ -208,20 +208,24 @@ export function ImageDetailPage() {
                 )}
               </section>
               <div className="detail-actions">
-                <button
-                  type="button"
-                  className="button primary"
-                  onClick={() => {
-                    const state: StudioRouteState = {
-                      recall: data.createInput ?? data.params,
-                      sources: data.createInput ? data.sources : undefined,
-                    };
-                    void navigate('/studio', { state });
-                  }}
-                  data-testid="use-settings"
-                >
-                  <Icon name="sliders" /> Use these settings
-                </button>
+                {/* An upscale has no generation settings of its own; an image whose starting picture is
+                    gone still has its prompt and parameters. */}
+                {data.kind !== 'upscale' && (
+                  <button
+                    type="button"
+                    className="button primary"
+                    onClick={() => {
+                      const state: StudioRouteState = {
+                        recall: data.createInput ?? data.params,
+                        sources: data.createInput ? data.sources : undefined,
+                      };
+                      void navigate('/studio', { state });
+                    }}
+                    data-testid="use-settings"
+                  >
+                    <Icon name="sliders" /> Use these settings
+                  </button>
+                )}
                 {variations && (
                   <button
                     type="button"
