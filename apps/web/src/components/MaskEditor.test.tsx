@@ -61,4 +61,22 @@ describe('the mask editor', () => {
     expect(screen.getByRole('alert').textContent).toContain('Paint over the part of the picture to redraw first');
     expect(onApply).not.toHaveBeenCalled();
   });
+
+  it('paints with the keyboard alone: arrows move the brush, Space puts it down and lifts it', () => {
+    const { canvas } = renderEditor();
+    fireEvent.change(screen.getByLabelText(/Brush size/), { target: { value: '10' } });
+    canvas.focus();
+    // From the centre (50, 25) to the left edge, then down with the brush, across, and up.
+    for (let i = 0; i < 10; i++) fireEvent.keyDown(canvas, { key: 'ArrowLeft' });
+    fireEvent.keyDown(canvas, { key: ' ' });
+    for (let i = 0; i < 20; i++) fireEvent.keyDown(canvas, { key: 'ArrowRight' });
+    fireEvent.keyDown(canvas, { key: ' ' });
+    // A 10 px brush across the whole width at the middle row: 20% of the picture, one undoable stroke.
+    expect(coverage()).toBe('20% to redraw · 100 × 50');
+    fireEvent.click(screen.getByRole('button', { name: 'Undo' }));
+    expect(coverage()).toBe('0% to redraw · 100 × 50');
+    // Moving without the brush down paints nothing.
+    fireEvent.keyDown(canvas, { key: 'ArrowDown' });
+    expect(coverage()).toBe('0% to redraw · 100 × 50');
+  });
 });

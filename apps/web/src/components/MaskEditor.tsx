@@ -5,6 +5,7 @@ import {
   EMPTY_HISTORY,
   maskToOverlay,
   maskToRgba,
+  moveCursor,
   paintSegment,
   pushOp,
   redo,
@@ -22,6 +23,9 @@ import { RadioGroup } from './RadioGroup.js';
 const TINT = [139, 124, 255, 150] as const;
 
 type Tool = 'paint' | 'erase';
+
+/** The pointer id a keyboard stroke is kept under (real pointers are never negative). */
+const KEYBOARD = -1;
 
 function defaultBrush(width: number, height: number): number {
   return Math.max(4, Math.round(Math.max(width, height) / 20));
@@ -65,6 +69,9 @@ export function MaskEditor({
   const [brush, setBrush] = useState(() => defaultBrush(image.width, image.height));
   const [painted, setPainted] = useState(0);
   const [error, setError] = useState<string | null>(null);
+  /** The keyboard brush's position, in image pixels; "down" while Space has put it down. */
+  const [cursor, setCursor] = useState<Point>({ x: image.width / 2, y: image.height / 2 });
+  const [penDown, setPenDown] = useState(false);
 
   function draw(rect: Rect | null) {
     const context = canvas.current?.getContext('2d');
@@ -126,6 +133,37 @@ export function MaskEditor({
     commit(pushOp(history, { kind: 'stroke', mode: tool, radius, points: current.points }), false);
   }
 
+  function endKeyboardStroke() {
+    const current = stroke.current;
+    setPenDown(false);
+    if (!current || current.pointerId !== KEYBOARD) return;
+    stroke.current = null;
+    commit(pushOp(history, { kind: 'stroke', mode: tool, radius, points: current.points }), false);
+  }
+
+  function onCanvasKey(event: KeyboardEvent<HTMLCanvasElement>) {
+    if (event.key === ' ' || event.key === 'Enter') {
+      event.preventDefault();
+      if (stroke.current?.pointerId === KEYBOARD) {
+        endKeyboardStroke();
+      } else if (!stroke.current) {
+        stroke.current = { points: [cursor], pointerId: KEYBOARD };
+        setPenDown(true);
+        draw(paintSegment(mask.current, cursor, cursor, radius, value));
+      }
+      return;
+    }
+    const next = moveCursor(cursor, event.key, event.shiftKey ? brush * 2 : Math.max(1, brush / 2), image);
+    if (!next) return;
+    event.preventDefault();
+    const current = stroke.current;
+    if (current?.pointerId === KEYBOARD) {
+      current.points.push(next);
+      draw(paintSegment(mask.current, cursor, next, radius, value));
+    }
+    setCursor(next);
+  }
+
   function onKeyDown(event: KeyboardEvent<HTMLDivElement>) {
     if (!(event.ctrlKey || event.metaKey) || event.key.toLowerCase() !== 'z') return;
     event.preventDefault();
@@ -148,7 +186,8 @@ export function MaskEditor({
   return (
     <div className="mask-editor" onKeyDown={onKeyDown} data-testid="mask-editor">
       <p id={ids.hint} className="muted small">
-        Paint over what should be redrawn; the rest of the picture is kept. Drag with a mouse, pen or finger.
+        Paint over what should be redrawn; the rest of the picture is kept. Drag with a mouse, pen or finger; or, on the
+        picture, move the brush with the arrow keys (Shift: faster) and press Space to put it down or lift it.
       </p>
       <div className="mask-tools" role="toolbar" aria-label="Mask tools">
         <RadioGroup<Tool>
@@ -223,7 +262,9 @@ export function MaskEditor({
           ref={canvas}
           width={image.width}
           height={image.height}
-          role="img"
+          // An application: a screen reader passes the arrow keys and Space through to the keyboard brush.
+          role="application"
+          aria-roledescription="mask painter"
           aria-label={`Mask over ${image.label}: ${percent}% of the picture will be redrawn`}
           aria-describedby={ids.hint}
           className={tool === 'erase' ? 'erasing' : undefined}
@@ -231,7 +272,19 @@ export function MaskEditor({
           onPointerMove={onPointerMove}
           onPointerUp={onPointerUp}
           onPointerCancel={onPointerUp}
+          tabIndex={0}
+          onKeyDown={onCanvasKey}
+          onBlur={endKeyboardStroke}
           data-testid="mask-canvas"
+        />
+        <span
+          className={`mask-cursor${penDown ? ' down' : ''}`}
+          aria-hidden="true"
+          style={{
+            left: `${(cursor.x / image.width) * 100}%`,
+            top: `${(cursor.y / image.height) * 100}%`,
+            width: `${(brush / image.width) * 100}%`,
+          }}
         />
       </div>
       <div className="mask-footer">

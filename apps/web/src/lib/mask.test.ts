@@ -5,6 +5,7 @@ import {
   EMPTY_HISTORY,
   maskToOverlay,
   maskToRgba,
+  moveCursor,
   paintSegment,
   pushOp,
   redo,
@@ -134,5 +135,21 @@ describe('undo stack', () => {
 
   it('undo of nothing is the same history', () => {
     expect(undo(EMPTY_HISTORY)).toBe(EMPTY_HISTORY);
+  });
+});
+
+describe('the keyboard brush', () => {
+  const image = { width: 100, height: 50 };
+
+  it('moves by the step with the arrow keys and stops at the edges', () => {
+    expect(moveCursor({ x: 50, y: 25 }, 'ArrowRight', 10, image)).toEqual({ x: 60, y: 25 });
+    expect(moveCursor({ x: 50, y: 25 }, 'ArrowUp', 10, image)).toEqual({ x: 50, y: 15 });
+    expect(moveCursor({ x: 95, y: 45 }, 'ArrowRight', 10, image)).toEqual({ x: 100, y: 45 });
+    expect(moveCursor({ x: 3, y: 45 }, 'ArrowDown', 10, image)).toEqual({ x: 3, y: 50 });
+    expect(moveCursor({ x: 3, y: 5 }, 'ArrowLeft', 10, image)).toEqual({ x: 0, y: 5 });
+  });
+
+  it('ignores other keys', () => {
+    expect(moveCursor({ x: 1, y: 1 }, 'a', 10, image)).toBeNull();
   });
 });

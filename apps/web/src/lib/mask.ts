@@ -154,6 +154,28 @@ export function toImagePoint(
   };
 }
 
+const ARROWS: Record<string, [number, number]> = {
+  ArrowLeft: [-1, 0],
+  ArrowRight: [1, 0],
+  ArrowUp: [0, -1],
+  ArrowDown: [0, 1],
+};
+
+/** The keyboard brush: an arrow key moves it `step` image pixels, never off the picture; null for other keys. */
+export function moveCursor(
+  point: Point,
+  key: string,
+  step: number,
+  image: { width: number; height: number },
+): Point | null {
+  const direction = ARROWS[key];
+  if (!direction) return null;
+  return {
+    x: Math.min(image.width, Math.max(0, point.x + direction[0] * step)),
+    y: Math.min(image.height, Math.max(0, point.y + direction[1] * step)),
+  };
+}
+
 /** What was done and what undo took back; a new op forgets the undone ones. */
 export interface MaskHistory {
   done: readonly MaskOp[];
