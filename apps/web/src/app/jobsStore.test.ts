@@ -8,6 +8,8 @@ const entry = (jobId: string, createdAt: number, status: JobEntry['card']['statu
   model: 'sdxl',
   width: 1024,
   height: 1024,
+  kind: 'txt2img',
+  count: 1,
   estimatedCredits: 90,
   createdAt,
 });

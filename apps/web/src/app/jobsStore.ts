@@ -8,6 +8,10 @@ export interface JobEntry {
   model: string;
   width: number;
   height: number;
+  /** txt2img, img2img, inpaint or upscale. */
+  kind: string;
+  /** Images the job makes (a batch: up to 4). */
+  count: number;
   estimatedCredits: number;
   createdAt: number;
 }

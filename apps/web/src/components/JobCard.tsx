@@ -2,19 +2,35 @@ import { useMutation, useQuery } from '@tanstack/react-query';
 import { Link } from 'react-router';
 import { jobsStore, type JobEntry } from '../app/jobsStore.js';
 import { useTRPC } from '../app/trpc.js';
-import { canCancel, describeJobCard } from '../lib/jobCard.js';
+import { kindLabel } from '../lib/kinds.js';
+import { canCancel, describeJobCard, type JobImageRef } from '../lib/jobCard.js';
 import { actionName } from './ImageTile.js';
 import { useToast } from './Toasts.js';
 
-function JobImage({ imageId, alt }: { imageId: string; alt: string }) {
+function JobImage({ imageId, alt, inBatch }: { imageId: string; alt: string; inBatch: boolean }) {
   const trpc = useTRPC();
   const image = useQuery(trpc.gallery.get.queryOptions({ imageId }, { staleTime: 5 * 60_000 }));
-  if (!image.data) return <div className="job-visual skeleton" />;
+  const className = inBatch ? 'job-batch-item' : 'job-visual';
+  if (!image.data) return <div className={`${className} skeleton`} />;
   return (
-    <Link to={`/gallery/${imageId}`} className="job-visual job-image" title="Open details">
+    <Link to={`/gallery/${imageId}`} className={`${className} job-image`} title="Open details">
       <img src={image.data.originalUrl} alt={alt} data-testid="job-image" />
-      {image.data.engine === 'reference' && <span className="engine-label">reference engine — no model</span>}
+      {image.data.engine === 'reference' && !inBatch && (
+        <span className="engine-label">reference engine — no model</span>
+      )}
     </Link>
+  );
+}
+
+/** Every image of a finished job: one fills the frame, a batch is a grid (index order). */
+function JobImages({ images, prompt }: { images: JobImageRef[]; prompt: string }) {
+  if (images.length === 1) return <JobImage imageId={images[0]!.id} alt={prompt} inBatch={false} />;
+  return (
+    <div className="job-visual job-batch" data-testid="job-batch">
+      {images.map((image, index) => (
+        <JobImage key={image.id} imageId={image.id} alt={`${prompt} (${index + 1} of ${images.length})`} inBatch />
+      ))}
+    </div>
   );
 }
 
@@ -36,12 +52,22 @@ export function JobCard({ entry }: { entry: JobEntry }) {
       data-testid="job-card"
       data-status={card.status}
       data-job-id={card.jobId}
+      data-kind={entry.kind}
+      data-count={entry.count}
     >
       <div className="job-frame" style={{ aspectRatio: ratio }}>
         {card.status === 'completed' && card.image ? (
-          <JobImage imageId={card.image.id} alt={entry.prompt} />
+          <JobImages images={card.images.length > 0 ? card.images : [card.image]} prompt={entry.prompt} />
         ) : (
           <div className={`job-visual placeholder ${card.status}`}>
+            {card.status === 'in_progress' && card.preview && (
+              <img
+                className="job-preview"
+                src={card.preview.dataUrl}
+                alt={`Preview of “${entry.prompt}” at step ${card.preview.step}`}
+                data-testid="job-preview"
+              />
+            )}
             {card.status === 'in_progress' && (
               <div
                 className="progress"
@@ -85,7 +111,10 @@ export function JobCard({ entry }: { entry: JobEntry }) {
         </p>
         <div className="job-actions">
           <span className="muted small">
+            {/* A plain text-to-image job needs no label. */}
+            {entry.kind !== 'txt2img' ? `${kindLabel(entry.kind)} · ` : ''}
             {entry.model.toUpperCase()} · {entry.width}×{entry.height}
+            {entry.count > 1 ? ` · ${entry.count} images` : ''}
           </span>
           {canCancel(card) ? (
             <button

@@ -24,7 +24,11 @@ function JobWatcher({ entry }: { entry: JobEntry }) {
   function ended(status: string) {
     void queryClient.invalidateQueries(trpc.user.me.queryFilter());
     void queryClient.invalidateQueries(trpc.credits.pathFilter());
-    if (status === 'completed') void queryClient.invalidateQueries(trpc.gallery.list.pathFilter());
+    if (status === 'completed') {
+      void queryClient.invalidateQueries(trpc.gallery.list.pathFilter());
+      // An image made from a gallery image shows on that image's page (its children).
+      void queryClient.invalidateQueries(trpc.gallery.get.pathFilter());
+    }
     if (location.pathname === '/studio') return;
     if (status === 'completed') toast.show('success', 'Your image is ready', entry.prompt);
     if (status === 'failed')
@@ -81,6 +85,8 @@ function useServerJobs() {
             model: job.model,
             width: job.width,
             height: job.height,
+            kind: job.kind,
+            count: job.count,
             estimatedCredits: job.estimatedCredits,
             createdAt: new Date(job.createdAt).getTime(),
           })),

@@ -126,6 +126,8 @@ describe('the studio status region', () => {
     model: 'sdxl',
     width: 1024,
     height: 1024,
+    kind: 'txt2img',
+    count: 1,
     estimatedCredits: 90,
     createdAt: 1,
   });

@@ -36,10 +36,13 @@ describe('what the studio status region says', () => {
       type: 'completed',
       jobId: 'j1',
       image: { id: 'i1', width: 512, height: 512 },
+      images: [{ id: 'i1', width: 512, height: 512 }],
       creditsCharged: 12,
       balance: 100,
     });
     expect(announceJobChange(running(90), done, PROMPT)).toBe('Image ready: “A futuristic city”.');
+    const batch = { ...done, images: [0, 1, 2, 3].map((n) => ({ id: `i${n}`, width: 512, height: 512 })) };
+    expect(announceJobChange(running(90), batch, PROMPT)).toBe('4 images ready: “A futuristic city”.');
     const failed: JobCardState = {
       ...running(40),
       status: 'failed',

@@ -45,7 +45,9 @@ export function announceJobChange(
       case 'in_progress':
         return `Generating ${quote(prompt)}.`;
       case 'completed':
-        return `Image ready: ${quote(prompt)}.`;
+        return after.images.length > 1
+          ? `${after.images.length} images ready: ${quote(prompt)}.`
+          : `Image ready: ${quote(prompt)}.`;
       case 'failed':
         return `Generation failed: ${quote(prompt)}. ${after.refunded ? `${credits(after.refunded)} refunded.` : 'Its credits were refunded.'}`;
       case 'cancelled':

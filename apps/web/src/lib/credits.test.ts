@@ -20,6 +20,26 @@ describe('studio form check and estimate', () => {
     expect(promptless).toMatchObject({ ok: false, estimate: 90 });
   });
 
+  it('prices a batch at count × one image, and an img2img at the steps its strength runs', () => {
+    const initImage = { uploadId: '7b0c2f1e-9a43-4d2a-8c1b-2f7e6b1d9a10' };
+    expect(checkParams({ ...base, count: 4 })).toMatchObject({ ok: true, estimate: 360 });
+    // 30 steps × 0.5 strength = 15 steps: half the txt2img price.
+    expect(checkParams({ ...base, initImage, strength: 0.5 })).toMatchObject({ ok: true, estimate: 45 });
+    // ceil(30 × 0.75) = 23 steps, twice.
+    expect(checkParams({ ...base, initImage, strength: 0.75, count: 2 })).toMatchObject({ ok: true, estimate: 138 });
+    expect(checkParams({ ...base, prompt: '', initImage, strength: 0.5, count: 2 })).toMatchObject({
+      ok: false,
+      estimate: 90,
+    });
+  });
+
+  it('names a mask without an init image and a count out of range, as the API does', () => {
+    const masked = checkParams({ ...base, mask: { uploadId: '7b0c2f1e-9a43-4d2a-8c1b-2f7e6b1d9a10' } });
+    expect(masked).toMatchObject({ ok: false, fieldErrors: { mask: 'mask needs an initImage to paint over' } });
+    const five = checkParams({ ...base, count: 5 });
+    expect(five).toMatchObject({ ok: false, fieldErrors: { count: 'count must be at most 4' } });
+  });
+
   it('knows when the balance falls short and by how much', () => {
     expect(affordability(90, 0)).toEqual({ affordable: false, shortBy: 90 });
     expect(affordability(90, 90)).toEqual({ affordable: true, shortBy: 0 });

@@ -1,4 +1,12 @@
-import { estimateCredits, generationParamsSchema, type GenerationParams } from '@pingvas/core';
+import {
+  classifyCreateInput,
+  createJobInputSchema,
+  estimateCreateInput,
+  estimateImg2img,
+  estimateTxt2img,
+  generationParamsSchema,
+  MAX_COUNT,
+} from '@pingvas/core';
 import { fieldErrorsFrom } from './errors.js';
 
 export function formatCredits(amount: number): string {
@@ -9,23 +17,41 @@ export function formatUsd(cents: number): string {
   return cents % 100 === 0 ? `$${(cents / 100).toLocaleString('en-US')}` : `$${(cents / 100).toFixed(2)}`;
 }
 
+/** What `generation.create` takes, parsed: the txt2img fields plus count, init image, strength, mask. */
+export type CreateParams = ReturnType<typeof createJobInputSchema.parse>;
+
 export type ParamsCheck =
-  | { ok: true; params: GenerationParams; estimate: number }
+  | { ok: true; params: CreateParams; estimate: number }
   | { ok: false; fieldErrors: Record<string, string>; estimate: number | null };
+
+const pricingSchema = generationParamsSchema.pick({ model: true, width: true, height: true, steps: true });
+
+/** The price of what can be priced: an img2img's follows its strength, a batch's its count. */
+function partialEstimate(input: unknown): number | null {
+  const pricing = pricingSchema.safeParse(input);
+  if (!pricing.success) return null;
+  const { count, strength, initImage } = (input ?? {}) as { count?: unknown; strength?: unknown; initImage?: unknown };
+  const n = typeof count === 'number' && Number.isInteger(count) && count >= 1 && count <= MAX_COUNT ? count : 1;
+  if (initImage && typeof strength === 'number' && Number.isFinite(strength)) {
+    return estimateImg2img({ ...pricing.data, strength, count: n });
+  }
+  return estimateTxt2img({ ...pricing.data, count: n });
+}
 
 /**
  * Validates the studio form with the same schema the API uses and prices it with the same
- * estimate the API holds, so the number on the button is the number that gets reserved.
- * The estimate stays visible while only the prompt is missing.
+ * estimate the API holds (kind, strength and count included), so the number on the button
+ * is the number that gets reserved. The estimate stays visible while only the prompt is missing.
  */
 export function checkParams(input: unknown): ParamsCheck {
-  const parsed = generationParamsSchema.safeParse(input);
-  if (parsed.success) return { ok: true, params: parsed.data, estimate: estimateCredits(parsed.data) };
+  const parsed = createJobInputSchema.safeParse(input);
+  if (parsed.success) {
+    return { ok: true, params: parsed.data, estimate: estimateCreateInput(classifyCreateInput(parsed.data)) };
+  }
   const fieldErrors = fieldErrorsFrom(
     parsed.error.issues.map((i) => ({ path: i.path.map(String).join('.'), message: i.message })),
   );
-  const pricing = generationParamsSchema.pick({ model: true, width: true, height: true, steps: true }).safeParse(input);
-  return { ok: false, fieldErrors, estimate: pricing.success ? estimateCredits(pricing.data) : null };
+  return { ok: false, fieldErrors, estimate: partialEstimate(input) };
 }
 
 export interface Affordability {

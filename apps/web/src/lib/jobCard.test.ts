@@ -43,10 +43,12 @@ describe('job card reducer', () => {
       type: 'completed',
       jobId,
       image: { id: 'img-1', width: 1024, height: 1024 },
+      images: [{ id: 'img-1', width: 1024, height: 1024 }],
       creditsCharged: 45,
       balance: 9955,
     });
     expect(done).toMatchObject({ status: 'completed', percent: 100, image: { id: 'img-1' }, creditsCharged: 45 });
+    expect(done.images.map((i) => i.id)).toEqual(['img-1']);
     expect(describeJobCard(done)).toBe('Done · 45 credits');
     expect(canCancel(done)).toBe(false);
   });
@@ -83,7 +85,14 @@ describe('job card reducer', () => {
   it('ignores events after the job finished and events of other jobs', () => {
     const done = run([
       { type: 'started', jobId },
-      { type: 'completed', jobId, image: { id: 'img', width: 512, height: 512 }, creditsCharged: 3, balance: 10 },
+      {
+        type: 'completed',
+        jobId,
+        image: { id: 'img', width: 512, height: 512 },
+        images: [{ id: 'img', width: 512, height: 512 }],
+        creditsCharged: 3,
+        balance: 10,
+      },
     ]);
     expect(run([{ type: 'progress', jobId, percent: 50, step: 5, totalSteps: 10 }], done)).toBe(done);
     expect(
@@ -176,5 +185,45 @@ describe('rebuilding a card from generation.get', () => {
     ]);
     expect(cardFromView(at50, { ...view, status: 'in_progress', progress: 40 }).percent).toBe(50);
     expect(cardFromView(failed, { ...view, status: 'in_progress', progress: 40 })).toBe(failed);
+  });
+
+  it('shows the newest preview frame while the job runs, and drops it when the job completes or is retried', () => {
+    const frame = (step: number) => ({
+      type: 'preview' as const,
+      jobId,
+      step,
+      width: 256,
+      height: 256,
+      dataUrl: `data:image/webp;base64,${step}`,
+    });
+    const running = run([{ type: 'started', jobId }, frame(4), frame(8)]);
+    expect(running.preview).toEqual({ dataUrl: 'data:image/webp;base64,8', step: 8, width: 256, height: 256 });
+    // A frame that arrives late does not replace a newer one.
+    expect(run([frame(6)], running).preview?.step).toBe(8);
+    expect(run([{ type: 'queued', jobId, position: 1, estimatedWaitSeconds: 3 }], running).preview).toBeNull();
+    const images = [0, 1, 2, 3].map((i) => ({ id: `img-${i}`, width: 512, height: 512 }));
+    const done = run(
+      [{ type: 'completed', jobId, image: images[0]!, images, creditsCharged: 12, balance: 100 }],
+      running,
+    );
+    expect(done.preview).toBeNull();
+    expect(done.images.map((i) => i.id)).toEqual(['img-0', 'img-1', 'img-2', 'img-3']);
+    // Frames after the end change nothing.
+    expect(run([frame(20)], done)).toBe(done);
+  });
+
+  it('takes every image of a batch from the job view when no event said which', () => {
+    const images = [0, 1].map((i) => ({ id: `img-${i}`, width: 512, height: 512 }));
+    const seen = cardFromView(initialJobCard({ jobId, status: 'completed' }), {
+      id: jobId,
+      status: 'completed',
+      progress: 100,
+      estimatedCredits: 10,
+      chargedCredits: 8,
+      failure: null,
+      image: images[0]!,
+      images,
+    });
+    expect(seen.images.map((i) => i.id)).toEqual(['img-0', 'img-1']);
   });
 });

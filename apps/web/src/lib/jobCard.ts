@@ -1,5 +1,11 @@
 import { FAILURE_MESSAGES, type FailureCode, type JobEvent, type JobState } from '@pingvas/core';
 
+export interface JobImageRef {
+  id: string;
+  width: number;
+  height: number;
+}
+
 /** What one job card shows; built from the create result and then only from onJob events. */
 export interface JobCardState {
   jobId: string;
@@ -11,7 +17,12 @@ export interface JobCardState {
   totalSteps: number | null;
   /** Running, but the worker is still loading the model (no step yet). */
   loadingModel: boolean;
-  image: { id: string; width: number; height: number } | null;
+  /** The first image, as before batches. */
+  image: JobImageRef | null;
+  /** Every image of a finished job, in index order (a batch makes up to 4). */
+  images: JobImageRef[];
+  /** The newest frame of a running job (live only, never stored). */
+  preview: { dataUrl: string; step: number; width: number; height: number } | null;
   creditsCharged: number | null;
   /** Credits given back: on failure or cancel, all or part of the hold. */
   refunded: number | null;
@@ -35,6 +46,8 @@ export function initialJobCard(input: {
     totalSteps: input.totalSteps ?? null,
     loadingModel: false,
     image: null,
+    images: [],
+    preview: null,
     creditsCharged: null,
     refunded: null,
     failure: null,
@@ -74,6 +87,7 @@ export function reduceJobEvent(state: JobCardState, event: JobEvent): JobCardSta
         estimatedWaitSeconds: event.estimatedWaitSeconds,
         percent: state.status === 'in_progress' ? 0 : state.percent,
         step: state.status === 'in_progress' ? null : state.step,
+        preview: null,
         loadingModel: false,
       };
     case 'started':
@@ -102,12 +116,21 @@ export function reduceJobEvent(state: JobCardState, event: JobEvent): JobCardSta
         totalSteps: event.totalSteps,
         loadingModel: false,
       };
+    case 'preview':
+      // A frame that arrives late (the job already moved on) must not replace a newer one.
+      if (state.preview && event.step < state.preview.step) return state;
+      return {
+        ...state,
+        preview: { dataUrl: event.dataUrl, step: event.step, width: event.width, height: event.height },
+      };
     case 'completed':
       return {
         ...state,
         status: 'completed',
         percent: 100,
         image: event.image,
+        images: event.images && event.images.length > 0 ? event.images : [event.image],
+        preview: null,
         creditsCharged: event.creditsCharged,
         queuePosition: null,
         estimatedWaitSeconds: null,
@@ -190,7 +213,8 @@ export interface JobViewLike {
   estimatedCredits: number;
   chargedCredits: number | null;
   failure: { code: FailureCode; message: string } | null;
-  image: { id: string; width: number; height: number } | null;
+  image: JobImageRef | null;
+  images?: JobImageRef[];
   queuePosition?: number | null;
   estimatedWaitSeconds?: number | null;
   loadingModel?: boolean;
@@ -225,6 +249,8 @@ export function cardFromView(state: JobCardState, view: JobViewLike): JobCardSta
         status: 'completed',
         percent: 100,
         image: view.image ?? state.image,
+        images: view.images && view.images.length > 0 ? view.images : view.image ? [view.image] : state.images,
+        preview: null,
         creditsCharged: view.chargedCredits ?? state.creditsCharged,
         queuePosition: null,
         estimatedWaitSeconds: null,

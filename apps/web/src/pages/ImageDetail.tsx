@@ -4,13 +4,22 @@ import { Link, useNavigate, useParams } from 'react-router';
 import { MODELS, type ModelId } from '@pingvas/core';
 import { useDocumentTitle } from '../app/pageTitle.js';
 import { useTRPC } from '../app/trpc.js';
+import { jobsStore } from '../app/jobsStore.js';
 import { BoardPicker } from '../components/BoardPicker.js';
 import { ConfirmDialog } from '../components/ConfirmDialog.js';
 import { ErrorPanel, Skeleton } from '../components/Feedback.js';
 import { Icon } from '../components/Icon.js';
+import { ImageLineage } from '../components/ImageLineage.js';
 import { useImageActions } from '../components/imageActions.js';
+import { InsufficientCreditsModal } from '../components/InsufficientCreditsModal.js';
 import { useToast } from '../components/Toasts.js';
+import { UpscaleButtons } from '../components/UpscaleButtons.js';
+import { checkParams, formatCredits } from '../lib/credits.js';
 import { describeError } from '../lib/errors.js';
+import { initialJobCard } from '../lib/jobCard.js';
+import { kindLabel } from '../lib/kinds.js';
+import { moreLikeThis } from '../lib/recall.js';
+import type { StudioRouteState } from './Studio.js';
 import { flattenPages, neighboursOf, type Page } from '../lib/pagination.js';
 
 function modelName(model: string): string {
@@ -27,6 +36,7 @@ export function ImageDetailPage() {
   const { star, remove, download } = useImageActions();
   const [picker, setPicker] = useState(false);
   const [confirmDelete, setConfirmDelete] = useState(false);
+  const [shortfall, setShortfall] = useState<{ balance: number; needed: number } | null>(null);
   useDocumentTitle(image.data ? `Image: ${image.data.prompt.slice(0, 60)}` : 'Image');
   // Back in the gallery, focus returns to this image's tile.
   const backState = { focusImage: imageId };
@@ -39,6 +49,41 @@ export function ImageDetailPage() {
           queryClient.invalidateQueries(trpc.boards.pathFilter()),
         ]),
       onError: (error) => toast.error(error),
+    }),
+  );
+
+  // "More like this" queues at once (a batch of 4 new seeds) and the studio shows it running.
+  const variations = image.data?.createInput ? moreLikeThis(image.data.createInput) : null;
+  const variationsCheck = variations ? checkParams(variations) : null;
+  const more = useMutation(
+    trpc.generation.create.mutationOptions({
+      onSuccess: (result, params) => {
+        jobsStore.add({
+          card: initialJobCard({
+            jobId: result.jobId,
+            status: result.status,
+            queuePosition: result.queuePosition,
+            estimatedWaitSeconds: result.estimatedWaitSeconds,
+            totalSteps: params.steps,
+          }),
+          prompt: params.prompt,
+          model: params.model,
+          width: params.width,
+          height: params.height,
+          kind: result.kind,
+          count: params.count ?? 1,
+          estimatedCredits: result.estimatedCredits,
+          createdAt: Date.now(),
+        });
+        void queryClient.invalidateQueries(trpc.user.me.queryFilter());
+        void queryClient.invalidateQueries(trpc.credits.pathFilter());
+        void navigate('/studio');
+      },
+      onError: (error) => {
+        const described = describeError(error);
+        if (described.kind === 'payment_required' && described.credits) setShortfall(described.credits);
+        else toast.error(error);
+      },
     }),
   );
 
@@ -144,6 +189,12 @@ export function ImageDetailPage() {
             </>
           ) : (
             <>
+              <p className="detail-kind">
+                <span className="kind-badge" data-testid="detail-kind">
+                  {kindLabel(data.kind)}
+                </span>
+                {data.upscale && <span className="muted small"> {data.upscale.scale}× of its source</span>}
+              </p>
               <section>
                 <h2 className="label">Prompt</h2>
                 <p className="prompt-text" data-testid="detail-prompt">
@@ -157,13 +208,59 @@ export function ImageDetailPage() {
                 )}
               </section>
               <div className="detail-actions">
+                {/* An upscale has no generation settings of its own; an image whose starting picture is
+                    gone still has its prompt and parameters. */}
+                {data.kind !== 'upscale' && (
+                  <button
+                    type="button"
+                    className="button primary"
+                    onClick={() => {
+                      const state: StudioRouteState = {
+                        recall: data.createInput ?? data.params,
+                        sources: data.createInput ? data.sources : undefined,
+                      };
+                      void navigate('/studio', { state });
+                    }}
+                    data-testid="use-settings"
+                  >
+                    <Icon name="sliders" /> Use these settings
+                  </button>
+                )}
+                {variations && (
+                  <button
+                    type="button"
+                    className="button"
+                    aria-disabled={more.isPending}
+                    onClick={() => !more.isPending && more.mutate(variations)}
+                    data-testid="more-like-this"
+                  >
+                    <Icon name="refresh" /> More like this
+                    {variationsCheck?.estimate !== null && variationsCheck?.estimate !== undefined && (
+                      <span className="muted small">
+                        {' '}
+                        · 4 images, {formatCredits(variationsCheck.estimate)} credits
+                      </span>
+                    )}
+                  </button>
+                )}
                 <button
                   type="button"
-                  className="button primary"
-                  onClick={() => void navigate('/studio', { state: { recall: data.params } })}
-                  data-testid="use-settings"
+                  className="button"
+                  onClick={() => {
+                    const state: StudioRouteState = {
+                      startFrom: {
+                        source: { imageId },
+                        url: data.originalUrl,
+                        width: data.width,
+                        height: data.height,
+                        label: `Gallery image: ${data.prompt.slice(0, 40)}`,
+                      },
+                    };
+                    void navigate('/studio', { state });
+                  }}
+                  data-testid="use-as-start"
                 >
-                  <Icon name="sliders" /> Use these settings
+                  <Icon name="edit" /> Use as starting image
                 </button>
                 <button
                   type="button"
@@ -189,6 +286,19 @@ export function ImageDetailPage() {
                 </button>
               </div>
               <section>
+                <h2 className="label">Upscale</h2>
+                <UpscaleButtons
+                  image={{
+                    id: imageId,
+                    width: data.width,
+                    height: data.height,
+                    prompt: data.prompt,
+                    model: data.model,
+                  }}
+                />
+              </section>
+              <ImageLineage sources={data.sources} parent={data.parent} children={data.children} />
+              <section>
                 <h2 className="label">Parameters</h2>
                 <dl className="params">
                   <dt>Model</dt>
@@ -199,6 +309,12 @@ export function ImageDetailPage() {
                   </dd>
                   <dt>Steps</dt>
                   <dd>{data.steps}</dd>
+                  {typeof data.createInput?.strength === 'number' && (
+                    <>
+                      <dt>Strength</dt>
+                      <dd>{data.createInput.strength}</dd>
+                    </>
+                  )}
                   <dt>CFG scale</dt>
                   <dd>{data.cfgScale}</dd>
                   <dt>Seed</dt>
@@ -236,6 +352,13 @@ export function ImageDetailPage() {
           )}
         </aside>
       </div>
+      {shortfall && (
+        <InsufficientCreditsModal
+          balance={shortfall.balance}
+          needed={shortfall.needed}
+          onClose={() => setShortfall(null)}
+        />
+      )}
       {picker && <BoardPicker imageIds={[imageId]} onClose={() => setPicker(false)} />}
       {confirmDelete && (
         <ConfirmDialog

@@ -1,12 +1,23 @@
 import { useMutation, useQueryClient } from '@tanstack/react-query';
 import { useEffect, useId, useMemo, useRef, useState, type FormEvent, type ReactNode } from 'react';
 import { Link, useLocation, useNavigate } from 'react-router';
-import { checkPlanLimits, MAX_SEED, MAX_SIDE, MIN_SIDE, MODEL_IDS, MODELS, SAMPLERS, SIDE_STEP } from '@pingvas/core';
+import {
+  checkPlanLimits,
+  MAX_COUNT,
+  MAX_SEED,
+  MAX_SIDE,
+  MIN_SIDE,
+  MODEL_IDS,
+  MODELS,
+  SAMPLERS,
+  SIDE_STEP,
+} from '@pingvas/core';
 import { jobsStore, useJobs } from '../app/jobsStore.js';
 import { useDocumentTitle } from '../app/pageTitle.js';
 import { useMe } from '../app/session.js';
 import { useTRPC } from '../app/trpc.js';
 import { EmptyState } from '../components/Feedback.js';
+import { InitImagePicker } from '../components/InitImagePicker.js';
 import { InsufficientCreditsModal } from '../components/InsufficientCreditsModal.js';
 import { JobCard } from '../components/JobCard.js';
 import { RadioGroup } from '../components/RadioGroup.js';
@@ -22,10 +33,22 @@ import {
   randomSeed,
   saveForm,
   toRequest,
+  withInitImage,
   withModel,
   withPreset,
+  type InitImage,
+  type RecalledSources,
   type StudioForm,
 } from '../lib/studioForm.js';
+
+const COUNTS = Array.from({ length: MAX_COUNT }, (_, i) => i + 1);
+
+/** What an image's page hands the studio: its settings, or itself as the starting image. */
+export interface StudioRouteState {
+  recall?: Parameters<typeof formFromParams>[0];
+  sources?: RecalledSources;
+  startFrom?: InitImage;
+}
 
 const isMac = typeof navigator !== 'undefined' && /Mac|iPhone|iPad/.test(navigator.platform);
 
@@ -96,17 +119,33 @@ export function StudioPage() {
   const [shortfall, setShortfall] = useState<{ balance: number; needed: number } | null>(null);
   const promptRef = useRef<HTMLTextAreaElement>(null);
 
-  // "Use these settings" from the gallery arrives as router state, once.
+  // "Use these settings", "More like this" and "Use as starting image" from an image's page
+  // arrive as router state, once.
+  const arrival = useRef<string | null>(null);
   useEffect(() => {
-    const recalled = (location.state as { recall?: Parameters<typeof formFromParams>[0] } | null)?.recall;
-    if (!recalled) return;
-    const next = formFromParams(recalled);
-    setForm(next);
-    setShowNegative(next.negativePrompt !== '');
+    const state = location.state as StudioRouteState | null;
+    if (!state?.recall && !state?.startFrom) return;
+    // Once per arrival: the toast below re-renders the page before the state is cleared.
+    if (arrival.current === location.key) return;
+    arrival.current = location.key;
     void navigate(location.pathname, { replace: true, state: null });
-    toast.show('info', 'Settings loaded', 'The prompt and every parameter are in the form, with the same seed.');
+    if (state.recall) {
+      const next = formFromParams(state.recall, state.sources);
+      setForm(next);
+      setShowNegative(next.negativePrompt !== '');
+      toast.show(
+        'info',
+        'Settings loaded',
+        state.recall.seed === undefined || state.recall.seed === null
+          ? 'The prompt and every parameter are in the form, with new seeds.'
+          : 'The prompt and every parameter are in the form, with the same seed.',
+      );
+    } else if (state.startFrom) {
+      setForm((f) => withInitImage(f, state.startFrom!));
+      toast.show('info', 'Starting image chosen', 'Describe what it should become, then Generate.');
+    }
     promptRef.current?.focus();
-  }, [location.state, location.pathname, navigate, toast]);
+  }, [location.state, location.key, location.pathname, navigate, toast]);
 
   const check = useMemo(() => checkParams(toRequest(form)), [form]);
   // The plan's pixel budget is known here too: say so before the server has to.
@@ -139,6 +178,8 @@ export function StudioPage() {
           model: params.model,
           width: params.width,
           height: params.height,
+          kind: result.kind,
+          count: params.count ?? 1,
           estimatedCredits: result.estimatedCredits,
           createdAt: Date.now(),
         });
@@ -252,6 +293,26 @@ export function StudioPage() {
             + Negative prompt
           </button>
         )}
+
+        <InitImagePicker
+          init={form.init}
+          strength={form.strength}
+          mask={form.mask}
+          onInit={(init) => {
+            setForm((f) => withInitImage(f, init));
+            setServerErrors({});
+          }}
+          onStrength={(strength) => update({ strength })}
+          onMask={(mask) => update({ mask })}
+          error={
+            errors.initImage ??
+            errors['initImage.uploadId'] ??
+            errors['initImage.imageId'] ??
+            errors.strength ??
+            errors.mask ??
+            errors['mask.uploadId']
+          }
+        />
 
         <Field label="Model" error={errors.model}>
           <RadioGroup
@@ -444,6 +505,16 @@ export function StudioPage() {
             </select>
           </Field>
         </div>
+
+        <Field label="Images" error={errors.count}>
+          <RadioGroup
+            className="segmented compact count-choice"
+            label="Number of images"
+            value={String(form.count)}
+            onChange={(count) => update({ count: Number(count) })}
+            options={COUNTS.map((n) => ({ value: String(n), testId: `count-${n}`, content: String(n) }))}
+          />
+        </Field>
 
         <div className="generate-bar">
           <div className="generate-row">
