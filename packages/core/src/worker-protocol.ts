@@ -253,7 +253,10 @@ export const completeInputSchema = z.object({
    * What the worker made, one entry per image in index order (`count` of them); the API checks
    * each against the job and against the stored objects.
    */
-  images: z.array(completedImageSchema, { error: fieldError('images') }).min(1).max(MAX_COUNT),
+  images: z
+    .array(completedImageSchema, { error: fieldError('images') })
+    .min(1)
+    .max(MAX_COUNT),
   /** Which engine made the image, e.g. `reference` or `sd-cli`. */
   engine: z
     .string({ error: fieldError('engine') })

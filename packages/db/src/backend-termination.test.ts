@@ -44,7 +44,9 @@ async function waitUntilRunning(statementStart: string): Promise<void> {
  * socket then fails with ECONNRESET, an `error` event some time before its `close`, which a
  * terminated backend (an orderly FATAL message and FIN) does not give.
  */
-async function startResettingRelay(databaseUrl: string): Promise<{ url: string; reset(): void; close(): Promise<void> }> {
+async function startResettingRelay(
+  databaseUrl: string,
+): Promise<{ url: string; reset(): void; close(): Promise<void> }> {
   const target = new URL(databaseUrl);
   const clients = new Set<Socket>();
   const server = createServer((client) => {

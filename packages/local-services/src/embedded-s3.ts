@@ -13,6 +13,18 @@ export interface EmbeddedS3 {
   close(): Promise<void>;
 }
 
+/**
+ * The browser PUTs uploads straight to the bucket with presigned URLs (a cross-origin request with
+ * a Content-Type, so preflighted) and the mask editor reads images into a canvas: both need CORS.
+ * Any origin, as the presigned signature, not the origin, is what grants access; a production
+ * bucket needs the same rule (the operations guide in the README says so).
+ */
+const BROWSER_CORS =
+  '<CORSConfiguration><CORSRule>' +
+  '<AllowedOrigin>*</AllowedOrigin><AllowedMethod>PUT</AllowedMethod><AllowedMethod>GET</AllowedMethod>' +
+  '<AllowedHeader>*</AllowedHeader><MaxAgeSeconds>3600</MaxAgeSeconds>' +
+  '</CORSRule></CORSConfiguration>';
+
 /** An embedded S3-compatible server on loopback (a free port unless `port` is given), with one bucket. */
 export async function startEmbeddedS3(
   options: { directory?: string; port?: number; bucket?: string } = {},
@@ -24,7 +36,7 @@ export async function startEmbeddedS3(
     port: options.port ?? 0,
     directory,
     silent: true,
-    configureBuckets: [{ name: bucket, configs: [] }],
+    configureBuckets: [{ name: bucket, configs: [BROWSER_CORS] }],
   });
   const address = (await server.run()) as AddressInfo;
   return {
