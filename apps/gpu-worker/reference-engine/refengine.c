@@ -593,6 +593,15 @@ static uint64_t model_file_size(const char *path, int *err_out) {
     return err ? 0 : (uint64_t)st.st_size;
 }
 
+/* sd.cpp's model loader on a file it cannot open: its torch loader speaks first for .pt/.pth */
+static void warn_unreadable_model(const char *path, int err) {
+    size_t n = strlen(path);
+    int torch = (n >= 3 && strcmp(path + n - 3, ".pt") == 0) || (n >= 4 && strcmp(path + n - 4, ".pth") == 0);
+    if (err == ENOENT && torch) LOG_AS(L_WARN, "model_loader.cpp", 373, "failed to open '%s'", path);
+    if (err == ENOENT) LOG_AS(L_WARN, "model_loader.cpp", 254, "file %s not found", path);
+    else LOG_AS(L_WARN, "model_loader.cpp", 252, "unknown format %s", path);
+}
+
 static void load_models(const params *p) {
     struct {
         const char *what, *path;
@@ -609,8 +618,7 @@ static void load_models(const params *p) {
         LOG_AS(L_INFO, "stable-diffusion.cpp", 713, "loading %s from '%s'", files[i].what, files[i].path);
         int err;
         uint64_t size = model_file_size(files[i].path, &err);
-        if (err == ENOENT) LOG_AS(L_WARN, "model_loader.cpp", 254, "file %s not found", files[i].path);
-        else if (err) LOG_AS(L_WARN, "model_loader.cpp", 252, "unknown format %s", files[i].path);
+        if (err) warn_unreadable_model(files[i].path, err);
         if (err && i == 0) {
             LOG_AS(L_ERROR, "stable-diffusion.cpp", 715, "init model loader from file failed: '%s'", files[i].path);
             LOG_AS(L_ERROR, "stable-diffusion.cpp", 905, "get sd version from file failed: '%s'", files[i].path);
@@ -1254,8 +1262,7 @@ static int load_upscaler(const char *path) {
     int err;
     model_file_size(path, &err);
     if (err) {
-        if (err == ENOENT) LOG_AS(L_WARN, "model_loader.cpp", 254, "file %s not found", path);
-        else LOG_AS(L_WARN, "model_loader.cpp", 252, "unknown format %s", path);
+        warn_unreadable_model(path, err);
         LOG_AS(L_ERROR, "upscaler.cpp", 84, "init model loader from file failed: '%s'", path);
         LOG_AS(L_ERROR, "main.cpp", 979, "new_upscaler_ctx failed");
         return 0;
