@@ -44,7 +44,7 @@
 #define SIGMA_MAX 14.6146
 #define SIGMA_MIN 0.0292
 #define VAE_TILE 256
-#define ESRGAN_TILE 128       /* sd-cli's --upscale-tile-size default: one bar tick per input tile */
+#define ESRGAN_TILE 128 /* sd-cli's --upscale-tile-size default */
 #define MAX_UPSCALED_SIDE 16384
 
 /* ------------------------------------------------------------------ */
@@ -1271,23 +1271,30 @@ static int load_upscaler(const char *path) {
     return 1;
 }
 
-/* one 4x pass: bilinear at pixel centres, in integer eighths (deterministic everywhere) */
+/* tiles along one side as sd-cli's ESRGAN cuts it: one up to a tile's size, else tiles of 128
+ * overlapping by a quarter (an approximation of its count, for the bar) */
+static int esrgan_tiles(int side) { return side <= ESRGAN_TILE ? 1 : (side - ESRGAN_TILE / 4 + ESRGAN_TILE * 3 / 4 - 1) / (ESRGAN_TILE * 3 / 4); }
+
+/* one 4x pass: bilinear at pixel centres, in integer eighths (deterministic everywhere). As
+ * sd-cli, a bar (one tick per tile) only when the input is larger than one tile. */
 static uint8_t *upscale4x(const uint8_t *src, int w, int h) {
     const int ow = w * 4, oh = h * 4;
     uint8_t *dst = (uint8_t *)xalloc((size_t)ow * (size_t)oh * 3, ow, oh);
     LOG_AS(L_INFO, "upscaler.cpp", 156, "upscaling from (%i x %i) to (%i x %i)", w, h, ow, oh);
     double t0 = now_s();
-    int tx = (w + ESRGAN_TILE - 1) / ESRGAN_TILE, ty = (h + ESRGAN_TILE - 1) / ESRGAN_TILE, done = 0;
+    const int tx = esrgan_tiles(w), ty = esrgan_tiles(h), bar = tx * ty > 1;
+    const int band_w = (ow + tx - 1) / tx, band_h = (oh + ty - 1) / ty; /* output bands, one per tile */
+    int done = 0;
     for (int j = 0; j < ty; j++)
         for (int i = 0; i < tx; i++) {
             double ts = now_s();
-            int ylim = (j + 1) * ESRGAN_TILE * 4 < oh ? (j + 1) * ESRGAN_TILE * 4 : oh;
-            int xlim = (i + 1) * ESRGAN_TILE * 4 < ow ? (i + 1) * ESRGAN_TILE * 4 : ow;
-            for (int y = j * ESRGAN_TILE * 4; y < ylim; y++) {
+            int ylim = (j + 1) * band_h < oh ? (j + 1) * band_h : oh;
+            int xlim = (i + 1) * band_w < ow ? (i + 1) * band_w : ow;
+            for (int y = j * band_h; y < ylim; y++) {
                 int sy = 2 * y - 3; /* (y + 0.5) / 4 - 0.5, in eighths */
                 int y0 = sy >= 0 ? sy / 8 : -1, fy = sy - 8 * y0;
                 int ya = y0 < 0 ? 0 : y0, yb = y0 + 1 >= h ? h - 1 : y0 + 1;
-                for (int x = i * ESRGAN_TILE * 4; x < xlim; x++) {
+                for (int x = i * band_w; x < xlim; x++) {
                     int sx = 2 * x - 3;
                     int x0 = sx >= 0 ? sx / 8 : -1, fx = sx - 8 * x0;
                     int xa = x0 < 0 ? 0 : x0, xb = x0 + 1 >= w ? w - 1 : x0 + 1;
@@ -1300,7 +1307,8 @@ static uint8_t *upscale4x(const uint8_t *src, int w, int h) {
                     }
                 }
             }
-            step_progress(++done, tx * ty, now_s() - ts);
+            ++done;
+            if (bar) step_progress(done, tx * ty, now_s() - ts);
         }
     LOG_AS(L_INFO, "upscaler.cpp", 168, "input_image_tensor upscaled, taking %.2fs", now_s() - t0);
     return dst;
