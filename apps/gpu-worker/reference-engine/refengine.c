@@ -44,7 +44,7 @@
 #define SIGMA_MAX 14.6146
 #define SIGMA_MIN 0.0292
 #define VAE_TILE 256
-#define ESRGAN_TILE 128       /* sd-cli's --upscale-tile-size default: one bar tick per input tile */
+#define ESRGAN_TILE 128 /* sd-cli's --upscale-tile-size default */
 #define MAX_UPSCALED_SIDE 16384
 
 /* ------------------------------------------------------------------ */
@@ -593,6 +593,15 @@ static uint64_t model_file_size(const char *path, int *err_out) {
     return err ? 0 : (uint64_t)st.st_size;
 }
 
+/* sd.cpp's model loader on a file it cannot open: its torch loader speaks first for .pt/.pth */
+static void warn_unreadable_model(const char *path, int err) {
+    size_t n = strlen(path);
+    int torch = (n >= 3 && strcmp(path + n - 3, ".pt") == 0) || (n >= 4 && strcmp(path + n - 4, ".pth") == 0);
+    if (err == ENOENT && torch) LOG_AS(L_WARN, "model_loader.cpp", 373, "failed to open '%s'", path);
+    if (err == ENOENT) LOG_AS(L_WARN, "model_loader.cpp", 254, "file %s not found", path);
+    else LOG_AS(L_WARN, "model_loader.cpp", 252, "unknown format %s", path);
+}
+
 static void load_models(const params *p) {
     struct {
         const char *what, *path;
@@ -609,8 +618,7 @@ static void load_models(const params *p) {
         LOG_AS(L_INFO, "stable-diffusion.cpp", 713, "loading %s from '%s'", files[i].what, files[i].path);
         int err;
         uint64_t size = model_file_size(files[i].path, &err);
-        if (err == ENOENT) LOG_AS(L_WARN, "model_loader.cpp", 254, "file %s not found", files[i].path);
-        else if (err) LOG_AS(L_WARN, "model_loader.cpp", 252, "unknown format %s", files[i].path);
+        if (err) warn_unreadable_model(files[i].path, err);
         if (err && i == 0) {
             LOG_AS(L_ERROR, "stable-diffusion.cpp", 715, "init model loader from file failed: '%s'", files[i].path);
             LOG_AS(L_ERROR, "stable-diffusion.cpp", 905, "get sd version from file failed: '%s'", files[i].path);
@@ -1254,8 +1262,7 @@ static int load_upscaler(const char *path) {
     int err;
     model_file_size(path, &err);
     if (err) {
-        if (err == ENOENT) LOG_AS(L_WARN, "model_loader.cpp", 254, "file %s not found", path);
-        else LOG_AS(L_WARN, "model_loader.cpp", 252, "unknown format %s", path);
+        warn_unreadable_model(path, err);
         LOG_AS(L_ERROR, "upscaler.cpp", 84, "init model loader from file failed: '%s'", path);
         LOG_AS(L_ERROR, "main.cpp", 979, "new_upscaler_ctx failed");
         return 0;
@@ -1264,23 +1271,30 @@ static int load_upscaler(const char *path) {
     return 1;
 }
 
-/* one 4x pass: bilinear at pixel centres, in integer eighths (deterministic everywhere) */
+/* tiles along one side as sd-cli's ESRGAN cuts it: one up to a tile's size, else tiles of 128
+ * overlapping by a quarter (an approximation of its count, for the bar) */
+static int esrgan_tiles(int side) { return side <= ESRGAN_TILE ? 1 : (side - ESRGAN_TILE / 4 + ESRGAN_TILE * 3 / 4 - 1) / (ESRGAN_TILE * 3 / 4); }
+
+/* one 4x pass: bilinear at pixel centres, in integer eighths (deterministic everywhere). As
+ * sd-cli, a bar (one tick per tile) only when the input is larger than one tile. */
 static uint8_t *upscale4x(const uint8_t *src, int w, int h) {
     const int ow = w * 4, oh = h * 4;
     uint8_t *dst = (uint8_t *)xalloc((size_t)ow * (size_t)oh * 3, ow, oh);
     LOG_AS(L_INFO, "upscaler.cpp", 156, "upscaling from (%i x %i) to (%i x %i)", w, h, ow, oh);
     double t0 = now_s();
-    int tx = (w + ESRGAN_TILE - 1) / ESRGAN_TILE, ty = (h + ESRGAN_TILE - 1) / ESRGAN_TILE, done = 0;
+    const int tx = esrgan_tiles(w), ty = esrgan_tiles(h), bar = tx * ty > 1;
+    const int band_w = (ow + tx - 1) / tx, band_h = (oh + ty - 1) / ty; /* output bands, one per tile */
+    int done = 0;
     for (int j = 0; j < ty; j++)
         for (int i = 0; i < tx; i++) {
             double ts = now_s();
-            int ylim = (j + 1) * ESRGAN_TILE * 4 < oh ? (j + 1) * ESRGAN_TILE * 4 : oh;
-            int xlim = (i + 1) * ESRGAN_TILE * 4 < ow ? (i + 1) * ESRGAN_TILE * 4 : ow;
-            for (int y = j * ESRGAN_TILE * 4; y < ylim; y++) {
+            int ylim = (j + 1) * band_h < oh ? (j + 1) * band_h : oh;
+            int xlim = (i + 1) * band_w < ow ? (i + 1) * band_w : ow;
+            for (int y = j * band_h; y < ylim; y++) {
                 int sy = 2 * y - 3; /* (y + 0.5) / 4 - 0.5, in eighths */
                 int y0 = sy >= 0 ? sy / 8 : -1, fy = sy - 8 * y0;
                 int ya = y0 < 0 ? 0 : y0, yb = y0 + 1 >= h ? h - 1 : y0 + 1;
-                for (int x = i * ESRGAN_TILE * 4; x < xlim; x++) {
+                for (int x = i * band_w; x < xlim; x++) {
                     int sx = 2 * x - 3;
                     int x0 = sx >= 0 ? sx / 8 : -1, fx = sx - 8 * x0;
                     int xa = x0 < 0 ? 0 : x0, xb = x0 + 1 >= w ? w - 1 : x0 + 1;
@@ -1293,7 +1307,8 @@ static uint8_t *upscale4x(const uint8_t *src, int w, int h) {
                     }
                 }
             }
-            step_progress(++done, tx * ty, now_s() - ts);
+            ++done;
+            if (bar) step_progress(done, tx * ty, now_s() - ts);
         }
     LOG_AS(L_INFO, "upscaler.cpp", 168, "input_image_tensor upscaled, taking %.2fs", now_s() - t0);
     return dst;

@@ -518,6 +518,8 @@ describe('reference engine: image tools (as sd-cli)', () => {
         factor === 4 ? 1 : 2,
       );
       expect(result.stdout).toContain(`save result image 0 to '${file}' (success)`);
+      // As sd-cli: a tile bar only for an input larger than one 128-px tile (the second pass's 512×384).
+      expect(BAR.test(result.stdout)).toBe(factor === 16);
       // Shrunk back, it is the input (the label aside): an upscale, not a new picture.
       const back = await sharp(file).resize(128, 96, { kernel: 'lanczos3' }).removeAlpha().raw().toBuffer();
       expect(meanAbsDiff(back, (await rgbOf(init)).data)).toBeLessThan(4);
