@@ -149,6 +149,36 @@ describe('prepareInputs', () => {
     expect(await sharp(inputs.initImage!).metadata()).toMatchObject({ format: 'png', width: 400, height: 200 });
   });
 
+  it('writes three channels whatever came in (sd-cli refuses a grey or grey+alpha init image)', async () => {
+    const pngOfChannels = (channels: 1 | 2) =>
+      sharp(Buffer.alloc(64 * 64 * channels, 128), { raw: { width: 64, height: 64, channels } })
+        .toColourspace('b-w')
+        .png()
+        .toBuffer();
+    const [grey, greyAlpha] = await Promise.all([pngOfChannels(1), pngOfChannels(2)]);
+    expect((await sharp(grey).metadata()).channels).toBe(1);
+    expect((await sharp(greyAlpha).metadata()).channels).toBe(2);
+    serve('/grey.png', grey);
+    serve('/grey-alpha.png', greyAlpha);
+    const fromGrey = await prepareInputs(
+      job({ inputs: { initImage: { url: `${base}/grey.png`, width: 64, height: 64 } } }),
+      jobDir(),
+      never,
+    );
+    const upscaleFromGreyAlpha = await prepareInputs(
+      job({
+        kind: 'upscale',
+        strength: undefined,
+        upscale: { scale: 2, width: 128, height: 128 },
+        inputs: { initImage: { url: `${base}/grey-alpha.png`, width: 64, height: 64 } },
+      }),
+      jobDir(),
+      never,
+    );
+    expect((await sharp(fromGrey.initImage!).metadata()).channels).toBe(3);
+    expect((await sharp(upscaleFromGreyAlpha.initImage!).metadata()).channels).toBe(3);
+  });
+
   it('needs nothing for text to image', async () => {
     expect(await prepareInputs(job({ kind: 'txt2img', strength: undefined, inputs: {} }), jobDir(), never)).toEqual({});
   });

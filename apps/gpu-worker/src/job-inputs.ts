@@ -81,11 +81,16 @@ async function encode(image: Sharp, path: string, what: string): Promise<string>
   return path;
 }
 
-/** The init image at the job's size: scaled to cover it, centre cropped, transparency on white. */
+/**
+ * The init image at the job's size: scaled to cover it, centre cropped, transparency on white,
+ * always three channels (sd-cli refuses an init image with fewer, and sharp would keep a black and
+ * white picture as one).
+ */
 export function prepareInitImage(bytes: Buffer, size: { width: number; height: number }, path: string) {
   const image = decode(bytes)
     .resize(size.width, size.height, { fit: 'cover', position: 'centre' })
-    .flatten({ background: '#ffffff' });
+    .flatten({ background: '#ffffff' })
+    .toColourspace('srgb');
   return encode(image, path, 'init image');
 }
 
@@ -104,9 +109,9 @@ export function prepareMask(bytes: Buffer, size: { width: number; height: number
   return encode(image, path, 'mask');
 }
 
-/** An upscale's source, as it is (only re-encoded as PNG, which also proves it is an image). */
+/** An upscale's source, as it is (only re-encoded as a three-channel PNG, which also proves it is an image). */
 export function prepareSource(bytes: Buffer, path: string) {
-  return encode(decode(bytes), path, 'source image');
+  return encode(decode(bytes).flatten({ background: '#ffffff' }).toColourspace('srgb'), path, 'source image');
 }
 
 /**

@@ -102,12 +102,15 @@ describe('estimates (worked numbers in packages/core/README.md)', () => {
   });
 
   it('prices image-to-image and inpainting by effective steps', () => {
-    expect(effectiveSteps(30, 0.7)).toBe(21); // not 22: 30 × 0.7 is 21.000000000000004 in floating point
+    // sd-cli starts at t_enc = floor(steps × strength) and runs t_enc + 1 steps, at most all of them.
+    expect(effectiveSteps(30, 0.7)).toBe(22); // 30 × 0.7 is 21.000000000000004 in floating point: t_enc 21
     expect(effectiveSteps(30, 0.75)).toBe(23);
+    expect(effectiveSteps(20, 0.5)).toBe(11);
+    expect(effectiveSteps(30, 1)).toBe(30);
     expect(effectiveSteps(1, 0.05)).toBe(1);
     expect(estimateImg2img({ ...base, strength: 0.75 })).toBe(69);
     expect(estimateImg2img({ ...base, strength: 1 })).toBe(90);
-    expect(estimateImg2img({ model: 'sd15', width: 512, height: 512, steps: 20, strength: 0.5, count: 3 })).toBe(15);
+    expect(estimateImg2img({ model: 'sd15', width: 512, height: 512, steps: 20, strength: 0.5, count: 3 })).toBe(18);
     const inpaint = classifyCreateInput(
       createJobInputSchema.parse({
         ...base,

@@ -109,17 +109,22 @@ export function classifyCreateInput(parsed: z.infer<typeof createJobInputSchema>
 
 /* ---------------------------------------------------------------------------------------------
  * Estimates. All derive from the txt2img rule (steps × 0.5 × pixels/512² × model factor, up):
- *  - img2img and inpaint sample only the last ceil(steps × strength) steps of the schedule, so
- *    they are priced as a txt2img job of that many steps;
+ *  - img2img and inpaint sample only the tail of the schedule (effectiveSteps: floor(steps ×
+ *    strength) + 1, at most steps), so they are priced as a txt2img job of that many steps;
  *  - a batch of `count` is `count` times the price of one image;
  *  - an upscale is priced by the pixels the ESRGAN pass writes, at the rate of one 512² txt2img
  *    step (0.5 credit) per 512² of output. Why, and worked numbers: packages/core/README.md.
  * ------------------------------------------------------------------------------------------- */
 
-/** The sampling steps an image-to-image job really runs: the tail `strength` of the schedule. */
+/**
+ * The sampling steps an image-to-image job really runs, as sd-cli counts them: it starts at step
+ * t_enc = floor(steps × strength) of the schedule and runs t_enc + 1 steps, never more than `steps`.
+ * The product is rounded to 1e-9 first so that 30 × 0.7 = 21.000000000000004 counts as 21.
+ * (sd-cli multiplies in single precision, which can only make its count smaller: the hold
+ * stays an upper bound of what runs.)
+ */
 export function effectiveSteps(steps: number, strength: number): number {
-  // Rounded to 1e-9 first so that 30 × 0.7 = 21.000000000000004 is 21 steps, not 22.
-  return Math.max(1, Math.ceil(Math.round(steps * strength * 1e9) / 1e9));
+  return Math.min(steps, Math.floor(Math.round(steps * strength * 1e9) / 1e9) + 1);
 }
 
 export function estimateTxt2img(
