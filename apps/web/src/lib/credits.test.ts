@@ -23,13 +23,13 @@ describe('studio form check and estimate', () => {
   it('prices a batch at count × one image, and an img2img at the steps its strength runs', () => {
     const initImage = { uploadId: '7b0c2f1e-9a43-4d2a-8c1b-2f7e6b1d9a10' };
     expect(checkParams({ ...base, count: 4 })).toMatchObject({ ok: true, estimate: 360 });
-    // 30 steps × 0.5 strength = 15 steps: half the txt2img price.
-    expect(checkParams({ ...base, initImage, strength: 0.5 })).toMatchObject({ ok: true, estimate: 45 });
-    // ceil(30 × 0.75) = 23 steps, twice.
+    // 30 steps × 0.5 strength: it starts at step 15 and runs 16 of the 30 (3 credits each).
+    expect(checkParams({ ...base, initImage, strength: 0.5 })).toMatchObject({ ok: true, estimate: 48 });
+    // floor(30 × 0.75) + 1 = 23 steps, twice.
     expect(checkParams({ ...base, initImage, strength: 0.75, count: 2 })).toMatchObject({ ok: true, estimate: 138 });
     expect(checkParams({ ...base, prompt: '', initImage, strength: 0.5, count: 2 })).toMatchObject({
       ok: false,
-      estimate: 90,
+      estimate: 96,
     });
   });
 

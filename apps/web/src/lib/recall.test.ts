@@ -22,7 +22,7 @@ describe('more like this', () => {
     const input = moreLikeThis(createInput);
     expect(input).not.toHaveProperty('seed');
     expect(input).toMatchObject({ count: 4, strength: 0.5, initImage: createInput.initImage, mask: createInput.mask });
-    // What the API takes, priced as four inpaintings of 15 steps.
-    expect(checkParams(input)).toMatchObject({ ok: true, estimate: 180 });
+    // What the API takes, priced as four inpaintings of 16 steps (30 × 0.5, plus the step it starts on).
+    expect(checkParams(input)).toMatchObject({ ok: true, estimate: 192 });
   });
 });
