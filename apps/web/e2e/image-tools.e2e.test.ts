@@ -3,7 +3,7 @@ import type { Locator, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { estimateImg2img, estimateTxt2img, estimateUpscale } from '@pingvas/core';
 import { expectAccessible, writeAxeReport } from './axe.test-support.js';
-import { ARTIFACTS, startE2eStudio, type E2eStudio } from './studio.test-support.js';
+import { ARTIFACTS, signInWithCredits, startE2eStudio, type E2eStudio } from './studio.test-support.js';
 
 /**
  * The image tools in a real browser against the whole studio (API, worker, reference engine):
@@ -57,15 +57,7 @@ async function picture(): Promise<Buffer> {
 beforeAll(async () => {
   e2e = await startE2eStudio('image-tools');
   page = await e2e.newPage({ colorScheme: 'dark' });
-  await page.goto('/');
-  await page.getByTestId('dev-email').fill(`tools-${Date.now()}@example.com`);
-  await page.getByTestId('dev-login-submit').click();
-  await page.waitForURL(/\/studio$/);
-  await page.goto('/billing');
-  await page.getByTestId('buy-5000').click();
-  await page.waitForURL(/\/api\/v1\/test-checkout\//, { timeout: 20_000 });
-  await page.getByRole('button', { name: 'Pay (test)' }).click();
-  await page.waitForURL(/\/billing/, { timeout: 30_000 });
+  await signInWithCredits(page, 'tools');
 }, 300_000);
 
 afterAll(async () => {

@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ARTIFACTS, startE2eStudio, type E2eStudio } from './studio.test-support.js';
+import { ARTIFACTS, signInWithCredits, startE2eStudio, type E2eStudio } from './studio.test-support.js';
 import { axeFindings, expectAccessible, writeAxeReport } from './axe.test-support.js';
 
 /**
@@ -62,17 +62,7 @@ async function shot(name: string): Promise<void> {
 beforeAll(async () => {
   e2e = await startE2eStudio('keys');
   page = await e2e.newPage({ viewport: { width: 1280, height: 860 }, colorScheme: 'light' });
-
-  // Set-up, not under test: an account with credits (the test checkout pays with a click).
-  await page.goto('/');
-  await page.getByTestId('dev-email').fill(`keys-${Date.now()}@example.com`);
-  await page.getByTestId('dev-login-submit').click();
-  await page.waitForURL(/\/studio$/);
-  await page.goto('/billing');
-  await page.getByTestId('buy-5000').click();
-  await page.waitForURL(/\/api\/v1\/test-checkout\//, { timeout: 20_000 });
-  await page.getByRole('button', { name: 'Pay (test)' }).click();
-  await page.waitForURL(/\/billing/, { timeout: 30_000 });
+  await signInWithCredits(page, 'keys');
 }, 300_000);
 
 afterAll(async () => {

@@ -86,3 +86,16 @@ export async function startE2eStudio(name: string, env: Record<string, string> =
     },
   };
 }
+
+/** Set-up, not under test: a new account (dev sign-in) that bought 5,000 credits on the test checkout. */
+export async function signInWithCredits(page: Page, name: string): Promise<void> {
+  await page.goto('/');
+  await page.getByTestId('dev-email').fill(`${name}-${Date.now()}@example.com`);
+  await page.getByTestId('dev-login-submit').click();
+  await page.waitForURL(/\/studio$/);
+  await page.goto('/billing');
+  await page.getByTestId('buy-5000').click();
+  await page.waitForURL(/\/api\/v1\/test-checkout\//, { timeout: 20_000 });
+  await page.getByRole('button', { name: 'Pay (test)' }).click();
+  await page.waitForURL(/\/billing/, { timeout: 30_000 });
+}

@@ -1,14 +1,13 @@
-import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
+import { useMutation, useQuery } from '@tanstack/react-query';
 import { useState } from 'react';
 import { useNavigate } from 'react-router';
 import { checkUpscaleSize, UPSCALE_SCALES, type UpscaleScale } from '@pingvas/core';
-import { jobsStore } from '../app/jobsStore.js';
 import { useTRPC } from '../app/trpc.js';
 import { formatCredits } from '../lib/credits.js';
 import { describeError } from '../lib/errors.js';
-import { initialJobCard } from '../lib/jobCard.js';
 import { InsufficientCreditsModal } from './InsufficientCreditsModal.js';
 import { useToast } from './Toasts.js';
+import { useJobStarted } from './useJobStarted.js';
 
 function UpscaleButton({
   image,
@@ -54,7 +53,7 @@ export function UpscaleButtons({
   image: { id: string; width: number; height: number; prompt: string; model: string };
 }) {
   const trpc = useTRPC();
-  const queryClient = useQueryClient();
+  const jobStarted = useJobStarted();
   const toast = useToast();
   const navigate = useNavigate();
   const [shortfall, setShortfall] = useState<{ balance: number; needed: number } | null>(null);
@@ -62,24 +61,13 @@ export function UpscaleButtons({
   const upscale = useMutation(
     trpc.generation.upscale.mutationOptions({
       onSuccess: (result, input) => {
-        jobsStore.add({
-          card: initialJobCard({
-            jobId: result.jobId,
-            status: result.status,
-            queuePosition: result.queuePosition,
-            estimatedWaitSeconds: result.estimatedWaitSeconds,
-          }),
+        jobStarted(result, {
           prompt: image.prompt,
           model: image.model,
           width: image.width * input.scale,
           height: image.height * input.scale,
-          kind: result.kind,
           count: 1,
-          estimatedCredits: result.estimatedCredits,
-          createdAt: Date.now(),
         });
-        void queryClient.invalidateQueries(trpc.user.me.queryFilter());
-        void queryClient.invalidateQueries(trpc.credits.pathFilter());
         void navigate('/studio');
       },
       onError: (error) => {

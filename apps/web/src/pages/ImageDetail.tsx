@@ -4,7 +4,6 @@ import { Link, useNavigate, useParams } from 'react-router';
 import { MODELS, type ModelId } from '@pingvas/core';
 import { useDocumentTitle } from '../app/pageTitle.js';
 import { useTRPC } from '../app/trpc.js';
-import { jobsStore } from '../app/jobsStore.js';
 import { BoardPicker } from '../components/BoardPicker.js';
 import { ConfirmDialog } from '../components/ConfirmDialog.js';
 import { ErrorPanel, Skeleton } from '../components/Feedback.js';
@@ -14,9 +13,9 @@ import { useImageActions } from '../components/imageActions.js';
 import { InsufficientCreditsModal } from '../components/InsufficientCreditsModal.js';
 import { useToast } from '../components/Toasts.js';
 import { UpscaleButtons } from '../components/UpscaleButtons.js';
+import { useJobStarted } from '../components/useJobStarted.js';
 import { checkParams, formatCredits } from '../lib/credits.js';
 import { describeError } from '../lib/errors.js';
-import { initialJobCard } from '../lib/jobCard.js';
 import { kindLabel } from '../lib/kinds.js';
 import { moreLikeThis } from '../lib/recall.js';
 import type { StudioRouteState } from './Studio.js';
@@ -30,6 +29,7 @@ export function ImageDetailPage() {
   const { imageId = '' } = useParams();
   const trpc = useTRPC();
   const queryClient = useQueryClient();
+  const jobStarted = useJobStarted();
   const navigate = useNavigate();
   const toast = useToast();
   const image = useQuery(trpc.gallery.get.queryOptions({ imageId }));
@@ -58,25 +58,7 @@ export function ImageDetailPage() {
   const more = useMutation(
     trpc.generation.create.mutationOptions({
       onSuccess: (result, params) => {
-        jobsStore.add({
-          card: initialJobCard({
-            jobId: result.jobId,
-            status: result.status,
-            queuePosition: result.queuePosition,
-            estimatedWaitSeconds: result.estimatedWaitSeconds,
-            totalSteps: params.steps,
-          }),
-          prompt: params.prompt,
-          model: params.model,
-          width: params.width,
-          height: params.height,
-          kind: result.kind,
-          count: params.count ?? 1,
-          estimatedCredits: result.estimatedCredits,
-          createdAt: Date.now(),
-        });
-        void queryClient.invalidateQueries(trpc.user.me.queryFilter());
-        void queryClient.invalidateQueries(trpc.credits.pathFilter());
+        jobStarted(result, { ...params, count: params.count ?? 1, totalSteps: params.steps });
         void navigate('/studio');
       },
       onError: (error) => {

@@ -1,4 +1,4 @@
-import { useMutation, useQueryClient } from '@tanstack/react-query';
+import { useMutation } from '@tanstack/react-query';
 import { useEffect, useId, useMemo, useRef, useState, type FormEvent, type ReactNode } from 'react';
 import { Link, useLocation, useNavigate } from 'react-router';
 import {
@@ -23,9 +23,9 @@ import { JobCard } from '../components/JobCard.js';
 import { RadioGroup } from '../components/RadioGroup.js';
 import { StudioStatus } from '../components/StudioStatus.js';
 import { useToast } from '../components/Toasts.js';
+import { useJobStarted } from '../components/useJobStarted.js';
 import { affordability, checkParams, formatCredits } from '../lib/credits.js';
 import { describeError } from '../lib/errors.js';
-import { initialJobCard } from '../lib/jobCard.js';
 import { ASPECT_RATIOS, presetsFor, type AspectRatio } from '../lib/sizes.js';
 import {
   formFromParams,
@@ -94,7 +94,7 @@ function RatioIcon({ ratio }: { ratio: AspectRatio | 'custom' }) {
 
 export function StudioPage() {
   const trpc = useTRPC();
-  const queryClient = useQueryClient();
+  const jobStarted = useJobStarted();
   const toast = useToast();
   const me = useMe();
   const jobs = useJobs();
@@ -166,25 +166,7 @@ export function StudioPage() {
   const create = useMutation(
     trpc.generation.create.mutationOptions({
       onSuccess: (result, params) => {
-        jobsStore.add({
-          card: initialJobCard({
-            jobId: result.jobId,
-            status: result.status,
-            queuePosition: result.queuePosition,
-            estimatedWaitSeconds: result.estimatedWaitSeconds,
-            totalSteps: params.steps,
-          }),
-          prompt: params.prompt,
-          model: params.model,
-          width: params.width,
-          height: params.height,
-          kind: result.kind,
-          count: params.count ?? 1,
-          estimatedCredits: result.estimatedCredits,
-          createdAt: Date.now(),
-        });
-        void queryClient.invalidateQueries(trpc.user.me.queryFilter());
-        void queryClient.invalidateQueries(trpc.credits.pathFilter());
+        jobStarted(result, { ...params, count: params.count ?? 1, totalSteps: params.steps });
       },
       onError: (error) => {
         const described = describeError(error);
