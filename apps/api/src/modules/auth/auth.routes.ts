@@ -146,7 +146,7 @@ export async function authRoutes(app: FastifyInstance, deps: AppDeps): Promise<v
     const user = await upsertUser(db, { email: body.data.email });
     await startSession(reply, config, user);
     logger.info({ reqId: req.id, userId: user.id }, 'dev sign-in');
-    return reply.header('cache-control', 'no-store').send(await getMe(db, user.id));
+    return reply.header('cache-control', 'no-store').send(await getMe(db, user.id, config.PUBLIC_URL));
   });
 
   app.post('/api/v1/auth/logout', async (req, reply) => {

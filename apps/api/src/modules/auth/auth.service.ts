@@ -1,7 +1,8 @@
-import { and, desc, eq, lt, sql } from 'drizzle-orm';
+import { and, eq, lt, sql } from 'drizzle-orm';
 import { schema, withSystem, withUser, type Database } from '@pingvas/db';
 import { DomainError, type Tier } from '@pingvas/core';
 import { getBalance, type Balance } from '../credits/ledger.js';
+import { updateCardUrl } from '../email/templates.js';
 
 const { users, creditBalances, subscriptions, sessionRevocations } = schema;
 
@@ -87,24 +88,27 @@ const BANNER_MESSAGES: Record<string, string> = {
 };
 const UNKNOWN_BANNER_MESSAGE = 'There is a problem with your account — please check your subscription';
 
-/** What the web shows about the signed-in user: profile, balance and any account banner. */
-export async function getMe(db: Database, userId: string): Promise<Me> {
+/**
+ * What the web shows about the signed-in user: profile, balance and any account banner. The
+ * banner's action is our billing page, as in the e-mails: it asks the provider for a fresh
+ * update-card link when clicked (the provider's own link is signed for about a day only).
+ */
+export async function getMe(db: Database, userId: string, publicUrl: string): Promise<Me> {
   return withUser(db, userId, async (tx) => {
     const [user] = await tx.select().from(users).where(eq(users.id, userId));
     if (!user) throw new DomainError('UNAUTHORIZED', 'This account no longer exists.', {});
     const balance = await getBalance(tx, userId);
     let banner: AccountBanner | null = null;
     if (user.bannerReason) {
-      const [newest] = await tx
-        .select({ updatePaymentUrl: subscriptions.updatePaymentUrl })
+      const [anySubscription] = await tx
+        .select({ id: subscriptions.id })
         .from(subscriptions)
         .where(eq(subscriptions.userId, userId))
-        .orderBy(desc(subscriptions.createdAt), desc(subscriptions.id))
         .limit(1);
       banner = {
         reason: user.bannerReason,
         message: BANNER_MESSAGES[user.bannerReason] ?? UNKNOWN_BANNER_MESSAGE,
-        ...(newest?.updatePaymentUrl ? { actionUrl: newest.updatePaymentUrl } : {}),
+        ...(anySubscription ? { actionUrl: updateCardUrl(publicUrl.replace(/\/$/, '')) } : {}),
       };
     }
     return {

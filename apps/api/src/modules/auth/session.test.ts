@@ -294,10 +294,11 @@ describe('user.me banner', () => {
       });
     });
     await setBanner('subscription_cancelled');
+    // Our billing page, which asks for a fresh link: the stored provider links expire within a day.
     expect((await trpc('user.me', 'query', withCookie(token))).data.banner).toEqual({
       reason: 'subscription_cancelled',
       message: 'Your subscription was cancelled — update payment method to reactivate',
-      actionUrl: 'https://pay.example.test/new',
+      actionUrl: `${new URL(app.config.PUBLIC_URL).origin}/billing?update-card=1`,
     });
 
     await setBanner(null);

@@ -123,7 +123,10 @@ describe('local test checkout (no LEMONSQUEEZY_API_KEY)', () => {
     expect((await simulate('subscription_payment_failed')).status).toBe(200);
     expect((await simulate('subscription_payment_failed')).status).toBe(200);
     const me = await app.callerFor(user).user.me();
-    expect(me.banner).toMatchObject({ reason: 'payment_failed', actionUrl: 'http://studio.localhost/billing' });
+    expect(me.banner).toMatchObject({
+      reason: 'payment_failed',
+      actionUrl: 'http://studio.localhost/billing?update-card=1',
+    });
     let state = await stateOf(app, user.id);
     expect(state.subscriptions[0]).toMatchObject({ payment_failed_count: 2 });
     expect(state.outbox).toEqual(['payment_failed_first', 'payment_failed_later', 'welcome']);

@@ -4,7 +4,7 @@ import { endSession } from '../auth/session.js';
 
 export const userRouter = router({
   /** Profile, balance summary and any account banner of the signed-in user. */
-  me: protectedProcedure.query(({ ctx }) => getMe(ctx.deps.db, ctx.user.id)),
+  me: protectedProcedure.query(({ ctx }) => getMe(ctx.deps.db, ctx.user.id, ctx.deps.config.PUBLIC_URL)),
 
   /** Signs this session out on the server (its token stops working everywhere, open WebSockets close) and clears the cookie. */
   signOut: protectedProcedure.mutation(async ({ ctx }) => {
