@@ -292,6 +292,18 @@ export const JOB_KINDS = {
   },
 } as const satisfies Record<JobKind, unknown>;
 
+/**
+ * What an upscale job is queued under instead of a diffusion model: only workers that list it
+ * among their loadable models (they have ESRGAN weights) claim upscales. Workers that send no
+ * model list claim anything, as before.
+ */
+export const UPSCALE_MODEL_ID = 'upscale-esrgan-x4';
+
+/** The model a job is dispatched by: its diffusion model, or the upscaler for a kind that uses none. */
+export function dispatchModel(job: { kind: JobKind; model: string }): string {
+  return JOB_KINDS[job.kind].usesModel ? job.model : UPSCALE_MODEL_ID;
+}
+
 /** The hold for a parsed create input, whatever its kind. */
 export function estimateCreateInput(job: DiffusionJobInput): number {
   return job.kind === 'txt2img' ? estimateTxt2img(job.input) : estimateImg2img(job.input);

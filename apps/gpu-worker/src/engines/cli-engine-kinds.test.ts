@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { EngineJob, EngineParams } from '@pingvas/core';
+import { UPSCALE_MODEL_ID, type EngineJob, type EngineParams } from '@pingvas/core';
 import { REFERENCE_MODEL_FILE } from '../config.js';
 import { referenceEngine } from '../test/reference-engine.js';
 import { CliEngine } from './cli-engine.js';
@@ -49,6 +49,16 @@ const runnable = (over: { bin?: string; upscaleModel?: string } = {}) =>
   });
 const prefix = ['-m', '/models/sdxl.safetensors', '-p', 'a harbour at dusk', '-W', '64', '-H', '48', '--steps', '6'];
 const sampling = ['--cfg-scale', '5', '-s', '3', '--sampling-method', 'euler'];
+
+describe('CliEngine.models', () => {
+  it('lists the upscaler among its models only with ESRGAN weights, so that upscales go elsewhere otherwise', () => {
+    expect(engine().models()).toEqual({ warm: [], loadable: ['sdxl'] });
+    expect(engine({ upscaleModel: '/models/esrgan.pth' }).models()).toEqual({
+      warm: [],
+      loadable: ['sdxl', UPSCALE_MODEL_ID],
+    });
+  });
+});
 
 describe('CliEngine.commandFor', () => {
   const files = (over: Partial<EngineJobFiles> = {}): EngineJobFiles => ({

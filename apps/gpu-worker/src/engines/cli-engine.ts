@@ -2,7 +2,7 @@ import { execFile, spawn } from 'node:child_process';
 import { open } from 'node:fs/promises';
 import { extname } from 'node:path';
 import { promisify } from 'node:util';
-import { engineArgs, engineOutputFiles, type EngineJob } from '@pingvas/core';
+import { engineArgs, engineOutputFiles, UPSCALE_MODEL_ID, type EngineJob } from '@pingvas/core';
 import type { ModelRegistry } from '../config.js';
 import {
   engineFailure,
@@ -53,9 +53,13 @@ export class CliEngine implements Engine {
     return probeVersion(this.options.bin, this.env());
   }
 
-  /** Nothing stays loaded between jobs: every installed model is equally cold. */
+  /**
+   * Nothing stays loaded between jobs: every installed model is equally cold. With ESRGAN
+   * weights the upscaler counts as one more model, so that upscales go only to workers that have them.
+   */
   models(): ModelAvailability {
-    return { warm: [], loadable: Object.keys(this.options.models) };
+    const upscaler = this.options.upscaleModel ? [UPSCALE_MODEL_ID] : [];
+    return { warm: [], loadable: [...Object.keys(this.options.models), ...upscaler] };
   }
 
   /** Each run's process ends with its run. */

@@ -2,7 +2,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import type { EngineJob, EngineParams } from '@pingvas/core';
+import { UPSCALE_MODEL_ID, type EngineJob, type EngineParams } from '@pingvas/core';
 import { REFERENCE_ENGINE_BIN, REFERENCE_REGISTRY, REFERENCE_SERVER_BIN, type ModelRegistry } from '../config.js';
 import { groupExists, referenceEngine } from '../test/reference-engine.js';
 import { CliEngine } from './cli-engine.js';
@@ -152,7 +152,7 @@ describe('ServerEngine against the reference sd-server', () => {
     const fallback: Engine = {
       name: 'fallback',
       version: async () => 'fallback',
-      models: () => ({ warm: [], loadable: [] }),
+      models: () => ({ warm: [], loadable: ['sdxl', UPSCALE_MODEL_ID] }),
       close: async () => {},
       run: async (job, files) => {
         calls.push({ job, files });
@@ -160,6 +160,8 @@ describe('ServerEngine against the reference sd-server', () => {
       },
     };
     const e = engine({}, { fallback });
+    // The upscaler the CLI engine has is claimable through this engine too; its models are not repeated.
+    expect(e.models().loadable).toEqual(['sdxl', 'sd15', UPSCALE_MODEL_ID]);
     const files = { inputs: { initImage: '/j/init.png', mask: '/j/mask.png' }, output: '/j/original.png' };
     const jobs: EngineJob[] = [
       { kind: 'img2img', params: params(), count: 2, strength: 0.5 },

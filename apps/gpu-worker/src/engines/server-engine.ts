@@ -184,10 +184,15 @@ export class ServerEngine implements Engine {
     return probeVersion(this.options.bin, engineEnv(this.options.env));
   }
 
+  /** The diffusion models that fit, and whatever else the engine it hands other kinds to can run (the upscaler). */
   models(): ModelAvailability {
+    const diffusion = Object.keys(this.options.models);
     return {
       warm: [...this.servers.values()].filter((s) => s.state === 'ready').map((s) => s.model),
-      loadable: Object.keys(this.options.models).filter((id) => this.fits(this.options.models[id]!)),
+      loadable: [
+        ...diffusion.filter((id) => this.fits(this.options.models[id]!)),
+        ...this.options.fallback.models().loadable.filter((id) => !diffusion.includes(id)),
+      ],
     };
   }
 

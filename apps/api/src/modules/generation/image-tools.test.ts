@@ -6,6 +6,7 @@ import {
   estimateTxt2img,
   estimateUpscale,
   MAX_JOB_ATTEMPTS,
+  UPSCALE_MODEL_ID,
 } from '@pingvas/core';
 import type { TestApp } from '../../test/harness.js';
 import { fundedUser, smallParams } from '../../test/factories.js';
@@ -20,6 +21,8 @@ import {
   useGenerationTestApp,
 } from './generation.test-support.js';
 import { claimOf, expectRefusedUnchanged, fetchBytes, galleryImage } from './image-tools.test-support.js';
+import { dequeue } from './queue.js';
+import { reconcileOnce } from './reconciler.js';
 
 /**
  * Each job kind end to end: create (hold) → claim (inputs) → upload per index → complete
@@ -294,6 +297,25 @@ describe('inpaint from a gallery image', () => {
 });
 
 describe('generation.upscale', () => {
+  it('goes only to workers with an upscaler, whatever model made its source (also when the reconciler queues it)', async () => {
+    const user = await fundedUser(app, 'free', 200);
+    const source = await galleryImage(app, user, smallParams());
+    const created = await app.callerFor(user).generation.upscale({ imageId: source.id, scale: 2 });
+    const claimWith = (loadable: string[]) =>
+      worker().claim({ workerId: `w-${loadable.join('+')}`, engineVersion: 'test', models: { warm: [], loadable } });
+    for (const queuedBy of ['create', 'reconciler'] as const) {
+      if (queuedBy === 'reconciler') {
+        expect(await dequeue(app.deps, created.jobId)).toBe(true);
+        expect(await reconcileOnce(app.deps)).toMatchObject({ requeued: 1 });
+      }
+      // The source's own model is no reason to hand a worker the upscale.
+      expect(await claimWith([smallParams().model, 'sdxl'])).toBeNull();
+      if (queuedBy === 'create') continue;
+      const claimed = await claimWith(['sdxl', UPSCALE_MODEL_ID]);
+      expect(claimed).toMatchObject({ job: { id: created.jobId, kind: 'upscale' } });
+    }
+  });
+
   it('prices by the ESRGAN output, delivers source × scale, and links it to its source', async () => {
     const user = await fundedUser(app, 'free', 200);
     const source = await galleryImage(app, user, smallParams({ seed: 9, width: 512, height: 384 }));

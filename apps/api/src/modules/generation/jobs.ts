@@ -3,6 +3,7 @@ import type { PgUpdateSetSource } from 'drizzle-orm/pg-core';
 import { schema, type Tx } from '@pingvas/db';
 import {
   chargeCredits,
+  dispatchModel,
   FAILURE_MESSAGES,
   MAX_JOB_ATTEMPTS,
   PLANS,
@@ -42,13 +43,16 @@ export async function tierOf(tx: Tx, userId: string): Promise<Tier> {
   return row?.tier ?? 'free';
 }
 
-export function queueEntryFor(job: Pick<JobRow, 'id' | 'userId' | 'queueScore' | 'model'>, tier: Tier): QueueEntry {
+export function queueEntryFor(
+  job: Pick<JobRow, 'id' | 'userId' | 'queueScore' | 'model' | 'kind'>,
+  tier: Tier,
+): QueueEntry {
   return {
     jobId: job.id,
     userId: job.userId,
     score: job.queueScore,
     concurrency: PLANS[tier].concurrentJobs,
-    model: job.model,
+    model: dispatchModel(job),
   };
 }
 

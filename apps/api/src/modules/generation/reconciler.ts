@@ -1,10 +1,9 @@
 import { and, asc, eq, gt, lt, or, sql } from 'drizzle-orm';
 import { schema, withSystem } from '@pingvas/db';
-import { PLANS } from '@pingvas/core';
 import type { BackgroundTask } from '../../infra/loop.js';
 import type { AppDeps } from '../../deps.js';
 import { startLoop } from '../../infra/loop.js';
-import { afterStop, stopRun, type Stopped } from './jobs.js';
+import { afterStop, queueEntryFor, stopRun, type Stopped } from './jobs.js';
 import { requeueMissing, syncRunning, type QueueEntry } from './queue.js';
 
 /**
@@ -88,8 +87,9 @@ async function requeuePending(deps: AppDeps, report: ReconcileReport): Promise<v
         .select({
           id: jobs.id,
           userId: jobs.userId,
-          score: jobs.queueScore,
+          queueScore: jobs.queueScore,
           model: jobs.model,
+          kind: jobs.kind,
           tier: schema.users.tier,
         })
         .from(jobs)
@@ -98,13 +98,7 @@ async function requeuePending(deps: AppDeps, report: ReconcileReport): Promise<v
         .orderBy(asc(jobs.id))
         .limit(BATCH),
     );
-    const entries: QueueEntry[] = rows.map((r) => ({
-      jobId: r.id,
-      userId: r.userId,
-      score: r.score,
-      concurrency: PLANS[r.tier].concurrentJobs,
-      model: r.model,
-    }));
+    const entries: QueueEntry[] = rows.map((row) => queueEntryFor(row, row.tier));
     report.requeued += await requeueMissing(deps, entries);
     if (rows.length < BATCH) return;
     after = rows.at(-1)!.id;
