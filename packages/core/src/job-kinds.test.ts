@@ -411,6 +411,11 @@ describe('engineOutputFiles', () => {
       '/tmp/a.b/out_1.png',
       '/tmp/a.b/out_2.png',
     ]);
-    expect(engineOutputFiles('/tmp/a.b/out', 2)).toEqual(['/tmp/a.b/out_0', '/tmp/a.b/out_1']);
+    // Any other extension (or none) gets .png added, as sd-cli does.
+    expect(engineOutputFiles('/tmp/a.b/out', 2)).toEqual(['/tmp/a.b/out_0.png', '/tmp/a.b/out_1.png']);
+    expect(engineOutputFiles('/j/original', 1)).toEqual(['/j/original.png']);
+    expect(engineOutputFiles('/j/original.tmp', 1)).toEqual(['/j/original.tmp.png']);
+    expect(engineOutputFiles('/j/original.PNG', 1)).toEqual(['/j/original.PNG']);
+    expect(engineOutputFiles('/j/.hidden', 1)).toEqual(['/j/.hidden.png']);
   });
 });

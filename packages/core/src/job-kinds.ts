@@ -267,13 +267,20 @@ export function engineArgs(job: EngineJob, files: EngineFiles): string[] {
   }
 }
 
-/** The files the engine writes for `-o output` and a batch of `count`, in order. */
+/**
+ * The files sd-cli writes for `-o output` and `-b count`: a .png/.jpg/.jpeg/.webp extension is
+ * kept and any other gets `.png` added; with more than one image each gets `_<index>` (from 0)
+ * before the extension, and the plain name is not written.
+ */
 export function engineOutputFiles(output: string, count: number): string[] {
-  if (count <= 1) return [output];
-  const dot = output.lastIndexOf('.');
-  const slash = output.lastIndexOf('/');
-  const [stem, extension] = dot > slash ? [output.slice(0, dot), output.slice(dot)] : [output, ''];
-  return Array.from({ length: count }, (_, i) => `${stem}_${i}${extension}`);
+  const name = output.slice(output.lastIndexOf('/') + 1);
+  const dot = name.lastIndexOf('.');
+  const extension = dot > 0 ? name.slice(dot) : '';
+  const known = /^\.(png|jpe?g|webp)$/i.test(extension);
+  const stem = known ? output.slice(0, -extension.length) : output;
+  const suffix = known ? extension : '.png';
+  if (count <= 1) return [`${stem}${suffix}`];
+  return Array.from({ length: count }, (_, i) => `${stem}_${i}${suffix}`);
 }
 
 /* ---------------------------------------------------------------------------------------------

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { EngineJob, EngineParams } from '@pingvas/core';
 import { groupExists, processesMentioning, referenceEngine } from '../test/reference-engine.js';
 import { REFERENCE_REGISTRY } from '../config.js';
-import { classifyFailure, CliEngine, outputFiles } from './cli-engine.js';
+import { classifyFailure, CliEngine } from './cli-engine.js';
 import type { EngineOutcome, EngineProgress } from './engine.js';
 
 let bin: string;
@@ -289,14 +289,6 @@ describe('CliEngine against the reference engine', () => {
       code: 'ENGINE_ERROR',
       detail: 'engine exited with 1: [ERROR] common.cpp:325  - error: unknown argument: --fa',
     });
-  });
-
-  it('names the output files as sd-cli writes them', () => {
-    expect(outputFiles('/j/original.png', 1)).toEqual(['/j/original.png']);
-    expect(outputFiles('/j/original.PNG', 1)).toEqual(['/j/original.PNG']);
-    expect(outputFiles('/j/original', 1)).toEqual(['/j/original.png']);
-    expect(outputFiles('/j/original.tmp', 1)).toEqual(['/j/original.tmp.png']);
-    expect(outputFiles('/j/batch.png', 3)).toEqual(['/j/batch_0.png', '/j/batch_1.png', '/j/batch_2.png']);
   });
 
   it('treats a file that is not a PNG, or of the wrong size, as bad output', async () => {

@@ -1,6 +1,5 @@
 import { execFile, spawn } from 'node:child_process';
 import { open } from 'node:fs/promises';
-import { extname } from 'node:path';
 import { promisify } from 'node:util';
 import { engineArgs, engineOutputFiles, UPSCALE_MODEL_ID, type EngineJob } from '@pingvas/core';
 import type { ModelRegistry } from '../config.js';
@@ -227,20 +226,6 @@ export function classifyFailure(
   }
   const cause = ERROR_LINE.exec(stderr)?.[0] ?? ERROR_LINE.exec(stdout)?.[0] ?? lastLines(stderr) ?? 'no message';
   return engineFailure('ENGINE_ERROR', `engine exited with ${code}: ${cause}`, engineSeconds);
-}
-
-/**
- * The files sd-cli writes for `-o output` and `-b count`: a .png/.jpg/.jpeg/.webp extension is
- * kept and any other gets `.png` added; with more than one image each gets `_<index>` (from 0)
- * before the extension, and the plain name is not written.
- */
-export function outputFiles(output: string, count: number): string[] {
-  const ext = extname(output);
-  const known = /^\.(png|jpe?g|webp)$/i.test(ext);
-  const stem = known ? output.slice(0, -ext.length) : output;
-  const suffix = known ? ext : '.png';
-  if (count <= 1) return [`${stem}${suffix}`];
-  return Array.from({ length: count }, (_, i) => `${stem}_${i}${suffix}`);
 }
 
 /** Every image of a successful run, checked in index order; the first bad one fails the run. */

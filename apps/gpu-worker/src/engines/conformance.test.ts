@@ -3,9 +3,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { engineOutputFiles } from '@pingvas/core';
 import { REFERENCE_MODEL_FILE, REFERENCE_REGISTRY } from '../config.js';
 import { referenceEngine, runBinary, type EngineExit } from '../test/reference-engine.js';
-import { CliEngine, classifyFailure, outputFiles } from './cli-engine.js';
+import { CliEngine, classifyFailure } from './cli-engine.js';
 import { ProgressParser } from './progress.js';
 
 /**
@@ -293,7 +294,7 @@ const CASES: ConformanceCase[] = [
     exit: 'ok',
     progress: [1, 2, 1, 2],
     stdout: [/ - 2\/2 images saved$/m],
-    files: (p) => ({ exist: outputFiles(p.output, 2), absent: [p.output] }),
+    files: (p) => ({ exist: engineOutputFiles(p.output, 2), absent: [p.output] }),
   },
   {
     name: 'img2img: the init image sets the size, the last floor(steps × strength) + 1 steps run',
@@ -341,7 +342,7 @@ const CASES: ConformanceCase[] = [
     ],
     exit: 'ok',
     progress: [1, 2, 1, 2],
-    files: (p) => ({ exist: outputFiles(p.output, 2), absent: [p.output] }),
+    files: (p) => ({ exist: engineOutputFiles(p.output, 2), absent: [p.output] }),
     size: { width: 96, height: 64 },
   },
   {
