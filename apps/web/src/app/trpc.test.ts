@@ -28,7 +28,15 @@ async function standInApi(closeCode = 1000) {
     origin: `http://127.0.0.1:${(http.address() as AddressInfo).port}`,
     batches,
     sockets: () => sockets,
-    close: () => new Promise((resolve) => (live.close(), http.closeAllConnections(), http.close(resolve))),
+    // Stop listening first (the client keeps reconnecting), then end the open sockets: upgraded
+    // ones are the WebSocket server's, not counted among the HTTP server's connections.
+    close: () =>
+      new Promise((resolve) => {
+        http.close(resolve);
+        for (const socket of live.clients) socket.terminate();
+        live.close();
+        http.closeAllConnections();
+      }),
   };
 }
 
