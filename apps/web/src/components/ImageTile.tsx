@@ -1,4 +1,4 @@
-import type { KeyboardEvent, MouseEvent } from 'react';
+import type { KeyboardEvent, MouseEvent, ReactNode } from 'react';
 import { Link } from 'react-router';
 import { Icon } from './Icon.js';
 
@@ -10,6 +10,33 @@ export interface TileImage {
   height: number;
   starred?: boolean;
   engine?: string;
+}
+
+/** One of a tile's hover actions: out of the Tab order (the tile's own keys reach it), named for its image. */
+function TileAction(props: {
+  onClick: () => void;
+  label: string;
+  title: string;
+  className?: string | undefined;
+  pressed?: boolean;
+  testId?: string;
+  children: ReactNode;
+}) {
+  return (
+    <button
+      type="button"
+      tabIndex={-1}
+      className={props.className ? `tile-action ${props.className}` : 'tile-action'}
+      onClick={props.onClick}
+      aria-label={props.label}
+      aria-pressed={props.pressed}
+      title={props.title}
+      data-testid={props.testId}
+      data-tile-control
+    >
+      {props.children}
+    </button>
+  );
 }
 
 interface ImageTileProps {
@@ -146,74 +173,46 @@ export function ImageTile({
       )}
       <div className="tile-actions">
         {onStar && (
-          <button
-            type="button"
-            tabIndex={-1}
-            className={`tile-action${image.starred ? ' starred' : ''}`}
+          <TileAction
+            className={image.starred ? 'starred' : undefined}
             onClick={onStar}
-            aria-label={name('Star')}
-            aria-pressed={Boolean(image.starred)}
+            label={name('Star')}
+            pressed={Boolean(image.starred)}
             title={image.starred ? 'Unstar' : 'Star'}
-            data-testid="tile-star"
-            data-tile-control
+            testId="tile-star"
           >
             <Icon name="star" filled={image.starred} />
-          </button>
+          </TileAction>
         )}
         {onAddToBoard && (
-          <button
-            type="button"
-            tabIndex={-1}
-            className="tile-action"
+          <TileAction
             onClick={onAddToBoard}
-            aria-label={name('Add to board:')}
+            label={name('Add to board:')}
             title="Add to board"
-            data-testid="tile-add-to-board"
-            data-tile-control
+            testId="tile-add-to-board"
           >
             <Icon name="plus" />
-          </button>
+          </TileAction>
         )}
         {onDownload && (
-          <button
-            type="button"
-            tabIndex={-1}
-            className="tile-action"
-            onClick={onDownload}
-            aria-label={name('Download')}
-            title="Download"
-            data-tile-control
-          >
+          <TileAction onClick={onDownload} label={name('Download')} title="Download">
             <Icon name="download" />
-          </button>
+          </TileAction>
         )}
         {onRemove && (
-          <button
-            type="button"
-            tabIndex={-1}
-            className="tile-action"
+          <TileAction
             onClick={onRemove}
-            aria-label={name('Remove from board:')}
+            label={name('Remove from board:')}
             title="Remove from board"
-            data-testid="tile-remove"
-            data-tile-control
+            testId="tile-remove"
           >
             <Icon name="minus" />
-          </button>
+          </TileAction>
         )}
         {onDelete && (
-          <button
-            type="button"
-            tabIndex={-1}
-            className="tile-action danger"
-            onClick={onDelete}
-            aria-label={name('Delete')}
-            title="Delete"
-            data-testid="tile-delete"
-            data-tile-control
-          >
+          <TileAction className="danger" onClick={onDelete} label={name('Delete')} title="Delete" testId="tile-delete">
             <Icon name="trash" />
-          </button>
+          </TileAction>
         )}
       </div>
       <figcaption className="tile-footer">

@@ -92,6 +92,30 @@ function RatioIcon({ ratio }: { ratio: AspectRatio | 'custom' }) {
   return <span className="ratio-icon" aria-hidden="true" style={{ width: w * scale, height: h * scale }} />;
 }
 
+/** One side of a custom size; an emptied field is NaN, which the form check names, rather than 0. */
+function SideInput(props: { id: string; side: 'width' | 'height'; value: number; onChange: (value: number) => void }) {
+  const label = props.side === 'width' ? 'Width' : 'Height';
+  return (
+    <>
+      <label htmlFor={props.id} className="sr-only">
+        {label}
+      </label>
+      <input
+        id={props.id}
+        data-field={props.side}
+        type="number"
+        inputMode="numeric"
+        min={MIN_SIDE}
+        max={MAX_SIDE}
+        step={SIDE_STEP}
+        value={Number.isNaN(props.value) ? '' : props.value}
+        onChange={(e) => props.onChange(e.target.value === '' ? Number.NaN : Number(e.target.value))}
+        aria-label={label}
+      />
+    </>
+  );
+}
+
 export function StudioPage() {
   const trpc = useTRPC();
   const jobStarted = useJobStarted();
@@ -357,37 +381,9 @@ export function StudioPage() {
           />
           {form.size === 'custom' && (
             <div className="custom-size">
-              <label htmlFor={ids.width} className="sr-only">
-                Width
-              </label>
-              <input
-                id={ids.width}
-                data-field="width"
-                type="number"
-                inputMode="numeric"
-                min={MIN_SIDE}
-                max={MAX_SIDE}
-                step={SIDE_STEP}
-                value={Number.isNaN(form.width) ? '' : form.width}
-                onChange={(e) => update({ width: e.target.value === '' ? Number.NaN : Number(e.target.value) })}
-                aria-label="Width"
-              />
+              <SideInput id={ids.width} side="width" value={form.width} onChange={(width) => update({ width })} />
               <span aria-hidden="true">×</span>
-              <label htmlFor={ids.height} className="sr-only">
-                Height
-              </label>
-              <input
-                id={ids.height}
-                data-field="height"
-                type="number"
-                inputMode="numeric"
-                min={MIN_SIDE}
-                max={MAX_SIDE}
-                step={SIDE_STEP}
-                value={Number.isNaN(form.height) ? '' : form.height}
-                onChange={(e) => update({ height: e.target.value === '' ? Number.NaN : Number(e.target.value) })}
-                aria-label="Height"
-              />
+              <SideInput id={ids.height} side="height" value={form.height} onChange={(height) => update({ height })} />
               <span className="muted small">
                 multiples of {SIDE_STEP}, {MIN_SIDE}–{MAX_SIDE}
               </span>
