@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { MODEL_IDS } from './models.js';
+import { MODEL_IDS, type ModelId } from './models.js';
 import { PLANS, type Tier } from './plans.js';
 import { fieldError } from './field-errors.js';
 
@@ -70,6 +70,34 @@ export const generationParamsSchema = z.object({
 export type GenerationParams = z.infer<typeof generationParamsSchema>;
 
 export const DEFAULT_SAMPLER: Sampler = 'euler_a';
+
+/** The parameters of a job or image as stored: no negative prompt is NULL, model and sampler are text. */
+export interface StoredParams {
+  prompt: string;
+  negativePrompt: string | null;
+  model: string;
+  width: number;
+  height: number;
+  steps: number;
+  cfgScale: number;
+  seed: number;
+  sampler: string;
+}
+
+/** Stored parameters as `generation.create` takes them, seed and sampler resolved (they were checked when stored). */
+export function paramsOf(stored: StoredParams): GenerationParams & { seed: number; sampler: Sampler } {
+  return {
+    prompt: stored.prompt,
+    ...(stored.negativePrompt ? { negativePrompt: stored.negativePrompt } : {}),
+    model: stored.model as ModelId,
+    width: stored.width,
+    height: stored.height,
+    steps: stored.steps,
+    cfgScale: stored.cfgScale,
+    seed: stored.seed,
+    sampler: stored.sampler as Sampler,
+  };
+}
 
 /** The plan-dependent rule the schema cannot know: at most the plan's pixel budget. */
 export function checkPlanLimits(params: Pick<GenerationParams, 'width' | 'height'>, tier: Tier): string | null {

@@ -5,7 +5,9 @@ import {
   encodeKeysetCursor,
   KEYSET_TIME_FORMAT,
   notFound,
+  paramsOf,
   type CreateJobInput,
+  type GenerationParams,
   type JobKind,
   type UpscaleScale,
 } from '@pingvas/core';
@@ -264,19 +266,8 @@ type JobOfImage = Pick<
  * the job's seed + i), one image, and the job's inputs. Null for an upscale, and when an input
  * is gone (its gallery image was deleted): nothing could make it again.
  */
-function createInputOf(image: typeof images.$inferSelect, job: JobOfImage): CreateJobInput | null {
+function createInputOf(params: GenerationParams, job: JobOfImage): CreateJobInput | null {
   if (job.kind === 'upscale') return null;
-  const params = {
-    prompt: image.prompt,
-    ...(image.negativePrompt ? { negativePrompt: image.negativePrompt } : {}),
-    model: image.model as CreateJobInput['model'],
-    width: image.width,
-    height: image.height,
-    steps: image.steps,
-    cfgScale: image.cfgScale,
-    seed: image.seed,
-    sampler: image.sampler as CreateJobInput['sampler'],
-  };
   if (job.kind === 'txt2img') return params;
   const initImage = job.initUploadId
     ? { uploadId: job.initUploadId }
@@ -333,6 +324,7 @@ export async function getImage(deps: AppDeps, userId: string, imageId: string) {
   });
   if (!found) throw notFound('Image');
   const { image, job, onBoards, parent, children } = found;
+  const params = paramsOf(image);
   const [urls, sources, parentThumb, childThumbs] = await Promise.all([
     imageUrls(deps.store, image),
     sourcesOf(deps.store, job),
@@ -360,19 +352,9 @@ export async function getImage(deps: AppDeps, userId: string, imageId: string) {
     starred: image.starred,
     createdAt: image.createdAt,
     /** The generation parameters as `generation.create` takes them (size and seed only; see `createInput`). */
-    params: {
-      prompt: image.prompt,
-      ...(image.negativePrompt ? { negativePrompt: image.negativePrompt } : {}),
-      model: image.model,
-      width: image.width,
-      height: image.height,
-      steps: image.steps,
-      cfgScale: image.cfgScale,
-      seed: image.seed,
-      sampler: image.sampler,
-    },
+    params,
     /** Exactly what `generation.create` takes to make this image again, inputs included. */
-    createInput: createInputOf(image, job),
+    createInput: createInputOf(params, job),
     /** An upscale: what it was made from, and how. */
     upscale:
       job.kind === 'upscale' ? { sourceImageId: job.initImageId, scale: job.upscaleScale as UpscaleScale } : null,

@@ -16,6 +16,7 @@ import {
   queueScore,
   upscalePlan,
   type createJobInputSchema,
+  paramsOf,
   type GenerationParams,
   type JobKind,
   type JobState,
@@ -182,17 +183,7 @@ export async function createUpscaleJob(
     const { delivered } = upscalePlan(source, input.scale);
     return {
       kind: 'upscale',
-      params: {
-        prompt: source.prompt,
-        ...(source.negativePrompt ? { negativePrompt: source.negativePrompt } : {}),
-        model: source.model as GenerationParams['model'],
-        width: delivered.width,
-        height: delivered.height,
-        steps: source.steps,
-        cfgScale: source.cfgScale,
-        seed: source.seed,
-        sampler: source.sampler as GenerationParams['sampler'],
-      },
+      params: paramsOf({ ...source, ...delivered }),
       count: 1,
       strength: null,
       upscaleScale: input.scale,

@@ -1,4 +1,4 @@
-import { eq, sql } from 'drizzle-orm';
+import { and, eq, gt, sql, type SQL } from 'drizzle-orm';
 import type { PgUpdateSetSource } from 'drizzle-orm/pg-core';
 import { schema, type Tx } from '@pingvas/db';
 import {
@@ -32,6 +32,16 @@ export type JobRow = typeof jobs.$inferSelect;
  */
 export const jobVersion = sql<string>`(extract(epoch from ${jobs.updatedAt}) * 1000000)::bigint::text`;
 export const nextVersion = sql`greatest(clock_timestamp(), ${jobs.updatedAt} + interval '1 microsecond')`;
+
+/** The job is running under this lease, and the lease has not run out: what every call after a claim is fenced by. */
+export function leaseHeld(lease: { jobId: string; leaseToken: string }): SQL {
+  return and(
+    eq(jobs.id, lease.jobId),
+    eq(jobs.status, 'in_progress'),
+    eq(jobs.leaseToken, lease.leaseToken),
+    gt(jobs.leaseExpiresAt, sql`now()`),
+  )!;
+}
 
 export async function lockJob(tx: Tx, jobId: string): Promise<JobRow | null> {
   const [row] = await tx.select().from(jobs).where(eq(jobs.id, jobId)).for('update');

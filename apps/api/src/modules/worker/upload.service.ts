@@ -1,4 +1,3 @@
-import { and, eq, gt, sql } from 'drizzle-orm';
 import { schema, withSystem } from '@pingvas/db';
 import {
   DomainError,
@@ -11,6 +10,7 @@ import {
 } from '@pingvas/core';
 import type { AppDeps } from '../../deps.js';
 import { attemptKeys, type ObjectStore } from '../../infra/object-store.js';
+import { leaseHeld } from '../generation/jobs.js';
 import { isWebp, PNG_HEADER_BYTES, pngSize, WEBP_HEADER_BYTES } from './image-headers.js';
 
 /**
@@ -37,14 +37,7 @@ export async function issueUploadUrl(deps: AppDeps, input: UploadUrlInput): Prom
     tx
       .select({ width: jobs.width, height: jobs.height, count: jobs.count, prefix: jobs.attemptPrefix })
       .from(jobs)
-      .where(
-        and(
-          eq(jobs.id, input.jobId),
-          eq(jobs.status, 'in_progress'),
-          eq(jobs.leaseToken, input.leaseToken),
-          gt(jobs.leaseExpiresAt, sql`now()`),
-        ),
-      ),
+      .where(leaseHeld(input)),
   );
   if (!job?.prefix)
     throw new DomainError('LEASE_LOST', 'This job is no longer leased to you; drop it.', { jobId: input.jobId });

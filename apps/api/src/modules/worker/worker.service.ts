@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { and, eq, getTableColumns, gt, sql } from 'drizzle-orm';
+import { and, eq, getTableColumns, sql } from 'drizzle-orm';
 import { schema, withSystem, type Tx } from '@pingvas/db';
 import {
   chargeCredits,
@@ -10,6 +10,7 @@ import {
   type ClaimInput,
   type CompleteInput,
   type CompleteResult,
+  paramsOf,
   type EngineParams,
   type FailInput,
   type FailResult,
@@ -22,7 +23,16 @@ import type { AppDeps } from '../../deps.js';
 import { attemptKeys, newAttemptPrefix } from '../../infra/object-store.js';
 import { capture, getBalance } from '../credits/ledger.js';
 import { busFor, publishJobEvent } from '../generation/bus.js';
-import { afterStop, handBack, jobVersion, lockJob, nextVersion, stopRun, type JobRow } from '../generation/jobs.js';
+import {
+  afterStop,
+  handBack,
+  jobVersion,
+  leaseHeld,
+  lockJob,
+  nextVersion,
+  stopRun,
+  type JobRow,
+} from '../generation/jobs.js';
 import { claimSettled, finishRunning, popEligible, recordDuration, workerSeen } from '../generation/queue.js';
 import { observeJobCompleted } from '../metrics/metrics.js';
 import { webpSize } from './image-headers.js';
@@ -43,17 +53,11 @@ function leaseLost(jobId: string): DomainError<'LEASE_LOST'> {
 /** What the engine runs with; an upscale runs on its source, so its params carry the source's size. */
 function engineParams(job: JobRow): EngineParams {
   const upscaled = job.kind === 'upscale';
-  return {
-    prompt: job.prompt,
-    ...(job.negativePrompt ? { negativePrompt: job.negativePrompt } : {}),
-    model: job.model as EngineParams['model'],
+  return paramsOf({
+    ...job,
     width: upscaled ? job.initWidth! : job.width,
     height: upscaled ? job.initHeight! : job.height,
-    steps: job.steps,
-    cfgScale: job.cfgScale,
-    seed: job.seed,
-    sampler: job.sampler as EngineParams['sampler'],
-  };
+  });
 }
 
 /** The run's deadline from the job's own hold (core jobDeadline), stored on the row it was claimed with. */
@@ -226,14 +230,7 @@ export async function heartbeat(deps: AppDeps, input: HeartbeatInput): Promise<H
         loadingModel: input.progress ? false : input.loadingModel,
         updatedAt: nextVersion,
       })
-      .where(
-        and(
-          eq(jobs.id, input.jobId),
-          eq(jobs.status, 'in_progress'),
-          eq(jobs.leaseToken, input.leaseToken),
-          gt(jobs.leaseExpiresAt, sql`now()`),
-        ),
-      )
+      .where(leaseHeld(input))
       .returning({
         cancel: jobs.cancelRequested,
         leaseExpiresAt: jobs.leaseExpiresAt,
