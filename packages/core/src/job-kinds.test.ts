@@ -63,6 +63,8 @@ describe('createJobInputSchema', () => {
     [{ count: 0 }, 'count: count must be at least 1'],
     [{ count: 1.5 }, 'count: count must be a whole number'],
     [{ mask: { uploadId: UPLOAD } }, 'mask: mask needs an initImage to paint over'],
+    [{ seed: 4294967295, count: 2 }, 'seed: seed must be at most 4294967294 for a batch of 2 (image i uses seed + i)'],
+    [{ seed: 4294967293, count: 4 }, 'seed: seed must be at most 4294967292 for a batch of 4 (image i uses seed + i)'],
     [{ initImage: {} }, 'initImage: initImage must be { uploadId } or { imageId }, exactly one'],
     [
       { initImage: { uploadId: UPLOAD, imageId: IMAGE } },
@@ -78,6 +80,11 @@ describe('createJobInputSchema', () => {
 
   it('keeps the txt2img fields and their messages', () => {
     expect(messages(createJobInputSchema, { ...base, steps: 151 })).toEqual(['steps: steps must be at most 150']);
+  });
+
+  it('takes the largest seed that leaves room for every image of the batch', () => {
+    expect(messages(createJobInputSchema, { ...base, seed: 4294967292, count: 4 })).toEqual([]);
+    expect(messages(createJobInputSchema, { ...base, seed: 4294967295 })).toEqual([]);
   });
 });
 

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { estimateCredits } from './credits.js';
 import { fieldError } from './field-errors.js';
-import { generationParamsSchema } from './generation.js';
+import { generationParamsSchema, MAX_SEED } from './generation.js';
 import type { EngineParams } from './worker-protocol.js';
 
 /**
@@ -87,6 +87,16 @@ export const createJobInputSchema = generationParamsSchema
     mask: maskSchema.optional(),
   })
   .superRefine((input, ctx) => {
+    // Image i of a batch is made with seed + i, and every image's seed must stay a valid seed
+    // (its "use these settings" would otherwise be refused).
+    const count = input.count ?? 1;
+    if (input.seed !== undefined && input.seed + count - 1 > MAX_SEED) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['seed'],
+        message: `seed must be at most ${MAX_SEED - count + 1} for a batch of ${count} (image i uses seed + i)`,
+      });
+    }
     if (input.initImage) return;
     if (input.mask) ctx.addIssue({ code: 'custom', path: ['mask'], message: 'mask needs an initImage to paint over' });
     if (input.strength !== undefined) {
