@@ -119,13 +119,15 @@ static void step_progress(int step, int steps, double secs) {
     fflush(stdout);
 }
 
-/* byte progress while loading weights: "\r  |#####      | 565/1130 - 2345.67MB/s\x1b[K" */
+/* byte progress while loading weights: "\r  |#####      | 565/1130 - 2.29GB/s\x1b[K"; as sd.cpp's
+ * pretty_bytes_progress, GB/s from 1024 MB/s up, MB/s below */
 static void bytes_progress(int done, int total, double mb_per_s) {
     char bar[51];
     int cur = (int)((float)done * 50.0f / (float)total);
     for (int i = 0; i < 50; i++) bar[i] = i < cur ? '#' : ' ';
     bar[50] = 0;
-    printf("\r  |%s| %d/%d - %.2fMB/s\x1b[K", bar, done, total, mb_per_s);
+    if (mb_per_s >= 1024.0) printf("\r  |%s| %d/%d - %.2fGB/s\x1b[K", bar, done, total, mb_per_s / 1024.0);
+    else printf("\r  |%s| %d/%d - %.2fMB/s\x1b[K", bar, done, total, mb_per_s);
     if (done == total) printf("\n");
     fflush(stdout);
 }

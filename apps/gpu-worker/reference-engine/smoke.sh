@@ -100,7 +100,7 @@ for (const raw of text.split(/[\r\n]/)) {
   if (line.includes('generating image: ')) phase = true;
   if (line.includes('sampling completed')) phase = false;
   const m = line.match(re);
-  if (line.includes('MB/s')) { loadBars++; if (m) process.exit(3); }
+  if (/[MG]B\/s/.test(line)) { loadBars++; if (m) process.exit(3); }
   if (!m) continue;
   if (phase) steps.push(+m[1]); else otherBars++;
 }

@@ -9,6 +9,7 @@ import sharp, { type Sharp } from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { REFERENCE_MODEL_FILE } from '../config.js';
 import { referenceEngine, runBinary } from '../test/reference-engine.js';
+import { ProgressParser } from './progress.js';
 
 /** The progress regex of docs/engine.md, applied as it tells the worker to. */
 const BAR = /(\d+)\/(\d+) - ([\d.]+)(s\/it|it\/s)/;
@@ -220,6 +221,32 @@ describe('reference engine', () => {
       const secondsPerStep = unit === 's/it' ? Number(rate) : 1 / Number(rate);
       expect(secondsPerStep).toBeGreaterThanOrEqual(0.14);
     }
+  });
+
+  it('REFENGINE_LOAD_MS is the model load: a # bar in bytes per second before any step, which is no denoising progress', async () => {
+    const result = await generate(['-p', 'a slow load', '-W', '64', '-H', '64', '--steps', '3'], {
+      REFENGINE_LOAD_MS: '600',
+    });
+    expect(result.code).toBe(0);
+    const loadStart = result.stdout.indexOf('loading model from');
+    const loadEnd = result.stdout.indexOf('loading model completed');
+    expect(loadStart).toBeGreaterThan(-1);
+    expect(loadEnd).toBeGreaterThan(loadStart);
+    expect(loadEnd).toBeLessThan(result.stdout.indexOf('generating image:'));
+    const loadBars = result.stdout
+      .slice(loadStart, loadEnd)
+      .split(/[\r\n]/)
+      .map((s) => s.replace(/\x1b\[K/g, '').trim())
+      .filter((s) => s.startsWith('|'));
+    // sd.cpp's pretty_bytes_progress: `#` columns, tensors done/total, GB/s from 1024 MB/s up, else MB/s.
+    expect(loadBars.length).toBeGreaterThan(1);
+    for (const bar of loadBars) expect(bar).toMatch(/^\|[# ]{50}\| \d+\/\d+ - [\d.]+[MG]B\/s$/);
+    expect(loadBars.at(-1)).toMatch(/^\|#{50}\| (\d+)\/\1 - /);
+    // The loading takes at least what the setting asks (a sleep), and says so.
+    const [, tensors] = / - loading tensors completed, taking ([\d.]+)s$/m.exec(result.stdout)!;
+    expect(Number(tensors)).toBeGreaterThanOrEqual(0.59);
+    // The worker's parser sees the three denoising steps only.
+    expect(new ProgressParser().push(result.stdout).map((p) => p.step)).toEqual([1, 2, 3]);
   });
 
   it('REFENGINE_OOM_AT_STEP prints the CUDA out-of-memory messages at that step and exits 1', async () => {

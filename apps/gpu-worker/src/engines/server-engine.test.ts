@@ -278,6 +278,27 @@ describe('ServerEngine against the reference sd-server', () => {
     expect((await run(roomy, params({ model: 'sdxl', steps: 2 }))).loading).toBe(false);
   });
 
+  it('evicts the least recently used model, not the first loaded, when a third does not fit', async () => {
+    // Three models of 2500 MB in 5000 MB: two stay warm. The registry is the worker's own, so a
+    // third id is as good as the product's two (the core type only knows those).
+    const models: ModelRegistry = { ...registry(), extra: { ...registry().sd15!, memoryMb: 2500 } };
+    models.sdxl = { ...models.sdxl!, memoryMb: 2500 };
+    const e = engine({}, { gpuMemoryMb: 5000, models });
+    const use = async (model: string) =>
+      (await run(e, params({ model: model as EngineParams['model'], steps: 1 }))).loading;
+    expect(await use('sdxl')).toBe(true);
+    expect(await use('sd15')).toBe(true);
+    // sdxl, loaded first, is used again: sd15 is now the least recently used.
+    expect(await use('sdxl')).toBe(false);
+    expect(await use('extra')).toBe(true);
+    expect(e.models().warm.sort()).toEqual(['extra', 'sdxl']);
+    expect(e.processGroups()).toHaveLength(2);
+    expect(await use('sdxl')).toBe(false);
+    // And now extra is the older of the two: sd15 coming back unloads it.
+    expect(await use('sd15')).toBe(true);
+    expect(e.models().warm.sort()).toEqual(['sd15', 'sdxl']);
+  });
+
   it('a model larger than the GPU budget is not loadable; a job for it fails, starting nothing', async () => {
     const e = engine({}, { gpuMemoryMb: 4000 });
     expect(e.models().loadable).toEqual(['sd15']);
