@@ -57,13 +57,19 @@ function engine(
 async function run(
   e: CliEngine,
   p: EngineParams,
-  extra: { signal?: AbortSignal; timeoutMs?: number; onProgress?: (p: EngineProgress) => void } = {},
+  extra: {
+    signal?: AbortSignal;
+    timeoutMs?: number;
+    onProgress?: (p: EngineProgress) => void;
+    onModelLoading?: () => void;
+  } = {},
 ): Promise<{ outcome: EngineOutcome; path: string }> {
   const path = output();
   const outcome = await e.run(txt2img(p), files(path), {
     timeoutMs: extra.timeoutMs ?? 30_000,
     signal: extra.signal,
     onProgress: extra.onProgress,
+    onModelLoading: extra.onModelLoading,
   });
   return { outcome, path };
 }
@@ -136,6 +142,15 @@ describe('CliEngine against the reference engine', () => {
     expect(new Set(steps).size).toBe(steps.length);
     expect(events.at(-1)).toMatchObject({ percent: 100, step: 12, totalSteps: 12 });
     expect(events.every((e) => e.totalSteps === 12 && e.secondsPerStep! > 0)).toBe(true);
+  });
+
+  it('says the model is loading once, before the first step (sd-cli loads its weights on every run)', async () => {
+    const events: string[] = [];
+    await run(engine({ REFENGINE_LOAD_MS: '200' }, { progressIntervalMs: 0 }), params({ steps: 3 }), {
+      onModelLoading: () => events.push('loading'),
+      onProgress: (p) => events.push(`step ${p.step}`),
+    });
+    expect(events).toEqual(['loading', 'step 1', 'step 2', 'step 3']);
   });
 
   it('passes every step on when they are slower than the throttle', async () => {

@@ -113,6 +113,8 @@ export class CliEngine implements Engine {
       const child = spawn(this.options.bin, args, { detached: true, stdio: ['ignore', 'pipe', 'pipe'], env });
       const pgid = child.pid;
       if (pgid !== undefined) trackGroup(pgid);
+      // Every sd-cli run loads its weights before the first step: the user sees that wait as such.
+      if (pgid !== undefined) options.onModelLoading?.();
       const seconds = () => ((exitedAt ?? performance.now()) - startedAt) / 1000;
 
       const stop = (why: 'timeout' | 'abort') => {

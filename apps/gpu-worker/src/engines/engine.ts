@@ -25,7 +25,7 @@ export interface EngineRunOptions {
   signal?: AbortSignal;
   timeoutMs: number;
   onProgress?: (progress: EngineProgress) => void;
-  /** The job waits for its model to load (a server engine whose model was not warm). */
+  /** The job waits for its model to load (every CLI run; a server engine whose model was not warm). */
   onModelLoading?: () => void;
 }
 
