@@ -45,6 +45,8 @@ it('a short fixed-seed chaos run loses nothing, charges nothing twice and leaves
 
   const line = FINAL_LINE.exec(output);
   expect(line, output).not.toBeNull();
+  // The run's figures (the table and the final line) belong in the test command's output too.
+  console.log(output.slice(Math.max(0, output.indexOf('\nchaos run:'))).trim());
   const [, jobs, faults, lost, doubleCharged, stuck, orphans] = line!.map(Number);
   expect({ lost, doubleCharged, stuck, orphans }, output).toEqual({ lost: 0, doubleCharged: 0, stuck: 0, orphans: 0 });
   // A busy machine slows the stream; the run must still have created jobs and met every fault kind.
