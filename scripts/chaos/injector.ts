@@ -44,10 +44,14 @@ export class Injector {
       if (this.stopped) return;
       this.timer = setTimeout(
         () => {
+          const firstRound = this.firstRound.length > 0;
           const kind = this.firstRound.shift() ?? this.random.pick(FAULT_KINDS);
-          const healed = this.inject(kind).catch((err: unknown) =>
-            console.error(`chaos: ${kind} failed: ${(err as Error).message}`),
-          );
+          const healed = this.inject(kind)
+            .then((injected) => {
+              // A first-round kind that had to wait (no second API alive, no worker to stop) comes again.
+              if (!injected && firstRound) this.firstRound.push(kind);
+            })
+            .catch((err: unknown) => console.error(`chaos: ${kind} failed: ${(err as Error).message}`));
           this.healing.add(healed);
           void healed.finally(() => this.healing.delete(healed));
           next();
@@ -70,43 +74,44 @@ export class Injector {
     return new Promise((resolve) => setTimeout(resolve, ms));
   }
 
-  private async inject(kind: InjectedFault): Promise<void> {
+  /** Injects one fault and waits until it healed; false when the moment did not allow it (nothing injected). */
+  private async inject(kind: InjectedFault): Promise<boolean> {
     const { cluster, random } = this;
     switch (kind) {
       case 'kill-api': {
         // Never all at once: with one API left alive the fault waits for a later turn.
         const live = cluster.liveApis();
-        if (live.length < Math.min(2, cluster.apis.length)) return;
+        if (live.length < Math.min(2, cluster.apis.length)) return false;
         const api = random.pick(live);
         this.counts[kind] += 1;
         await cluster.kill(api);
         await this.sleep(random.int(200, 1500));
         await cluster.startApi(api);
-        return;
+        return true;
       }
       case 'kill-worker': {
         const worker = random.pick(cluster.workers.filter((w) => !w.stopped));
-        if (!worker) return;
+        if (!worker) return false;
         this.counts[kind] += 1;
         await cluster.kill(worker);
         cluster.startWorker(worker);
-        return;
+        return true;
       }
       case 'stop-worker': {
         // A zombie: it sleeps past its lease, wakes up and tries to finish a run that is no longer its own.
         const worker = random.pick(cluster.workers);
-        if (!worker || !cluster.pause(worker)) return;
+        if (!worker || !cluster.pause(worker)) return false;
         this.counts[kind] += 1;
         await this.sleep(cluster.options.leaseSeconds * 1000 + random.int(1000, 3000));
         cluster.resume(worker);
-        return;
+        return true;
       }
       case 'restart-redis': {
         this.counts[kind] += 1;
         await cluster.redis.kill();
         await this.sleep(random.int(100, 1000));
         await cluster.redis.start();
-        return;
+        return true;
       }
       case 'pg-terminate': {
         this.counts[kind] += 1;
@@ -114,15 +119,15 @@ export class Injector {
         await this.admin`
           select pg_terminate_backend(pid) from pg_stat_activity
           where datname = current_database() and pid <> pg_backend_pid()`;
-        return;
+        return true;
       }
       case 'slow-s3': {
-        if (cluster.proxy.delayMs > 0) return;
+        if (cluster.proxy.delayMs > 0) return false;
         this.counts[kind] += 1;
         cluster.proxy.delayMs = random.int(200, 1500);
         await this.sleep(random.int(3000, 8000));
         cluster.proxy.delayMs = 0;
-        return;
+        return true;
       }
     }
   }

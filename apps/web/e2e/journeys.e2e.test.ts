@@ -168,6 +168,12 @@ describe('the studio in a browser', () => {
     await tile.waitFor();
     expect(await tile.textContent()).toContain('reference engine — no model');
     await tile.hover();
+    // The hover caption (the prompt) sits above the engine label, never drawn over it, and the label stays shown.
+    const caption = (await tile.locator('.tile-caption').boundingBox())!;
+    const label = tile.locator('.engine-label');
+    const labelBox = (await label.boundingBox())!;
+    expect(caption.y + caption.height).toBeLessThanOrEqual(labelBox.y);
+    expect(await label.evaluate((element) => getComputedStyle(element).opacity)).toBe('1');
     await shot('07-gallery');
     await expectAccessible(page, 'gallery, tile hovered');
     await tile.getByTestId('tile-add-to-board').click();
