@@ -262,7 +262,7 @@ describe('sessions', () => {
 });
 
 describe('user.me banner', () => {
-  it('shows the payments module’s banner with the newest subscription’s update-payment URL', async () => {
+  it('shows the payments module’s banner, its action our billing page (never a stored provider link, which expires)', async () => {
     const token = sessionFrom(await devLogin('banner@example.test'));
     const me = (await trpc('user.me', 'query', withCookie(token))).data;
     const setBanner = (reason: string | null) =>
