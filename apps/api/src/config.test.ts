@@ -28,7 +28,17 @@ const INSECURE: [string, Record<string, string>, RegExp][] = [
     { SESSION_SECRET: 's'.repeat(31) },
     /^config: SESSION_SECRET must be at least 32 characters$/,
   ],
+  [
+    'SESSION_SECRET set to the repository secret',
+    { SESSION_SECRET: 'dev-only-session-secret-change-me-0123456789' },
+    /^config: SESSION_SECRET is the development value from the repository$/,
+  ],
   ['WORKER_TOKEN unset (the repository token)', { WORKER_TOKEN: '' }, /^config: WORKER_TOKEN is unset: /],
+  [
+    'WORKER_TOKEN set to the repository token',
+    { WORKER_TOKEN: DEV_WORKER_TOKEN },
+    /^config: WORKER_TOKEN is the development value from the repository$/,
+  ],
   ['a short WORKER_TOKEN', { WORKER_TOKEN: 'w'.repeat(31) }, /^config: WORKER_TOKEN must be at least 32 characters$/],
   [
     'no Google (the dev sign-in)',
@@ -44,6 +54,11 @@ const INSECURE: [string, Record<string, string>, RegExp][] = [
     'no webhook secret (the repository secret)',
     { LEMONSQUEEZY_WEBHOOK_SECRET: '' },
     /^config: LEMONSQUEEZY_WEBHOOK_SECRET is required /,
+  ],
+  [
+    'the webhook secret set to the repository secret',
+    { LEMONSQUEEZY_WEBHOOK_SECRET: 'dev-only-lemonsqueezy-webhook-secret' },
+    /^config: LEMONSQUEEZY_WEBHOOK_SECRET is the development value from the repository$/,
   ],
   ['METRICS_TOKEN unset (open metrics)', { METRICS_TOKEN: '' }, /^config: METRICS_TOKEN is unset: /],
   ['no S3_ENDPOINT (the embedded server)', { S3_ENDPOINT: '' }, /^config: S3_ENDPOINT is unset: /],
@@ -100,7 +115,7 @@ describe('API config', () => {
     ]) {
       const lines = refusal(env);
       expect(lines, JSON.stringify(env)).toHaveLength(7);
-      for (const [, , line] of INSECURE.filter(([name]) => !/short|webhook/.test(name))) {
+      for (const [, , line] of INSECURE.filter(([name]) => !/short|webhook|set to/.test(name))) {
         expect(lines, String(line)).toContainEqual(expect.stringMatching(line));
       }
     }

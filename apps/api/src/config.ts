@@ -206,13 +206,22 @@ const LEMONSQUEEZY_SETTINGS = [
  */
 function insecureSettings(e: z.infer<typeof apiEnvSchema>): string[] {
   const lines: string[] = [];
-  const secret = (name: 'SESSION_SECRET' | 'WORKER_TOKEN', unsetMeans: string) => {
+  const secret = (name: 'SESSION_SECRET' | 'WORKER_TOKEN', repositoryValue: string, unsetMeans: string) => {
     const value = e[name];
     if (!value) lines.push(`${name} is unset: ${unsetMeans}`);
+    else if (value === repositoryValue) lines.push(`${name} is the development value from the repository`);
     else if (value.length < MIN_SECRET_LENGTH) lines.push(`${name} must be at least ${MIN_SECRET_LENGTH} characters`);
   };
-  secret('SESSION_SECRET', 'sessions would be signed with the development secret from the repository');
-  secret('WORKER_TOKEN', '/internal/trpc would accept the development worker token from the repository');
+  secret(
+    'SESSION_SECRET',
+    DEV_SESSION_SECRET,
+    'sessions would be signed with the development secret from the repository',
+  );
+  secret(
+    'WORKER_TOKEN',
+    DEV_WORKER_TOKEN,
+    '/internal/trpc would accept the development worker token from the repository',
+  );
   if (!e.GOOGLE_CLIENT_ID || !e.GOOGLE_CLIENT_SECRET) {
     lines.push(
       'GOOGLE_CLIENT_ID/GOOGLE_CLIENT_SECRET are unset: ' +
@@ -224,6 +233,9 @@ function insecureSettings(e: z.infer<typeof apiEnvSchema>): string[] {
   } else {
     for (const name of LEMONSQUEEZY_SETTINGS) {
       if (!e[name]) lines.push(`${name} is required when LEMONSQUEEZY_API_KEY is set`);
+    }
+    if (e.LEMONSQUEEZY_WEBHOOK_SECRET === DEV_LEMONSQUEEZY_WEBHOOK_SECRET) {
+      lines.push('LEMONSQUEEZY_WEBHOOK_SECRET is the development value from the repository');
     }
   }
   if (!e.METRICS_TOKEN) lines.push('METRICS_TOKEN is unset: /metrics would be open to anyone');

@@ -267,6 +267,11 @@ describe('worker config', () => {
         { WORKER_TOKEN: 'w'.repeat(31) },
         /^config: WORKER_TOKEN must be at least 32 characters$/,
       ],
+      [
+        'WORKER_TOKEN set to the repository token',
+        { WORKER_TOKEN: DEV_WORKER_TOKEN },
+        /^config: WORKER_TOKEN is the development value from the repository$/,
+      ],
       ['ENGINE_MODELS unset (the reference engine)', { ENGINE_MODELS: '' }, /^config: ENGINE_MODELS is unset: /],
     ])('%s → exit 1 with its line', async (_name, env, line) => {
       const worker = spawnWorker({ ...production, ...env });

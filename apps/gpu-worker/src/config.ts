@@ -209,6 +209,8 @@ function insecureSettings(e: z.infer<typeof workerEnvSchema>): string[] {
   const lines: string[] = [];
   if (!e.WORKER_TOKEN) {
     lines.push('WORKER_TOKEN is unset: the worker would present the development token from the repository');
+  } else if (e.WORKER_TOKEN === DEV_WORKER_TOKEN) {
+    lines.push('WORKER_TOKEN is the development value from the repository');
   } else if (e.WORKER_TOKEN.length < MIN_SECRET_LENGTH) {
     lines.push(`WORKER_TOKEN must be at least ${MIN_SECRET_LENGTH} characters`);
   }

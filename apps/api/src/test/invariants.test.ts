@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { withSystem } from '@pingvas/db';
 import { grant, hold, release } from '../modules/credits/ledger.js';
+import { fundedUser, smallParams } from './factories.js';
 import { createTestApp, type TestApp } from './harness.js';
 import { expectLedgerInvariants } from './invariants.js';
 
@@ -59,5 +60,34 @@ describe('ledger invariants', () => {
       select user_id, 'release', idempotency_key || ':again', 0, 0, 0, balance_after, hold_id
       from credit_transactions where user_id = ${userId} and type = 'release'`;
     await expect(expectLedgerInvariants(admin, { userId })).rejects.toThrow(/each hold has one hold entry/);
+  });
+
+  it('catch a live job whose hold was closed under it (what settling leftover jobs first would hide)', async () => {
+    const user = await fundedUser(app, 'free', 100);
+    const { jobId } = await app.callerFor(user).generation.create(smallParams());
+    const admin = app.database.admin;
+    await expectLedgerInvariants(admin, { userId: user.id });
+    const [job] = await admin`select hold_id from generation_jobs where id = ${jobId}`;
+    await withSystem(app.deps.db, (tx) => release(tx, { userId: user.id, holdId: job!.hold_id as string }));
+    await expect(expectLedgerInvariants(admin, { userId: user.id })).rejects.toThrow(
+      /a job holds its credits exactly while it is live/,
+    );
+    await admin`update generation_jobs set status = 'cancelled', charged_credits = 0 where id = ${jobId}`;
+    await expectLedgerInvariants(admin, { userId: user.id });
+  });
+
+  it("catch a finished job whose charged_credits differ from its hold's captured amount", async () => {
+    const user = await fundedUser(app, 'free', 100);
+    const { jobId } = await app.callerFor(user).generation.create(smallParams());
+    const admin = app.database.admin;
+    const [job] = await admin`select hold_id from generation_jobs where id = ${jobId}`;
+    await withSystem(app.deps.db, (tx) => release(tx, { userId: user.id, holdId: job!.hold_id as string }));
+    // Released (captured 0) but the job says it charged 7.
+    await admin`update generation_jobs set status = 'cancelled', charged_credits = 7 where id = ${jobId}`;
+    await expect(expectLedgerInvariants(admin, { userId: user.id })).rejects.toThrow(
+      /each finished job's charge equals its hold's captured amount/,
+    );
+    await admin`update generation_jobs set charged_credits = 0 where id = ${jobId}`;
+    await expectLedgerInvariants(admin, { userId: user.id });
   });
 });

@@ -41,7 +41,7 @@ function sameSecret(a: string, b: string): boolean {
 export async function authRoutes(app: FastifyInstance, deps: AppDeps): Promise<void> {
   const { config, db, logger } = deps;
   const google = config.googleEnabled ? createGoogleSignIn(config) : null;
-  const devLoginEnabled = !config.googleEnabled && config.NODE_ENV !== 'production';
+  const devLoginEnabled = !config.googleEnabled && config.development;
   const publicUrl = config.PUBLIC_URL.replace(/\/+$/, '');
   const oauthCookie = { httpOnly: true, sameSite: 'lax', secure: isSecureOrigin(config), path: OAUTH_PATH } as const;
 

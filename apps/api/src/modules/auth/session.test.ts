@@ -100,17 +100,19 @@ describe('dev sign-in', () => {
     expect(res.cookies).toHaveLength(0);
   });
 
-  it('does not exist in production (404)', async () => {
-    const production = await buildServer({ ...app.deps, config: { ...app.config, NODE_ENV: 'production' } });
-    try {
-      const res = await devLogin('prod@example.test', production);
-      expect(res.statusCode).toBe(404);
-      expect((await production.inject({ method: 'GET', url: '/api/v1/auth/config' })).json()).toEqual({
-        google: false,
-        devLogin: false,
-      });
-    } finally {
-      await production.close();
+  it('does not exist in production, nor with NODE_ENV=development on a public address (404)', async () => {
+    for (const NODE_ENV of ['production', 'development'] as const) {
+      const production = await buildServer({ ...app.deps, config: { ...app.config, NODE_ENV, development: false } });
+      try {
+        const res = await devLogin('prod@example.test', production);
+        expect(res.statusCode, NODE_ENV).toBe(404);
+        expect((await production.inject({ method: 'GET', url: '/api/v1/auth/config' })).json()).toEqual({
+          google: false,
+          devLogin: false,
+        });
+      } finally {
+        await production.close();
+      }
     }
     const rows = await app.database.admin`select 1 from users where email = 'prod@example.test'`;
     expect(rows).toHaveLength(0);
@@ -260,7 +262,7 @@ describe('sessions', () => {
 });
 
 describe('user.me banner', () => {
-  it('shows the payments module’s banner with the newest subscription’s update-payment URL', async () => {
+  it('shows the payments module’s banner, its action our billing page (never a stored provider link, which expires)', async () => {
     const token = sessionFrom(await devLogin('banner@example.test'));
     const me = (await trpc('user.me', 'query', withCookie(token))).data;
     const setBanner = (reason: string | null) =>

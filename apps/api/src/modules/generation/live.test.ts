@@ -36,6 +36,8 @@ afterAll(async () => {
 });
 afterEach(async () => {
   for (const c of clients.splice(0)) c.close();
+  // Checked while leftover jobs are live too: settling first would hide a live job that lost its hold.
+  await expectLedgerInvariants(app.database.admin);
   await settleAll(app);
   await expectLedgerInvariants(app.database.admin);
 });

@@ -33,6 +33,8 @@ afterAll(async () => {
 });
 afterEach(async () => {
   await redis.start();
+  // Checked while leftover jobs are live too: settling first would hide a live job that lost its hold.
+  await expectLedgerInvariants(app.database.admin);
   await settleAll(app);
   await expectLedgerInvariants(app.database.admin);
 });

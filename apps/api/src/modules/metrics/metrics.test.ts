@@ -28,6 +28,8 @@ afterAll(async () => {
   await app.close();
 });
 afterEach(async () => {
+  // Checked while leftover jobs are live too: settling first would hide a live job that lost its hold.
+  await expectLedgerInvariants(app.database.admin);
   await settleAll(app);
   await expectLedgerInvariants(app.database.admin);
 });

@@ -263,13 +263,27 @@ describe('test mode', () => {
       custom: { user_id: c.user.id },
       meta: { test_mode: true },
     });
-    const production = { ...h.app.deps, config: { ...h.app.deps.config, NODE_ENV: 'production' as const } };
-    const refused = await receiveLemonSqueezyWebhook(
-      production,
-      Buffer.from(body),
-      signLemonSqueezyBody(WEBHOOK_SECRET, body),
-    );
-    expect(refused).toMatchObject({ status: 200, body: { outcome: 'ignored' } });
+    const production = {
+      ...h.app.deps,
+      config: { ...h.app.deps.config, NODE_ENV: 'production' as const, development: false },
+    };
+    // NODE_ENV=development on a public PUBLIC_URL is not development either (see config.ts).
+    const developmentOnAPublicAddress = {
+      ...h.app.deps,
+      config: { ...h.app.deps.config, NODE_ENV: 'development' as const, development: false },
+    };
+    for (const [deps, copy] of [
+      [production, body],
+      [developmentOnAPublicAddress, body.replace(/"webhook_id":"[^"]*"/, '"webhook_id":"public-development"')],
+    ] as const) {
+      // Another webhook id: other bytes, so each copy is judged, not answered as a duplicate.
+      const refused = await receiveLemonSqueezyWebhook(
+        deps,
+        Buffer.from(copy),
+        signLemonSqueezyBody(WEBHOOK_SECRET, copy),
+      );
+      expect(refused).toMatchObject({ status: 200, body: { outcome: 'ignored' } });
+    }
     expect((await c.state()).user.tier).toBe('free');
     expect((await c.state()).subscriptions).toEqual([]);
 

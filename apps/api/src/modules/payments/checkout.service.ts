@@ -37,7 +37,7 @@ export async function startCheckout(
       ? { user_id: user.id, kind: 'subscription', tier: product.tier }
       : { user_id: user.id, kind: 'credits', pack: String(product.pack) };
   if (!deps.config.lemonSqueezyEnabled) {
-    if (deps.config.NODE_ENV === 'production') {
+    if (!deps.config.development) {
       throw new DomainError('PROVIDER_UNAVAILABLE', 'Payments are not set up on this server yet.', {
         provider: 'lemonsqueezy',
       });

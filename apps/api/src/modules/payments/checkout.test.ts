@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TRPCError } from '@trpc/server';
 import { signSession } from '../auth/session.js';
+import { startCheckout } from './checkout.service.js';
 import {
   counts,
   customer,
@@ -48,6 +49,25 @@ describe('checkouts against the provider', () => {
       custom: { user_id: user.id, kind: 'subscription', tier: 'pro' },
       redirectUrl: 'http://studio.localhost/billing?paid=1',
     });
+  });
+
+  it('asks for a test-mode checkout only in explicit development or a staging deployment (LEMONSQUEEZY_ACCEPT_TEST_MODE)', async () => {
+    const user = await h.app.createUser();
+    const base = h.app.deps.config;
+    for (const [config, testMode] of [
+      [{ ...base, NODE_ENV: 'production' as const, development: false }, false],
+      // NODE_ENV=development on a public PUBLIC_URL is production too.
+      [{ ...base, NODE_ENV: 'development' as const, development: false }, false],
+      [{ ...base, NODE_ENV: 'production' as const, development: false, LEMONSQUEEZY_ACCEPT_TEST_MODE: true }, true],
+    ] as const) {
+      await startCheckout(
+        { ...h.app.deps, config },
+        user,
+        { kind: 'credits', pack: 1000 },
+        'https://studio.example.com',
+      );
+      expect(h.fake.checkouts.at(-1), JSON.stringify(config.NODE_ENV)).toMatchObject({ testMode });
+    }
   });
 
   it('createCreditCheckout names the pack variant and the pack in custom', async () => {

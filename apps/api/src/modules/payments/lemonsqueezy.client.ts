@@ -109,7 +109,8 @@ export async function createLemonSqueezyCheckout(
       attributes: {
         checkout_data: { email: input.email, custom: input.custom },
         product_options: { redirect_url: input.redirectUrl },
-        test_mode: config.NODE_ENV !== 'production',
+        // Explicit development, or a staging deployment that takes test-mode payments; never production.
+        test_mode: config.development || config.LEMONSQUEEZY_ACCEPT_TEST_MODE,
       },
       relationships: {
         store: { data: { type: 'stores', id: String(config.LEMONSQUEEZY_STORE_ID) } },

@@ -555,7 +555,15 @@ function perturb(bursts: Action[][], rng: () => number): Action[] {
   return [...out, ...late];
 }
 
+/**
+ * The bytes the provider sends: its habits as in fixtures/*.json — an order not refunded says
+ * `"refunded": null` (the provider's own example), and `/` is escaped as PHP's JSON encoder does.
+ */
 function bodyOf(event: WebhookEvent & { webhookId?: string }): string {
+  const data =
+    event.data.type === 'orders' && event.data.attributes.refunded === false
+      ? { ...event.data, attributes: { ...event.data.attributes, refunded: null } }
+      : event.data;
   return JSON.stringify({
     meta: {
       event_name: event.name,
@@ -563,8 +571,8 @@ function bodyOf(event: WebhookEvent & { webhookId?: string }): string {
       webhook_id: event.webhookId ?? 'f1e2d3c4-0000-4000-8000-000000000001',
       ...(event.custom ? { custom_data: event.custom } : {}),
     },
-    data: event.data,
-  });
+    data,
+  }).replace(/\//g, '\\/');
 }
 
 let h: PaymentsHarness;

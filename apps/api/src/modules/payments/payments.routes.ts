@@ -22,5 +22,5 @@ export async function paymentRoutes(app: FastifyInstance, deps: AppDeps): Promis
     return reply.code(result.status).send(result.body);
   });
 
-  if (!deps.config.lemonSqueezyEnabled && deps.config.NODE_ENV !== 'production') await testCheckoutRoutes(app, deps);
+  if (!deps.config.lemonSqueezyEnabled && deps.config.development) await testCheckoutRoutes(app, deps);
 }

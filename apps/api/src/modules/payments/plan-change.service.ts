@@ -40,7 +40,7 @@ export async function changePlan(deps: AppDeps, user: SessionUser, tier: PaidTie
       subscriptionId: sub.providerSubscriptionId,
       variantId,
     });
-  } else if (deps.config.NODE_ENV !== 'production') {
+  } else if (deps.config.development) {
     await sendDevPlanChange(deps, sub, tier, user.email);
   } else {
     throw new DomainError('PROVIDER_UNAVAILABLE', 'Payments are not set up on this server yet.', {

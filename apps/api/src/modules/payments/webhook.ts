@@ -81,7 +81,7 @@ export async function receiveLemonSqueezyWebhook(
     dedupeKey,
   });
   const refusedTestMode =
-    envelope.data.meta.test_mode && deps.config.NODE_ENV === 'production' && !deps.config.LEMONSQUEEZY_ACCEPT_TEST_MODE;
+    envelope.data.meta.test_mode && !deps.config.development && !deps.config.LEMONSQUEEZY_ACCEPT_TEST_MODE;
   try {
     const result = await withSystem(deps.db, async (tx) => {
       const [recorded] = await tx
