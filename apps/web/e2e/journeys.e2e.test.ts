@@ -96,6 +96,12 @@ describe('the studio in a browser', () => {
     expect(await page.getByTestId('modal-needed').textContent()).toBe('90');
     await shot('03-insufficient-credits');
     await expectAccessible(page, 'insufficient-credits dialog');
+    // Escape closes it and gives focus back to Generate, the control that opened it.
+    await page.keyboard.press('Escape');
+    await modal.waitFor({ state: 'detached' });
+    expect(await page.evaluate(() => document.activeElement?.getAttribute('data-testid'))).toBe('generate');
+    await page.getByTestId('generate').click();
+    await modal.waitFor();
   });
 
   it('upgrade to Pro → pay on the test checkout → 10,000 credits', async () => {
