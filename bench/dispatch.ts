@@ -22,8 +22,7 @@ import type { AppRouter } from '../apps/api/src/app.router.js';
 import { signSession } from '../apps/api/src/modules/auth/session.js';
 import { createWorkerApi } from '../apps/gpu-worker/src/api-client.js';
 import { createTestApp, type TestApp } from '../apps/api/src/test/harness.js';
-import { fundedUser, smallParams, uploadResult } from '../apps/api/src/test/factories.js';
-import { pngOf } from '../apps/api/src/modules/worker/images.test-support.js';
+import { fundedUser, pngOf, smallParams, uploadResult } from '../apps/api/src/test/factories.js';
 import { benchCounts, childEnv } from './settings.js';
 
 const {

@@ -1,18 +1,19 @@
 import { spawnSync } from 'node:child_process';
 import { accessSync, constants, existsSync, readdirSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
+import { DEFAULT_TEST_DATABASE_SERVER_URL } from '@pingvas/db';
+import { DEFAULT_TEST_REDIS_URL } from '@pingvas/testkit';
 import { postgresAnswers, redisAnswers } from '../studio/services.js';
 import type { MachineFacts, ServiceFacts, Step } from './plan.js';
 
 /**
  * The machine side of the test prerequisites: reading the facts plan.ts decides on, and
- * carrying out its steps. The defaults are the ones the tests use (packages/testkit,
- * packages/db/src/testing.ts, the e2e journeys, the engine build).
+ * carrying out its steps. The service defaults are the tests' own (imported from packages/db
+ * and packages/testkit); Chromium's and the compiler's are those of the e2e journeys and the
+ * engine build.
  */
 
 const DEFAULT_CHROMIUM = '/usr/bin/chromium';
-const DEFAULT_POSTGRES = 'postgres://postgres@127.0.0.1:5432';
-const DEFAULT_REDIS = 'redis://127.0.0.1:6379';
 const LOOPBACK = new Set(['127.0.0.1', 'localhost', '[::1]', '::1']);
 
 function onPath(command: string): boolean {
@@ -62,8 +63,8 @@ export async function readMachine(): Promise<MachineFacts> {
   const env = process.env;
   const chromiumPath = env.CHROMIUM_PATH || DEFAULT_CHROMIUM;
   const compiler = env.CC || null;
-  const postgresUrl = env.TEST_DATABASE_SERVER_URL || DEFAULT_POSTGRES;
-  const redisUrl = env.TEST_REDIS_URL || DEFAULT_REDIS;
+  const postgresUrl = env.TEST_DATABASE_SERVER_URL || DEFAULT_TEST_DATABASE_SERVER_URL;
+  const redisUrl = env.TEST_REDIS_URL || DEFAULT_TEST_REDIS_URL;
   const [postgresUp, redisUp] = await Promise.all([postgresAnswers(postgresUrl), redisAnswers(redisUrl)]);
   return {
     root: process.getuid?.() === 0,
@@ -116,7 +117,10 @@ export async function carryOut(step: Step, log: (line: string) => void): Promise
       if (!version) throw new StepFailed('PostgreSQL is installed but has no cluster under /etc/postgresql');
       log(`starting PostgreSQL ${version}`);
       run('pg_ctlcluster', ['--skip-systemctl-redirect', version, 'main', 'start']);
-      await waitUntil(() => postgresAnswers(process.env.TEST_DATABASE_SERVER_URL || DEFAULT_POSTGRES), 'PostgreSQL');
+      await waitUntil(
+        () => postgresAnswers(process.env.TEST_DATABASE_SERVER_URL || DEFAULT_TEST_DATABASE_SERVER_URL),
+        'PostgreSQL',
+      );
       return;
     }
     case 'start-redis': {
@@ -133,7 +137,7 @@ export async function carryOut(step: Step, log: (line: string) => void): Promise
         '--appendonly',
         'no',
       ]);
-      await waitUntil(() => redisAnswers(process.env.TEST_REDIS_URL || DEFAULT_REDIS), 'Redis');
+      await waitUntil(() => redisAnswers(process.env.TEST_REDIS_URL || DEFAULT_TEST_REDIS_URL), 'Redis');
       return;
     }
   }

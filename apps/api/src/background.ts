@@ -1,8 +1,8 @@
 import type { AppDeps } from './deps.js';
 import type { BackgroundTask } from './infra/loop.js';
-import { startEmailSender } from './modules/email/sender.js';
+import { startEmailSender } from './modules/email/sender.task.js';
 import { startSubscriptionEndTask } from './modules/payments/subscription-end.task.js';
-import { startReconciler } from './modules/generation/reconciler.js';
+import { startReconciler } from './modules/generation/reconciler.task.js';
 import { startOrphanSweep } from './modules/worker/orphan-sweep.task.js';
 import { startRedisLossWatch } from './modules/generation/redis-loss.task.js';
 import { startUploadExpiry } from './modules/uploads/uploads-expiry.task.js';

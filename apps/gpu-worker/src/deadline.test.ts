@@ -7,7 +7,7 @@ import { createTestApp, type TestApp } from '../../api/src/test/harness.js';
 import { expectLedgerInvariants } from '../../api/src/test/invariants.js';
 import { buildServer } from '../../api/src/server.js';
 import { grant, getBalance } from '../../api/src/modules/credits/ledger.js';
-import { reconcileOnce } from '../../api/src/modules/generation/reconciler.js';
+import { reconcileOnce } from '../../api/src/modules/generation/reconciler.task.js';
 import type { SessionUser } from '../../api/src/context.js';
 import { referenceEngine } from './test/reference-engine.js';
 import { spawnWorker, type WorkerProcess } from './test/worker-process.js';

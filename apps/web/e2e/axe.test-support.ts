@@ -26,6 +26,9 @@ export interface AxeFinding {
 /** Every finding of this run, for the report a journey writes at the end. */
 export const axeFindings: AxeFinding[] = [];
 
+/** Every page state and scheme scanned in this run (so a clean report says how much was looked at). */
+export const axeScans: { state: string; scheme: 'light' | 'dark' }[] = [];
+
 async function scan(page: Page): Promise<AxeResults> {
   const loaded = await page.evaluate(() => typeof (window as { axe?: unknown }).axe === 'object');
   if (!loaded) await page.addScriptTag({ path: AXE_SOURCE });
@@ -66,6 +69,7 @@ export async function expectAccessible(
       await page.emulateMedia({ colorScheme: scheme });
       await page.evaluate(() => new Promise((resolve) => requestAnimationFrame(() => setTimeout(resolve, 50))));
       const results = await scan(page);
+      axeScans.push({ state, scheme });
       for (const violation of results.violations) {
         axeFindings.push({
           state,
@@ -86,7 +90,16 @@ export async function expectAccessible(
 
 /** Writes what axe found (moderate and minor included) as JSON, for a person to read. */
 export function writeAxeReport(directory: string, name: string): void {
-  const counts: Record<string, number> = {};
+  const counts: Record<string, number> = { critical: 0, serious: 0, moderate: 0, minor: 0 };
   for (const finding of axeFindings) counts[finding.impact] = (counts[finding.impact] ?? 0) + finding.nodes.length;
-  writeFileSync(join(directory, `${name}.json`), `${JSON.stringify({ counts, findings: axeFindings }, null, 2)}\n`);
+  const states = new Set(axeScans.map((s) => s.state)).size;
+  const scans = { states, scans: axeScans.length, scanned: axeScans };
+  writeFileSync(
+    join(directory, `${name}.json`),
+    `${JSON.stringify({ counts, ...scans, findings: axeFindings }, null, 2)}\n`,
+  );
+  const byImpact = Object.entries(counts)
+    .map(([impact, nodes]) => `${nodes} ${impact}`)
+    .join(', ');
+  console.log(`axe (${name}): ${axeScans.length} scans of ${states} page states; nodes: ${byImpact}`);
 }

@@ -4,8 +4,9 @@ import { fileURLToPath } from 'node:url';
 import postgres from 'postgres';
 import { createDbClient, type DbClient } from './client.js';
 import { migrateDatabase } from './migrate.js';
+import { DEFAULT_TEST_DATABASE_SERVER_URL } from './urls.js';
 
-const SERVER_URL = process.env.TEST_DATABASE_SERVER_URL ?? 'postgres://postgres@127.0.0.1:5432';
+const SERVER_URL = process.env.TEST_DATABASE_SERVER_URL ?? DEFAULT_TEST_DATABASE_SERVER_URL;
 const RUNTIME_ROLE = 'pingvas_test_app';
 const MIGRATIONS = fileURLToPath(new URL('../migrations', import.meta.url));
 

@@ -3,7 +3,9 @@ import { withSystem } from '@pingvas/db';
 import type { SessionUser } from '../context.js';
 import { grant } from '../modules/credits/ledger.js';
 import type { TestApp } from './harness.js';
-import { pngOf, TINY_WEBP } from '../modules/worker/images.test-support.js';
+import { pngOf, TINY_WEBP } from './images.js';
+
+export { pngOf, TINY_WEBP };
 
 /**
  * Shared factories of users, credits, generation parameters and worker uploads: one source for the

@@ -6,7 +6,7 @@ import { withSystem } from '@pingvas/db';
 import { startSmtpSink, type SmtpSink } from '@pingvas/testkit';
 import { createTestApp, type TestApp } from '../../test/harness.js';
 import { queueEmail } from './outbox.js';
-import { createMailer, deliverDueEmails, startEmailSender } from './sender.js';
+import { createMailer, deliverDueEmails, startEmailSender } from './sender.task.js';
 import { renderEmail } from './templates.js';
 
 let app: TestApp;

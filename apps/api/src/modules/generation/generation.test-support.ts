@@ -5,8 +5,7 @@ import { afterAll, afterEach, beforeAll } from 'vitest';
 import { createTestApp, type TestApp } from '../../test/harness.js';
 import { expectLedgerInvariants } from '../../test/invariants.js';
 import { release } from '../credits/ledger.js';
-import { deliveredSize, uploadResult } from '../../test/factories.js';
-import { pngOf } from '../worker/images.test-support.js';
+import { deliveredSize, pngOf, uploadResult } from '../../test/factories.js';
 import { jobEvents } from './job-events.js';
 
 export async function balanceOf(app: TestApp, userId: string): Promise<{ available: number; held: number }> {

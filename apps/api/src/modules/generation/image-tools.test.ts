@@ -9,8 +9,7 @@ import {
   UPSCALE_MODEL_ID,
 } from '@pingvas/core';
 import type { TestApp } from '../../test/harness.js';
-import { fundedUser, smallParams } from '../../test/factories.js';
-import { pngOf } from '../worker/images.test-support.js';
+import { fundedUser, pngOf, smallParams } from '../../test/factories.js';
 import { checkedUpload, photo, putUpload } from '../uploads/uploads.test-support.js';
 import {
   balanceOf,
@@ -22,7 +21,7 @@ import {
 } from './generation.test-support.js';
 import { claimOf, expectRefusedUnchanged, fetchBytes, galleryImage } from './image-tools.test-support.js';
 import { dequeue } from './queue.js';
-import { reconcileOnce } from './reconciler.js';
+import { reconcileOnce } from './reconciler.task.js';
 
 /**
  * Each job kind end to end: create (hold) → claim (inputs) → upload per index → complete

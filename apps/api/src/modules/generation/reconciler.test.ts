@@ -6,7 +6,7 @@ import { jobDeadline } from '@pingvas/core';
 import type { JobEnvelope } from './bus.js';
 import { createJob } from './generation.service.js';
 import { popEligible, runningCount } from './queue.js';
-import { reconcileOnce } from './reconciler.js';
+import { reconcileOnce } from './reconciler.task.js';
 import { fundedUser, SMALL_ESTIMATE, smallParams, uploadResult } from '../../test/factories.js';
 import {
   balanceOf,

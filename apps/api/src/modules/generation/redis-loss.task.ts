@@ -1,7 +1,7 @@
 import type { BackgroundTask } from '../../infra/loop.js';
 import type { AppDeps } from '../../deps.js';
 import { startLoop } from '../../infra/loop.js';
-import { reconcileOnce } from './reconciler.js';
+import { reconcileOnce } from './reconciler.task.js';
 
 /**
  * Redis keeps nothing on disk: a restart (or a FLUSHALL) empties the queue, the running

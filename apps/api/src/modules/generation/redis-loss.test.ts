@@ -10,9 +10,8 @@ import { jobEvents } from './job-events.js';
 import { runningCount } from './queue.js';
 import { repairIfRedisLost } from './redis-loss.task.js';
 import { completeJob } from '../worker/worker.service.js';
-import { fundedUser, smallParams, uploadResult } from '../../test/factories.js';
+import { fundedUser, pngOf, smallParams, uploadResult } from '../../test/factories.js';
 import { claim, completeClaimed, jobRow, settleAll } from './generation.test-support.js';
-import { pngOf } from '../worker/images.test-support.js';
 
 /**
  * Redis keeps nothing on disk: these tests break a private redis-server (FLUSHALL, SIGKILL and

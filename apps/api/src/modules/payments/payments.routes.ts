@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import type { AppDeps } from '../../deps.js';
-import { testCheckoutRoutes } from './test-checkout.js';
+import { testCheckoutRoutes } from './test-checkout.routes.js';
 import { receiveLemonSqueezyWebhook, unmatchedPurchases } from './webhook.js';
 
 /** The Lemon Squeezy webhook and the local test checkout, under /api/v1. */

@@ -3,7 +3,7 @@ import type { ClaimedJob } from '@pingvas/core';
 import type { TestApp } from '../../test/harness.js';
 import { attemptKeys } from '../../infra/object-store.js';
 import { seedImages } from '../gallery/gallery.test-support.js';
-import { reconcileOnce } from '../generation/reconciler.js';
+import { reconcileOnce } from '../generation/reconciler.task.js';
 import { fundedUser, smallParams, uploadResult } from '../../test/factories.js';
 import {
   claim,

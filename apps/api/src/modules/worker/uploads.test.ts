@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { maxUploadBytes, MAX_ORIGINAL_BYTES, type ClaimedJob } from '@pingvas/core';
 import type { TestApp } from '../../test/harness.js';
-import { reconcileOnce } from '../generation/reconciler.js';
-import { fundedUser, smallParams, uploadResult } from '../../test/factories.js';
+import { reconcileOnce } from '../generation/reconciler.task.js';
+import { fundedUser, pngOf, smallParams, TINY_WEBP, uploadResult } from '../../test/factories.js';
 import {
   balanceOf,
   claim,
@@ -12,7 +12,6 @@ import {
   reportComplete,
   useGenerationTestApp,
 } from '../generation/generation.test-support.js';
-import { pngOf, TINY_WEBP } from './images.test-support.js';
 
 let app: TestApp;
 useGenerationTestApp((created) => {

@@ -1,7 +1,7 @@
 import { crc32, deflateSync } from 'node:zlib';
 
 /**
- * Real image files for tests of the upload checks, made without an image library: a
+ * Real image files for tests and benches of the upload checks, made without an image library: a
  * grey-scale PNG of any size (every row filter 0, all pixels black) and a 1×1 lossless WebP.
  */
 
