@@ -5,7 +5,10 @@
  *
  *   (a) cli       one engine process per job: every job loads its model first;
  *   (b) warm      one sd-server per warm model (a GPU holds one model), plain queue order;
- *   (c) affinity  the same servers, and claims that prefer a job whose model is warm.
+ *   (c) affinity  the same servers, and claims that prefer a job whose model is warm;
+ *   (d) prewarmed (c) on a fleet that pre-warmed at start (ENGINE_PREWARM: two workers SDXL, two
+ *                 SD 1.5, as an operator splits a fleet by demand), i.e. (c) without the first loads
+ *                 that a real worker pays once in its lifetime but this 1-minute run pays 4 times.
  *
  * Load and sampling times are scaled down from a real GPU in the same proportions (SDXL load
  * ≈ 2× its sampling time, SD 1.5 ≈ 2.5×) and are sleeps (REFENGINE_LOAD_MS, REFENGINE_STEP_MS)
@@ -13,7 +16,7 @@
  * Reported per mode: the share of the workers' wall time spent sampling (first to last
  * denoising step of each job, summed, over 4 × the mode's wall time), jobs per minute, and the
  * p50/p95 wait (create → claim) per tier. Goals: (c) sampling share ≥ 90% and ≥ 2.5× the jobs
- * per minute of (a); pro p95 wait ≤ starter p95 wait in every mode.
+ * per minute of (a); pro p95 wait ≤ starter p95 wait in every mode. (d) is reported beside (c).
  *
  *   npm run bench:warm          (BENCH_WARM_JOBS=200 to change the count; BENCH_WARM_MODES=affinity
  *                               runs only the modes named, without the RESULT line)
@@ -53,7 +56,9 @@ const GPU_MEMORY_MB = 8000;
 /** The affinity bound, scaled like the times (15 s on a GPU where SDXL samples in about 5 s). */
 const MAX_DELAY_SECONDS = 3;
 
-type Mode = 'cli' | 'warm' | 'affinity';
+type Mode = 'cli' | 'warm' | 'affinity' | 'prewarmed';
+/** (d)'s fleet: what each worker loads at start. */
+const PREWARM = [['sdxl'], ['sdxl'], ['sd15'], ['sd15']] as const;
 
 /** The reference engine reads both times from its environment, which the registry sets per model. */
 const timesEnv = (id: keyof typeof TIMES) => ({
@@ -91,6 +96,10 @@ class MeasuredEngine implements Engine {
 
   close(): Promise<void> {
     return this.inner.close();
+  }
+
+  async prewarm(models: readonly string[]): Promise<void> {
+    if (this.inner instanceof ServerEngine) await this.inner.prewarm([...models]);
   }
 
   async run(job: EngineJob, files: EngineJobFiles, options: EngineRunOptions): Promise<EngineOutcome> {
@@ -163,7 +172,7 @@ async function runMode(app: TestApp, apiUrl: string, mode: Mode): Promise<ModeRe
             fallback: cli,
             progressIntervalMs: 0,
           });
-    return new MeasuredEngine(inner, mode === 'affinity');
+    return new MeasuredEngine(inner, mode === 'affinity' || mode === 'prewarmed');
   });
   const workers = await Promise.all(
     engines.map(
@@ -180,6 +189,8 @@ async function runMode(app: TestApp, apiUrl: string, mode: Mode): Promise<ModeRe
         }),
     ),
   );
+
+  if (mode === 'prewarmed') await Promise.all(engines.map((engine, i) => engine.prewarm(PREWARM[i]!)));
 
   // 40% of the jobs are pro, spread over users so that no plan's concurrency limit is what waits.
   const pros = await Promise.all(Array.from({ length: 10 }, () => user(app, 'pro')));
@@ -267,7 +278,7 @@ async function main() {
   );
   const results: ModeResult[] = [];
   try {
-    const modes = benchList('BENCH_WARM_MODES', ['cli', 'warm', 'affinity']) as Mode[];
+    const modes = benchList('BENCH_WARM_MODES', ['cli', 'warm', 'affinity', 'prewarmed']) as Mode[];
     for (const mode of modes) {
       const result = await runMode(app, apiUrl, mode);
       results.push(result);
@@ -285,8 +296,8 @@ async function main() {
     await closing;
     await app.close();
   }
-  if (results.length < 3) return;
-  const [cli, warm, affinity] = results as [ModeResult, ModeResult, ModeResult];
+  if (results.length < 4) return;
+  const [cli, warm, affinity, prewarmed] = results as [ModeResult, ModeResult, ModeResult, ModeResult];
   const round = (n: number, d = 3) => Number(n.toFixed(d));
   console.log(
     `load average at end: ${loadavg()
@@ -294,7 +305,8 @@ async function main() {
       .join(' ')}`,
   );
   console.log(
-    `goals: affinity share ≥ 0.90 (${round(affinity.samplingShare)}), affinity ≥ 2.5× cli jobs/min ` +
+    `goals: affinity share ≥ 0.90 (${round(affinity.samplingShare)}; pre-warmed ${round(prewarmed.samplingShare)}), ` +
+      `affinity ≥ 2.5× cli jobs/min ` +
       `(${round(affinity.jobsPerMin / cli.jobsPerMin, 2)}×), pro p95 ≤ starter p95 in every mode ` +
       `(${results.every((r) => r.wait.pro.p95 <= r.wait.starter.p95)})`,
   );
@@ -306,6 +318,8 @@ async function main() {
       cliJobsPerMin: round(cli.jobsPerMin, 1),
       warmJobsPerMin: round(warm.jobsPerMin, 1),
       affinityJobsPerMin: round(affinity.jobsPerMin, 1),
+      prewarmedShare: round(prewarmed.samplingShare),
+      prewarmedJobsPerMin: round(prewarmed.jobsPerMin, 1),
       proP95WaitS: Object.fromEntries(results.map((r) => [r.mode, round(r.wait.pro.p95, 2)])),
       starterP95WaitS: Object.fromEntries(results.map((r) => [r.mode, round(r.wait.starter.p95, 2)])),
     })}`,
