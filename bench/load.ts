@@ -56,6 +56,8 @@ const {
 });
 /** Pro users run 4 jobs at a time; the watched jobs are spread over this many. */
 const JOBS_PER_WATCHED_USER = 4;
+/** Idle sockets per user: a few tabs and devices each, under the API's per-user cap (WS_MAX_SOCKETS_PER_USER). */
+const IDLE_SOCKETS_PER_USER = 8;
 /** Pro users may have 100 jobs pending; the create stream is spread so nobody hits it. */
 const CREATES_PER_USER = 90;
 
@@ -346,15 +348,20 @@ async function main() {
     await api.stop();
     const idleApi = await startApi(app, redis.url);
     const idleUrl = `${idleApi.base.replace('http', 'ws')}/trpc`;
-    const idleToken = await tokenFor(app, watchedUsers[0]!);
+    const idleUsers = await pool(Array.from({ length: Math.ceil(IDLE_SOCKETS / IDLE_SOCKETS_PER_USER) }), 8, () =>
+      app.createUser({ tier: 'free' }),
+    );
+    const idleTokens = await Promise.all(idleUsers.map((user) => tokenFor(app, user)));
     const idle: WebSocket[] = [];
+    let started = 0;
     const open = (count: number) =>
       pool(
         Array.from({ length: count }),
         64,
         () =>
           new Promise<void>((resolve, reject) => {
-            const socket = new WebSocket(idleUrl, { headers: { authorization: `Bearer ${idleToken}` } });
+            const token = idleTokens[Math.floor(started++ / IDLE_SOCKETS_PER_USER)]!;
+            const socket = new WebSocket(idleUrl, { headers: { authorization: `Bearer ${token}` } });
             socket.once('open', () => {
               idle.push(socket);
               resolve();
