@@ -79,7 +79,8 @@ export class Injector {
     const { cluster, random } = this;
     switch (kind) {
       case 'kill-api': {
-        // Never all at once: with one API left alive the fault waits for a later turn.
+        // Never all at once: with one of several APIs left alive the fault waits for a later turn.
+        // A one-API run does kill its only API: clients then meet an outage, and it comes back.
         const live = cluster.liveApis();
         if (live.length < Math.min(2, cluster.apis.length)) return false;
         const api = random.pick(live);
