@@ -17,7 +17,7 @@ import { jobEvents } from '../../api/src/modules/generation/job-events.js';
 import { putUpload } from '../../api/src/modules/uploads/uploads.test-support.js';
 import type { SessionUser } from '../../api/src/context.js';
 import { freePort } from '@pingvas/local-services';
-import { createWorkerApi } from './api-client.js';
+import { createWorkerApi, type WorkerApi } from './api-client.js';
 import { REFERENCE_MODEL_FILE, REFERENCE_REGISTRY } from './config.js';
 import { CliEngine } from './engines/cli-engine.js';
 import { startStatusServer } from './status-server.js';
@@ -136,7 +136,7 @@ async function countRows(table: 'images' | 'captures', user: SessionUser, jobId:
 /** A worker in this process, to watch its records, status and log. */
 async function inProcessWorker(
   engineEnv: Record<string, string> = {},
-  options: { concurrency?: number; apiUrl?: string } = {},
+  options: { concurrency?: number; apiUrl?: string; api?: (api: WorkerApi) => WorkerApi } = {},
 ) {
   const engine = new CliEngine({
     bin: engineBin,
@@ -149,7 +149,9 @@ async function inProcessWorker(
   const logs: Record<string, unknown>[] = [];
   const workerId = `test-worker-${randomUUID()}`;
   const worker = new Worker({
-    api: createWorkerApi({ apiUrl: options.apiUrl ?? apiUrl, workerToken: app.config.WORKER_TOKEN }),
+    api: (options.api ?? ((api) => api))(
+      createWorkerApi({ apiUrl: options.apiUrl ?? apiUrl, workerToken: app.config.WORKER_TOKEN }),
+    ),
     engine,
     engineVersion: await engine.version(),
     workerId,
@@ -166,6 +168,23 @@ async function inProcessWorker(
   worker.start();
   stops.push(() => worker.stop(0));
   return { worker, records, logs, workerId };
+}
+
+type UploadUrlCall = Parameters<WorkerApi['uploadUrl']['mutate']>;
+
+/** The worker's API with a hook that runs before each upload URL request (and may hold it). */
+function beforeUploadUrl(api: WorkerApi, hook: (...call: UploadUrlCall) => Promise<void>): WorkerApi {
+  return new Proxy(api, {
+    get(target, key, receiver) {
+      if (key !== 'uploadUrl') return Reflect.get(target, key, receiver) as unknown;
+      return {
+        mutate: async (...call: UploadUrlCall) => {
+          await hook(...call);
+          return target.uploadUrl.mutate(...call);
+        },
+      };
+    },
+  });
 }
 
 function childWorker(id: string, env: Record<string, string> = {}): WorkerProcess {
@@ -543,6 +562,64 @@ describe('image tools through the worker', () => {
       images: images.map((i) => ({ id: i.id })),
     });
     await expect.poll(() => records.map((r) => r.result)).toEqual(['completed']);
+  });
+
+  it('drops an attempt whose lease is lost in the middle of its batch uploads; the retry stores the four images once', async () => {
+    const user = await payingUser();
+    let cut = false;
+    const { records } = await inProcessWorker(
+      {},
+      {
+        api: (api) =>
+          beforeUploadUrl(api, async (input) => {
+            if (cut || input.index !== 2) return;
+            cut = true;
+            // As if the worker had gone quiet past its lease while images 0 and 1 went up.
+            await app.database.admin`
+              update generation_jobs set lease_expires_at = now() - interval '1 second' where id = ${input.jobId}`;
+            await reconcileOnce(app.deps);
+          }),
+      },
+    );
+    const { jobId } = await createJob(user, { steps: 4, count: 4 });
+    await untilJob(jobId).toMatchObject({ status: 'completed', retry_count: 1 });
+    expect(cut).toBe(true);
+    const images = await storedImages(jobId);
+    expect(images.map((i) => i.job_index)).toEqual([0, 1, 2, 3]);
+    expect(new Set(images.map((i) => i.original.toString('base64'))).size).toBe(4);
+    expect(await countRows('captures', user, jobId)).toBe(1);
+    await expect.poll(() => records.map((r) => r.result).sort()).toEqual(['completed', 'dropped']);
+  });
+
+  it('hands back a job stopped in the middle of its batch uploads; the next worker stores the four images once', async () => {
+    const user = await payingUser();
+    let stopping: Promise<void> | null = null;
+    const leaving = await inProcessWorker(
+      {},
+      {
+        api: (api) =>
+          beforeUploadUrl(api, (input, options) => {
+            if (input.index !== 2 || stopping) return Promise.resolve();
+            // Image 2's upload is held until the shutdown aborts it: the stop lands mid-batch.
+            stopping = leaving.worker.stop(0);
+            return new Promise((_, reject) => {
+              const signal = options!.signal!;
+              signal.addEventListener('abort', () => reject(signal.reason as Error), { once: true });
+            });
+          }),
+      },
+    );
+    const { jobId } = await createJob(user, { steps: 4, count: 4 });
+    await expect.poll(() => stopping, { timeout: 30_000 }).not.toBeNull();
+    await stopping;
+    expect(leaving.records.map((r) => r.result)).toEqual(['released']);
+    expect(await job(jobId)).toMatchObject({ status: 'pending', retry_count: 0 });
+    expect(await countRows('images', user, jobId)).toBe(0);
+
+    await inProcessWorker();
+    await untilJob(jobId).toMatchObject({ status: 'completed', retry_count: 0 });
+    expect((await storedImages(jobId)).map((i) => i.job_index)).toEqual([0, 1, 2, 3]);
+    expect(await countRows('captures', user, jobId)).toBe(1);
   });
 
   it('fails every attempt of a job whose init image cannot be fetched, as an engine error, refunding the hold', async () => {
