@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { createServer, type ServerResponse } from 'node:http';
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -171,20 +172,58 @@ async function inProcessWorker(
 }
 
 type UploadUrlCall = Parameters<WorkerApi['uploadUrl']['mutate']>;
+type ClaimCall = Parameters<WorkerApi['claim']['mutate']>;
+type Claimed = NonNullable<Awaited<ReturnType<WorkerApi['claim']['mutate']>>>;
+
+/** The worker's API with some procedures wrapped (a wrapper may call the real one). */
+function wrapWorkerApi(
+  api: WorkerApi,
+  wrap: {
+    uploadUrl?: (
+      call: UploadUrlCall,
+      real: WorkerApi['uploadUrl'],
+    ) => Promise<Awaited<ReturnType<WorkerApi['uploadUrl']['mutate']>>>;
+    claim?: (call: ClaimCall, real: WorkerApi['claim']) => Promise<Claimed | null>;
+  },
+): WorkerApi {
+  return new Proxy(api, {
+    get(target, key, receiver) {
+      if (key === 'uploadUrl' && wrap.uploadUrl)
+        return { mutate: (...call: UploadUrlCall) => wrap.uploadUrl!(call, target.uploadUrl) };
+      if (key === 'claim' && wrap.claim) return { mutate: (...call: ClaimCall) => wrap.claim!(call, target.claim) };
+      return Reflect.get(target, key, receiver) as unknown;
+    },
+  });
+}
 
 /** The worker's API with a hook that runs before each upload URL request (and may hold it). */
 function beforeUploadUrl(api: WorkerApi, hook: (...call: UploadUrlCall) => Promise<void>): WorkerApi {
-  return new Proxy(api, {
-    get(target, key, receiver) {
-      if (key !== 'uploadUrl') return Reflect.get(target, key, receiver) as unknown;
-      return {
-        mutate: async (...call: UploadUrlCall) => {
-          await hook(...call);
-          return target.uploadUrl.mutate(...call);
-        },
-      };
+  return wrapWorkerApi(api, {
+    uploadUrl: async (call, real) => {
+      await hook(...call);
+      return real.mutate(...call);
     },
   });
+}
+
+/** A loopback HTTP server that accepts requests and never answers them. */
+async function silentServer(): Promise<{ url: string; requests: () => number; close: () => Promise<void> }> {
+  let requests = 0;
+  const held = new Set<ServerResponse>();
+  const server = createServer((_request, response) => {
+    requests += 1;
+    held.add(response);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/held.png`,
+    requests: () => requests,
+    close: async () => {
+      for (const response of held) response.destroy();
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+    },
+  };
 }
 
 function childWorker(id: string, env: Record<string, string> = {}): WorkerProcess {
@@ -620,6 +659,44 @@ describe('image tools through the worker', () => {
     await untilJob(jobId).toMatchObject({ status: 'completed', retry_count: 0 });
     expect((await storedImages(jobId)).map((i) => i.job_index)).toEqual([0, 1, 2, 3]);
     expect(await countRows('captures', user, jobId)).toBe(1);
+  });
+
+  it('hands back a job stopped while its init image downloads, and drops one whose lease is lost meanwhile', async () => {
+    const user = await payingUser();
+    const silent = await silentServer();
+    stops.push(silent.close);
+    const initId = await uploadPng(user, await block(256, 256, WHITE).png().toBuffer());
+    // The first claim of each job is pointed at a server that never answers: the download hangs.
+    const diverted = new Set<string>();
+    const divert = (api: WorkerApi) =>
+      wrapWorkerApi(api, {
+        claim: async (call, real) => {
+          const claimed = await real.mutate(...call);
+          if (!claimed || diverted.has(claimed.job.id)) return claimed;
+          diverted.add(claimed.job.id);
+          const initImage = { ...claimed.job.inputs.initImage!, url: silent.url };
+          return { ...claimed, job: { ...claimed.job, inputs: { ...claimed.job.inputs, initImage } } } as Claimed;
+        },
+      });
+
+    const leaving = await inProcessWorker({}, { api: divert });
+    const stopped = await createJob(user, { steps: 4, initImage: { uploadId: initId } });
+    await expect.poll(() => silent.requests(), { timeout: 30_000 }).toBe(1);
+    await leaving.worker.stop(0);
+    expect(leaving.records.map((r) => r.result)).toEqual(['released']);
+    expect(await job(stopped.jobId)).toMatchObject({ status: 'pending', retry_count: 0 });
+    await app.callerFor(user).generation.cancel({ jobId: stopped.jobId });
+
+    const quiet = await inProcessWorker({}, { api: divert });
+    const lost = await createJob(user, { steps: 4, initImage: { uploadId: initId } });
+    await expect.poll(() => silent.requests(), { timeout: 30_000 }).toBe(2);
+    await app.database.admin`
+      update generation_jobs set lease_expires_at = now() - interval '1 second' where id = ${lost.jobId}`;
+    await reconcileOnce(app.deps);
+    // The next heartbeat finds the lease gone and stops the download; the retry downloads the real image.
+    await untilJob(lost.jobId).toMatchObject({ status: 'completed', retry_count: 1 });
+    await expect.poll(() => quiet.records.map((r) => r.result).sort()).toEqual(['completed', 'dropped']);
+    expect(await countRows('images', user, lost.jobId)).toBe(1);
   });
 
   it('fails every attempt of a job whose init image cannot be fetched, as an engine error, refunding the hold', async () => {
