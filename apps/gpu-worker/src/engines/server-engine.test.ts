@@ -1,10 +1,17 @@
-import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { randomUUID } from 'node:crypto';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { UPSCALE_MODEL_ID, type EngineJob, type EngineParams } from '@pingvas/core';
-import { REFERENCE_ENGINE_BIN, REFERENCE_REGISTRY, REFERENCE_SERVER_BIN, type ModelRegistry } from '../config.js';
-import { groupExists, referenceEngine } from '../test/reference-engine.js';
+import {
+  REFERENCE_ENGINE_BIN,
+  REFERENCE_MODEL_FILE,
+  REFERENCE_REGISTRY,
+  REFERENCE_SERVER_BIN,
+  type ModelRegistry,
+} from '../config.js';
+import { groupExists, processesMentioning, referenceEngine } from '../test/reference-engine.js';
 import { CliEngine } from './cli-engine.js';
 import type { Engine, EngineJobFiles, EngineOutcome, EngineProgress } from './engine.js';
 import { ServerEngine } from './server-engine.js';
@@ -314,6 +321,20 @@ describe('ServerEngine against the reference sd-server', () => {
     expect(pids).toHaveLength(2);
     await e.close();
     for (const pid of pids) await expect.poll(() => groupExists(pid), { timeout: 10_000 }).toBe(false);
+    expect(e.processGroups()).toEqual([]);
+  });
+
+  it('close() while a crashed server is being replaced leaves no server behind', async () => {
+    // A model file of its own: any server still running for it afterwards is this test's leak.
+    const model = join(dir, `replaced-${randomUUID()}.txt`);
+    copyFileSync(REFERENCE_MODEL_FILE, model);
+    const e = engine({ REFENGINE_ABORT_AT_STEP: '2' }, { models: { sd15: { args: ['-m', model] } } });
+    const { outcome } = await run(e, params());
+    expect(outcome).toMatchObject({ ok: false, code: 'CRASH' });
+    // The replacement is on its way (finding a port) as the worker shuts down.
+    await e.close();
+    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    expect(processesMentioning(model)).toEqual([]);
     expect(e.processGroups()).toEqual([]);
   });
 });

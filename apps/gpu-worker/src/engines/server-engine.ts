@@ -247,6 +247,7 @@ export class ServerEngine implements Engine {
     try {
       server ??= await this.startWithRoom(params.model, entry, stop);
     } catch {
+      if (this.closed) return engineFailure('CANCELLED', 'the engine is shutting down', 0);
       return this.stopped(options, 0, 'while waiting for GPU memory to load the model');
     }
     server.jobs++;
@@ -471,6 +472,9 @@ export class ServerEngine implements Engine {
 
   private async start(model: string, entry: ModelEntry): Promise<ModelServer> {
     const port = await freeLoopbackPort();
+    // close() may have run while the port was found (a crashed server's replacement, a prewarm):
+    // a server spawned now would outlive the engine, detached in its own process group.
+    if (this.closed) throw new Error('the engine is closed');
     const existing = this.servers.get(model);
     if (existing) return existing;
     const args = [...entry.args, '--listen-ip', '127.0.0.1', '--listen-port', String(port)];
@@ -511,9 +515,10 @@ export class ServerEngine implements Engine {
         if (this.closed || this.servers.has(server.model) || this.usedMb() + this.sizeOf(entry) > this.budget()) return;
         return this.start(server.model, entry);
       })
-      .catch((error: unknown) =>
-        this.options.logger?.error({ err: error, model: server.model }, 'could not restart the model server'),
-      );
+      .catch((error: unknown) => {
+        if (!this.closed)
+          this.options.logger?.error({ err: error, model: server.model }, 'could not restart the model server');
+      });
   }
 
   /** The servers' process groups, for tests that check nothing is left behind. */
