@@ -10,14 +10,13 @@ import {
   type FailureCode,
   type JobKind,
   type JobState,
+  type StoredParams,
   type UpscaleScale,
 } from '@pingvas/core';
 import type { AppDeps } from '../../deps.js';
 import type { ObjectStore } from '../../infra/object-store.js';
 import type { JobRow } from './jobs.js';
 import { standing } from './queue.js';
-
-/** What `generation.get` and `generation.list` show of a job (docs/image-tools.md). */
 
 const jobs = schema.generationJobs;
 const images = schema.images;
@@ -46,7 +45,11 @@ export interface JobImageView {
   url: string;
 }
 
-export interface JobView {
+/**
+ * What `generation.get` and `generation.list` show of a job (docs/image-tools.md): its stored
+ * parameters (an upscale's width and height are the delivered size) and its state.
+ */
+export interface JobView extends StoredParams {
   id: string;
   status: JobState;
   kind: JobKind;
@@ -55,16 +58,6 @@ export interface JobView {
   /** img2img and inpaint: how far from the init image the result may go. */
   strength: number | null;
   upscale: { scale: UpscaleScale } | null;
-  prompt: string;
-  negativePrompt: string | null;
-  model: string;
-  /** The size of each image it makes (an upscale's: the delivered size). */
-  width: number;
-  height: number;
-  steps: number;
-  cfgScale: number;
-  seed: number;
-  sampler: string;
   estimatedCredits: number;
   chargedCredits: number | null;
   /** Failed attempts so far. */
