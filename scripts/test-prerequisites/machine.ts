@@ -1,8 +1,8 @@
 import { spawnSync } from 'node:child_process';
 import { accessSync, constants, existsSync, readdirSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
-import { DEFAULT_TEST_DATABASE_SERVER_URL } from '@pingvas/db';
-import { DEFAULT_TEST_REDIS_URL } from '@pingvas/testkit';
+import { DEFAULT_TEST_DATABASE_SERVER_URL } from '@pingvas/db/urls';
+import { DEFAULT_TEST_REDIS_URL } from '@pingvas/testkit/redis';
 import { postgresAnswers, redisAnswers } from '../studio/services.js';
 import type { MachineFacts, ServiceFacts, Step } from './plan.js';
 
