@@ -396,6 +396,8 @@ describe('GPU worker against the real API', () => {
     await untilJob(first.jobId).toMatchObject({ status: 'in_progress', worker_id: workerId });
     // Claimed ahead: in progress on this worker while the first job's engine is still running.
     await untilJob(second.jobId).toMatchObject({ status: 'in_progress', worker_id: workerId });
+    // The row says claimed once the claim commits; the worker holds the job once the answer arrives.
+    await expect.poll(() => worker.status().currentJobs.map((j) => j.jobId)).toContain(second.jobId);
     await worker.stop(0);
     expect(await job(first.jobId)).toMatchObject({ retry_count: 0 });
     expect(await job(second.jobId)).toMatchObject({ status: 'pending', retry_count: 0 });
