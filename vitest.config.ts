@@ -1,4 +1,3 @@
-import { availableParallelism } from 'node:os';
 import { defineConfig } from 'vitest/config';
 
 export default defineConfig({
@@ -20,10 +19,6 @@ export default defineConfig({
         },
       },
     ],
-    // Vitest's default (one fewer than the cores) runs one file at a time on a 2-core machine; the
-    // files mostly wait on PostgreSQL, Redis and child processes, so three at once finish sooner
-    // (CI here: 12.0 → 9.7 min) and each has its own database and key prefix.
-    maxWorkers: Math.max(3, availableParallelism() - 1),
     globalSetup: ['./vitest.global-setup.ts'],
     reporters: ['default', './vitest.summary-reporter.ts'],
   },
